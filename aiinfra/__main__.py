@@ -1,0 +1,3 @@
+from aiinfra.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""aiinfra's own components, registered through the same hooks and entry point as any plugin.
+
+``[project.entry-points.aiinfra] builtin = "aiinfra.builtin"`` in pyproject.toml. Targets and
+schemas are import strings: listing them imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from aiinfra.plugins import hookimpl
+
+AIINFRA_API = ">=1.0,<2"
+
+_S = "aiinfra.config.schema"
+
+COMPONENTS = [
+    # kind, name, target, schema, description
+    ("source", "sklearn", "aiinfra.data.sources:SklearnSource", f"{_S}:SklearnSourceConfig",
+     "a dataset bundled with scikit-learn (breast_cancer, wine, digits, iris); no download"),
+    ("source", "csv", "aiinfra.data.sources:CSVSource", f"{_S}:FileSourceConfig",
+     "a CSV file"),
+    ("source", "parquet", "aiinfra.data.sources:ParquetSource", f"{_S}:FileSourceConfig",
+     "a Parquet file or directory"),
+    ("source", "synthetic", "aiinfra.data.sources:SyntheticSource", f"{_S}:SyntheticSourceConfig",
+     "a seeded synthetic classification problem of any size"),
+    ("model", "mlp", "aiinfra.models.mlp:MLPClassifier", f"{_S}:MLPConfig",
+     "multi-layer perceptron for tabular classification"),
+    ("model", "cnn", "aiinfra.models.cnn:CNNClassifier", f"{_S}:CNNConfig",
+     "small convolutional network for images stored as flat pixel columns (digits)"),
+    ("trainer", "lightning", "aiinfra.training.trainer:build_trainer",
+     f"{_S}:LightningTrainerConfig", "a Lightning Trainer: CPU, GPU, DDP, multi-node"),
+    ("server", "http", "aiinfra.serving.server:serve", "aiinfra.serving.schema:HttpServerConfig",
+     "HTTP server: Open Inference Protocol (KServe V2) and MLflow /invocations"),
+    ("server", "batch", "aiinfra.serving.batch:score_file", "aiinfra.serving.schema:BatchServerConfig",
+     "score a Parquet/CSV file into an output file"),
+    ("monitor", "drift", "aiinfra.monitoring.stage:run_monitor",
+     "aiinfra.monitoring.schema:DriftMonitorConfig", "data and prediction drift with Evidently"),
+]
+
+
+@hookimpl
+def aiinfra_register_components(register):
+    for kind, name, target, schema, description in COMPONENTS:
+        register(kind, name, target=target, schema=schema, description=description)

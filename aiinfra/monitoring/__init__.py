@@ -1,0 +1,1 @@
+"""Monitoring: drift of production data against the training reference, alerts, retraining."""

@@ -1,0 +1,1 @@
+"""Serving: the HTTP server (Open Inference Protocol + MLflow /invocations) and batch scoring."""

@@ -1,7 +1,7 @@
 """aiinfra's own components, registered through the same hooks and entry point as any plugin.
 
-``[project.entry-points.aiinfra] builtin = "aiinfra.builtin"`` in pyproject.toml. Targets and
-schemas are import strings: listing them imports nothing heavy.
+``[project.entry-points.aiinfra] builtin = "aiinfra.builtin"`` in pyproject.toml. Each area keeps
+its list in a light ``components.py`` (import strings only): listing them imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ AIINFRA_API = ">=1.0,<2"
 
 _S = "aiinfra.config.schema"
 
+#: (kind, name, target, schema, description) of data sources, models and trainers
 COMPONENTS = [
-    # kind, name, target, schema, description
     ("source", "sklearn", "aiinfra.data.sources:SklearnSource", f"{_S}:SklearnSourceConfig",
      "a dataset bundled with scikit-learn (breast_cancer, wine, digits, iris); no download"),
     ("source", "csv", "aiinfra.data.sources:CSVSource", f"{_S}:FileSourceConfig",
@@ -28,16 +28,17 @@ COMPONENTS = [
      "small convolutional network for images stored as flat pixel columns (digits)"),
     ("trainer", "lightning", "aiinfra.training.trainer:build_trainer",
      f"{_S}:LightningTrainerConfig", "a Lightning Trainer: CPU, GPU, DDP, multi-node"),
-    ("server", "http", "aiinfra.serving.server:serve", "aiinfra.serving.schema:HttpServerConfig",
-     "HTTP server: Open Inference Protocol (KServe V2) and MLflow /invocations"),
-    ("server", "batch", "aiinfra.serving.batch:score_file", "aiinfra.serving.schema:BatchServerConfig",
-     "score a Parquet/CSV file into an output file"),
-    ("monitor", "drift", "aiinfra.monitoring.stage:run_monitor",
-     "aiinfra.monitoring.schema:DriftMonitorConfig", "data and prediction drift with Evidently"),
 ]
+
+
+def all_components() -> list[tuple[str, str, str, str | None, str]]:
+    from aiinfra.monitoring.components import COMPONENTS as MONITORING
+    from aiinfra.serving.components import COMPONENTS as SERVING
+
+    return [*COMPONENTS, *SERVING, *MONITORING]
 
 
 @hookimpl
 def aiinfra_register_components(register):
-    for kind, name, target, schema, description in COMPONENTS:
+    for kind, name, target, schema, description in all_components():
         register(kind, name, target=target, schema=schema, description=description)

@@ -1,0 +1,8 @@
+"""Serving components registered by aiinfra's built-in plugin (import strings only)."""
+
+COMPONENTS = [
+    ("server", "http", "aiinfra.serving.server:serve", "aiinfra.serving.schema:HttpServerConfig",
+     "HTTP server: Open Inference Protocol (KServe V2) and MLflow /invocations"),
+    ("server", "batch", "aiinfra.serving.batch:score_file", "aiinfra.serving.schema:BatchServerConfig",
+     "score a Parquet/CSV file into an output file"),
+]

@@ -1,0 +1,115 @@
+"""MLflow wiring: tracking URI, experiment, lineage, and resolving model URIs to local directories.
+
+The default store is an embedded sqlite file in the project (``sqlite:///mlflow.db``), never the
+``./mlruns`` file store that MLflow 3 rejects. ``MLFLOW_TRACKING_URI`` in the environment wins
+over the config, so a team points every stage at a tracking server without editing ``conf/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"  # name of the aiinfra model directory inside an MLflow model's artifacts
+
+
+def tracking_uri(tracking_cfg: Any, root: Path | None = None) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or str(tracking_cfg.uri)
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        # relative sqlite paths are relative to the project root, not to wherever we are
+        uri = "sqlite:///" + str(((root or Path.cwd()) / uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
+def setup_mlflow(cfg: Any, root: Path | None = None) -> str:
+    """Point MLflow at the configured store and experiment; return the experiment id."""
+    import mlflow
+
+    root = root or Path.cwd()
+    uri = tracking_uri(cfg.tracking, root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    name = str(cfg.tracking.experiment)
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        location = str(cfg.tracking.artifact_location)
+        if "://" not in location:
+            location = (root / location).resolve().as_uri()
+        exp_id = client.create_experiment(name, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or Path.cwd(), capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root or Path.cwd(),
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class ResolvedModel:
+    """A model URI resolved to a local aiinfra model directory."""
+
+    uri: str
+    path: Path  # directory with weights.pt and model.json
+    name: str
+    version: str
+    run_id: str | None = None
+
+
+def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
+    """``models:/name@alias``, ``models:/name/3``, an MLflow model URI, or a local directory."""
+    from aiinfra.errors import AiinfraError
+
+    local = Path(uri)
+    if "://" not in uri and not uri.startswith("models:"):
+        if (local / "model.json").is_file():
+            return ResolvedModel(uri, local.resolve(), local.name, "local")
+        if (local / "artifacts" / MODEL_ARTIFACT / "model.json").is_file():
+            return ResolvedModel(uri, (local / "artifacts" / MODEL_ARTIFACT).resolve(), local.name, "local")
+        raise AiinfraError(f"model '{uri}' not found: no such model directory.",
+                           hint="give models:/<name>@<alias>, models:/<name>/<version> or a model directory")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    setup_mlflow(cfg)
+    client = mlflow.MlflowClient()
+    name, version, run_id = "", "", None
+    try:
+        if uri.startswith("models:/"):
+            ref = uri[len("models:/"):]
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                mv = client.get_model_version_by_alias(name, alias)
+            else:
+                name, _, ver = ref.partition("/")
+                mv = client.get_model_version(name, ver)
+            version, run_id = str(mv.version), mv.run_id
+            source = f"models:/{name}/{version}"
+        else:
+            source = uri
+        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=source))
+    except MlflowException as exc:
+        raise AiinfraError(f"cannot load model '{uri}': {exc.message.splitlines()[0]}",
+                           hint="train and register one first (`aiinfra train` then `aiinfra register`), "
+                           "or check the name and alias with the MLflow UI") from None
+    path = downloaded / "artifacts" / MODEL_ARTIFACT
+    if not (path / "model.json").is_file():
+        raise AiinfraError(f"model '{uri}' is not an aiinfra model (no artifacts/{MODEL_ARTIFACT}/model.json)")
+    return ResolvedModel(uri, path, name or path.name, version or "local", run_id)

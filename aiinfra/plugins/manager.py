@@ -16,6 +16,7 @@ Environment variables:
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -24,7 +25,7 @@ from typing import Any
 import pluggy
 
 from aiinfra import API_VERSION
-from aiinfra.errors import PluginError, did_you_mean
+from aiinfra.errors import AiinfraError, PluginError, did_you_mean
 from aiinfra.plugins import spec
 from aiinfra.plugins.registry import ComponentRegistry
 
@@ -76,15 +77,23 @@ class Plugins:
             registry = ComponentRegistry()
             for impl in self.pm.hook.aiinfra_register_components.get_hookimpls():
                 provider = self._provider(impl.plugin_name)
-                impl.function(register=registry.register_callback(provider))
+                _call_impl(impl, provider, register=registry.register_callback(provider))
             self._registry = registry
         return self._registry
 
     def searchpath(self) -> list[str]:
         """Hydra search-path entries contributed by plugins, in load order."""
         out: list[str] = []
-        for result in self.pm.hook.aiinfra_config_searchpath():
+        # reversed: pluggy calls the last-registered plugin first; keep load order instead
+        for impl in reversed(self.pm.hook.aiinfra_config_searchpath.get_hookimpls()):
+            result = _call_impl(impl, self._provider(impl.plugin_name))
             for entry in [result] if isinstance(result, str) else (result or []):
+                if not isinstance(entry, str) or "://" not in entry:
+                    raise PluginError(
+                        f"{self._provider(impl.plugin_name)} returned the config search-path entry "
+                        f"{entry!r} from aiinfra_config_searchpath.",
+                        hint="return strings like 'pkg://mypackage.conf' or 'file:///abs/dir'",
+                    )
                 if entry not in out:
                     out.append(entry)
         return out
@@ -103,9 +112,29 @@ class Plugins:
                         )
                     commands[name] = (target, help, _p)
 
-                impl.function(register=register)
+                _call_impl(impl, provider, register=register)
             self._commands = commands
         return self._commands
+
+    def register(self, plugin: Any, name: str | None = None) -> PluginInfo:
+        """Register a plugin object after the manager was built (tests, embedding applications)."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        info = PluginInfo(name=name, dist=name, version="(registered)", value=repr(plugin))
+        _register(self.pm, plugin, info)
+        try:
+            _check_pending(self.pm, [*self.infos, info])
+        except PluginError:
+            self.pm.unregister(plugin)  # leave the manager as it was
+            raise
+        self.infos.append(info)
+        self._registry = self._commands = None  # rebuilt with the new plugin on next use
+        return info
+
+    def unregister(self, plugin: Any) -> None:
+        name = self.pm.get_name(plugin)
+        self.pm.unregister(plugin)
+        self.infos = [i for i in self.infos if i.name != name]
+        self._registry = self._commands = None
 
     def _provider(self, plugin_name: str) -> str:
         for info in self.infos:
@@ -114,11 +143,35 @@ class Plugins:
         return plugin_name
 
 
+def _call_impl(impl: Any, provider: str, **kwargs: Any) -> Any:
+    """Call one hook implementation directly, passing only the arguments it declares.
+
+    Registration hooks are called one plugin at a time (not through ``pm.hook``) so that every
+    registration is attributed to its distribution. pluggy lets an implementation accept fewer
+    arguments than the spec offers; this honours that as well.
+    """
+    try:
+        return impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+    except AiinfraError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"plugin '{impl.plugin_name}' from {provider} failed in "
+            f"{impl.function.__name__}: {type(exc).__name__}: {exc}",
+            hint=f"fix or uninstall it, or leave it out with {LOAD_ENV}",
+        ) from exc
+
+
+def _norm(name: str) -> str:
+    """Distribution names compare normalised (PEP 503): aiinfra_sql == aiinfra-sql == AIINFRA.SQL."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _selection() -> set[str] | None:
     raw = os.environ.get(LOAD_ENV)
     if raw is None:
         return None
-    return {item.strip() for item in raw.split(",") if item.strip()}
+    return {_norm(item.strip()) for item in raw.split(",") if item.strip()}
 
 
 def _strict() -> bool:
@@ -142,9 +195,13 @@ def _skip(info: PluginInfo, reason: str, strict: bool) -> None:
     )
     if strict:
         raise PluginError(message, hint=f"fix or uninstall {info.dist}, or unset {STRICT_ENV}")
-    warnings.warn(
-        message + f". Set {STRICT_ENV}=1 to make this an error.", PluginSkippedWarning, stacklevel=3
-    )
+    _warn(message + f". Set {STRICT_ENV}=1 to make this an error.")
+
+
+def _warn(message: str) -> None:
+    # warn_explicit with a pseudo file name: the user sees "aiinfra-plugins: PluginSkippedWarning:
+    # <message>" rather than a line of aiinfra's source, and every occurrence is shown.
+    warnings.warn_explicit(message, PluginSkippedWarning, filename="aiinfra-plugins", lineno=0)
 
 
 def _known_hooks() -> list[str]:
@@ -182,20 +239,21 @@ def build_plugin_manager(
         seen: dict[str, PluginInfo] = {}
         for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
             info = _info(ep)
-            if ep.name in seen and seen[ep.name].dist != info.dist:
-                # pluggy would silently skip the second one; name both instead.
-                raise PluginError(
-                    f"two plugins use the entry-point name '{ep.name}': {seen[ep.name].provider} "
-                    f"and {info.provider}.",
-                    hint=f"uninstall one, or choose with {LOAD_ENV}",
-                )
-            seen[ep.name] = info
             infos.append(info)
             if info.dist != CORE_DIST and selection is not None and not (
-                {info.dist, info.name} & selection
+                {_norm(info.dist), _norm(info.name)} & selection
             ):
                 info.status, info.reason = "disabled", f"not in {LOAD_ENV}"
                 continue
+            if ep.name in seen:
+                # pluggy would silently skip the second one; name both instead. Only enabled
+                # plugins conflict, so AIINFRA_LOAD_PLUGINS resolves it.
+                raise PluginError(
+                    f"two plugins use the entry-point name '{ep.name}': {seen[ep.name].provider} "
+                    f"and {info.provider}.",
+                    hint=f"uninstall one, or choose with {LOAD_ENV}=dist1,dist2",
+                )
+            seen[ep.name] = info
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not take the host down
@@ -214,22 +272,36 @@ def build_plugin_manager(
                     continue
             _register(pm, plugin, info)
         if selection:
-            missing = selection - {i.dist for i in infos} - {i.name for i in infos}
-            for name in sorted(missing):
-                warnings.warn(
-                    f"aiinfra: plugin '{name}' named in {LOAD_ENV} is not installed",
-                    PluginSkippedWarning,
-                    stacklevel=2,
-                )
+            installed = {_norm(i.dist) for i in infos} | {_norm(i.name) for i in infos}
+            for name in sorted(selection - installed):
+                message = f"aiinfra: plugin '{name}' named in {LOAD_ENV} is not installed"
+                if strict:
+                    raise PluginError(message, hint="pip install it, or remove it from " + LOAD_ENV)
+                _warn(message)
 
+    _check_pending(pm, infos)
+    result = Plugins(pm=pm, infos=infos)
     for obj in plugins or []:
-        name = getattr(obj, "__name__", None) or type(obj).__name__
-        info = PluginInfo(name=name, dist=name, version="(registered)", value=repr(obj))
-        infos.append(info)
-        _register(pm, obj, info)
+        result.register(obj)
+    return result
 
-    pm.check_pending()
-    return Plugins(pm=pm, infos=infos)
+
+def _check_pending(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:
+    """pluggy's check for ``@hookimpl`` functions whose name is no hook, as a clear PluginError."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = getattr(exc, "plugin", None)
+        plugin_name = pm.get_name(name) if name is not None else None
+        provider = next((i.provider for i in infos if i.name == plugin_name), plugin_name or "?")
+        match = re.search(r"unknown hook '([^']+)'", str(exc))
+        hook = match.group(1) if match else "?"
+        known = _known_hooks()
+        raise PluginError(
+            f"plugin '{plugin_name}' from {provider} implements unknown hook '{hook}'."
+            + did_you_mean(hook, known),
+            hint=f"valid hooks: {', '.join(known)} (docs/hooks.md)",
+        ) from None
 
 
 def _info(ep: EntryPoint) -> PluginInfo:

@@ -42,6 +42,8 @@ def _setup_environment() -> None:
     # No data leaves the user's machine: Evidently's telemetry is off unless asked for.
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # MLflow's per-file download bars are noise in stage logs
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -52,6 +54,9 @@ def _setup_logging(verbose: bool = False) -> None:
     )
     for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Lightning has its own console handler; don't print its lines twice
+    logging.getLogger("lightning.pytorch").propagate = False
+    logging.getLogger("lightning.fabric").propagate = False
 
 
 def build_parser(plugin_commands: dict[str, tuple[str, str, str]] | None = None) -> argparse.ArgumentParser:

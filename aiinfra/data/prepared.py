@@ -1,0 +1,73 @@
+"""The prepared dataset on disk: the contract between ``prepare`` and every later stage.
+
+``<paths.prepared>/``: ``train.parquet``, ``val.parquet``, ``test.parquet``, ``reference.parquet``
+(a sample of the training split that the monitor compares production data with) and
+``meta.json`` (feature names, target, classes, content hash, row counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "val", "test")
+META = "meta.json"
+
+
+def content_hash(frame) -> str:
+    """A hash of the values and column names, stable across Parquet writers and versions."""
+    import pandas as pd
+
+    h = hashlib.sha256()
+    h.update(json.dumps([str(c) for c in frame.columns]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class PreparedData:
+    root: Path
+    meta: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: str | Path) -> PreparedData:
+        from aiinfra.errors import AiinfraError
+
+        root = Path(root)
+        if not (root / META).is_file():
+            raise AiinfraError(f"no prepared data in {root} ({META} missing).",
+                               hint="run `aiinfra prepare` first (or `dvc repro`)")
+        return cls(root, json.loads((root / META).read_text()))
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.meta["features"])
+
+    @property
+    def target(self) -> str:
+        return str(self.meta["target"])
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.meta["classes"])
+
+    def path(self, split: str) -> Path:
+        return self.root / f"{split}.parquet"
+
+    def read(self, split: str):
+        import pandas as pd
+
+        return pd.read_parquet(self.path(split))
+
+    def arrays(self, split: str):
+        """(x float32 [n, features], y int64 class indices [n]) of a split."""
+        import numpy as np
+
+        frame = self.read(split)
+        x = frame[self.features].to_numpy(dtype=np.float32)
+        index = {c: i for i, c in enumerate(self.classes)}
+        y = np.fromiter((index[v] for v in frame[self.target].tolist()), dtype=np.int64, count=len(frame))
+        return x, y

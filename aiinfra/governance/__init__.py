@@ -1,0 +1,1 @@
+"""Governance: the append-only audit log of registry changes and per-version model cards."""

@@ -1,0 +1,84 @@
+"""A model card per registered version, in Markdown and HTML.
+
+Written by ``aiinfra register`` to ``<paths.reports>/model_cards/<name>-v<version>.{md,html}`` and
+attached to the MLflow model version's run; ``aiinfra monitor`` history is included when present.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _drift_history(cfg: Any, limit: int = 20) -> list[dict[str, Any]]:
+    path = Path(str(cfg.monitor.get("report_dir", "reports/drift"))) / "history.jsonl" if cfg.get("monitor") else None
+    if not path or not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows[-limit:]
+
+
+def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any], metrics: dict[str, Any],
+                  gate: dict[str, Any], tags: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    from omegaconf import OmegaConf
+
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    trainer = {k: cfg.trainer[k] for k in ("accelerator", "devices", "strategy", "max_epochs", "precision")}
+    history = _drift_history(cfg)
+    drift_rows = [
+        (str(h.get("time") or h.get("timestamp") or h.get("generated_at") or "?"),
+         f"drift={h.get('drift_detected')} share={h.get('drift_share')}")
+        for h in history
+    ] or [("-", "no monitor runs recorded yet")]
+    return [
+        ("Model", [("name", name), ("version", version), ("component", str(cfg.model.type)),
+                   ("classes", ", ".join(str(c) for c in train_run.get("classes", [])) or "-")]),
+        ("Data", [("source", str(cfg.source.type)), ("dataset hash (data version)", str(train_run.get("dataset_hash"))),
+                  ("prepared data", str(cfg.paths.prepared))]),
+        ("Metrics", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in sorted(metrics.items())]),
+        ("Gate", [(k, str(v)) for k, v in gate.items()]),
+        ("Lineage", [("MLflow run", str(train_run.get("run_id"))), ("model URI", str(train_run.get("model_uri"))),
+                     ("git commit", tags.get("aiinfra.git_commit", "-")),
+                     ("dvc.lock sha256", tags.get("aiinfra.dvc_lock_sha256", "-"))]),
+        ("Config", [("model", json.dumps(model_cfg, sort_keys=True)), ("trainer", json.dumps(trainer, default=str)),
+                    ("seed", str(cfg.seed))]),
+        ("Drift history", drift_rows),
+    ]
+
+
+def render_markdown(title: str, sections) -> str:
+    lines = [f"# {title}", ""]
+    for heading, rows in sections:
+        lines += [f"## {heading}", "", "| | |", "|---|---|"]
+        lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(title: str, sections) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}"
+             "table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}"
+             "td{border-bottom:1px solid #ddd;padding:.3rem .6rem;vertical-align:top}"
+             "td:first-child{width:16rem;color:#555}h2{border-bottom:2px solid #336;padding-bottom:.2rem}</style>",
+             f"</head><body><h1>{html.escape(title)}</h1>"]
+    for heading, rows in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2><table>")
+        parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def write_model_card(cfg: Any, **kwargs: Any) -> tuple[Path, Path]:
+    name, version = kwargs["name"], kwargs["version"]
+    title = f"Model card: {name} v{version}"
+    sections = card_sections(cfg, **kwargs)
+    out = Path(cfg.paths.reports) / "model_cards"
+    out.mkdir(parents=True, exist_ok=True)
+    md, page = out / f"{name}-v{version}.md", out / f"{name}-v{version}.html"
+    md.write_text(render_markdown(title, sections))
+    page.write_text(render_html(title, sections))
+    return md, page

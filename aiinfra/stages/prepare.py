@@ -1,0 +1,64 @@
+"""``aiinfra prepare``: read the source, validate it, split it by seed, write Parquet."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _split(frame, cfg):
+    from sklearn.model_selection import train_test_split
+
+    from aiinfra.errors import ConfigError
+
+    val, test = float(cfg.split.val), float(cfg.split.test)
+    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
+        raise ConfigError(f"split.val={val} and split.test={test} must be in (0, 1) and sum to less than 1.")
+    target = frame[str(cfg.source.target)]
+    stratify = target if cfg.split.stratify and target.value_counts().min() >= 3 else None
+    rest, test_df = train_test_split(frame, test_size=test, random_state=int(cfg.seed), stratify=stratify)
+    stratify_rest = rest[str(cfg.source.target)] if stratify is not None else None
+    train_df, val_df = train_test_split(rest, test_size=val / (1 - test), random_state=int(cfg.seed),
+                                        stratify=stratify_rest)
+    return {"train": train_df, "val": val_df, "test": test_df}
+
+
+def run(cfg: Any) -> dict[str, Any]:
+    from aiinfra.data.prepared import META, SPLITS, content_hash
+    from aiinfra.data.validation import validate_frame
+    from aiinfra.errors import DataValidationError
+    from aiinfra.plugins.manager import get_plugins
+
+    source = get_plugins().registry.get("source", cfg.source.type).load()(cfg.source)
+    frame = source.read()
+    log.info("read %d rows x %d columns from source '%s'", len(frame), frame.shape[1], cfg.source.type)
+    features = validate_frame(frame, cfg.source)
+    target = str(cfg.source.target)
+    frame = frame[[*features, target]].reset_index(drop=True)
+    if len(frame) < 20:
+        raise DataValidationError(f"the source has only {len(frame)} rows; at least 20 are needed to split.")
+    classes = sorted(frame[target].unique().tolist())
+    parts = _split(frame, cfg)
+    out = Path(cfg.paths.prepared)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        parts[split].reset_index(drop=True).to_parquet(out / f"{split}.parquet", index=False)
+    ref_rows = min(int(cfg.reference.rows), len(parts["train"]))
+    reference = parts["train"].sample(n=ref_rows, random_state=int(cfg.seed)).reset_index(drop=True)
+    reference.to_parquet(out / "reference.parquet", index=False)
+    meta = {
+        "features": features,
+        "target": target,
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
+        "dataset_hash": content_hash(frame),
+        "source": cfg.source.type,
+        "rows": {split: len(parts[split]) for split in SPLITS} | {"reference": ref_rows},
+        "seed": int(cfg.seed),
+    }
+    (out / META).write_text(json.dumps(meta, indent=2))
+    log.info("wrote %s: %s (dataset hash %s)", out, meta["rows"], meta["dataset_hash"])
+    return {"prepared_dir": str(out), "dataset_hash": meta["dataset_hash"], **{f"rows_{k}": v for k, v in meta["rows"].items()}}

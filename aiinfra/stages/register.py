@@ -1,0 +1,113 @@
+"""``aiinfra register``: register the trained model in the MLflow registry, and move the alias
+(``champion``) to it only if it passes the gate. Every change goes to the audit log; every
+registered version gets a model card."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def check_gate(gate: Any, value: float | None, champion_value: float | None) -> tuple[bool, str]:
+    """Whether a metric value passes the gate; the reason in words either way."""
+    metric, mode, tol = str(gate.metric), str(gate.mode), float(gate.tolerance)
+    if value is None:
+        return False, f"metric '{metric}' is missing from the evaluation"
+    better_or_equal = (lambda a, b: a >= b - tol) if mode == "max" else (lambda a, b: a <= b + tol)
+    if gate.min is not None:
+        floor = float(gate.min)
+        if (mode == "max" and value < floor) or (mode == "min" and value > floor):
+            return False, f"{metric}={value:.4f} does not meet the {'minimum' if mode == 'max' else 'maximum'} {floor}"
+    if gate.compare_to_champion and champion_value is not None and not better_or_equal(value, champion_value):
+        return False, f"{metric}={value:.4f} is worse than the current champion's {champion_value:.4f}"
+    if gate.compare_to_champion and champion_value is not None:
+        return True, f"{metric}={value:.4f} is at least as good as the champion's {champion_value:.4f}"
+    return True, f"{metric}={value:.4f} passes" + (f" (minimum {gate.min})" if gate.min is not None else "")
+
+
+def _version_for(client, name: str, model_uri: str, run_id: str):
+    """The registered version of this exact model, if ``register`` already ran for it."""
+    for mv in client.search_model_versions(f"name='{name}'"):
+        if mv.run_id == run_id and (mv.source == model_uri or mv.tags.get("aiinfra.model_uri") == model_uri):
+            return mv
+    return None
+
+
+def _champion(client, name: str, alias: str, metric: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None, None
+    value = mv.tags.get(f"aiinfra.metric.{metric}")
+    if value is None and mv.run_id:
+        value = client.get_run(mv.run_id).data.metrics.get(metric)
+    return mv, (float(value) if value is not None else None)
+
+
+def run(cfg: Any) -> dict[str, Any]:
+    import mlflow
+
+    from aiinfra.errors import AiinfraError
+    from aiinfra.governance.audit import append_audit
+    from aiinfra.governance.model_card import write_model_card
+    from aiinfra.tracking.mlflow_setup import setup_mlflow
+
+    run_file = Path(cfg.paths.models) / "train_run.json"
+    metrics_file = Path(cfg.paths.metrics)
+    for f, stage in ((run_file, "train"), (metrics_file, "evaluate")):
+        if not f.is_file():
+            raise AiinfraError(f"{f} not found.", hint=f"run `aiinfra {stage}` first (or `dvc repro`)")
+    train_run = json.loads(run_file.read_text())
+    metrics = json.loads(metrics_file.read_text())
+    setup_mlflow(cfg)
+    client = mlflow.MlflowClient()
+    name, alias, gate = str(cfg.register.model_name), str(cfg.register.alias), cfg.register.gate
+
+    champion, champion_value = _champion(client, name, alias, str(gate.metric))
+    mv = _version_for(client, name, train_run["model_uri"], train_run["run_id"])
+    if mv is None:
+        mv = mlflow.register_model(train_run["model_uri"], name, tags={"aiinfra.model_uri": train_run["model_uri"]})
+        append_audit(cfg, "registered", model=name, version=str(mv.version), run_id=train_run["run_id"],
+                     dataset_hash=train_run.get("dataset_hash"))
+    version = str(mv.version)
+    value = metrics.get(str(gate.metric))
+    if champion is not None and str(champion.version) == version:
+        passed, reason = True, f"version {version} already holds '{alias}'"
+    else:
+        passed, reason = check_gate(gate, value, champion_value)
+    run_tags = client.get_run(train_run["run_id"]).data.tags
+    for k, v in {**{f"aiinfra.metric.{k}": str(v) for k, v in metrics.items()},
+                 "aiinfra.gate.passed": str(passed), "aiinfra.gate.reason": reason,
+                 "aiinfra.dataset_hash": str(train_run.get("dataset_hash"))}.items():
+        client.set_model_version_tag(name, version, k, v)
+
+    moved = False
+    if passed and (champion is None or str(champion.version) != version):
+        client.set_registered_model_alias(name, alias, version)
+        moved = True
+        append_audit(cfg, "alias_moved", model=name, alias=alias, version=version,
+                     previous_version=str(champion.version) if champion else None, reason=reason)
+        log.info("'%s' -> %s v%s: %s", alias, name, version, reason)
+    elif not passed:
+        append_audit(cfg, "gate_failed", model=name, alias=alias, version=version,
+                     kept_version=str(champion.version) if champion else None, reason=reason)
+        log.warning("gate failed, '%s' stays on %s: %s", alias,
+                    f"v{champion.version}" if champion else "no version", reason)
+
+    gate_info = {"metric": str(gate.metric), "value": value, "champion_value": champion_value,
+                 "passed": passed, "reason": reason, "alias": alias, "alias_moved": moved}
+    md, page = write_model_card(cfg, name=name, version=version, train_run=train_run, metrics=metrics,
+                                gate=gate_info, tags=run_tags)
+    result = {"model_name": name, "version": version, "model_uri": f"models:/{name}/{version}",
+              "alias": alias, "passed": passed, "alias_moved": moved, "reason": reason,
+              "champion_version": version if passed else (str(champion.version) if champion else None),
+              "model_card": str(md), "model_card_html": str(page)}
+    out = Path(cfg.paths.models) / "registration.json"
+    out.write_text(json.dumps(result, indent=2))
+    return result

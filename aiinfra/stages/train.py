@@ -1,0 +1,212 @@
+"""``aiinfra train``: fit the configured model with a Lightning Trainer and track it in MLflow.
+
+Outputs: ``<paths.models>/model/`` (weights + model.json), ``<paths.models>/train_run.json``
+(MLflow run id, model URI, lineage) and ``<paths.plots>/training_curve.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _lineage(cfg: Any, data) -> dict[str, str]:
+    from aiinfra.tracking.mlflow_setup import git_commit
+
+    tags = {
+        "aiinfra.dataset_hash": data.meta["dataset_hash"],
+        "aiinfra.source": str(cfg.source.type),
+        "aiinfra.model": str(cfg.model.type),
+        "aiinfra.trainer": f"{cfg.trainer.type}/{cfg.trainer.accelerator}",
+    }
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["aiinfra.git_commit"] = commit
+    if Path("dvc.lock").is_file():
+        import hashlib
+
+        tags["aiinfra.dvc_lock_sha256"] = hashlib.sha256(Path("dvc.lock").read_bytes()).hexdigest()[:16]
+    return tags
+
+
+def _flat_params(cfg: Any) -> dict[str, str]:
+    from omegaconf import OmegaConf
+
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = str(node)[:500]
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for section in ("seed", "source", "model", "trainer", "data", "split"):
+        walk(section, container.get(section))
+    return out
+
+
+def _loaders(cfg: Any, data, rank_seed: int):
+    import torch
+
+    from aiinfra.training.data import ParquetStream, TensorBatches, memory_fits
+
+    bs = int(cfg.data.batch_size)
+    loader = str(cfg.data.loader)
+    rows = int(data.meta["rows"]["train"])
+    if loader == "auto":
+        loader = "memory" if memory_fits(rows, len(data.features)) else "stream"
+    if loader == "memory":
+        x, y = data.arrays("train")
+        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), bs, shuffle=True, seed=rank_seed)
+    elif loader == "stream":
+        ds = ParquetStream(data.path("train"), data.features, data.target, data.classes, bs,
+                           chunk_rows=int(cfg.data.stream_chunk_rows), seed=rank_seed)
+        workers = int(cfg.data.num_workers)
+        train = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
+                                            persistent_workers=workers > 0)
+    else:
+        from aiinfra.errors import ConfigError
+
+        raise ConfigError(f"unknown data.loader '{loader}'", hint="use auto, memory or stream")
+    xv, yv = data.arrays("val")
+    val = TensorBatches(torch.from_numpy(xv), torch.from_numpy(yv), max(bs, 1024), shuffle=False)
+    return train, val
+
+
+def run(cfg: Any) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    from aiinfra.data.prepared import PreparedData
+    from aiinfra.training.trainer import set_threads
+
+    set_threads(int(cfg.trainer.threads))
+    data = PreparedData.open(cfg.paths.prepared)
+
+    import lightning as L
+    import mlflow
+    import torch
+    from omegaconf import OmegaConf
+
+    from aiinfra.models.artifact import InferenceModel, build_network, save_model
+    from aiinfra.plugins.manager import get_plugins
+    from aiinfra.tracking.lightning_callback import EpochMetrics
+    from aiinfra.tracking.mlflow_setup import MODEL_ARTIFACT, setup_mlflow, tracking_uri
+    from aiinfra.training.module import ClassifierModule
+    from aiinfra.training.progress import PlainProgress, use_bar
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    n_features, n_classes = len(data.features), len(data.classes)
+    net = build_network(str(cfg.model.type), model_cfg, n_features, n_classes)
+    model = InferenceModel(net, n_features)
+    train_loader, val_loader = _loaders(cfg, data, int(cfg.seed))
+    x_train, _ = data.arrays("train") if str(cfg.data.loader) != "stream" else data.arrays("reference")
+    model.scaler.fit(torch.from_numpy(x_train))
+    module = ClassifierModule(model, lr=float(cfg.model.lr), weight_decay=float(cfg.model.weight_decay),
+                              scheduler=cfg.model.get("scheduler"), max_epochs=int(cfg.trainer.max_epochs))
+
+    setup_mlflow(cfg)
+    uri = tracking_uri(cfg.tracking)
+    models_dir = Path(cfg.paths.models)
+    plots_dir = Path(cfg.paths.plots)
+    ckpt_dir = Path(str(cfg.trainer.checkpoint.dir))
+    callbacks: list[Any] = []
+    tcfg = cfg.trainer
+    if tcfg.early_stopping.enabled:
+        callbacks.append(L.pytorch.callbacks.EarlyStopping(
+            monitor=str(tcfg.early_stopping.monitor), mode=str(tcfg.early_stopping.mode),
+            patience=int(tcfg.early_stopping.patience)))
+    if tcfg.checkpoint.enabled:
+        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
+            dirpath=str(ckpt_dir), filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+            save_last=True, every_n_epochs=int(tcfg.checkpoint.every_n_epochs), save_top_k=1,
+            monitor=str(tcfg.early_stopping.monitor), mode=str(tcfg.early_stopping.mode)))
+    if not use_bar(tcfg.progress_bar):
+        callbacks.append(PlainProgress())
+
+    resume = tcfg.checkpoint.resume
+    ckpt_path = None
+    if resume:
+        ckpt_path = str(ckpt_dir / "last.ckpt") if resume == "last" else str(resume)
+        if not Path(ckpt_path).is_file():
+            from aiinfra.errors import AiinfraError
+
+            raise AiinfraError(f"cannot resume: checkpoint {ckpt_path} does not exist.",
+                               hint="train once with trainer.checkpoint.enabled=true, or drop trainer.checkpoint.resume")
+
+    with mlflow.start_run(run_name=cfg.tracking.get("run_name"),
+                          log_system_metrics=bool(cfg.tracking.system_metrics)) as run:
+        mlflow.set_tags(_lineage(cfg, data))
+        mlflow.log_params(_flat_params(cfg))
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
+        mlflow.log_dict(data.meta, "data/meta.json")
+        callbacks.append(EpochMetrics(run.info.run_id, uri, plots_dir / "training_curve.csv"))
+        from aiinfra.plugins.manager import get_plugins as _gp
+
+        trainer = _gp().registry.get("trainer", str(tcfg.type)).load()(
+            tcfg, callbacks=callbacks, default_root_dir=str(Path(".aiinfra") / "lightning"))
+        t_fit = time.perf_counter()
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+        fit_s = time.perf_counter() - t_fit
+        rows = int(data.meta["rows"]["train"]) * max(1, trainer.current_epoch)
+        final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        mlflow.log_metrics({"fit_seconds": fit_s, "epochs": float(trainer.current_epoch),
+                            "samples_per_second": rows / fit_s if fit_s else 0.0})
+
+        model.eval()
+        model_dir = models_dir / "model"
+        save_model(model, model_dir, component=str(cfg.model.type), model_cfg=model_cfg,
+                   features=data.features, classes=data.classes, target=data.target,
+                   extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id})
+        info = _log_mlflow_model(model_dir, data, MODEL_ARTIFACT)
+        summary = {
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "model_uri": info.model_uri,
+            "model_id": getattr(info, "model_id", None),
+            "dataset_hash": data.meta["dataset_hash"],
+            "metrics": final,
+            "fit_seconds": round(fit_s, 3),
+            "epochs": trainer.current_epoch,
+        }
+    (models_dir / "train_run.json").write_text(json.dumps(summary, indent=2))
+    log.info("trained %s: %s; fit %.1f s; MLflow run %s", cfg.model.type,
+             " ".join(f"{k}={v:.4f}" for k, v in sorted(final.items())), fit_s, summary["run_id"])
+    log.info("whole train stage %.1f s (pid %d)", time.perf_counter() - t_start, os.getpid())
+    return {"model_dir": str(model_dir), **{k: v for k, v in summary.items() if k != "metrics"}, **final}
+
+
+def _log_mlflow_model(model_dir: Path, data, artifact_name: str):
+    """Log the model directory as an MLflow pyfunc (models-from-code) with a tensor signature."""
+    import mlflow
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    import aiinfra
+    from aiinfra.models.artifact import Predictor
+
+    x, _ = data.arrays("val")
+    example = x[:5]
+    probs = Predictor.load(model_dir).predict_proba(example)
+    signature = infer_signature(example.astype(np.float32), probs.astype(np.float32))
+    code = Path(__file__).resolve().parent.parent / "tracking" / "pyfunc_model.py"
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(code),
+        artifacts={artifact_name: str(model_dir)},
+        signature=signature,
+        input_example=example,
+        # explicit requirements: inferring them would load the model in a subprocess (slow)
+        pip_requirements=[f"aiinfra=={aiinfra.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                          f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"],
+        metadata={"features": data.features, "classes": data.classes, "target": data.target},
+    )

@@ -1,0 +1,112 @@
+"""The training data path.
+
+Tabular data that fits in memory is served as whole batches sliced from two tensors: no
+per-item ``__getitem__``, no collate, no worker processes. That is what makes training fast on a
+small CPU machine (README, training section: per-item fetching and collate cost more than the
+math for a small MLP). Data larger than memory streams from the Parquet files in record batches
+(pyarrow) through DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+
+class TensorBatches:
+    """Whole-batch iteration over in-memory tensors, reshuffled every epoch by ``seed + epoch``.
+
+    Under DDP each rank takes a disjoint strided slice of the permutation (the same
+    permutation on every rank, since the seed is shared), as DistributedSampler would.
+    Lightning calls ``sampler.set_epoch`` on whatever it iterates; ``sampler`` is this object.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
+                 drop_last: bool = False):
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
+        self.epoch = 0
+        self.sampler = self  # Lightning calls sampler.set_epoch(epoch) on what it iterates
+        self.batch_sampler = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rank(self) -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _indices(self) -> torch.Tensor | None:
+        rank, world = self._rank()
+        n = len(self.x)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            idx = torch.randperm(n, generator=g)
+        elif world > 1:
+            idx = torch.arange(n)
+        else:
+            return None  # contiguous slices, no gather at all
+        if world > 1:
+            idx = idx[: n - n % world][rank::world]  # equal shares keep DDP ranks in lockstep
+        return idx
+
+    def __len__(self) -> int:
+        rank, world = self._rank()
+        n = len(self.x) // world if world > 1 else len(self.x)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = self._indices()
+        n = len(self.x) if idx is None else len(idx)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            if idx is None:
+                yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            else:
+                take = idx[start:start + self.batch_size]
+                yield self.x[take], self.y[take]
+
+
+class ParquetStream(torch.utils.data.IterableDataset):
+    """Stream (x, y) batches from a Parquet file in record batches; each DataLoader worker reads
+    a disjoint set of row groups, so memory stays bounded by chunk size x workers."""
+
+    def __init__(self, path: Path, features: list[str], target: str, classes: list, batch_size: int,
+                 chunk_rows: int = 65536, shuffle: bool = True, seed: int = 0):
+        self.path, self.features, self.target = Path(path), list(features), target
+        self.class_index = {c: i for i, c in enumerate(classes)}
+        self.batch_size, self.chunk_rows, self.shuffle, self.seed = batch_size, chunk_rows, shuffle, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import pyarrow.parquet as pq
+
+        info = torch.utils.data.get_worker_info()
+        wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
+        pf = pq.ParquetFile(self.path)
+        groups = [g for g in range(pf.num_row_groups) if g % nworkers == wid]
+        rng = np.random.default_rng(self.seed + self.epoch * 1009 + wid)
+        if self.shuffle:
+            rng.shuffle(groups)
+        for batch in pf.iter_batches(batch_size=self.chunk_rows, row_groups=groups,
+                                     columns=[*self.features, self.target]):
+            x = np.column_stack([batch.column(f).to_numpy(zero_copy_only=False) for f in self.features]).astype(np.float32)
+            y = np.fromiter((self.class_index[v] for v in batch.column(self.target).to_pylist()), np.int64)
+            order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
+            for s in range(0, len(x), self.batch_size):
+                take = order[s:s + self.batch_size]
+                yield torch.from_numpy(x[take]), torch.from_numpy(y[take])
+
+
+def memory_fits(rows: int, features: int, budget_bytes: int = 2 << 30) -> bool:
+    """Whether float32 features of this size fit the in-memory budget (2 GiB by default)."""
+    return rows * features * 4 <= budget_bytes

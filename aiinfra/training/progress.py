@@ -1,0 +1,41 @@
+"""Progress output: Lightning's bar on a terminal, plain periodic lines in CI logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import lightning as L
+
+log = logging.getLogger("aiinfra.train")
+
+
+def use_bar(setting: bool | None) -> bool:
+    return sys.stderr.isatty() if setting is None else bool(setting)
+
+
+class PlainProgress(L.Callback):
+    """One log line per epoch (and one every ``every_s`` seconds inside long epochs)."""
+
+    def __init__(self, every_s: float = 30.0):
+        self.every_s = every_s
+        self._t0 = self._last = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t0 = self._last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        if now - self._last >= self.every_s:
+            self._last = now
+            total = trainer.num_training_batches
+            log.info("epoch %d: batch %d/%s", trainer.current_epoch, batch_idx + 1, total)
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
+        log.info("epoch %d/%d %s (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, shown,
+                 time.perf_counter() - self._t0)

@@ -1,0 +1,80 @@
+"""Build a Lightning Trainer from ``conf/trainer/*.yaml`` (the ``lightning`` trainer component)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import lightning as L
+import torch
+
+from aiinfra.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def set_threads(threads: int) -> None:
+    """Pin torch's intra-op threads. One thread per process is the measured default (README):
+    torch's one-per-core collapses when anything else competes for the cores."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set once in this process
+            pass
+
+
+def _check_accelerator(tcfg: Any) -> None:
+    if tcfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={tcfg.accelerator} but this machine has no CUDA GPU.",
+            hint="use trainer=cpu (or trainer=auto, which picks a GPU when there is one)",
+        )
+    if tcfg.strategy == "ddp" and os.environ.get("AIINFRA_MULTIRUN") == "1":
+        raise ConfigError(
+            "trainer.strategy=ddp cannot run inside a Hydra sweep (-m): Lightning's ddp re-launches "
+            "the command line, which re-runs the whole sweep in every child.",
+            hint="use trainer.strategy=ddp_spawn for sweeps, or one launcher job per run",
+        )
+    if os.environ.get("TORCHELASTIC_RUN_ID") and str(tcfg.devices) == "auto":
+        raise ConfigError(
+            "under torchrun, trainer.devices must be set explicitly (auto would start independent "
+            "single-process trainings).",
+            hint="trainer.devices=<processes per node> trainer.num_nodes=<nodes>",
+        )
+
+
+def build_trainer(tcfg: Any, *, callbacks: list[Any], default_root_dir: str) -> L.Trainer:
+    from aiinfra.training.progress import use_bar
+
+    _check_accelerator(tcfg)
+    devices = tcfg.devices
+    kwargs: dict[str, Any] = dict(
+        accelerator=str(tcfg.accelerator),
+        devices=devices if isinstance(devices, (int, str)) else list(devices),
+        strategy=str(tcfg.strategy),
+        num_nodes=int(tcfg.num_nodes),
+        max_epochs=int(tcfg.max_epochs),
+        min_epochs=int(tcfg.min_epochs),
+        gradient_clip_val=tcfg.gradient_clip_val,
+        deterministic=bool(tcfg.deterministic),
+        log_every_n_steps=int(tcfg.log_every_n_steps),
+        enable_progress_bar=use_bar(tcfg.progress_bar),
+        enable_model_summary=False,
+        enable_checkpointing=bool(tcfg.checkpoint.enabled),
+        logger=False,  # tracking goes through aiinfra's MLflow callback (rank 0, epoch level)
+        callbacks=callbacks,
+        default_root_dir=default_root_dir,
+    )
+    if tcfg.precision:
+        kwargs["precision"] = str(tcfg.precision)
+    if tcfg.limit_train_batches is not None:
+        kwargs["limit_train_batches"] = tcfg.limit_train_batches
+    if tcfg.limit_val_batches is not None:
+        kwargs["limit_val_batches"] = tcfg.limit_val_batches
+    try:
+        return L.Trainer(**kwargs)
+    except Exception as exc:  # Lightning's MisconfigurationException and ValueErrors are user errors here
+        raise ConfigError(f"cannot build the Lightning Trainer: {exc}",
+                          hint="check the trainer.* settings (`aiinfra config` shows them)") from None

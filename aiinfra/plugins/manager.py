@@ -84,8 +84,8 @@ class Plugins:
     def searchpath(self) -> list[str]:
         """Hydra search-path entries contributed by plugins, in load order."""
         out: list[str] = []
-        # reversed: pluggy calls the last-registered plugin first; keep load order instead
-        for impl in reversed(self.pm.hook.aiinfra_config_searchpath.get_hookimpls()):
+        # get_hookimpls is in registration order: entries keep plugin load order
+        for impl in self.pm.hook.aiinfra_config_searchpath.get_hookimpls():
             result = _call_impl(impl, self._provider(impl.plugin_name))
             for entry in [result] if isinstance(result, str) else (result or []):
                 if not isinstance(entry, str) or "://" not in entry:

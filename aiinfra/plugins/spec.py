@@ -3,8 +3,8 @@
 This module is the plugin API. It is versioned by :data:`aiinfra.API_VERSION`; hooks only ever
 gain arguments (pluggy lets an implementation take fewer arguments than the spec offers), and an
 argument is retired by first warning through ``warn_on_impl_args``. The hook reference in
-``docs/hooks.md`` is generated from the docstrings here (``aiinfra docs hooks``), and a test fails
-when a hook lacks documentation or a test.
+``docs/hooks.md`` is generated from the docstrings here (``python -m aiinfra.plugins.docs``), and
+a test fails when a hook lacks documentation or a test.
 
 A plugin is a module (or object) registered under the ``aiinfra`` entry-point group::
 
@@ -74,9 +74,14 @@ def aiinfra_config_searchpath() -> list[str] | str | None:
 def aiinfra_register_commands(register: Any) -> None:
     """Register extra CLI sub-commands.
 
-    Call ``register(name, target="package.module:function", help="one line")``. The target is
-    imported only when the command runs and is called with the remaining command-line arguments
-    (a list of strings); it returns an exit status.
+    :param register: the registration callback:
+        ``register(name, target="package.module:function", help="one line")``. The target is
+        imported only when the command runs (``aiinfra NAME ARGS...``) and is called with the
+        remaining command-line arguments (a list of strings); it returns an exit status (or
+        None for 0). Raise :class:`aiinfra.errors.AiinfraError` for user errors: the CLI prints
+        its message and hint without a traceback.
+
+    Two plugins registering the same command name is an error that names both distributions.
 
     .. versionadded:: 1.0
     """
@@ -87,9 +92,10 @@ def aiinfra_stage_finished(stage: str, outputs: dict[str, Any], config: Any) -> 
     """Called after a pipeline stage finished successfully.
 
     :param stage: ``prepare``, ``train``, ``evaluate``, ``register``, ``monitor`` or ``export``.
-    :param outputs: what the stage produced: paths (``str``), metrics (``float``), MLflow run id,
-        model URI and version, depending on the stage. Keys are documented per stage in
-        ``docs/hooks.md``.
+    :param outputs: what the stage produced, as the stage's ``run`` function returned it: paths
+        (``str``), metrics (``float``), MLflow run id, model URI and version, depending on the
+        stage; ``{"exit_code": n}`` for a stage that returns only a status. Read keys with
+        ``outputs.get(...)``: stages may add keys in later versions.
     :param config: the resolved config of the run (an ``omegaconf.DictConfig``, read-only).
 
     Use it to notify, to copy outputs elsewhere or to chain work. An exception raised here is

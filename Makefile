@@ -1,0 +1,44 @@
+# aiinfra: the two commands a newcomer needs.
+#   make demo   set up .venv and run the whole pipeline on the bundled dataset, then serve and monitor
+#   make test   set up .venv and run the test suite (core + plugin packages)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# A CPU build of torch: an unpinned torch pulls a multi-GB CUDA build. On a GPU machine:
+#   make venv TORCH_SPEC="torch==2.14.1"
+TORCH_SPEC ?= torch==2.13.0
+export DO_NOT_TRACK := 1
+
+.PHONY: venv demo test test-core test-plugins bench clean-demo
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip check
+	touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python -m aiinfra.demo
+
+test: test-core test-plugins
+
+test-core: venv
+	$(BIN)/python -m pytest tests
+
+test-plugins: venv
+	@if [ -x plugins/run_tests.sh ]; then PATH="$(CURDIR)/$(BIN):$$PATH" plugins/run_tests.sh; \
+	else echo "no plugin packages to test"; fi
+
+bench: venv
+	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/serve_bench.py
+	$(BIN)/python bench/monitor_bench.py
+
+clean-demo:
+	rm -rf data models plots reports logs checkpoints mlflow.db mlartifacts metrics.json dvc.lock .aiinfra

@@ -1,0 +1,451 @@
+"""The ASGI application: routes, auth, metrics and the access log around the batcher and the log.
+
+Built for speed on a small machine: plain Starlette routes, one pure-ASGI wrapper (no
+BaseHTTPMiddleware: it costs a task per request), orjson, no pandas, and inline compute for tiny
+models. Every response names the model version that produced it (``X-Model-Version`` header and,
+for predictions, the body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from aiinfra.serving import protocol
+from aiinfra.serving.auth import KeyStore, secret_from_headers
+from aiinfra.serving.batching import Batcher, QueueFull, ShuttingDown
+from aiinfra.serving.metrics import ServerMetrics
+from aiinfra.serving.protocol import RequestError
+
+log = logging.getLogger("aiinfra.serving")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": message}, status, headers)
+
+
+class AccessLog:
+    """JSON lines, buffered; flushed every second and at shutdown (not a syscall per request)."""
+
+    def __init__(self, target: str | None):
+        self.stream = None
+        if not target:
+            return
+        if target == "-":
+            self.stream = sys.stderr.buffer
+        else:
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            self.stream = open(target, "ab", buffering=256 * 1024)  # noqa: SIM115 (closed at shutdown)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.stream is not None:
+            self.stream.write(orjson.dumps(record) + b"\n")
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    def close(self) -> None:
+        self.flush()
+        if self.stream is not None and self.stream is not sys.stderr.buffer:
+            self.stream.close()
+
+
+class ServingState:
+    """Everything the handlers share; one per process."""
+
+    def __init__(self, settings: dict[str, Any], cfg: Any, model: Any, uri: str, log_dir: str | None):
+        from aiinfra.serving.reload import ModelHolder
+
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self.holder = ModelHolder(cfg, uri, model, self.metrics)
+        self.metrics.set_model(model.name, model.version, model.uri)
+        self.keys = KeyStore.from_config(settings)
+        self.batcher = Batcher(self.holder.get, max_batch_size=settings["max_batch_size"],
+                               max_wait_ms=settings["max_wait_ms"], max_queue_rows=settings["max_queue_rows"],
+                               inference=settings["inference"], on_batch=self.metrics.observe_batch)
+        self.predlog = None
+        if settings["prediction_log"] and log_dir:
+            from aiinfra.serving.predlog import PredictionLog
+
+            self.predlog = PredictionLog(log_dir, model.features, flush_rows=settings["log_flush_rows"],
+                                         flush_interval_s=settings["log_flush_interval_s"],
+                                         on_written=self.metrics.log_written.inc,
+                                         on_error=self.metrics.log_errors.inc)
+        self.metrics.track(lambda: self.batcher.pending_rows,
+                           lambda: self.predlog.pending_rows if self.predlog else 0)
+        self.access = AccessLog(settings.get("access_log"))
+        self.ready = True
+        self.tasks: list[asyncio.Task] = []
+        self._rid_prefix = os.urandom(4).hex()
+        self._rid = 0
+        self.spec_cache: dict[str, bytes] = {}
+
+    def request_id(self, given: str | None) -> str:
+        if given and len(given) <= 128 and given.isprintable():
+            return given
+        self._rid += 1
+        return f"{self._rid_prefix}-{self._rid:x}"
+
+
+# --------------------------------------------------------------------------------------------
+# the pure-ASGI wrapper: auth, metrics, access log
+
+
+def _role_for(path: str, settings: dict[str, Any]) -> str | None:
+    if path.startswith("/v2/models") or path == "/invocations":
+        return "predict"
+    if path.startswith("/admin"):
+        return "admin"
+    if path == "/metrics" and not settings["metrics_public"]:
+        return "predict"
+    return None
+
+
+class Gate:
+    def __init__(self, app: Any, state: ServingState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        st = self.state
+        t0 = time.perf_counter()
+        path = scope["path"]
+        status_box = [500]
+        model = st.holder.current
+        version_header = (b"x-model-version", model.version.encode())
+
+        async def send_wrapped(message) -> None:
+            if message["type"] == "http.response.start":
+                status_box[0] = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(h[0] == b"x-model-version" for h in headers):
+                    headers.append(version_header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        key_id = None
+        role = _role_for(path, st.settings) if st.keys.enabled else None
+        if role is not None:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                       if k in (b"authorization", b"x-api-key")}
+            key = st.keys.identify(secret_from_headers(headers))
+            if key is None:
+                resp = error(401, "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                             {"WWW-Authenticate": "Bearer"})
+            elif role not in key.roles:
+                key_id = key.id
+                resp = error(403, f"API key '{key.id}' lacks the '{role}' role needed for {path}")
+            else:
+                key_id = key.id
+                resp = None
+            if resp is not None:
+                await resp(scope, receive, send_wrapped)
+                self._observe(scope, path, status_box[0], t0, key_id)
+                return
+        scope["aiinfra.key_id"] = key_id
+        try:
+            await self.app(scope, receive, send_wrapped)
+        finally:
+            self._observe(scope, path, status_box[0], t0, key_id)
+
+    def _observe(self, scope, path: str, status: int, t0: float, key_id: str | None) -> None:
+        st = self.state
+        elapsed = time.perf_counter() - t0
+        route = scope.get("route")
+        template = route.path if route is not None and hasattr(route, "path") else "other"
+        st.metrics.observe_request(template, scope["method"], status, elapsed)
+        if st.access.stream is not None:
+            client = scope.get("client")
+            st.access.write({
+                "ts": time.time(), "method": scope["method"], "path": path, "status": status,
+                "duration_s": round(elapsed, 6), "request_id": scope.get("aiinfra.request_id"),
+                "key_id": key_id, "rows": scope.get("aiinfra.rows"),
+                "model_version": scope.get("aiinfra.model_version"),
+                "client": client[0] if client else None,
+            })
+
+
+# --------------------------------------------------------------------------------------------
+# handlers
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise RequestError(413, f"request body of {length} bytes is larger than the limit "
+                                        f"({limit} bytes, server.max_body_bytes): send fewer rows per request")
+        except ValueError:
+            raise RequestError(400, "invalid Content-Length header") from None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"request body is larger than the limit ({limit} bytes, server.max_body_bytes)")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _model_headers(model: Any, request_id: str | None = None) -> dict[str, str]:
+    h = {"X-Model-Name": model.name, "X-Model-Version": model.version}
+    if request_id:
+        h["X-Request-ID"] = request_id
+    return h
+
+
+def _check_name(request: Request, model: Any) -> Response | None:
+    name = request.path_params["name"]
+    if name != model.name:
+        return error(404, f"unknown model '{name}': this server serves '{model.name}'", _model_headers(model))
+    version = request.path_params.get("version")
+    if version is not None and version != model.version:
+        return error(404, f"model '{name}' version '{version}' is not served; the served version is "
+                          f"'{model.version}'", _model_headers(model))
+    return None
+
+
+async def _predict(st: ServingState, request: Request, x: np.ndarray, rid: str):
+    """Batch the rows; log them; returns (model, proba, labels)."""
+    result = await st.batcher.predict(x)
+    model = result.model
+    labels = model.classes[result.index]
+    if st.predlog is not None:
+        scores = result.proba[np.arange(result.proba.shape[0]), result.index]
+        st.predlog.append(rid, model.name, model.version, x, labels, scores)
+    request.scope["aiinfra.rows"] = x.shape[0]
+    request.scope["aiinfra.model_version"] = model.version
+    return model, result.proba, labels
+
+
+def _guarded(handler):
+    """Client errors, a full queue and shutdown become JSON 4xx/503s, never a traceback."""
+
+    async def wrapped(request: Request) -> Response:
+        st: ServingState = request.app.state.serving
+        try:
+            return await handler(request, st)
+        except RequestError as exc:
+            return error(exc.status, exc.message, _model_headers(st.holder.current))
+        except QueueFull:
+            return error(503, "server is at capacity (prediction queue full): retry after the Retry-After delay",
+                         {"Retry-After": str(st.settings["retry_after_s"]), **_model_headers(st.holder.current)})
+        except ShuttingDown:
+            return error(503, "server is shutting down: retry on another instance",
+                         {"Retry-After": str(st.settings["retry_after_s"]), "Connection": "close"})
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+@_guarded
+async def infer(request: Request, st: ServingState) -> Response:
+    model = st.holder.current
+    bad = _check_name(request, model)
+    if bad is not None:
+        return bad
+    body = await read_body(request, st.settings["max_body_bytes"])
+    req = protocol.parse_v2(body, request.headers.get(protocol.BINARY_HEADER), model.features,
+                            st.settings["max_rows"])
+    rid = st.request_id(req.id or request.headers.get("x-request-id"))
+    request.scope["aiinfra.request_id"] = rid
+    model, proba, labels = await _predict(st, request, req.x, rid)
+    content, extra = protocol.v2_response(req, model, rid, proba, labels)
+    media = "application/octet-stream" if extra else "application/json"
+    return Response(content, media_type=media, headers={**extra, **_model_headers(model, rid)})
+
+
+@_guarded
+async def invocations(request: Request, st: ServingState) -> Response:
+    model = st.holder.current
+    body = await read_body(request, st.settings["max_body_bytes"])
+    x = protocol.parse_invocations(body, request.headers.get("content-type", "application/json"),
+                                   model.features, st.settings["max_rows"])
+    rid = st.request_id(request.headers.get("x-request-id"))
+    request.scope["aiinfra.request_id"] = rid
+    model, proba, labels = await _predict(st, request, x, rid)
+    return Response(protocol.invocations_response(model, proba, labels), media_type="application/json",
+                    headers=_model_headers(model, rid))
+
+
+async def live(request: Request) -> Response:
+    return json_response({"live": True})
+
+
+async def ready(request: Request) -> Response:
+    st: ServingState = request.app.state.serving
+    model = st.holder.current
+    if not st.ready:
+        return json_response({"ready": False, "reason": "shutting down"}, 503)
+    return json_response({"ready": True, "model_name": model.name, "model_version": model.version},
+                         headers=_model_headers(model))
+
+
+async def server_metadata(request: Request) -> Response:
+    from aiinfra import __version__
+
+    return json_response({"name": "aiinfra", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+
+async def model_metadata(request: Request) -> Response:
+    model = request.app.state.serving.holder.current
+    return _check_name(request, model) or json_response(protocol.v2_metadata(model), headers=_model_headers(model))
+
+
+async def model_ready(request: Request) -> Response:
+    st: ServingState = request.app.state.serving
+    model = st.holder.current
+    bad = _check_name(request, model)
+    if bad is not None:
+        return bad
+    return json_response({"name": model.name, "ready": st.ready}, 200 if st.ready else 503,
+                         headers=_model_headers(model))
+
+
+async def ping(request: Request) -> Response:
+    return Response(b"\n", media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    st: ServingState = request.app.state.serving
+    return Response(st.metrics.render(), media_type=st.metrics.content_type)
+
+
+async def openapi_json(request: Request) -> Response:
+    from aiinfra import __version__
+    from aiinfra.serving.openapi import build_spec
+
+    st: ServingState = request.app.state.serving
+    model = st.holder.current
+    key = model.version
+    if key not in st.spec_cache:
+        st.spec_cache = {key: orjson.dumps(build_spec(model, __version__, st.keys.enabled))}
+    return Response(st.spec_cache[key], media_type="application/json")
+
+
+async def docs(request: Request) -> Response:
+    from aiinfra.serving.openapi import DOCS_HTML
+
+    return HTMLResponse(DOCS_HTML)
+
+
+async def admin_reload(request: Request) -> Response:
+    st: ServingState = request.app.state.serving
+    result = await st.holder.check(force=request.query_params.get("force") in ("1", "true"))
+    return json_response(result, 200 if "error" not in result else 502, headers=_model_headers(st.holder.current))
+
+
+async def admin_config(request: Request) -> Response:
+    st: ServingState = request.app.state.serving
+    model = st.holder.current
+    return json_response({"server": st.settings, "model": {
+        "name": model.name, "version": model.version, "uri": st.holder.uri, "path": str(model.path),
+        "run_id": model.run_id, "features": model.features, "classes": model.classes.tolist()},
+        "auth": {"enabled": st.keys.enabled, "key_ids": [k.id for k in st.keys.keys]},
+        "reload": {"last_check": st.holder.last_check, "last_error": st.holder.last_error}})
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    messages = {404: f"no such endpoint: {request.method} {request.url.path} (see /docs)",
+                405: f"method {request.method} not allowed on {request.url.path}"}
+    return error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), getattr(exc, "headers", None))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("internal error on %s %s", request.method, request.url.path)
+    return error(500, f"internal server error ({type(exc).__name__}); see the server log")
+
+
+ROUTES = [
+    Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+    Route("/invocations", invocations, methods=["POST"]),
+    Route("/v2/health/live", live, methods=["GET"]),
+    Route("/v2/health/ready", ready, methods=["GET"]),
+    Route("/v2", server_metadata, methods=["GET"]),
+    Route("/v2/models/{name}", model_metadata, methods=["GET"]),
+    Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+    Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+    Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
+    Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+    Route("/ping", ping, methods=["GET"]),
+    Route("/health", ping, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    Route("/admin/reload", admin_reload, methods=["POST"]),
+    Route("/admin/config", admin_config, methods=["GET"]),
+]
+
+
+def build_app(state: ServingState) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if state.settings["reload_interval_s"] > 0:
+            state.tasks.append(asyncio.create_task(state.holder.poll(state.settings["reload_interval_s"])))
+        if state.access.stream is not None:
+            state.tasks.append(asyncio.create_task(_flush_every(state.access, 1.0)))
+        # Everything loaded so far (torch, the model, the app) lives for the whole process: keep it
+        # out of the cyclic GC's full collections, which otherwise stall the event loop for tens of ms.
+        gc.collect()
+        gc.freeze()
+        model = state.holder.current
+        log.info("serving %s version %s (%d features, %d classes)", model.name, model.version,
+                 model.n_features, len(model.classes))
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and finished the in-flight requests by now
+            state.ready = False
+            await state.batcher.close()
+            for t in state.tasks:
+                t.cancel()
+            if state.predlog is not None:
+                rows = state.predlog.close()
+                log.info("prediction log flushed: %d rows in total (%d at shutdown) under %s",
+                         state.predlog.rows_written, rows, state.predlog.dir)
+            state.access.close()
+
+    app = Starlette(routes=ROUTES, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.state.serving = state
+    return Gate(app, state)
+
+
+async def _flush_every(access: AccessLog, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        access.flush()
+
+
+def app_from_env() -> Any:
+    """uvicorn factory for ``server.workers > 1``: each worker process loads the model itself."""
+    from aiinfra.serving.server import build_state_from_spec
+
+    return build_app(build_state_from_spec(os.environ["AIINFRA_SERVE_SPEC"]))

@@ -1,0 +1,75 @@
+"""Prometheus metrics of the server, in base units (seconds, rows), on a private registry.
+
+Label children are cached: ``Counter.labels()`` costs more than the increment itself, and it runs
+on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INFERENCE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class ServerMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # the *_created series double the scrape for no operational use
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("aiinfra_http_requests", "HTTP requests by route template, method and status",
+                                ["route", "method", "status"], registry=r)
+        self.latency = Histogram("aiinfra_http_request_duration_seconds", "HTTP request latency (seconds)",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.inference = Histogram("aiinfra_inference_duration_seconds", "forward pass time per batch (seconds)",
+                                   buckets=INFERENCE_BUCKETS, registry=r)
+        self.batch_size = Histogram("aiinfra_batch_size_rows", "rows per forward pass (dynamic batching)",
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.predictions = Counter("aiinfra_predictions", "rows predicted", ["model", "version"], registry=r)
+        self.queue_rows = Gauge("aiinfra_queue_rows", "rows waiting for a forward pass", registry=r)
+        self.log_pending = Gauge("aiinfra_prediction_log_pending_rows", "prediction-log rows not yet on disk",
+                                 registry=r)
+        self.log_written = Counter("aiinfra_prediction_log_rows", "prediction-log rows written to Parquet",
+                                   registry=r)
+        self.log_errors = Counter("aiinfra_prediction_log_write_errors", "failed prediction-log writes", registry=r)
+        self.model_info = Gauge("aiinfra_model_info", "the served model (value 1)", ["model", "version", "uri"],
+                                registry=r)
+        self.reloads = Counter("aiinfra_model_reloads", "model reload attempts by result", ["result"], registry=r)
+        self._request_children: dict[tuple[str, str, int], object] = {}
+        self._latency_children: dict[str, object] = {}
+        self._prediction_child = None
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(route, method, str(status))
+        child.inc()
+        lat = self._latency_children.get(route)
+        if lat is None:
+            lat = self._latency_children[route] = self.latency.labels(route)
+        lat.observe(seconds)
+
+    def observe_batch(self, rows: int, seconds: float) -> None:
+        self.batch_size.observe(rows)
+        self.inference.observe(seconds)
+        if self._prediction_child is not None:
+            self._prediction_child.inc(rows)
+
+    def set_model(self, name: str, version: str, uri: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version, uri).set(1)
+        self._prediction_child = self.predictions.labels(name, version)
+
+    def track(self, queue_rows: Callable[[], float], log_pending: Callable[[], float]) -> None:
+        # read at scrape time: no per-request cost
+        self.queue_rows.set_function(queue_rows)
+        self.log_pending.set_function(log_pending)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -97,6 +97,11 @@ def check_targets(node: Any, allowed: set[str], path: str = "") -> None:
 
 def validate(cfg: DictConfig, registry: ComponentRegistry) -> DictConfig:
     """Return the config merged onto its schemas (defaults filled in), or raise ConfigError."""
+    # code named in config is checked first, on the raw tree, before anything else reads it
+    allowed = set(DEFAULT_ALLOWED_TARGETS) | {s.target.replace(":", ".") for s in registry.components.values()}
+    extra = OmegaConf.select(cfg, "security.allowed_targets", default=None) or []
+    allowed |= {str(t).replace(":", ".") for t in extra}
+    check_targets(cfg, allowed)
     root = _merge(RootConfig, cfg, "")
     for group, kind in COMPONENT_GROUPS.items():
         node = cfg.get(group)
@@ -113,28 +118,10 @@ def validate(cfg: DictConfig, registry: ComponentRegistry) -> DictConfig:
             raise UnknownComponentError(f"{group}.type: {exc.message}", exc.hint) from None
         schema = spec.load_schema()
         typed = _merge(schema, node, group) if schema else node
-        with _writable(root):
-            root[group] = typed
-    allowed = set(DEFAULT_ALLOWED_TARGETS) | {
-        s.target.replace(":", ".") for s in registry.components.values()
-    }
-    allowed |= {t.replace(":", ".") for t in root.security.allowed_targets}
-    check_targets(root, allowed)
+        root[group] = typed
     # a plain (untyped) config: stages read it; assignments to unknown keys still fail (struct)
     plain = OmegaConf.create(OmegaConf.to_container(root, resolve=True))
     OmegaConf.set_struct(plain, True)
     OmegaConf.set_readonly(plain, True)
     return plain
 
-
-class _writable:
-    def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
-
-    def __enter__(self):
-        self.flag = OmegaConf.is_struct(self.cfg)
-        OmegaConf.set_struct(self.cfg, False)
-        return self.cfg
-
-    def __exit__(self, *exc):
-        OmegaConf.set_struct(self.cfg, self.flag)

@@ -82,6 +82,8 @@ def to_matrix(data: Any, what: str) -> np.ndarray:
 def check_matrix(x: np.ndarray, features: list[str], max_rows: int, what: str) -> np.ndarray:
     """Shape, row count and finiteness; returns C-contiguous float32."""
     n = len(features)
+    if x.size == 0:
+        raise RequestError(422, f"{what}: no rows to predict")
     if x.ndim == 1 and x.shape[0] == n and n > 1:
         x = x.reshape(1, n)  # a single row sent flat
     if x.ndim != 2 or x.shape[1] != n:
@@ -158,7 +160,8 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
             raise RequestError(400, f"{what}: 'parameters' must be an object")
         size = math.prod(shape)
         if size > max_rows * max(1, len(features)):
-            raise RequestError(413, f"{what}: {size} values is more than {max_rows} rows of {len(features)} features")
+            raise RequestError(413, f"{what}: too many rows ({size // max(1, len(features))} rows of {len(features)} "
+                                    f"features); at most {max_rows} per request: split it")
         if "binary_data_size" in params:
             nbytes = params["binary_data_size"]
             dtype = np.dtype(NUMERIC_DATATYPES[datatype])

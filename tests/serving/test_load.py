@@ -1,0 +1,114 @@
+"""Under load: zero errors, rows logged == rows answered, SIGTERM loses nothing, a full queue is 503."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+
+import httpx
+import orjson
+
+from aiinfra.serving.predlog import read_predictions
+
+INFER = "/v2/models/model/infer"
+
+
+def body(i: int, rows: int = 1) -> bytes:
+    rnd = random.Random(i)
+    data = [[rnd.uniform(-3, 3) for _ in range(4)] for _ in range(rows)]
+    return orjson.dumps({"id": f"r{i}", "inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32",
+                                                    "data": data}]})
+
+
+async def hammer(url: str, clients: int, requests_each: int, start: int = 0, stop_after: float | None = None):
+    """`clients` concurrent keep-alive clients; returns (answered rows by request id, statuses, errors)."""
+    answered: dict[str, int] = {}
+    statuses: dict[int, int] = {}
+    errors: list[str] = []
+    t_end = time.monotonic() + stop_after if stop_after else None
+
+    async def one_client(c: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for k in range(requests_each):
+                if t_end and time.monotonic() > t_end:
+                    return
+                i = start + c * requests_each + k
+                rows = 1 + (i % 3)
+                try:
+                    r = await client.post(INFER, content=body(i, rows))
+                except httpx.TransportError as exc:  # refused after shutdown began: never accepted
+                    errors.append(type(exc).__name__)
+                    return
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    out = r.json()
+                    assert out["id"] == f"r{i}" and out["outputs"][0]["shape"] == [rows]
+                    answered[out["id"]] = rows
+
+    await asyncio.gather(*(one_client(c) for c in range(clients)))
+    return answered, statuses, errors
+
+
+def logged_rows(log_dir) -> dict[str, int]:
+    table = read_predictions(log_dir)
+    counts: dict[str, int] = {}
+    for rid in table.column("request_id").to_pylist() if table.num_rows else []:
+        counts[rid] = counts.get(rid, 0) + 1
+    return counts
+
+
+def test_load_then_sigterm_under_load_loses_nothing(start_server, model_dir):
+    srv = start_server([f"server.model_uri={model_dir}", "server.access_log=null"], name="load")
+    # 1. bounded load: 32 concurrent clients, zero errors
+    answered, statuses, errors = asyncio.run(hammer(srv.url, clients=32, requests_each=40))
+    assert statuses == {200: 32 * 40} and not errors
+    batches = [line for line in httpx.get(f"{srv.url}/metrics").text.splitlines()
+               if line.startswith("aiinfra_batch_size_rows_count")]
+    assert batches and float(batches[0].split()[-1]) < 32 * 40, "concurrent requests shared forward passes"
+
+    # 2. SIGTERM while 32 clients are sending: everything answered is logged, exit status 0
+    async def load_and_kill():
+        task = asyncio.create_task(hammer(srv.url, clients=32, requests_each=10_000, start=10**6, stop_after=20))
+        await asyncio.sleep(1.0)
+        srv.proc.send_signal(signal.SIGTERM)
+        return await task
+
+    answered2, statuses2, _ = asyncio.run(load_and_kill())
+    rc = srv.stop()
+    assert rc == 0, srv.text()
+    assert set(statuses2) <= {200, 503}, statuses2
+    assert len(answered2) > 100, "the load was running when SIGTERM came"
+    logged = logged_rows(srv.log_dir)
+    expected = {**answered, **answered2}
+    assert logged == expected, (len(logged), len(expected))
+
+
+def test_full_queue_is_503_with_retry_after(start_server, model_dir):
+    srv = start_server([f"server.model_uri={model_dir}", "server.max_queue_rows=2", "server.inference=thread",
+                        "server.max_wait_ms=5", "server.access_log=null"], name="backpressure")
+    answered, statuses, errors = asyncio.run(hammer(srv.url, clients=32, requests_each=5))
+    assert not errors and set(statuses) == {200, 503} and statuses[503] > 0, statuses
+    # one request at a time never overflows a queue of 2 rows
+    with httpx.Client(base_url=srv.url) as client:
+        for i in range(10_000, 10_020):
+            r = client.post(INFER, content=body(i))
+            assert r.status_code == 200
+            answered[f"r{i}"] = 1
+    assert srv.stop() == 0
+    assert logged_rows(srv.log_dir) == answered
+
+
+def test_retry_after_header(start_server, model_dir):
+    srv = start_server([f"server.model_uri={model_dir}", "server.max_queue_rows=1", "server.inference=thread",
+                        "server.max_wait_ms=20", "server.retry_after_s=3", "server.access_log=null"], name="retry")
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=srv.url) as c:
+            return await asyncio.gather(*(c.post(INFER, content=body(i)) for i in range(8)))
+
+    responses = asyncio.run(burst())
+    full = [r for r in responses if r.status_code == 503]
+    assert full and all(r.headers["retry-after"] == "3" and "capacity" in r.json()["error"] for r in full)
+    assert any(r.status_code == 200 for r in responses)

@@ -2,5 +2,12 @@
 
 COMPONENTS = [
     ("monitor", "drift", "aiinfra.monitoring.stage:run_monitor",
-     "aiinfra.monitoring.schema:DriftMonitorConfig", "data and prediction drift, Evidently reports"),
+     "aiinfra.monitoring.schema:DriftMonitorConfig",
+     "data and prediction drift on every row, Evidently HTML/JSON reports, alerts, retraining"),
+    ("sink", "log", "aiinfra.monitoring.sinks:log_sink", "aiinfra.monitoring.schema:AlertConfig",
+     "drift alert as one log line"),
+    ("sink", "file", "aiinfra.monitoring.sinks:file_sink", "aiinfra.monitoring.schema:AlertConfig",
+     "drift alert appended as a JSON line to a file"),
+    ("sink", "webhook", "aiinfra.monitoring.sinks:webhook_sink", "aiinfra.monitoring.schema:AlertConfig",
+     "drift alert POSTed as JSON to a URL (retries, timeout)"),
 ]

@@ -1,0 +1,267 @@
+"""The drift verdict: every row of the current window against the reference, column by column.
+
+Each column is read on its own (Parquet is columnar), summarised (sorted finite values, or value
+counts) and tested with :mod:`aiinfra.monitoring.stats`, on a small thread pool: pyarrow reads,
+numpy sorts and searches release the GIL, so two cores work on two columns at once. Memory is
+bounded by (threads x one column of the window), not by the whole table. While a column is in
+memory its rows for the report sample are taken too, so the window is read once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aiinfra.errors import AiinfraError, ConfigError, DataValidationError, choices_text, did_you_mean
+from aiinfra.monitoring import stats
+from aiinfra.monitoring.windows import PREDICTION, CurrentData
+
+log = logging.getLogger("aiinfra.monitor")
+
+
+@dataclass
+class Reference:
+    table: Any  # pyarrow.Table
+    meta: dict
+    path: Path
+
+
+@dataclass
+class ColumnPlan:
+    name: str  # column in the current data
+    ref_name: str  # column in the reference (the target for the prediction column)
+    kind: str  # stats.NUMERICAL | stats.CATEGORICAL
+    method: str | None  # None: Evidently's automatic choice
+    threshold: float | None  # None: the method's default
+    counted: bool = True  # counts towards the dataset drift share (features do; prediction not)
+
+
+def load_reference(prepared: str | Path) -> Reference:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    prepared = Path(prepared)
+    ref_path, meta_path = prepared / "reference.parquet", prepared / "meta.json"
+    for p in (ref_path, meta_path):
+        if not p.is_file():
+            raise AiinfraError(
+                f"reference data not found: {p}",
+                hint="run `aiinfra prepare` first (it writes reference.parquet and meta.json), "
+                "or point paths.prepared at a directory holding them",
+            )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AiinfraError(f"cannot read {meta_path}: {exc}", hint="re-run `aiinfra prepare`") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("features"), list):
+        raise DataValidationError(
+            f"{meta_path} has no 'features' list", hint="re-run `aiinfra prepare` to rewrite it"
+        )
+    try:
+        table = pq.read_table(ref_path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise AiinfraError(f"cannot read reference data {ref_path}: {exc}", hint="re-run `aiinfra prepare`") from None
+    return Reference(table, meta, ref_path)
+
+
+def _kind(arrow_type: Any, name: str, categorical: set[str]) -> str:
+    import pyarrow.types as t
+
+    if name in categorical:
+        return stats.CATEGORICAL
+    if t.is_integer(arrow_type) or t.is_floating(arrow_type) or t.is_decimal(arrow_type):
+        return stats.NUMERICAL
+    return stats.CATEGORICAL
+
+
+def _check_method(name: str, method: str, kind: str, where: str) -> None:
+    if method not in stats.TESTS:
+        raise ConfigError(
+            f"{where}: unknown drift method '{method}' for column '{name}'." + did_you_mean(method, stats.TESTS),
+            hint=f"valid methods: auto, {choices_text(stats.TESTS)}",
+        )
+    if kind not in stats.ALLOWED[method]:
+        valid = [m for m, kinds in stats.ALLOWED.items() if kind in kinds]
+        what = "numerical" if kind == stats.NUMERICAL else "categorical"
+        raise ConfigError(
+            f"{where}: method '{method}' does not apply to {what} column '{name}'.",
+            hint=f"methods for {what} columns: auto, {choices_text(valid)}"
+            + ("; or list the column in monitor.categorical" if kind == stats.NUMERICAL else ""),
+        )
+
+
+def plan_columns(mon: Any, ref: Reference, current: CurrentData) -> list[ColumnPlan]:
+    """Which columns to test, how, and that they exist on both sides (one clear error if not)."""
+    features = list(mon.get("columns") or ref.meta["features"])
+    target = ref.meta.get("target")
+    categorical = set(mon.get("categorical") or [])
+    per_method = dict(mon.get("per_column_method") or {})
+    per_threshold = dict(mon.get("per_column_threshold") or {})
+    for key, mapping in (("per_column_method", per_method), ("per_column_threshold", per_threshold)):
+        for col in mapping:
+            if col not in features and col != PREDICTION:
+                raise ConfigError(
+                    f"monitor.{key} names column '{col}', which is not monitored." + did_you_mean(col, features),
+                    hint=f"monitored columns: {choices_text(features)}",
+                )
+    missing_ref = [c for c in features if c not in ref.table.column_names]
+    if missing_ref:
+        raise DataValidationError(
+            f"reference {ref.path} lacks column(s) {', '.join(missing_ref)}",
+            hint="re-run `aiinfra prepare`, or set monitor.columns to columns it has",
+        )
+    missing_cur = [c for c in features if c not in current.names]
+    if missing_cur:
+        raise DataValidationError(
+            f"current data ({current.description}) lacks column(s) {', '.join(missing_cur)}"
+            + did_you_mean(missing_cur[0], current.names),
+            hint=f"it has: {choices_text(current.names)}. Give it every feature in meta.json, "
+            "or monitor only some with monitor.columns=[...]",
+        )
+
+    default_method = str(mon.get("method") or "auto")
+    default_threshold = mon.get("threshold")
+    plans = []
+    for name in features:
+        kind = _kind(ref.table.schema.field(name).type, name, categorical)
+        cur_kind = _kind(current.type_of(name), name, categorical)
+        if kind == stats.NUMERICAL and cur_kind != stats.NUMERICAL:
+            raise DataValidationError(
+                f"column '{name}' is numerical in the reference but {current.type_of(name)} in "
+                f"the current data ({current.description})",
+                hint="fix the column's type in the current data, or list it in monitor.categorical",
+            )
+        method = per_method.get(name) or (default_method if default_method != "auto" else None)
+        if method == "auto":
+            method = None
+        if method:
+            _check_method(name, method, kind, "monitor.per_column_method" if name in per_method else "monitor.method")
+        threshold = per_threshold.get(name, default_threshold)
+        plans.append(ColumnPlan(name, name, kind, method, None if threshold is None else float(threshold)))
+    if mon.get("prediction_drift", True) and PREDICTION in current.names and target in ref.table.column_names:
+        method = per_method.get(PREDICTION)
+        if method:
+            _check_method(PREDICTION, method, stats.CATEGORICAL, "monitor.per_column_method")
+        thr = per_threshold.get(PREDICTION)
+        plans.append(ColumnPlan(PREDICTION, target, stats.CATEGORICAL, method, thr, counted=False))
+    if target and target in current.names and target not in features:
+        # a labelled file (or feedback joined to the log): target drift, reported apart
+        plans.append(ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False))
+    return plans
+
+
+def as_labels(column: Any) -> Any:
+    """Class labels as strings, so that a logged prediction ``"1"`` matches a reference target
+    ``1`` (or ``1.0``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(column.type):
+        values = column.drop_null() if hasattr(column, "drop_null") else column
+        if len(values) and pc.all(pc.equal(values, pc.round(values))).as_py():
+            column = pc.cast(column, pa.int64())
+    return pc.cast(column, pa.string())
+
+
+def summarize(column: Any, kind: str) -> stats.Summary:
+    """A pyarrow (Chunked)Array -> the summary the tests need."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = len(column)
+    if kind == stats.NUMERICAL:
+        values = column if pa.types.is_float64(column.type) else pc.cast(column, pa.float64())
+        if values.null_count:
+            values = values.fill_null(np.nan)
+        return stats.numeric_summary(values.to_numpy(), rows)
+    vc = pc.value_counts(column.drop_null() if hasattr(column, "drop_null") else column)
+    counts = dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+    return stats.categorical_summary(counts, rows)
+
+
+def _test(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> dict:
+    result: dict[str, Any] = {
+        "column": plan.name,
+        "reference_column": plan.ref_name,
+        "type": "numerical" if plan.kind == stats.NUMERICAL else "categorical",
+        "rows_reference": ref.rows,
+        "rows_current": cur.rows,
+        "missing_share_reference": ref.missing / ref.rows if ref.rows else 0.0,
+        "missing_share_current": cur.missing / cur.rows if cur.rows else 0.0,
+        "counted": plan.counted,
+    }
+    if ref.n == 0 or cur.n == 0:
+        # Evidently raises on an empty column; a feature that stopped arriving is drift
+        side = "reference" if ref.n == 0 else "current"
+        result.update(method=plan.method or "auto", score=None, threshold=plan.threshold, drifted=side == "current",
+                      note=f"no non-missing values in the {side} data")
+        return result
+    method = plan.method or stats.auto_method(ref, cur)
+    threshold = plan.threshold if plan.threshold is not None else stats.METHODS[method][0]
+    score = stats.TESTS[method](ref, cur)
+    result.update(
+        method=method,
+        method_auto=plan.method is None,
+        score=score,
+        threshold=threshold,
+        drifted=bool(stats.is_drift(method, score, threshold)),
+    )
+    return result
+
+
+@dataclass
+class EngineResult:
+    columns: list[dict]
+    rows_current: int
+    rows_reference: int
+    sample_current: Any  # pyarrow.Table: the report's rows of the current window
+    models: dict
+
+
+def run(mon: Any, ref: Reference, current: CurrentData, plans: list[ColumnPlan], seed: int = 0) -> EngineResult:
+    import pyarrow as pa
+
+    rows = current.count_rows()
+    if rows == 0:
+        raise AiinfraError(
+            f"no rows in the current data ({current.description})",
+            hint="widen the window (monitor.window.last_hours / start / end / last_rows), or check that the server logs",
+        )
+    sample_rows = int(mon.get("report_sample_rows") or 0)
+    n_sample = rows if sample_rows <= 0 else min(rows, sample_rows)
+    # one fixed set of row positions, taken from every column as it passes through memory
+    take = None if n_sample == rows else pa.array(
+        np.sort(np.random.default_rng(seed).choice(rows, n_sample, replace=False)))
+
+    sample: dict[str, Any] = {}
+
+    def one(plan: ColumnPlan) -> dict:
+        col = current.column(plan.name)
+        if len(col) != rows:  # the log grew between count and read: keep the count consistent
+            col = col.slice(0, rows)
+        sample[plan.name] = col if take is None else col.take(take)
+        ref_col = ref.table.column(plan.ref_name)
+        if plan.name != plan.ref_name:  # logged prediction vs reference target: as class labels
+            ref_col, col = as_labels(ref_col), as_labels(col)
+        ref_s = summarize(ref_col, plan.kind)
+        cur_s = summarize(col, plan.kind)
+        del col
+        return _test(plan, ref_s, cur_s)
+
+    threads = int(mon.get("threads") or 0) or (os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(plans)))) as pool:
+        results = list(pool.map(one, plans))
+
+    models = {}
+    for key in ("model_name", "model_version"):
+        if key in current.names:
+            models[key] = sorted(str(v) for v in current.column(key).unique().to_pylist() if v is not None)[:20]
+    sample_table = pa.table({p.name: sample[p.name] for p in plans}) if plans else pa.table({})
+    return EngineResult(results, rows, ref.table.num_rows, sample_table, models)

@@ -1,0 +1,71 @@
+"""Prometheus gauges of a drift verdict: for the server's ``/metrics`` and a textfile collector.
+
+``drift_gauges(verdict)`` returns plain tuples, so the server can publish them with its own
+prometheus_client registry; ``write_textfile`` writes ``<report_dir>/drift.prom`` for
+node_exporter's textfile collector. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+#: (name, help) of every gauge this module emits
+GAUGES = {
+    "aiinfra_drift_detected": "1 when the last monitor run found dataset drift",
+    "aiinfra_drift_share": "share of monitored columns that drifted in the last run",
+    "aiinfra_drift_share_threshold": "dataset drift when drift_share >= this",
+    "aiinfra_drift_column_score": "drift score of a column (its method's statistic or p-value)",
+    "aiinfra_drift_column_threshold": "drift threshold of a column's method",
+    "aiinfra_drift_column_drifted": "1 when the column drifted in the last run",
+    "aiinfra_drift_rows": "rows of the current window in the last run",
+    "aiinfra_drift_last_run_timestamp_seconds": "when the last monitor run finished (unix time)",
+}
+
+
+def drift_gauges(verdict: Mapping[str, Any]) -> list[tuple[str, dict[str, str], float]]:
+    """``[(metric name, labels, value)]`` for one verdict (see :data:`GAUGES`)."""
+    out: list[tuple[str, dict[str, str], float]] = [
+        ("aiinfra_drift_detected", {}, float(bool(verdict.get("drift_detected")))),
+        ("aiinfra_drift_share", {}, float(verdict.get("drift_share") or 0.0)),
+        ("aiinfra_drift_share_threshold", {}, float(verdict.get("threshold") or 0.0)),
+        ("aiinfra_drift_rows", {}, float(verdict.get("rows", {}).get("current") or 0)),
+    ]
+    if verdict.get("finished_unix"):
+        out.append(("aiinfra_drift_last_run_timestamp_seconds", {}, float(verdict["finished_unix"])))
+    for name, col in verdict.get("columns", {}).items():
+        labels = {"column": str(name), "method": str(col.get("method"))}
+        if col.get("score") is not None:
+            out.append(("aiinfra_drift_column_score", labels, float(col["score"])))
+        if col.get("threshold") is not None:
+            out.append(("aiinfra_drift_column_threshold", labels, float(col["threshold"])))
+        out.append(("aiinfra_drift_column_drifted", {"column": str(name)}, float(bool(col.get("drifted")))))
+    return out
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exposition(verdict: Mapping[str, Any]) -> str:
+    """The gauges in Prometheus text exposition format."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for name, labels, value in drift_gauges(verdict):
+        if name not in seen:
+            seen.add(name)
+            lines += [f"# HELP {name} {GAUGES[name]}", f"# TYPE {name} gauge"]
+        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{{{label_text}}} {value!r}" if label_text else f"{name} {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+def write_textfile(verdict: Mapping[str, Any], path: str | Path) -> Path:
+    """Write atomically (the collector must never read half a file)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(exposition(verdict))
+    os.replace(tmp, p)
+    return p

@@ -1,0 +1,61 @@
+"""Retraining on drift (``monitor.retrain.policy: retrain``): run the project's DVC pipeline.
+
+The pipeline (``python -m aiinfra repro`` = compose params.yaml + ``dvc repro``) retrains,
+evaluates and registers; the register stage's gate decides whether the champion alias moves, and
+the server hot-reloads the alias. Before it runs, the drifted window is exported to
+``<paths.data>/feedback/window-<time>.parquet`` so that a source configured to include it trains
+on the new data plus the reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("aiinfra.monitor")
+
+
+def export_window(cfg: Any, current: Any, stamp: str) -> Path:
+    """Stream the window (a :class:`~aiinfra.monitoring.windows.CurrentData`) into one file."""
+    import pyarrow.parquet as pq
+
+    out = Path(cfg.paths.data) / "feedback" / f"window-{stamp}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    try:
+        for batch in current.dataset.to_batches(filter=current.filter):
+            if writer is None:
+                writer = pq.ParquetWriter(out, batch.schema)
+            writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return out
+
+
+def retrain(cfg: Any, verdict: dict, current: Any = None) -> dict:
+    """Run the retraining command in the project root; return what happened (never raises)."""
+    policy = cfg.monitor.retrain
+    command = [sys.executable if part == "{python}" else str(part) for part in policy.command]
+    result: dict[str, Any] = {"command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if current is not None and policy.get("export_window", True):
+        stamp = str(verdict.get("finished", "")).replace(":", "").replace("-", "")[:15] or str(int(time.time()))
+        result["window"] = str(export_window(cfg, current, stamp))
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=float(policy.timeout_s))
+        result.update(exit_code=proc.returncode, ok=proc.returncode == 0,
+                      output_tail=(proc.stdout + proc.stderr)[-4000:])
+    except subprocess.TimeoutExpired:
+        result.update(exit_code=None, ok=False, error=f"timed out after {policy.timeout_s} s")
+    except OSError as exc:
+        result.update(exit_code=None, ok=False, error=f"{type(exc).__name__}: {exc}")
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    (log.info if result.get("ok") else log.error)(
+        "retrain %s: %s (exit %s, %.1f s)", "done" if result.get("ok") else "failed",
+        " ".join(command), result.get("exit_code"), result["seconds"])
+    return result

@@ -1,0 +1,216 @@
+"""The current data: a Parquet/CSV file, or a time/row window of the server's prediction log.
+
+The prediction log is hive-partitioned Parquet written by the server::
+
+    <server.log_dir or paths.logs/predictions>/date=YYYY-MM-DD/hour=HH/part-*.parquet
+
+with ``request_id``, ``timestamp`` (timestamp[us, UTC]), ``model_name``, ``model_version``, one
+float column per feature, ``prediction`` and ``score``. Windows prune whole partitions by their
+directory names first and filter on ``timestamp`` inside, and columns are read one at a time
+(Parquet is columnar), so a window is never held in memory as a whole table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiinfra.errors import AiinfraError, DataValidationError
+
+LOG_SUBDIR = "predictions"
+TIMESTAMP = "timestamp"
+REQUEST_ID = "request_id"
+PREDICTION = "prediction"
+
+
+@dataclass
+class CurrentData:
+    """A lazily read table: columns come out one at a time (``column``)."""
+
+    description: str  # for messages and the verdict: the file, or the log and window
+    dataset: Any  # pyarrow.dataset.Dataset
+    filter: Any = None  # pyarrow.compute.Expression or None
+    window: dict | None = None  # the resolved window (ISO strings), for the verdict
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.dataset.schema.names)
+
+    def type_of(self, name: str) -> Any:
+        return self.dataset.schema.field(name).type
+
+    def count_rows(self) -> int:
+        return int(self.dataset.count_rows(filter=self.filter))
+
+    def column(self, name: str):
+        """One column of the window as a pyarrow ChunkedArray."""
+        return self.dataset.to_table(columns=[name], filter=self.filter).column(0)
+
+    def table(self, columns: list[str]):
+        return self.dataset.to_table(columns=columns, filter=self.filter)
+
+
+def open_file(path: str | Path) -> CurrentData:
+    """A Parquet file or directory, or a CSV file."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    p = Path(path)
+    if not p.exists():
+        raise AiinfraError(
+            f"current data file not found: {p}",
+            hint="set monitor.current to an existing Parquet or CSV file, or to null for the prediction log",
+        )
+    try:
+        if p.suffix.lower() in {".csv", ".tsv", ".txt"} or p.name.lower().endswith(".csv.gz"):
+            import pyarrow.csv as pcsv
+
+            parse = pcsv.ParseOptions(delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+            table = pcsv.read_csv(p, parse_options=parse)
+            return CurrentData(str(p), ds.dataset(table))
+        return CurrentData(str(p), ds.dataset(str(p), format="parquet"))
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise AiinfraError(
+            f"cannot read current data {p}: {exc}",
+            hint="monitor.current must be a Parquet file/directory or a CSV file with a header row",
+        ) from None
+
+
+def _parse_time(text: str, key: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise AiinfraError(
+            f"monitor.window.{key}={text!r} is not an ISO-8601 time",
+            hint=f"e.g. monitor.window.{key}=2026-11-28T13:00:00 (UTC unless an offset is given)",
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _partitions(root: Path) -> list[tuple[str, str, Path]]:
+    """(date, hour, dir) of every hive partition, oldest first."""
+    out = []
+    for ddir in root.glob("date=*"):
+        for hdir in ddir.glob("hour=*"):
+            if hdir.is_dir():
+                out.append((ddir.name[5:], hdir.name[5:].zfill(2), hdir))
+    return sorted(out)
+
+
+def log_root(cfg: Any) -> Path:
+    """Where the server logs: ``server.log_dir``, else ``<paths.logs>/predictions``."""
+    server = cfg.get("server") if hasattr(cfg, "get") else None
+    configured = server.get("log_dir") if server is not None and hasattr(server, "get") else None
+    return Path(configured) if configured else Path(cfg.paths.logs) / LOG_SUBDIR
+
+
+def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> CurrentData:
+    """A window of the prediction log under ``root`` (``window``: the ``monitor.window`` node)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    root = Path(root)
+    parts = _partitions(root) if root.is_dir() else []
+    if not parts:
+        raise AiinfraError(
+            f"no prediction log under {root} (expected date=YYYY-MM-DD/hour=HH/*.parquet)",
+            hint="serve the model first (`aiinfra serve`) so that it logs predictions, "
+            "or compare a file: aiinfra monitor monitor.current=FILE.parquet",
+        )
+    last_hours = window.get("last_hours") if window is not None else None
+    start_s = window.get("start") if window is not None else None
+    end_s = window.get("end") if window is not None else None
+    last_rows = window.get("last_rows") if window is not None else None
+    chosen = sum(x is not None for x in (last_hours, last_rows)) + (start_s is not None or end_s is not None)
+    if chosen > 1:
+        raise AiinfraError(
+            "monitor.window sets more than one kind of window",
+            hint="set only one of window.last_hours, window.start/end, window.last_rows",
+        )
+
+    start = end = None
+    if last_hours is not None:
+        if float(last_hours) <= 0:
+            raise AiinfraError(f"monitor.window.last_hours must be > 0, got {last_hours}")
+        end_now = now or dt.datetime.now(dt.timezone.utc)
+        start = end_now - dt.timedelta(hours=float(last_hours))
+    if start_s is not None:
+        start = _parse_time(start_s, "start")
+    if end_s is not None:
+        end = _parse_time(end_s, "end")
+
+    if last_rows is not None:
+        if int(last_rows) <= 0:
+            raise AiinfraError(f"monitor.window.last_rows must be > 0, got {last_rows}")
+        # newest partitions first, until they hold enough rows (row counts come from the
+        # Parquet footers, no data is read)
+        picked, total = [], 0
+        for date, hour, path in reversed(parts):
+            picked.append((date, hour, path))
+            total += ds.dataset(str(path), format="parquet").count_rows()
+            if total >= int(last_rows):
+                break
+        parts = sorted(picked)
+
+    part_schema = pa.schema([("date", pa.string()), ("hour", pa.string())])
+    files = [str(f) for _, _, p in parts for f in sorted(p.glob("*.parquet")) if not f.name.startswith((".", "_"))]
+    if not files:
+        raise AiinfraError(f"the prediction log under {root} has partitions but no Parquet files")
+    try:
+        dataset = ds.dataset(
+            files, format="parquet", partitioning=ds.HivePartitioning(part_schema), partition_base_dir=str(root)
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise AiinfraError(f"cannot read the prediction log under {root}: {exc}") from None
+    if TIMESTAMP not in dataset.schema.names:
+        raise DataValidationError(
+            f"the prediction log under {root} has no '{TIMESTAMP}' column",
+            hint="the server writes request_id, timestamp, model_name, model_version, features, prediction, score",
+        )
+
+    expr = None
+    ts_type = dataset.schema.field(TIMESTAMP).type
+
+    def both(a, b):
+        return b if a is None else a & b
+
+    if start is not None:
+        # prune partitions by name (cheap), then filter rows by timestamp
+        d, h = start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d"), start.astimezone(dt.timezone.utc).strftime("%H")
+        expr = both(expr, (ds.field("date") > d) | ((ds.field("date") == d) & (ds.field("hour") >= h)))
+        expr = both(expr, ds.field(TIMESTAMP) >= pa.scalar(start, type=ts_type))
+    if end is not None:
+        d, h = end.astimezone(dt.timezone.utc).strftime("%Y-%m-%d"), end.astimezone(dt.timezone.utc).strftime("%H")
+        expr = both(expr, (ds.field("date") < d) | ((ds.field("date") == d) & (ds.field("hour") <= h)))
+        expr = both(expr, ds.field(TIMESTAMP) < pa.scalar(end, type=ts_type))
+    if last_rows is not None and total > int(last_rows):
+        import numpy as np
+
+        ts = dataset.to_table(columns=[TIMESTAMP]).column(0)
+        stamps = ts.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        k = stamps.size - int(last_rows)
+        cutoff = int(np.partition(stamps, k)[k])
+        # rows logged at the very same microsecond as the cutoff are all kept
+        expr = both(expr, ds.field(TIMESTAMP) >= pa.scalar(cutoff, type=pa.int64()).cast(ts_type))
+
+    described = {"last_hours": last_hours, "start": start.isoformat() if start else None,
+                 "end": end.isoformat() if end else None, "last_rows": last_rows}
+    what = ", ".join(f"{k}={v}" for k, v in described.items() if v is not None) or "whole log"
+    return CurrentData(f"prediction log {root} ({what})", dataset, expr, described)
+
+
+def open_current(cfg: Any) -> CurrentData:
+    """The current data of a monitor run: ``monitor.current`` or the prediction log window."""
+    current = cfg.monitor.get("current")
+    if current:
+        return open_file(current)
+    return open_log(log_root(cfg), cfg.monitor.get("window"), now=env_now())
+
+
+def env_now() -> dt.datetime | None:
+    """``AIINFRA_NOW`` (ISO time) pins "now" for windows: reproducible runs and tests."""
+    raw = os.environ.get("AIINFRA_NOW")
+    return _parse_time(raw, "now") if raw else None

@@ -32,7 +32,7 @@ EPILOG = """\
 stages take Hydra overrides:   aiinfra train model.hidden=128 trainer=gpu
 sweeps:                        aiinfra train -m model.hidden=32,64
 the composed config of a stage: aiinfra config model.hidden=128
-the whole pipeline with DVC:   aiinfra repro      (= aiinfra compose && dvc repro)
+the whole pipeline with DVC:   aiinfra repro      (= dvc repro in the project root)
 """
 
 log = logging.getLogger("aiinfra")
@@ -82,7 +82,7 @@ def build_parser(plugin_commands: dict[str, tuple[str, str, str]] | None = None)
     p.add_argument("overrides", nargs="*")
     p.add_argument("-o", "--output", default="params.yaml")
     p.add_argument("--check", action="store_true", help="exit 1 if params.yaml is out of date")
-    p = sub.add_parser("repro", help="compose params.yaml, then `dvc repro` (extra args go to dvc)")
+    p = sub.add_parser("repro", help="run the DVC pipeline: `dvc repro` (extra args go to dvc)")
     p.add_argument("dvc_args", nargs=argparse.REMAINDER)
     for name, (_, help_text, provider) in (plugin_commands or {}).items():
         p = sub.add_parser(name, help=f"{help_text} [{provider}]", add_help=False)
@@ -241,12 +241,14 @@ def cmd_compose(overrides: list[str], output: Path, check: bool = False) -> int:
 
 
 def cmd_repro(dvc_args: list[str]) -> int:
+    """`dvc repro` from the project root (the pipeline's compose stage refreshes params.yaml)."""
     import subprocess
 
-    code = cmd_compose([], Path("params.yaml"))
-    if code:
-        return code
-    return subprocess.call([sys.executable, "-m", "dvc", "repro", *dvc_args])
+    from aiinfra.config.compose import find_project_root
+
+    os.chdir(find_project_root())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.call([sys.executable, "-m", "dvc", "repro", *dvc_args], env=env)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
+import numpy as np
 import pytest
 
 from conftest import cli_env, init_git_dvc
@@ -57,6 +61,7 @@ def test_dvc_repro_runs_all_stages_then_only_what_changed(pipeline):
     assert {"config", "data"} <= set(info["artifacts"])
 
     assert "Data and pipelines are up to date" in dvc(pipeline, "repro")
+    _served_equals_offline(pipeline)
 
     mlp = pipeline / "conf" / "model" / "mlp.yaml"
     mlp.write_text(mlp.read_text().replace("hidden: 64", "hidden: 32"))
@@ -73,3 +78,45 @@ def test_dvc_repro_runs_all_stages_then_only_what_changed(pipeline):
         if exp.get("data", {}).get("params")
     }
     assert {16, 32} <= hiddens
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _served_equals_offline(project) -> None:
+    """`aiinfra serve` of the champion answers exactly what the model predicts offline."""
+    from aiinfra.data.prepared import PreparedData
+    from aiinfra.models.artifact import Predictor
+
+    data = PreparedData.open(project / "data" / "prepared")
+    x, _ = data.arrays("test")
+    offline = Predictor.load(project / "models" / "model").predict_proba(x)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "aiinfra", "serve", f"server.port={port}"], cwd=project,
+                              env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                assert time.monotonic() < deadline, "server not ready"
+                time.sleep(0.3)
+        whole = _post(f"{base}/invocations", {"dataframe_split": {"columns": data.features, "data": x.tolist()}})
+        np.testing.assert_allclose(np.asarray(whole["probabilities"]), offline, atol=1e-5)
+        for i in range(0, len(x), 17):  # single-row requests take the same path through the batcher
+            one = _post(f"{base}/invocations", {"inputs": [x[i].tolist()]})
+            np.testing.assert_allclose(np.asarray(one["probabilities"][0]), offline[i], atol=1e-5)
+            assert one["predictions"][0] == data.classes[int(offline[i].argmax())]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -99,6 +99,20 @@ class AiinfraProject:
         env.update(extra or {})
         return env
 
+    def cli_command(self) -> list[str]:
+        """The argv prefix that runs this environment's ``aiinfra``."""
+        return [sys.executable, "-m", "aiinfra"]
+
+    def popen(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen:
+        """Start ``aiinfra ARGS...`` in the project without waiting (servers, watchers).
+
+        stdout and stderr go to one text pipe unless given; the caller stops the process.
+        """
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.STDOUT)
+        kwargs.setdefault("text", True)
+        return subprocess.Popen([*self.cli_command(), *args], cwd=self.root, env=self.env(env), **kwargs)
+
     def cli(self, *args: str, env: dict[str, str] | None = None, check: bool = False,
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run ``aiinfra ARGS...`` in the project (a real subprocess); output is captured as text.
@@ -106,7 +120,7 @@ class AiinfraProject:
         ``check=True`` raises ``AssertionError`` with the output when the exit status is not 0.
         """
         proc = subprocess.run(
-            [sys.executable, "-m", "aiinfra", *args], cwd=self.root, env=self.env(env),
+            [*self.cli_command(), *args], cwd=self.root, env=self.env(env),
             capture_output=True, text=True, timeout=timeout,
         )
         if check and proc.returncode != 0:

@@ -319,10 +319,21 @@ def _multirun(stage: str, overrides: list[str]) -> int:
         from aiinfra.config.validate import validate
         from aiinfra.plugins.manager import get_plugins
 
+        from hydra.core.hydra_config import HydraConfig
+
         plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        # each job of a sweep keeps its own outputs (model, plots, checkpoints) in its Hydra job
+        # directory; the runs are compared in MLflow, and no job overwrites another's model
+        job_dir = Path(HydraConfig.get().runtime.output_dir)
+        plain.paths.models = str(job_dir / "models")
+        plain.paths.plots = str(job_dir / "plots")
+        plain.paths.metrics = str(job_dir / "metrics.json")
+        if "trainer" in plain and "checkpoint" in plain.trainer:
+            plain.trainer.checkpoint.dir = str(job_dir / "checkpoints")
         results.append(_exit_code(run_stage(stage, validate(plain, get_plugins().registry))))
 
     argv = sys.argv
+    os.environ["AIINFRA_MULTIRUN"] = "1"  # stages refuse what breaks sweeps (Lightning's ddp)
     sys.argv = [f"aiinfra-{stage}", "--multirun", *overrides]
     try:
         hydra.main(config_path=str(root / "conf"), config_name="config", version_base="1.3")(task)()

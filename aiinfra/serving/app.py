@@ -125,6 +125,13 @@ def _role_for(path: str, settings: dict[str, Any]) -> str | None:
     return None
 
 
+def _from_loopback(scope) -> bool:
+    from aiinfra.serving.auth import is_loopback
+
+    client = scope.get("client")
+    return bool(client) and is_loopback(client[0])
+
+
 class Gate:
     def __init__(self, app: Any, state: ServingState):
         self.app = app
@@ -169,6 +176,13 @@ class Gate:
                 await resp(scope, receive, send_wrapped)
                 self._observe(scope, path, status_box[0], t0, key_id)
                 return
+        elif not st.keys.enabled and path.startswith("/admin") and not _from_loopback(scope):
+            # no keys configured (allow_unauthenticated): nobody off this machine may change the server
+            resp = error(403, "admin endpoints need an admin API key when called from another machine; "
+                              "configure server.api_keys_env or server.api_keys_file")
+            await resp(scope, receive, send_wrapped)
+            self._observe(scope, path, status_box[0], t0, None)
+            return
         scope["aiinfra.key_id"] = key_id
         try:
             await self.app(scope, receive, send_wrapped)

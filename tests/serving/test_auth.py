@@ -1,0 +1,91 @@
+"""API keys: 401 without/with a wrong key, 403 without the role, admin works; keys never logged."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+import orjson
+import pytest
+from serving_helpers import AIINFRA, ServerProcess, env_for
+
+PREDICT_SECRET = "p-" + "x" * 30
+ADMIN_SECRET = "a-" + "y" * 30
+INFER_BODY = orjson.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+
+
+@pytest.fixture(scope="module")
+def keyed(serving_project, model_dir, tmp_path_factory):
+    keyfile = tmp_path_factory.mktemp("keys") / "keys.txt"
+    keyfile.write_text(f"# operators\nops:admin:{ADMIN_SECRET}\n")
+    access = serving_project / "access.jsonl"
+    srv = ServerProcess(serving_project, [f"server.model_uri={model_dir}", f"server.api_keys_file={keyfile}",
+                                          f"server.access_log={access}", "server.metrics_public=false"],
+                        env={"AIINFRA_API_KEYS": f"ci:predict:{PREDICT_SECRET}"}, name="auth").start()
+    yield srv, access
+    srv.stop()
+
+
+@pytest.mark.parametrize("headers,status", [
+    ({}, 401),
+    ({"Authorization": "Bearer wrong-key-wrong-key-wrong"}, 401),
+    ({"X-API-Key": PREDICT_SECRET[:-1]}, 401),
+    ({"Authorization": f"Bearer {PREDICT_SECRET}"}, 200),
+    ({"X-API-Key": ADMIN_SECRET}, 200),  # admin implies predict
+])
+def test_predict_needs_a_key(keyed, headers, status):
+    srv, _ = keyed
+    r = httpx.post(f"{srv.url}/v2/models/model/infer", content=INFER_BODY, headers=headers)
+    assert r.status_code == status, r.text
+    if status == 401:
+        assert "API key" in r.json()["error"] and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_admin_needs_admin_role(keyed):
+    srv, _ = keyed
+    r = httpx.post(f"{srv.url}/admin/reload", headers={"X-API-Key": PREDICT_SECRET})
+    assert r.status_code == 403 and "lacks the 'admin' role" in r.json()["error"]
+    assert httpx.post(f"{srv.url}/admin/reload").status_code == 401
+    r = httpx.post(f"{srv.url}/admin/reload", headers={"X-API-Key": ADMIN_SECRET})
+    assert r.status_code == 200 and r.json()["reloaded"] is False
+    cfg = httpx.get(f"{srv.url}/admin/config", headers={"Authorization": f"Bearer {ADMIN_SECRET}"}).json()
+    assert cfg["auth"]["key_ids"] == ["ci", "ops"] and ADMIN_SECRET not in str(cfg)
+
+
+def test_health_is_open_metrics_can_be_closed(keyed):
+    srv, _ = keyed
+    assert httpx.get(f"{srv.url}/v2/health/ready").status_code == 200
+    assert httpx.get(f"{srv.url}/metrics").status_code == 401
+    assert httpx.get(f"{srv.url}/metrics", headers={"X-API-Key": PREDICT_SECRET}).status_code == 200
+
+
+def test_access_log_has_key_ids_never_keys(keyed):
+    srv, access = keyed
+    httpx.post(f"{srv.url}/v2/models/model/infer", content=INFER_BODY, headers={"X-API-Key": PREDICT_SECRET})
+    srv.stop()  # flushes the access log
+    text = access.read_text()
+    records = [orjson.loads(line) for line in text.splitlines()]
+    assert any(r["key_id"] == "ci" and r["status"] == 200 and r["rows"] == 1 for r in records)
+    assert any(r["key_id"] == "ci" and r["status"] == 403 for r in records)
+    assert any(r["key_id"] is None and r["status"] == 401 for r in records)
+    assert PREDICT_SECRET not in text and ADMIN_SECRET not in text
+    assert PREDICT_SECRET not in srv.text() and ADMIN_SECRET not in srv.text()
+
+
+def run_serve(project, *overrides, env=None):
+    return subprocess.run([*AIINFRA, "serve", *overrides], cwd=project, env=env_for(project, **(env or {})),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_refuses_public_bind_without_keys(serving_project, model_dir):
+    proc = run_serve(serving_project, f"server.model_uri={model_dir}", "server.host=0.0.0.0")
+    assert proc.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without API keys" in proc.stderr
+    assert "allow_unauthenticated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_malformed_key_entry_is_a_clean_error(serving_project, model_dir):
+    proc = run_serve(serving_project, f"server.model_uri={model_dir}",
+                     env={"AIINFRA_API_KEYS": "ci:superuser:0123456789abcdefghij"})
+    assert proc.returncode == 2 and "unknown role 'superuser'" in proc.stderr
+    assert "0123456789abcdefghij" not in proc.stderr

@@ -1,0 +1,104 @@
+"""Slack messages (Block Kit) and a small, retrying webhook client (standard library only)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+from aiinfra.errors import AiinfraError
+
+from aiinfra_slack.plugin import URL_ENV
+
+
+class SlackError(AiinfraError):
+    """Posting to Slack failed; the message never contains the webhook URL's secret path."""
+
+
+def _redact(url: str) -> str:
+    # https://hooks.slack.com/services/T000/B000/XXXX: the path is the secret
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/..."
+
+
+def post(url: str, message: dict[str, Any], *, timeout_s: float = 5.0, retries: int = 3,
+         backoff_s: float = 0.5) -> None:
+    """POST ``message`` as JSON; retry connection errors, 5xx and 429 (honouring Retry-After)."""
+    body = json.dumps(message, default=str).encode()
+    last = ""
+    for attempt in range(retries + 1):
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json", "User-Agent": "aiinfra-slack"})
+        wait = backoff_s * (2**attempt)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                if 200 <= response.status < 300:
+                    return
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(200).decode("utf-8", "replace").strip()
+            last = f"HTTP {exc.code}" + (f" ({detail})" if detail else "")
+            if exc.code == 429:
+                wait = float(exc.headers.get("Retry-After") or wait)
+            elif exc.code < 500:  # invalid_payload, no_service, channel_not_found: retrying won't help
+                break
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        if attempt < retries:
+            time.sleep(wait)
+    raise SlackError(f"posting to Slack ({_redact(url)}) failed after {attempt + 1} attempt(s): {last}",
+                     hint=f"check the webhook URL (monitor.alerts[].url or ${URL_ENV})")
+
+
+def drift_message(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    drifted = bool(verdict.get("drift_detected"))
+    cols = verdict.get("columns") or {}
+    worst = sorted(
+        ((name, c) for name, c in cols.items() if c.get("drifted") and c.get("score") is not None),
+        key=lambda item: -abs(float(item[1]["score"]) / (float(item[1].get("threshold") or 1) or 1)),
+    )[:5]
+    rows = verdict.get("rows") or {}
+    title = ("Data drift detected" if drifted else "No data drift") + f" ({verdict.get('current', 'current data')})"
+    summary = (f"{verdict.get('drifted_columns', len(worst))}/{verdict.get('columns_total', len(cols))} columns "
+               f"drifted, share {float(verdict.get('drift_share') or 0):.2f} "
+               f"(threshold {verdict.get('threshold')}); {rows.get('current', '?')} rows vs "
+               f"{rows.get('reference', '?')} reference rows")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
+    ]
+    if worst:
+        lines = "\n".join(f"• `{name}`: {c.get('method')} {float(c['score']):.4g} (threshold "
+                          f"{float(c.get('threshold') or 0):.4g})" for name, c in worst)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Most drifted columns*\n" + lines}})
+    paths = verdict.get("paths") or {}
+    if paths.get("html") or paths.get("verdict"):
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"report: `{paths.get('html') or paths.get('verdict')}`"}]})
+    return {"text": f"{title}: {summary}", "blocks": blocks}
+
+
+def stage_message(stage: str, outputs: Mapping[str, Any], project: str) -> dict[str, Any]:
+    shown = {k: v for k, v in outputs.items() if isinstance(v, (int, float, str, bool)) and len(str(v)) < 200}
+    lines = "\n".join(f"• {k}: `{v:.4g}`" if isinstance(v, float) else f"• {k}: `{v}`"
+                      for k, v in sorted(shown.items())[:20])
+    text = f"{project}: {stage} finished"
+    return {"text": text, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*" + (f"\n{lines}" if lines else "")}}]}
+
+
+def slack_sink(verdict: Mapping[str, Any], options: Mapping[str, Any], config: Any = None) -> None:
+    """The ``slack`` alert sink: ``monitor.alerts=[{type: slack, url: ...}]``."""
+    import os
+
+    url = options.get("url") or os.environ.get(URL_ENV)
+    if not url:
+        raise SlackError("the slack sink has no webhook URL.",
+                         hint=f"set ${URL_ENV}, or monitor.alerts=[{{type: slack, url: https://hooks.slack.com/...}}]")
+    post(str(url), drift_message(verdict), timeout_s=float(options.get("timeout_s") or 5.0),
+         retries=int(options.get("retries") if options.get("retries") is not None else 3),
+         backoff_s=float(options.get("backoff_s") if options.get("backoff_s") is not None else 0.5))

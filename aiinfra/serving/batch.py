@@ -1,0 +1,137 @@
+"""``aiinfra serve server=batch``: score a Parquet or CSV file into an output file, in process.
+
+Streams the input in ``batch_rows`` record batches (constant memory for any file size), writes the
+input's columns plus ``prediction``, ``score`` and one ``proba_<class>`` column per class, and shows
+a progress bar. The output appears atomically (written to a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aiinfra.errors import AiinfraError, DataValidationError
+
+log = logging.getLogger("aiinfra.serving")
+FORMATS = (".parquet", ".pq", ".csv")
+
+
+def _format(path: Path, what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise AiinfraError(f"server.{what} '{path}': unsupported file type '{suffix or '(none)'}'",
+                           hint="use a .parquet or .csv file")
+    return "csv" if suffix == ".csv" else "parquet"
+
+
+def _batches(path: Path, fmt: str, batch_rows: int):
+    """(record batches iterator, total rows or None)."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        f = pq.ParquetFile(path)
+        return f.iter_batches(batch_size=batch_rows), f.metadata.num_rows
+    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=max(1 << 20, batch_rows * 64)))
+    return iter(reader), None
+
+
+def _features(batch, features: list[str], offset: int) -> np.ndarray:
+    import pyarrow as pa
+
+    missing = [f for f in features if f not in batch.schema.names]
+    if missing:
+        raise DataValidationError(f"input is missing the model's feature column(s): {', '.join(missing)}",
+                                  hint=f"the model needs: {', '.join(features)}")
+    cols = []
+    for f in features:
+        col = batch.column(f)
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
+            raise DataValidationError(f"column '{f}' has type {col.type}; the model needs numbers")
+        arr = col.to_numpy(zero_copy_only=False).astype(np.float32)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise DataValidationError(f"column '{f}' has a missing or non-finite value at row {offset + int(bad.argmax())}",
+                                      hint="fill or drop missing values before scoring")
+        cols.append(arr)
+    return np.ascontiguousarray(np.stack(cols, axis=1))
+
+
+def score_file(cfg: Any) -> dict[str, Any]:
+    import pyarrow as pa
+
+    from aiinfra.serving.model_state import default_model_uri, load_served_model, resolve
+
+    s = cfg.server
+    src, dst = Path(str(s.input)), Path(str(s.output))
+    in_fmt, out_fmt = _format(src, "input"), _format(dst, "output")
+    if not src.is_file():
+        raise AiinfraError(f"server.input '{src}' does not exist",
+                           hint="run `aiinfra prepare` first, or give server.input=<file.parquet|file.csv>")
+    threads = int(s.get("torch_threads", 0) or 0)
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    model = load_served_model(resolve(default_model_uri(cfg), cfg))
+    batches, total = _batches(src, in_fmt, int(s.batch_rows))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    writer = None
+    rows = 0
+    started = time.perf_counter()
+    progress = _progress(bool(s.get("progress", True)), total, src.name)
+    try:
+        with progress as bar:
+            task = bar.add_task("scoring", total=total)
+            for batch in batches:
+                x = _features(batch, model.features, rows)
+                proba = model.predict_proba(x)
+                idx = proba.argmax(1)
+                labels = model.classes[idx]
+                out = batch
+                out = out.append_column("prediction", pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels))
+                out = out.append_column("score", pa.array(proba[np.arange(len(idx)), idx].astype(np.float64)))
+                for k, c in enumerate(model.classes.tolist()):
+                    out = out.append_column(f"proba_{c}", pa.array(proba[:, k].astype(np.float64)))
+                if writer is None:
+                    writer = _writer(tmp, out_fmt, out.schema)
+                writer.write_batch(out)
+                rows += out.num_rows
+                bar.update(task, advance=out.num_rows)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    if writer is None:
+        raise DataValidationError(f"server.input '{src}' has no rows")
+    writer.close()
+    os.replace(tmp, dst)
+    seconds = time.perf_counter() - started
+    log.info("scored %d rows of %s with %s version %s in %.2f s (%.0f rows/s) -> %s", rows, src, model.name,
+             model.version, seconds, rows / max(seconds, 1e-9), dst)
+    return {"exit_code": 0, "rows": rows, "output": str(dst), "seconds": round(seconds, 3),
+            "rows_per_s": round(rows / max(seconds, 1e-9)), "model_name": model.name, "model_version": model.version}
+
+
+def _writer(path: Path, fmt: str, schema):
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        return pcsv.CSVWriter(str(path), schema)
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(str(path), schema)
+
+
+def _progress(enabled: bool, total: int | None, name: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                    TimeElapsedColumn(), disable=not enabled, transient=False)

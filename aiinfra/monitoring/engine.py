@@ -243,7 +243,13 @@ def run(mon: Any, ref: Reference, current: CurrentData, plans: list[ColumnPlan],
     sample: dict[str, Any] = {}
 
     def one(plan: ColumnPlan) -> dict:
-        col = current.column(plan.name)
+        try:
+            col = current.column(plan.name)
+        except (pa.ArrowException, OSError) as exc:
+            raise AiinfraError(
+                f"cannot read column '{plan.name}' of the current data ({current.description}): {exc}",
+                hint="check the file (or the log part files) for damage; a partly written file can be moved away",
+            ) from None
         if len(col) != rows:  # the log grew between count and read: keep the count consistent
             col = col.slice(0, rows)
         sample[plan.name] = col if take is None else col.take(take)

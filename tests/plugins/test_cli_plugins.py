@@ -207,3 +207,17 @@ def test_plugins_json_shape_for_scripts(cli):
     assert set(row) == {"name", "distribution", "version", "entry_point", "status", "reason", "api",
                         "hooks", "components", "commands"}
     assert row["api"] == ">=1.0,<2" and row["hooks"] == ["aiinfra_register_components"]
+
+
+def test_plugin_source_runs_in_prepare_and_aiinfra_stage_finished_fires(tmp_path, fixture_targets):
+    from aiinfra.testing import make_project
+
+    project = make_project(tmp_path / "p", git=False, dvc=False, pythonpath=[fixture_targets[GOOD]])
+    events = tmp_path / "events.jsonl"
+    project.run("prepare", "source=fixturesrc", env={"FIXTURE_EVENTS": str(events)}, check=True)
+    meta = json.loads((project.root / "data" / "prepared" / "meta.json").read_text())
+    assert meta["source"] == "fixturesrc" and meta["features"] == ["f0", "f1", "f2", "f3"]
+    assert sum(meta["rows"][s] for s in ("train", "val", "test")) == 300  # rows: 300 from the plugin's yaml
+    (event,) = [json.loads(line) for line in events.read_text().splitlines()]
+    assert event["hook"] == "aiinfra_stage_finished" and event["stage"] == "prepare"
+    assert "dataset_hash" in event["keys"]

@@ -12,8 +12,19 @@ import pytest
 
 from aiinfra.testing import AiinfraProject, make_project, pip_install_target
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fixture_packages  # noqa: E402
+
+def _load_fixture_packages():
+    # loaded by path: no sys.path entry, so no clash with other test directories' module names
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("aiinfra_plugin_fixture_packages",
+                                                  Path(__file__).with_name("fixture_packages.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fixture_packages = _load_fixture_packages()
 
 
 @pytest.fixture(scope="session")

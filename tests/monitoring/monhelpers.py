@@ -1,0 +1,124 @@
+"""Helpers for the monitor tests (a uniquely named module: every test folder has a conftest): temp projects with a reference and a prediction log in the serving
+contract's layout, configs composed from the repo's conf/, and the real CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+REPO = Path(__file__).resolve().parents[2]
+START = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.timezone.utc)
+
+
+def env_for(project: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIINFRA_", "DVC_"))}
+    env.update(DO_NOT_TRACK="1", PYTHONUNBUFFERED="1", AIINFRA_PROJECT_DIR=str(project))
+    env.update(extra)
+    return env
+
+
+class MonProject:
+    """A temp project: conf/ copied from the repo, data/prepared with a reference, logs/."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.prepared = root / "data" / "prepared"
+        self.logs = root / "logs" / "predictions"
+        self.reports = root / "reports" / "drift"
+
+    def reference(self, scenario: str = "no_drift", rows: int = 3000, seed: int = 1) -> None:
+        from aiinfra.monitoring import scenarios
+
+        scenarios.write_reference(self.prepared, scenarios.make(scenario, rows, seed=seed, reference=True))
+
+    def log(self, scenario: str = "no_drift", rows: int = 4000, hours: int = 3, seed: int = 2,
+            start: dt.datetime = START, **kw) -> list[str]:
+        from aiinfra.monitoring import scenarios
+
+        return scenarios.write_prediction_log(self.logs, scenarios.make(scenario, rows, seed=seed), start,
+                                              hours=hours, **kw)
+
+    def cfg(self, *overrides: str):
+        """The validated config, as the CLI builds it (paths made absolute into this project)."""
+        from aiinfra.config.compose import compose
+        from aiinfra.config.validate import validate
+        from aiinfra.plugins.manager import get_plugins
+
+        base = [f"paths.prepared={self.prepared}", f"paths.logs={self.root / 'logs'}",
+                f"paths.data={self.root / 'data'}", f"monitor.report_dir={self.reports}"]
+        return validate(compose([*base, *overrides], self.root / "conf"), get_plugins().registry)
+
+    def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "aiinfra", *args], cwd=self.root, env=env_for(self.root, **env),
+                              capture_output=True, text=True, timeout=timeout)
+
+
+def frame(columns: dict[str, np.ndarray]):
+    import pandas as pd
+
+    return pd.DataFrame(columns)
+
+
+def cfg_with(cfg, **monitor):
+    """A copy of a validated config with ``monitor`` keys replaced (lists of dicts included),
+    validated again as the CLI would."""
+    from omegaconf import OmegaConf
+
+    from aiinfra.config.validate import validate
+    from aiinfra.plugins.manager import get_plugins
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data["monitor"].update(monitor)
+    return validate(OmegaConf.create(data), get_plugins().registry)
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records POSTs and answers with scripted statuses."""
+
+    def __init__(self, statuses=(200,), delay_s: float = 0.0):
+        import http.server
+        import threading
+
+        self.statuses = list(statuses)
+        self.delay_s = delay_s
+        self.bodies: list[dict] = []
+        self.hits = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                import json
+                import time
+
+                outer.hits += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
+                status = outer.statuses.pop(0) if len(outer.statuses) > 1 else outer.statuses[0]
+                if status == 200:
+                    outer.bodies.append(json.loads(body))
+                    outer.headers = dict(self.headers)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,132 @@
+"""Alerts: the aiinfra_on_drift hook, built-in sinks, a real webhook receiver on 127.0.0.1, and
+a failing sink that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from aiinfra.monitoring import sinks
+from aiinfra.monitoring.stage import run_monitor, run_once
+from aiinfra.plugins import hookimpl
+
+from monhelpers import cfg_with
+
+
+@pytest.fixture
+def drifting(mon, tmp_path):
+    import pandas as pd
+
+    from aiinfra.monitoring import scenarios
+
+    mon.reference(rows=2000)
+    pd.DataFrame(scenarios.make("mean_shift", 3000, seed=4)).to_parquet(tmp_path / "cur.parquet")
+    return mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report=false")
+
+
+def test_drift_calls_plugins_hook_with_the_verdict(drifting, register_plugin):
+    seen = []
+
+    class Pager:
+        @hookimpl
+        def aiinfra_on_drift(self, report, config):
+            seen.append((report, config))
+
+    register_plugin(Pager(), name="pager")
+    verdict = run_once(drifting)
+    assert len(seen) == 1
+    report, config = seen[0]
+    assert report["drift_detected"] and report["drifted_columns"] == 10
+    assert report["columns"]["f00"]["drifted"] and report["paths"]["verdict"].endswith("verdict.json")
+    assert config.monitor.drift_share == 0.5
+    assert {"hook": "pager", "ok": True} in verdict["alerts"]
+
+
+def test_webhook_posts_the_verdict_and_file_sink_appends(drifting, receiver, tmp_path, aiinfra_plugin_manager):
+    r = receiver()
+    cfg = cfg_with(drifting, alerts=[
+        {"type": "webhook", "url": r.url, "headers": {"X-Team": "ml"}},
+        {"type": "file", "path": str(tmp_path / "alerts.jsonl")},
+    ])
+    verdict = run_once(cfg)
+    assert [a["ok"] for a in verdict["alerts"]] == [True, True]
+    assert r.bodies[0]["verdict"]["drift_share"] == verdict["drift_share"]
+    assert r.bodies[0]["text"].startswith("DRIFT: 10/16 columns drifted")
+    assert r.headers["X-Team"] == "ml"
+    lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["drifted_columns"] == 10
+
+
+def test_webhook_retries_server_errors_then_succeeds(receiver):
+    r = receiver(statuses=(503, 500, 200))
+    sinks.webhook_sink({"drift_detected": True}, {"url": r.url, "retries": 3, "backoff_s": 0.01})
+    assert r.hits == 3 and len(r.bodies) == 1
+
+
+def test_webhook_gives_up_after_retries_and_on_timeouts(receiver):
+    r = receiver(statuses=(500,))
+    with pytest.raises(sinks.WebhookError, match="after 3 attempt"):
+        sinks.webhook_sink({}, {"url": r.url, "retries": 2, "backoff_s": 0.01})
+    assert r.hits == 3
+    slow = receiver(delay_s=2.0)
+    started = time.monotonic()
+    with pytest.raises(sinks.WebhookError, match="timed out|Timeout"):
+        sinks.webhook_sink({}, {"url": slow.url, "retries": 1, "backoff_s": 0.01, "timeout_s": 0.3})
+    assert time.monotonic() - started < 1.9  # two 0.3 s attempts, not two 2 s waits
+    r400 = receiver(statuses=(400,))
+    with pytest.raises(sinks.WebhookError, match="HTTP 400"):
+        sinks.webhook_sink({}, {"url": r400.url, "retries": 3, "backoff_s": 0.01})
+    assert r400.hits == 1  # a refusal is not retried
+
+
+def test_a_failing_sink_loses_nothing(drifting, receiver, tmp_path, register_plugin, capsys):
+    dead = receiver(statuses=(500,))
+    calls = []
+
+    class Broken:
+        @hookimpl
+        def aiinfra_on_drift(self, report):
+            raise RuntimeError("pager is down")
+
+    class Fine:
+        @hookimpl
+        def aiinfra_on_drift(self, report):
+            calls.append(report["drift_share"])
+
+    register_plugin(Broken(), name="broken")
+    register_plugin(Fine(), name="fine")
+    cfg = cfg_with(drifting, alerts=[
+        {"type": "webhook", "url": dead.url, "retries": 1, "backoff_s": 0.01},
+        {"type": "file", "path": str(tmp_path / "alerts.jsonl")},
+    ])
+    status = run_monitor(cfg)
+    assert status == 1  # still the drift verdict, not an error
+    verdict = json.loads((Path(drifting.monitor.report_dir) / "verdict.json").read_text())
+    assert verdict["drift_detected"] is True
+    outcomes = verdict["alerts"]
+    assert outcomes[0]["sink"] == "webhook" and not outcomes[0]["ok"] and "HTTP 500" in outcomes[0]["error"]
+    assert outcomes[1] == {"sink": "file", "index": 1, "ok": True}
+    assert {"hook": "broken", "ok": False, "error": "RuntimeError: pager is down"} in outcomes
+    assert calls == [verdict["drift_share"]]
+    assert (tmp_path / "alerts.jsonl").is_file()
+
+
+def test_no_alert_without_drift_unless_always(mon, tmp_path, receiver, aiinfra_plugin_manager):
+    import pandas as pd
+
+    from aiinfra.monitoring import scenarios
+
+    mon.reference(rows=2000)
+    pd.DataFrame(scenarios.make("no_drift", 3000, seed=4)).to_parquet(tmp_path / "cur.parquet")
+    r = receiver()
+    cfg = cfg_with(mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report=false"),
+                   alerts=[{"type": "webhook", "url": r.url}, {"type": "file", "path": str(tmp_path / "hb.jsonl"),
+                                                                "always": True}])
+    verdict = run_once(cfg)
+    assert not verdict["drift_detected"] and r.hits == 0
+    assert json.loads((tmp_path / "hb.jsonl").read_text())["drift_detected"] is False
+    cfg = cfg_with(cfg, retrain={"policy": "none", "command": ["true"], "timeout_s": 5, "export_window": False})
+    assert "alerts" not in run_once(cfg)

@@ -44,6 +44,14 @@ def drift_gauges(verdict: Mapping[str, Any]) -> list[tuple[str, dict[str, str], 
     return out
 
 
+def _number(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -57,7 +65,7 @@ def exposition(verdict: Mapping[str, Any]) -> str:
             seen.add(name)
             lines += [f"# HELP {name} {GAUGES[name]}", f"# TYPE {name} gauge"]
         label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        lines.append(f"{name}{{{label_text}}} {value!r}" if label_text else f"{name} {value!r}")
+        lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,80 @@
+"""Prometheus gauges, the drift history and its plot, watch mode, light imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aiinfra.monitoring import history, metrics, scenarios
+from aiinfra.monitoring.stage import run_monitor
+
+from monhelpers import cfg_with
+
+VERDICT = {
+    "drift_detected": True, "drift_share": 0.5, "threshold": 0.5, "rows": {"current": 1234},
+    "finished_unix": 1700000000.0, "finished": "2026-11-28T12:00:00+00:00",
+    "columns": {
+        "age": {"method": "ks", "score": 0.001, "threshold": 0.05, "drifted": True},
+        'we"ird': {"method": "wasserstein", "score": 0.02, "threshold": 0.1, "drifted": False},
+    },
+}
+
+
+def test_drift_gauges_and_the_textfile(tmp_path):
+    gauges = {(name, tuple(sorted(labels.items()))): value for name, labels, value in metrics.drift_gauges(VERDICT)}
+    assert gauges[("aiinfra_drift_share", ())] == 0.5
+    assert gauges[("aiinfra_drift_detected", ())] == 1.0
+    assert gauges[("aiinfra_drift_column_score", (("column", "age"), ("method", "ks")))] == 0.001
+    assert gauges[("aiinfra_drift_column_drifted", (("column", "age"),))] == 1.0
+    path = metrics.write_textfile(VERDICT, tmp_path / "drift.prom")
+    text = path.read_text()
+    # the format Prometheus parses: prometheus_client's own parser reads it back
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["aiinfra_drift_share"].samples[0].value == 0.5
+    weird = [s for s in families["aiinfra_drift_column_score"].samples if s.labels["column"] == 'we"ird']
+    assert weird and weird[0].value == 0.02
+
+
+def test_history_plot_has_a_chart_per_column(tmp_path):
+    for share in (0.0, 0.25, 0.5):
+        history.append(tmp_path, {**VERDICT, "drift_share": share})
+    with (tmp_path / history.HISTORY).open("a") as fh:
+        fh.write('{"torn line')  # a run killed mid-write
+    page = history.render(tmp_path / history.HISTORY).read_text()
+    assert page.count("<svg") == 3  # share + 2 columns
+    assert "3 runs" in page and "age (ks)" in page and "we&quot;ird" in page
+
+
+def test_watch_runs_on_an_interval_and_keeps_going_after_a_bad_run(mon, tmp_path, aiinfra_plugin_manager):
+    mon.reference(rows=2000)
+    pd.DataFrame(scenarios.make("no_drift", 2000, seed=4)).to_parquet(tmp_path / "cur.parquet")
+    cfg = mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report=false",
+                  "monitor.watch_interval_s=0.2", "monitor.watch_max_runs=3")
+    assert run_monitor(cfg) == 0
+    runs = history.load(mon.reports / history.HISTORY)
+    assert len(runs) == 3 and all(r["drift_detected"] is False for r in runs)
+    # a missing file is an error run (status 2), and the loop still ends where it should
+    bad = cfg_with(cfg, current=str(tmp_path / "gone.parquet"), watch_max_runs=2)
+    assert run_monitor(bad) == 2
+    assert len(history.load(mon.reports / history.HISTORY)) == 3
+
+
+def test_importing_the_monitor_is_light():
+    code = ("import sys, aiinfra.monitoring.schema, aiinfra.monitoring.components, aiinfra.monitoring.stage, "
+            "aiinfra.monitoring.sinks, aiinfra.monitoring.metrics; "
+            "print(sorted(m for m in ('evidently', 'mlflow', 'torch', 'pandas', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_sinks_are_registered_components(aiinfra_plugin_manager):
+    names = aiinfra_plugin_manager.registry.names("sink")
+    assert {"log", "file", "webhook"} <= set(names)
+    assert aiinfra_plugin_manager.registry.get("monitor", "drift").load() is run_monitor

@@ -1,0 +1,172 @@
+"""Benchmark: `aiinfra monitor` against Evidently's DataDriftPreset run directly, same data.
+
+For each size and drift scenario this writes a 10,000-row reference and a prediction log in the
+server's layout (16 feature columns, 24 hourly partitions), then runs, each in its own process:
+
+* ``aiinfra monitor`` (the CLI, default config: verdict on every row, Evidently report on a
+  20,000-row sample), and
+* Evidently directly: read the same log into pandas, ``Report([DataDriftPreset()])`` with its
+  automatic methods on every row, ``save_html``.
+
+It prints wall time and peak memory (RSS of the process tree, sampled every 20 ms) of both,
+their ratios, and whether the per-column verdicts (method and drifted) and the dataset verdict
+agree, and the 1-minute load average after each row (the machine may be shared). Usage::
+
+    .venv/bin/python bench/monitor_bench.py                      # 100k and 1M rows, 6 scenarios
+    .venv/bin/python bench/monitor_bench.py --rows 100000 --scenarios no_drift mean_shift
+
+Evidently takes minutes per scenario at 1M rows: the full run takes about half an hour here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+EVIDENTLY_DIRECT = r"""
+import json, os, sys, time
+os.environ["DO_NOT_TRACK"] = "1"
+import pyarrow.dataset as ds, pyarrow.parquet as pq
+from evidently import Report, Dataset, DataDefinition
+from evidently.presets import DataDriftPreset
+sys.path.insert(0, sys.argv[4])
+from aiinfra.monitoring.report import evidently_columns
+prepared, logs, out = sys.argv[1], sys.argv[2], sys.argv[3]
+meta = json.load(open(os.path.join(prepared, "meta.json")))
+features = meta["features"]
+ref = pq.read_table(os.path.join(prepared, "reference.parquet"), columns=features).to_pandas()
+cur = ds.dataset(logs, format="parquet", partitioning="hive").to_table(columns=features).to_pandas()
+definition = DataDefinition(numerical_columns=features)
+snap = Report([DataDriftPreset(columns=features)], include_tests=True).run(
+    Dataset.from_pandas(cur, data_definition=definition), Dataset.from_pandas(ref, data_definition=definition))
+snap.save_html(os.path.join(out, "evidently.html"))
+json.dump(evidently_columns(snap.dict()), open(os.path.join(out, "evidently_verdict.json"), "w"))
+"""
+
+
+def measure(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, int, str]:
+    """(wall seconds, peak RSS MiB of the process tree, exit status, stderr tail)."""
+    import psutil
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not done.is_set():
+            try:
+                rss = root.memory_info().rss + sum(
+                    c.memory_info().rss for c in root.children(recursive=True) if c.is_running())
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    done.set()
+    t.join()
+    return wall, peak / 2**20, proc.returncode, (err or "")[-3000:]
+
+
+def one(rows: int, scenario: str, work: Path, skip_evidently: bool) -> dict:
+    from aiinfra.monitoring import scenarios
+
+    project = work / f"{scenario}-{rows}"
+    shutil.rmtree(project, ignore_errors=True)
+    (project).mkdir(parents=True)
+    shutil.copytree(REPO / "conf", project / "conf")
+    scenarios.write_reference(project / "data" / "prepared", scenarios.make(scenario, 10_000, seed=1, reference=True))
+    scenarios.write_prediction_log(project / "logs" / "predictions", scenarios.make(scenario, rows, seed=2),
+                                   dt.datetime(2026, 11, 27, 0, tzinfo=dt.timezone.utc), hours=24,
+                                   rows_per_file=50_000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIINFRA_", "MLFLOW_"))}
+    env.update(DO_NOT_TRACK="1", AIINFRA_PROJECT_DIR=str(project), PYTHONPATH=str(REPO))
+    ours_wall, ours_mem, code, err = measure(
+        [sys.executable, "-m", "aiinfra", "monitor", "monitor.fail_on_drift=false"], project, env)
+    if code != 0:
+        raise SystemExit(f"aiinfra monitor failed ({code}):\n{err}")
+    verdict = json.loads((project / "reports" / "drift" / "verdict.json").read_text())
+    row = {"rows": rows, "scenario": scenario, "ours_s": ours_wall, "ours_mib": ours_mem,
+           "ours_share": verdict["drift_share"], "ours_drift": verdict["drift_detected"],
+           "ours_report_error": verdict.get("report_error")}
+    if skip_evidently:
+        return row
+    ev_wall, ev_mem, code, err = measure(
+        [sys.executable, "-c", EVIDENTLY_DIRECT, str(project / "data" / "prepared"),
+         str(project / "logs" / "predictions"), str(project), str(REPO)], project, env)
+    if code != 0:
+        raise SystemExit(f"Evidently directly failed ({code}):\n{err}")
+    theirs = json.loads((project / "evidently_verdict.json").read_text())
+    agree = sum(
+        1 for name, ev in theirs["columns"].items()
+        if verdict["columns"][name]["method"] == ev["method"] and verdict["columns"][name]["drifted"] == ev["drifted"]
+    )
+    row.update(ev_s=ev_wall, ev_mib=ev_mem, ev_share=theirs["share"], ev_drift=theirs["drift_detected"],
+               columns_agree=agree, columns=len(theirs["columns"]),
+               dataset_agree=theirs["drift_detected"] == verdict["drift_detected"])
+    shutil.rmtree(project, ignore_errors=True)
+    return row
+
+
+def main() -> int:
+    from aiinfra.monitoring import scenarios
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--scenarios", nargs="+", default=list(scenarios.SCENARIOS), choices=scenarios.SCENARIOS)
+    parser.add_argument("--skip-evidently", action="store_true", help="time aiinfra monitor only")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args()
+
+    import platform
+
+    import psutil
+
+    print(f"# {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
+    rows_out = []
+    header = (f"{'rows':>9} {'scenario':<15} {'aiinfra s':>9} {'MiB':>6} {'Evidently s':>11} {'MiB':>6} "
+              f"{'speedup':>7} {'mem x':>6} {'columns agree':>13} {'dataset':>8} {'load':>5}")
+    print(header, flush=True)
+    with tempfile.TemporaryDirectory(prefix="aiinfra-monitor-bench-") as tmp:
+        for rows in args.rows:
+            for scenario in args.scenarios:
+                r = one(rows, scenario, Path(tmp), args.skip_evidently)
+                rows_out.append(r)
+                if args.skip_evidently:
+                    print(f"{rows:>9} {scenario:<15} {r['ours_s']:>9.1f} {r['ours_mib']:>6.0f} "
+                          f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                    continue
+                print(f"{rows:>9} {scenario:<15} {r['ours_s']:>9.1f} {r['ours_mib']:>6.0f} {r['ev_s']:>11.1f} "
+                      f"{r['ev_mib']:>6.0f} {r['ev_s'] / r['ours_s']:>6.1f}x {r['ev_mib'] / r['ours_mib']:>5.1f}x "
+                      f"{r['columns_agree']:>6}/{r['columns']:<6} {'same' if r['dataset_agree'] else 'DIFFERS':>8} "
+                      f"{os.getloadavg()[0]:>5.1f}",
+                      flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows_out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -198,6 +198,8 @@ def test_load_plugins_all_none_subset(cli):
     missing = cli("plugins", plugins=both, env={"AIINFRA_LOAD_PLUGINS": "aiinfra-nothere"})
     assert missing.returncode == 0
     assert "plugin 'aiinfra-nothere' named in AIINFRA_LOAD_PLUGINS is not installed" in missing.stderr
+    strict = cli("plugins", plugins=both, env={"AIINFRA_LOAD_PLUGINS": "aiinfra-nothere", "AIINFRA_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 2 and "is not installed" in strict.stderr and "Traceback" not in strict.stderr
 
 
 def test_plugins_json_shape_for_scripts(cli):

@@ -25,6 +25,7 @@ def history_record(verdict: Mapping[str, Any]) -> dict:
         "threshold": verdict.get("threshold"),
         "rows": verdict.get("rows", {}).get("current"),
         "current": verdict.get("current"),
+        "accuracy": (verdict.get("feedback") or {}).get("accuracy"),
         "columns": {
             name: {k: c.get(k) for k in ("method", "score", "threshold", "drifted")}
             for name, c in verdict.get("columns", {}).items()

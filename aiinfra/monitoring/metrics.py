@@ -21,6 +21,8 @@ GAUGES = {
     "aiinfra_drift_column_drifted": "1 when the column drifted in the last run",
     "aiinfra_drift_rows": "rows of the current window in the last run",
     "aiinfra_drift_last_run_timestamp_seconds": "when the last monitor run finished (unix time)",
+    "aiinfra_feedback_accuracy": "accuracy of the logged predictions whose labels arrived (feedback)",
+    "aiinfra_feedback_labelled_rows": "logged predictions of the window with a label",
 }
 
 
@@ -34,6 +36,11 @@ def drift_gauges(verdict: Mapping[str, Any]) -> list[tuple[str, dict[str, str], 
     ]
     if verdict.get("finished_unix"):
         out.append(("aiinfra_drift_last_run_timestamp_seconds", {}, float(verdict["finished_unix"])))
+    fb = verdict.get("feedback") or {}
+    if fb.get("accuracy") is not None:
+        out.append(("aiinfra_feedback_accuracy", {}, float(fb["accuracy"])))
+    if fb:
+        out.append(("aiinfra_feedback_labelled_rows", {}, float(fb.get("labelled_rows") or 0)))
     for name, col in verdict.get("columns", {}).items():
         labels = {"column": str(name), "method": str(col.get("method"))}
         if col.get("score") is not None:

@@ -68,6 +68,17 @@ def run_once(cfg: Any) -> dict:
         if worker is not None:
             worker.close()
         raise
+    if mon.get("feedback"):
+        from aiinfra.monitoring import feedback
+
+        try:
+            labelled = feedback.evaluate(str(mon.feedback), ref, current)
+        except BaseException:
+            if worker is not None:
+                worker.close()
+            raise
+    else:
+        labelled = None
     verdict_s = time.perf_counter() - started
 
     features = [c for c in result.columns if c["counted"]]
@@ -86,6 +97,7 @@ def run_once(cfg: Any) -> dict:
         "columns": {c["column"]: c for c in features},
         "prediction": next((c for c in result.columns if c["column"] == windows.PREDICTION and not c["counted"]), None),
         "target": next((c for c in result.columns if not c["counted"] and c["column"] != windows.PREDICTION), None),
+        "feedback": labelled,
         "rows": {"current": result.rows_current, "reference": result.rows_reference},
         "rows_current": result.rows_current,
         "rows_reference": result.rows_reference,

@@ -78,3 +78,28 @@ def test_sinks_are_registered_components(aiinfra_plugin_manager):
     names = aiinfra_plugin_manager.registry.names("sink")
     assert {"log", "file", "webhook"} <= set(names)
     assert aiinfra_plugin_manager.registry.get("monitor", "drift").load() is run_monitor
+
+
+def test_feedback_labels_give_accuracy_and_target_drift(mon, tmp_path, aiinfra_plugin_manager):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    mon.reference(rows=2000)  # target = (f00 > 0), as int
+    mon.log(rows=3000, hours=1)
+    logged = pq.read_table(mon.logs).to_pandas()  # hive columns date/hour come along; unused
+    truth = (logged["f00"] > 0).astype(int).to_numpy()
+    truth[:300] = 1 - truth[:300]  # 10% of the labels disagree with the prediction
+    pq.write_table(pa.table({"request_id": logged["request_id"].iloc[::2], "target": truth[::2]}),
+                   tmp_path / "labels.parquet")
+    cfg = mon.cfg(f"monitor.feedback={tmp_path / 'labels.parquet'}", "monitor.report=false")
+    verdict = run_monitor(cfg) is not None and json.loads((mon.reports / "verdict.json").read_text())
+    fb = verdict["feedback"]
+    assert fb["labelled_rows"] == 1500 and fb["window_rows"] == 3000
+    expected = float(np.mean(truth[::2] == (logged["f00"] > 0).astype(int).to_numpy()[::2]))
+    assert fb["accuracy"] == pytest.approx(expected)
+    assert fb["target"]["method"] == "jensenshannon" and fb["target"]["drifted"] is False
+    assert "aiinfra_feedback_accuracy" in (mon.reports / "drift.prom").read_text()
+    pq.write_table(pa.table({"id": ["x"], "target": [1]}), tmp_path / "bad.parquet")
+    bad = cfg_with(cfg, feedback=str(tmp_path / "bad.parquet"))
+    assert run_monitor(bad) == 2

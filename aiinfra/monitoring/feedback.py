@@ -1,0 +1,46 @@
+"""Labels that arrive later (``monitor.feedback``): joined to the logged predictions by
+``request_id``, they give target drift (labels against the reference target) and the model's
+accuracy on the window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiinfra.errors import DataValidationError
+from aiinfra.monitoring import stats
+from aiinfra.monitoring.engine import Reference, _test, as_labels, summarize, ColumnPlan
+from aiinfra.monitoring.windows import PREDICTION, REQUEST_ID, CurrentData, open_file
+
+
+def evaluate(path: str, reference: Reference, current: CurrentData) -> dict:
+    import pyarrow.compute as pc
+
+    target = reference.meta.get("target")
+    labels = open_file(path)
+    missing = [c for c in (REQUEST_ID, target) if c not in labels.names]
+    if missing:
+        raise DataValidationError(
+            f"feedback file {path} lacks column(s) {', '.join(map(str, missing))}",
+            hint=f"it needs '{REQUEST_ID}' (as logged by the server) and the target '{target}'",
+        )
+    lacking = [c for c in (REQUEST_ID, PREDICTION) if c not in current.names]
+    if lacking:
+        raise DataValidationError(
+            f"feedback is joined by request id, but the current data ({current.description}) lacks "
+            f"{', '.join(lacking)}",
+            hint="monitor the prediction log (monitor.current=null), or set monitor.feedback=null",
+        )
+    window = current.table([REQUEST_ID, PREDICTION])
+    truth = labels.table([REQUEST_ID, target]).rename_columns([REQUEST_ID, "__label"])
+    joined = window.join(truth, keys=REQUEST_ID, join_type="inner")
+    out: dict[str, Any] = {"path": str(path), "labelled_rows": joined.num_rows, "window_rows": window.num_rows}
+    if joined.num_rows == 0:
+        out.update(accuracy=None, target=None, note="no logged request id has a label yet")
+        return out
+    y, p = as_labels(joined.column("__label")), as_labels(joined.column(PREDICTION))
+    out["accuracy"] = float(pc.mean(pc.cast(pc.equal(y, p), "int64")).as_py())
+    plan = ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False)
+    result = _test(plan, summarize(as_labels(reference.table.column(target)), stats.CATEGORICAL),
+                   summarize(y, stats.CATEGORICAL))
+    out["target"] = result
+    return out

@@ -64,6 +64,9 @@ class PredictionLog:
         self._stop = threading.Event()
         self.rows_written = 0
         self.files_written = 0
+        # import now: a first import inside the writer thread would hold the GIL for ~0.4 s under load
+        import pyarrow.parquet  # noqa: F401
+
         self._thread = threading.Thread(target=self._run, name="aiinfra-predlog", daemon=True)
         self._thread.start()
 
@@ -116,12 +119,14 @@ class PredictionLog:
         import pyarrow.parquet as pq
 
         # group by the hour partition of each chunk's time
-        groups: dict[tuple[str, str], list[_Chunk]] = {}
+        # (integer hour keys: formatting a datetime per chunk costs more than the rest of the write)
+        groups: dict[int, list[_Chunk]] = {}
         for c in chunks:
-            t = datetime.fromtimestamp(c.ts_us / 1e6, tz=timezone.utc)
-            groups.setdefault((t.strftime("%Y-%m-%d"), t.strftime("%H")), []).append(c)
+            groups.setdefault(c.ts_us // 3_600_000_000, []).append(c)
         total = 0
-        for (date, hour), group in groups.items():
+        for hour_key, group in groups.items():
+            t = datetime.fromtimestamp(hour_key * 3600, tz=timezone.utc)
+            date, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
             counts = [c.x.shape[0] for c in group]
             x = np.concatenate([c.x for c in group]).astype(np.float64)
             cols: dict[str, Any] = {

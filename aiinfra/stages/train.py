@@ -54,7 +54,21 @@ def _flat_params(cfg: Any) -> dict[str, str]:
     return out
 
 
-def _loaders(cfg: Any, data, rank_seed: int):
+class _Phases:
+    """Wall time of each phase of the stage (logged, and kept in train_run.json for the benchmark)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._t, 3)
+        self._t = now
+
+
+def _loaders(cfg: Any, data, seed: int):
+    """(train loader, validation loader, training features for the standardiser)."""
     import torch
 
     from aiinfra.training.data import ParquetStream, TensorBatches, memory_fits
@@ -65,61 +79,32 @@ def _loaders(cfg: Any, data, rank_seed: int):
     if loader == "auto":
         loader = "memory" if memory_fits(rows, len(data.features)) else "stream"
     if loader == "memory":
-        x, y = data.arrays("train")
-        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), bs, shuffle=True, seed=rank_seed)
+        x, y = data.arrays("train")  # read once: the same array feeds the loader and the scaler
+        scale_x = x
+        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), bs, shuffle=True, seed=seed)
     elif loader == "stream":
         ds = ParquetStream(data.path("train"), data.features, data.target, data.classes, bs,
-                           chunk_rows=int(cfg.data.stream_chunk_rows), seed=rank_seed)
+                           chunk_rows=int(cfg.data.stream_chunk_rows), seed=seed)
         workers = int(cfg.data.num_workers)
         train = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
                                             persistent_workers=workers > 0)
+        scale_x, _ = data.arrays("reference")  # a sample of train: the scaler needs no full pass
     else:
         from aiinfra.errors import ConfigError
 
         raise ConfigError(f"unknown data.loader '{loader}'", hint="use auto, memory or stream")
     xv, yv = data.arrays("val")
-    val = TensorBatches(torch.from_numpy(xv), torch.from_numpy(yv), max(bs, 1024), shuffle=False)
-    return train, val
+    val = TensorBatches(torch.from_numpy(xv), torch.from_numpy(yv), max(bs, 4096), shuffle=False)
+    return train, val, scale_x
 
 
-def run(cfg: Any) -> dict[str, Any]:
-    t_start = time.perf_counter()
-    from aiinfra.data.prepared import PreparedData
-    from aiinfra.training.trainer import set_threads
-
-    set_threads(int(cfg.trainer.threads))
-    data = PreparedData.open(cfg.paths.prepared)
-
+def _callbacks(cfg: Any, ckpt_dir: Path) -> list[Any]:
     import lightning as L
-    import mlflow
-    import torch
-    from omegaconf import OmegaConf
 
-    from aiinfra.models.artifact import InferenceModel, build_network, save_model
-    from aiinfra.plugins.manager import get_plugins
-    from aiinfra.tracking.lightning_callback import EpochMetrics
-    from aiinfra.tracking.mlflow_setup import MODEL_ARTIFACT, setup_mlflow, tracking_uri
-    from aiinfra.training.module import ClassifierModule
-    from aiinfra.training.progress import PlainProgress, use_bar
+    from aiinfra.training.progress import PlainProgress, bar_callback, use_bar
 
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    n_features, n_classes = len(data.features), len(data.classes)
-    net = build_network(str(cfg.model.type), model_cfg, n_features, n_classes)
-    model = InferenceModel(net, n_features)
-    train_loader, val_loader = _loaders(cfg, data, int(cfg.seed))
-    x_train, _ = data.arrays("train") if str(cfg.data.loader) != "stream" else data.arrays("reference")
-    model.scaler.fit(torch.from_numpy(x_train))
-    module = ClassifierModule(model, lr=float(cfg.model.lr), weight_decay=float(cfg.model.weight_decay),
-                              scheduler=cfg.model.get("scheduler"), max_epochs=int(cfg.trainer.max_epochs))
-
-    setup_mlflow(cfg)
-    uri = tracking_uri(cfg.tracking)
-    models_dir = Path(cfg.paths.models)
-    plots_dir = Path(cfg.paths.plots)
-    ckpt_dir = Path(str(cfg.trainer.checkpoint.dir))
-    callbacks: list[Any] = []
     tcfg = cfg.trainer
+    callbacks: list[Any] = []
     if tcfg.early_stopping.enabled:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(
             monitor=str(tcfg.early_stopping.monitor), mode=str(tcfg.early_stopping.mode),
@@ -129,59 +114,135 @@ def run(cfg: Any) -> dict[str, Any]:
             dirpath=str(ckpt_dir), filename="epoch{epoch:03d}", auto_insert_metric_name=False,
             save_last=True, every_n_epochs=int(tcfg.checkpoint.every_n_epochs), save_top_k=1,
             monitor=str(tcfg.early_stopping.monitor), mode=str(tcfg.early_stopping.mode)))
-    if not use_bar(tcfg.progress_bar):
-        callbacks.append(PlainProgress())
+    callbacks.append(bar_callback() if use_bar(tcfg.progress_bar) else PlainProgress())
+    return callbacks
 
+
+def _resume_path(tcfg: Any, ckpt_dir: Path) -> str | None:
     resume = tcfg.checkpoint.resume
-    ckpt_path = None
-    if resume:
-        ckpt_path = str(ckpt_dir / "last.ckpt") if resume == "last" else str(resume)
-        if not Path(ckpt_path).is_file():
-            from aiinfra.errors import AiinfraError
+    if not resume:
+        return None
+    ckpt_path = str(ckpt_dir / "last.ckpt") if resume == "last" else str(resume)
+    if not Path(ckpt_path).is_file():
+        from aiinfra.errors import AiinfraError
 
-            raise AiinfraError(f"cannot resume: checkpoint {ckpt_path} does not exist.",
-                               hint="train once with trainer.checkpoint.enabled=true, or drop trainer.checkpoint.resume")
+        raise AiinfraError(f"cannot resume: checkpoint {ckpt_path} does not exist.",
+                           hint="train once with trainer.checkpoint.enabled=true, or drop trainer.checkpoint.resume")
+    return ckpt_path
 
-    with mlflow.start_run(run_name=cfg.tracking.get("run_name"),
-                          log_system_metrics=bool(cfg.tracking.system_metrics)) as run:
-        mlflow.set_tags(_lineage(cfg, data))
-        mlflow.log_params(_flat_params(cfg))
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
-        mlflow.log_dict(data.meta, "data/meta.json")
-        callbacks.append(EpochMetrics(run.info.run_id, uri, plots_dir / "training_curve.csv"))
-        from aiinfra.plugins.manager import get_plugins as _gp
 
-        trainer = _gp().registry.get("trainer", str(tcfg.type)).load()(
+def run(cfg: Any) -> dict[str, Any]:
+    phases = _Phases()
+    from aiinfra.data.prepared import PreparedData
+    from aiinfra.training.trainer import global_rank, set_threads
+
+    threads = int(cfg.trainer.threads)
+    set_threads(threads)
+    data = PreparedData.open(cfg.paths.prepared)
+
+    import lightning as L
+    import torch
+    from omegaconf import OmegaConf
+
+    from aiinfra.models.artifact import InferenceModel, build_network
+    from aiinfra.plugins.manager import get_plugins
+    from aiinfra.tracking.lightning_callback import EpochMetrics
+    from aiinfra.training.module import ClassifierModule
+
+    phases.mark("import")
+    tcfg = cfg.trainer
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    n_features, n_classes = len(data.features), len(data.classes)
+    net = build_network(str(cfg.model.type), model_cfg, n_features, n_classes)
+    model = InferenceModel(net, n_features)
+    train_loader, val_loader, scale_x = _loaders(cfg, data, int(cfg.seed))
+    model.scaler.fit(torch.from_numpy(scale_x))
+    module = ClassifierModule(model, lr=float(cfg.model.lr), weight_decay=float(cfg.model.weight_decay),
+                              scheduler=cfg.model.get("scheduler"), max_epochs=int(tcfg.max_epochs),
+                              threads=threads, seed=int(cfg.seed))
+    ckpt_dir = Path(str(tcfg.checkpoint.dir))
+    ckpt_path = _resume_path(tcfg, ckpt_dir)
+    callbacks = _callbacks(cfg, ckpt_dir)
+    phases.mark("data")
+
+    # Under torchrun/SLURM every process runs this stage; only global rank 0 tracks and writes.
+    # (ddp_spawn: this process is rank 0, the workers it spawns only train.)
+    rank = global_rank()
+    tracking = None
+    if rank == 0:
+        from aiinfra.training.tracking_run import TrainRun
+
+        tracking = TrainRun(
+            cfg, tags=lambda: _lineage(cfg, data), params=lambda: _flat_params(cfg),
+            artifacts=lambda: {"config/resolved.yaml": OmegaConf.to_yaml(cfg, resolve=True),
+                               "data/meta.json": data.meta})
+        callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, Path(cfg.paths.plots) / "training_curve.csv"))
+    else:
+        callbacks.append(EpochMetrics(None, None, Path(cfg.paths.plots) / "training_curve.csv"))
+    phases.mark("mlflow_start")
+    try:
+        trainer = get_plugins().registry.get("trainer", str(tcfg.type)).load()(
             tcfg, callbacks=callbacks, default_root_dir=str(Path(".aiinfra") / "lightning"))
         t_fit = time.perf_counter()
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
         fit_s = time.perf_counter() - t_fit
-        rows = int(data.meta["rows"]["train"]) * max(1, trainer.current_epoch)
-        final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        mlflow.log_metrics({"fit_seconds": fit_s, "epochs": float(trainer.current_epoch),
-                            "samples_per_second": rows / fit_s if fit_s else 0.0})
+        phases.mark("fit")
+        if tracking is None:
+            return {"rank": rank}
+        result = _finish(cfg, data, model, model_cfg, trainer, tracking, fit_s, phases, threads)
+    except BaseException:
+        if tracking is not None:
+            tracking.close("FAILED")
+        raise
+    return result
 
-        model.eval()
-        model_dir = models_dir / "model"
-        save_model(model, model_dir, component=str(cfg.model.type), model_cfg=model_cfg,
-                   features=data.features, classes=data.classes, target=data.target,
-                   extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id})
-        info = _log_mlflow_model(model_dir, data, MODEL_ARTIFACT)
-        summary = {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "model_uri": info.model_uri,
-            "model_id": getattr(info, "model_id", None),
-            "dataset_hash": data.meta["dataset_hash"],
-            "metrics": final,
-            "fit_seconds": round(fit_s, 3),
-            "epochs": trainer.current_epoch,
-        }
+
+def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, phases: _Phases,
+            threads: int) -> dict[str, Any]:
+    """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
+    import mlflow
+
+    from aiinfra.models.artifact import save_model
+    from aiinfra.tracking.mlflow_setup import MODEL_ARTIFACT
+
+    run = tracking.resume()
+    phases.mark("mlflow_wait")
+    epochs_done = int(trainer.current_epoch)
+    rows = int(data.meta["rows"]["train"]) * max(1, epochs_done)
+    final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    mlflow.log_metrics({"fit_seconds": fit_s, "epochs": float(epochs_done),
+                        "samples_per_second": rows / fit_s if fit_s else 0.0})
+    model.eval()
+    models_dir = Path(cfg.paths.models)
+    model_dir = models_dir / "model"
+    save_model(model, model_dir, component=str(cfg.model.type), model_cfg=model_cfg,
+               features=data.features, classes=data.classes, target=data.target,
+               extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id})
+    info = _log_mlflow_model(model_dir, data, MODEL_ARTIFACT)
+    phases.mark("log_model")
+    tracking.close()
+    phases.mark("end_run")
+    summary = {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "model_uri": info.model_uri,
+        "model_id": getattr(info, "model_id", None),
+        "dataset_hash": data.meta["dataset_hash"],
+        "metrics": final,
+        "fit_seconds": round(fit_s, 3),
+        "epochs": epochs_done,
+        "batch_size": int(cfg.data.batch_size),
+        "threads": threads,
+        "timings": phases.seconds,
+    }
     (models_dir / "train_run.json").write_text(json.dumps(summary, indent=2))
     log.info("trained %s: %s; fit %.1f s; MLflow run %s", cfg.model.type,
              " ".join(f"{k}={v:.4f}" for k, v in sorted(final.items())), fit_s, summary["run_id"])
-    log.info("whole train stage %.1f s (pid %d)", time.perf_counter() - t_start, os.getpid())
-    return {"model_dir": str(model_dir), **{k: v for k, v in summary.items() if k != "metrics"}, **final}
+    log.info("train stage phases (s): %s (pid %d)",
+             ", ".join(f"{k} {v:.2f}" for k, v in phases.seconds.items()), os.getpid())
+    return {"model_dir": str(model_dir), **{k: v for k, v in summary.items() if k not in ("metrics", "timings")},
+            **final}
 
 
 def _log_mlflow_model(model_dir: Path, data, artifact_name: str):

@@ -9,32 +9,45 @@ import lightning as L
 
 
 class EpochMetrics(L.Callback):
+    """``run_id`` None (ranks other than 0) logs nothing to MLflow. The run id and URI are plain
+    strings so that ddp_spawn can pickle this callback into its workers."""
+
     def __init__(self, run_id: str | None, tracking_uri: str | None, curve_csv: Path):
         self.run_id, self.tracking_uri, self.curve_csv = run_id, tracking_uri, curve_csv
         self.rows: list[dict[str, float]] = []
+        self._sent = 0  # rows already logged to MLflow
+
+    def _flush(self) -> None:
+        run_id = self.run_id
+        if not run_id or self._sent == len(self.rows):
+            return
+        import time
+
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        uri = self.tracking_uri
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, v, ts, int(row["epoch"])) for row in self.rows[self._sent:]
+                 for k, v in row.items() if k != "epoch"]
+        MlflowClient(uri).log_batch(run_id, metrics=batch, synchronous=True)
+        self._sent = len(self.rows)
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        from aiinfra.training.module import epoch_metrics
+
+        metrics = epoch_metrics(trainer, pl_module)
         if not metrics:
             return
-        epoch = trainer.current_epoch
-        self.rows.append({"epoch": epoch, **metrics})
-        if self.run_id:
-            import time
-
-            from mlflow import MlflowClient
-            from mlflow.entities import Metric
-
-            ts = int(time.time() * 1000)
-            MlflowClient(self.tracking_uri).log_batch(
-                self.run_id, metrics=[Metric(k, v, ts, epoch) for k, v in metrics.items()], synchronous=True
-            )
+        self.rows.append({"epoch": trainer.current_epoch, **metrics})
+        self._flush()
 
     def on_train_end(self, trainer, pl_module):
         if not trainer.is_global_zero or not self.rows:
             return
+        self._flush()
         keys = ["epoch", *sorted({k for r in self.rows for k in r if k != "epoch"})]
         self.curve_csv.parent.mkdir(parents=True, exist_ok=True)
         with self.curve_csv.open("w", newline="") as f:

@@ -15,6 +15,14 @@ def use_bar(setting: bool | None) -> bool:
     return sys.stderr.isatty() if setting is None else bool(setting)
 
 
+def bar_callback(refresh_rate: int = 25) -> L.Callback:
+    """Lightning's tqdm bar, redrawn every ``refresh_rate`` steps: redrawing on every step
+    costs as much as a small model's step."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    return TQDMProgressBar(refresh_rate=refresh_rate)
+
+
 class PlainProgress(L.Callback):
     """One log line per epoch (and one every ``every_s`` seconds inside long epochs)."""
 
@@ -26,6 +34,9 @@ class PlainProgress(L.Callback):
         self._t0 = self._last = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # checking the clock only every 64 batches keeps this off the per-step cost
+        if batch_idx % 64:
+            return
         now = time.perf_counter()
         if now - self._last >= self.every_s:
             self._last = now
@@ -35,7 +46,9 @@ class PlainProgress(L.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        from aiinfra.training.module import epoch_metrics
+
+        m = epoch_metrics(trainer, pl_module)
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
         log.info("epoch %d/%d %s (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, shown,
                  time.perf_counter() - self._t0)

@@ -25,6 +25,14 @@ def set_threads(threads: int) -> None:
             pass
 
 
+def global_rank() -> int:
+    """This process's global rank before the Trainer exists: torchrun sets RANK, SLURM
+    SLURM_PROCID; Lightning reads the same variables at import (``rank_zero_only.rank``)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def _check_accelerator(tcfg: Any) -> None:
     if tcfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
@@ -59,9 +67,15 @@ def build_trainer(tcfg: Any, *, callbacks: list[Any], default_root_dir: str) -> 
         min_epochs=int(tcfg.min_epochs),
         gradient_clip_val=tcfg.gradient_clip_val,
         deterministic=bool(tcfg.deterministic),
+        gradient_clip_algorithm=str(tcfg.gradient_clip_algorithm),
+        accumulate_grad_batches=int(tcfg.accumulate_grad_batches),
+        check_val_every_n_epoch=int(tcfg.check_val_every_n_epoch),
         log_every_n_steps=int(tcfg.log_every_n_steps),
         enable_progress_bar=use_bar(tcfg.progress_bar),
-        enable_model_summary=False,
+        # Per-fit fixed costs that buy nothing here: the summary table, and sanity validation
+        # batches (the first epoch validates anyway). Both overridable.
+        enable_model_summary=bool(tcfg.model_summary),
+        num_sanity_val_steps=int(tcfg.num_sanity_val_steps),
         enable_checkpointing=bool(tcfg.checkpoint.enabled),
         logger=False,  # tracking goes through aiinfra's MLflow callback (rank 0, epoch level)
         callbacks=callbacks,

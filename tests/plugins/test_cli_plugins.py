@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from plugin_fixtures import bare_project, cli, fixture_targets  # noqa: F401  (fixtures)
 
 GOOD = "aiinfra-fixture-good"
 HEAVY = ("torch", "lightning", "mlflow", "evidently", "hydra", "pandas")

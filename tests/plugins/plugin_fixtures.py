@@ -1,4 +1,9 @@
-"""Fixture plugin packages, installed once per session with pip into one ``--target`` dir each."""
+"""Fixture plugin packages, installed once per session with pip into one ``--target`` dir each.
+
+Not a conftest.py on purpose: every conftest module is named ``conftest``, and other test
+directories import helpers with ``from conftest import ...``; a further conftest would compete
+for that name. Test modules import these fixtures explicitly.
+"""
 
 from __future__ import annotations
 

@@ -69,7 +69,9 @@ def open_file(path: str | Path) -> CurrentData:
             import pyarrow.csv as pcsv
 
             parse = pcsv.ParseOptions(delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
-            table = pcsv.read_csv(p, parse_options=parse)
+            # empty fields are missing values, in text columns too (as pandas reads them)
+            convert = pcsv.ConvertOptions(strings_can_be_null=True)
+            table = pcsv.read_csv(p, parse_options=parse, convert_options=convert)
             return CurrentData(str(p), ds.dataset(table))
         return CurrentData(str(p), ds.dataset(str(p), format="parquet"))
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:

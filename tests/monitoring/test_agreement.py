@@ -59,3 +59,29 @@ def test_auto_methods_agree_with_evidently(tmp_path, scenario, evidently_loaded)
 def test_small_reference_and_explicit_methods_agree(tmp_path, scenario, method, evidently_loaded):
     # reference <= 1000 rows: Evidently's auto choice is ks / chisquare / z
     _compare(tmp_path, scenario, 800, 3000, {"method": method, "report_sample_rows": 500, "threads": 2})
+
+
+def test_string_categories_and_missing_values_in_a_csv_agree(tmp_path, evidently_loaded):
+    import numpy as np
+    import pandas as pd
+
+    g = np.random.default_rng(5)
+    ref = pd.DataFrame({"x": g.normal(size=1500), "city": g.choice(["oslo", "rome", "lima"], 1500),
+                        "flag": g.choice(["yes", "no"], 1500)})
+    cur = pd.DataFrame({"x": np.where(g.random(2500) < 0.3, np.nan, g.normal(0.05, size=2500)),
+                        "city": g.choice(["oslo", "rome", "lima", "kyiv"], 2500, p=[.2, .3, .3, .2]),
+                        "flag": g.choice(["yes", "no", None], 2500)})
+    (tmp_path / "prepared").mkdir()
+    ref.assign(target=0).to_parquet(tmp_path / "prepared" / "reference.parquet")
+    (tmp_path / "prepared" / "meta.json").write_text('{"features": ["x", "city", "flag"], "target": "target"}')
+    cur.to_csv(tmp_path / "current.csv", index=False)
+    mon = {"method": "auto", "report_sample_rows": 500, "threads": 2}
+    reference = engine.load_reference(tmp_path / "prepared")
+    current = windows.open_file(tmp_path / "current.csv")
+    ours = {c["column"]: c for c in engine.run(mon, reference, current,
+                                               engine.plan_columns(mon, reference, current)).columns}
+    theirs = report.evidently_direct(ref, cur, numerical=["x"], categorical=["city", "flag"])
+    for name, ev in theirs["columns"].items():
+        assert (ours[name]["method"], ours[name]["drifted"]) == (ev["method"], ev["drifted"]), name
+        assert ours[name]["score"] == pytest.approx(ev["score"], rel=1e-9), name
+    assert ours["city"]["drifted"] and ours["x"]["missing_share_current"] == pytest.approx(0.3, abs=0.03)

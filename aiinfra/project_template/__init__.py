@@ -35,6 +35,3 @@ def regenerate(conf_dir: Path = CONF_DIR) -> list[Path]:
     return changed
 
 
-if __name__ == "__main__":  # pragma: no cover
-    for p in regenerate():
-        print(f"rewrote {p}")

@@ -40,4 +40,4 @@ def test_template_component_files_list_every_schema_key():
         node = OmegaConf.load(path)
         schema = registry.get(path.parent.name, str(node.type)).load_schema()
         missing = set(OmegaConf.structured(schema).keys()) - set(node.keys())
-        assert not missing, f"{path.relative_to(CONF_DIR)} lacks {sorted(missing)}: regenerate it from the schema"
+        assert not missing, f"{path.relative_to(CONF_DIR)} lacks {sorted(missing)}: run `python -m aiinfra.project_template`"

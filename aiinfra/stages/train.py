@@ -209,6 +209,9 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
     run = tracking.resume()
     phases.mark("mlflow_wait")
     epochs_done = int(trainer.current_epoch)
+    if epochs_done == 0:
+        # ddp_spawn: the epoch counter stayed in the workers; rank 0 wrote one curve row per epoch
+        epochs_done = _curve_epochs(Path(cfg.paths.plots) / "training_curve.csv")
     rows = int(data.meta["rows"]["train"]) * max(1, epochs_done)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     mlflow.log_metrics({"fit_seconds": fit_s, "epochs": float(epochs_done),
@@ -243,6 +246,13 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
              ", ".join(f"{k} {v:.2f}" for k, v in phases.seconds.items()), os.getpid())
     return {"model_dir": str(model_dir), **{k: v for k, v in summary.items() if k not in ("metrics", "timings")},
             **final}
+
+
+def _curve_epochs(curve: Path) -> int:
+    if not curve.is_file():
+        return 0
+    lines = curve.read_text().splitlines()[1:]
+    return int(float(lines[-1].split(",")[0])) + 1 if lines else 0
 
 
 def _log_mlflow_model(model_dir: Path, data, artifact_name: str):

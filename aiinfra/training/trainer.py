@@ -33,13 +33,37 @@ def global_rank() -> int:
     return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 
+def resolve_precision(precision: Any, accelerator: str) -> str | None:
+    """``auto-mixed``: bf16-mixed on GPUs that support bf16 (Ampere+), 16-mixed on older ones,
+    full precision on a CPU (CPU autocast is slower than fp32 for these models)."""
+    if not precision:
+        return None
+    if str(precision) != "auto-mixed":
+        return str(precision)
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return None
+
+
+def _in_multirun() -> bool:
+    """Whether this run is a job of a Hydra sweep (``aiinfra train -m``)."""
+    if os.environ.get("AIINFRA_MULTIRUN") == "1":
+        return True
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        return False
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _check_accelerator(tcfg: Any) -> None:
     if tcfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={tcfg.accelerator} but this machine has no CUDA GPU.",
             hint="use trainer=cpu (or trainer=auto, which picks a GPU when there is one)",
         )
-    if tcfg.strategy == "ddp" and os.environ.get("AIINFRA_MULTIRUN") == "1":
+    if tcfg.strategy == "ddp" and _in_multirun():
         raise ConfigError(
             "trainer.strategy=ddp cannot run inside a Hydra sweep (-m): Lightning's ddp re-launches "
             "the command line, which re-runs the whole sweep in every child.",
@@ -81,8 +105,9 @@ def build_trainer(tcfg: Any, *, callbacks: list[Any], default_root_dir: str) -> 
         callbacks=callbacks,
         default_root_dir=default_root_dir,
     )
-    if tcfg.precision:
-        kwargs["precision"] = str(tcfg.precision)
+    precision = resolve_precision(tcfg.precision, str(tcfg.accelerator))
+    if precision:
+        kwargs["precision"] = precision
     if tcfg.limit_train_batches is not None:
         kwargs["limit_train_batches"] = tcfg.limit_train_batches
     if tcfg.limit_val_batches is not None:

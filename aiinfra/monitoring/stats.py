@@ -172,11 +172,20 @@ def wasserstein(ref: Summary, cur: Summary) -> float:
     merged = np.empty(total, dtype=np.float64)
     merged[pos_u] = u
     merged[~from_u] = v
-    deltas = np.diff(merged)
-    cum_u = np.cumsum(from_u[:-1], dtype=np.int64)
-    u_cdf = cum_u / n_u
-    v_cdf = (np.arange(1, total, dtype=np.int64) - cum_u) / n_v
-    return float(np.sum(np.multiply(np.abs(u_cdf - v_cdf), deltas)) / norm)
+    # summed in blocks: the temporaries stay a few MB however long the window is
+    acc, seen_u = 0.0, 0
+    for lo in range(0, total - 1, _BLOCK):
+        hi = min(lo + _BLOCK, total - 1)
+        deltas = merged[lo + 1:hi + 1] - merged[lo:hi]
+        cum_u = seen_u + np.cumsum(from_u[lo:hi], dtype=np.int64)
+        seen_u = int(cum_u[-1])
+        u_cdf = cum_u / n_u
+        v_cdf = (np.arange(lo + 1, hi + 1, dtype=np.int64) - cum_u) / n_v
+        acc += float(np.sum(np.multiply(np.abs(u_cdf - v_cdf), deltas)))
+    return acc / norm
+
+
+_BLOCK = 1 << 18
 
 
 def _binned(ref: Summary, cur: Summary, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:

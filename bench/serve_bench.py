@@ -155,6 +155,8 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--targets", default="mlflow,aiinfra,aiinfra-invocations,aiinfra-2workers,bare,bare-empty",
                     help="comma-separated subset")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every target this many times, interleaved; the median run is reported")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -197,9 +199,11 @@ def main() -> int:
     generator = "wrk 1 thread" if shutil.which("wrk") else "python asyncio (wrk not found)"
     print(f"model: MLP {args.features} features, 2 x {args.hidden} hidden; load: {generator}, "
           f"{args.connections} connections, {args.duration} s, single-row requests; {os.cpu_count()} CPUs")
-    results: dict[str, dict] = {}
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    runs: dict[str, list[dict]] = {}
     labels: dict[str, object] = {}
-    for name in [t.strip() for t in args.targets.split(",") if t.strip()]:
+    names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for name in [n for _ in range(args.rounds) for n in names]:
         cmd, ready_path, path, body, label_of = targets[name]
         port = free_port()
         tenv = {**env, "BARE_MODEL_DIR": str(model_dir), "BARE_EMPTY": "1" if name == "bare-empty" else "0"}
@@ -222,7 +226,7 @@ def main() -> int:
             if label_of:
                 labels[name] = label_of(post(url + path, body))
             load(url + path, body, args.connections, 2, work)  # warm-up
-            results[name] = load(url + path, body, args.connections, args.duration, work)
+            runs.setdefault(name, []).append(load(url + path, body, args.connections, args.duration, work))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -230,9 +234,16 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log_file.close()
-        r = results[name]
+        r = runs[name][-1]
         print(f"{name:<20} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
               f"errors {r['errors']}", flush=True)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    results = {name: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2] for name, rs in runs.items()}
+    if args.rounds > 1:
+        print(f"median of {args.rounds} runs:")
+        for name, r in results.items():
+            print(f"{name:<20} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
+                  f"errors {r['errors']}")
     if len(set(map(str, labels.values()))) > 1:
         print(f"WARNING: targets disagree on the prediction: {labels}")
     a, m, b = results.get("aiinfra"), results.get("mlflow"), results.get("bare")
@@ -243,7 +254,7 @@ def main() -> int:
     if a:
         print(f"aiinfra p99:                   {a['p99_ms']:.1f} ms (target < 25 ms)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "generator": generator, "results": results,
+        Path(args.json).write_text(json.dumps({"args": vars(args), "generator": generator, "results": results, "runs": runs,
                                                "labels": {k: str(v) for k, v in labels.items()}}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -84,6 +84,12 @@ def build_parser(plugin_commands: dict[str, tuple[str, str, str]] | None = None)
     p.add_argument("--check", action="store_true", help="exit 1 if params.yaml is out of date")
     p = sub.add_parser("repro", help="run the DVC pipeline: `dvc repro` (extra args go to dvc)")
     p.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("docs", help="generate docs/hooks.md from the hook spec (docs hooks [--check])")
+    p.add_argument("what", choices=["hooks"])
+    p.add_argument("args", nargs=argparse.REMAINDER, help="-o FILE, --check")
+    p = sub.add_parser("new-plugin", help="scaffold a plugin package that passes its own tests")
+    p.add_argument("name", help="plugin name, e.g. mysource (creates aiinfra-mysource/)")
+    p.add_argument("dest", nargs="?", default=".", help="directory to create it in")
     for name, (_, help_text, provider) in (plugin_commands or {}).items():
         p = sub.add_parser(name, help=f"{help_text} [{provider}]", add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     _setup_environment()
     try:
         plugin_commands = _plugin_commands(argv)
+        if argv and argv[0] in plugin_commands:  # the plugin parses its own arguments, options first too
+            from aiinfra.plugins.registry import import_string
+
+            return int(import_string(plugin_commands[argv[0]][0])(argv[1:]) or 0)
         args = build_parser(plugin_commands).parse_args(argv)
         if args.command is None:
             build_parser(plugin_commands).print_help()
@@ -110,9 +120,17 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compose(args.overrides, Path(args.output), check=args.check)
         if args.command == "repro":
             return cmd_repro(args.dvc_args)
-        from aiinfra.plugins.registry import import_string
+        if args.command == "docs":
+            from aiinfra.plugins.docs import main as docs_main
 
-        return int(import_string(plugin_commands[args.command][0])(args.args) or 0)
+            return int(docs_main(args.args) or 0)
+        if args.command == "new-plugin":
+            from aiinfra.plugins.scaffold import scaffold
+
+            path = scaffold(args.name, args.dest)
+            print(f"created {path}: pip install -e {path} && pytest {path / 'tests'}")
+            return 0
+        raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
     except AiinfraError as exc:
         print(f"aiinfra: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -124,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 def _plugin_commands(argv: list[str]) -> dict[str, tuple[str, str, str]]:
     # Only load plugins when the command line may name one of their commands (not for stages).
     first = next((a for a in argv if not a.startswith("-")), None)
-    if first in STAGES or first in {"plugins", "config", "compose", "repro"}:
+    if first in STAGES or first in {"plugins", "config", "compose", "repro", "docs", "new-plugin"}:
         return {}
     from aiinfra.plugins.manager import get_plugins
 

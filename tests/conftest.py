@@ -10,26 +10,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from project_helpers import REPO, cli_env
+
 os.environ.setdefault("DO_NOT_TRACK", "1")
-
-
-def cli_env(project: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIINFRA_", "DVC_"))}
-    env.update(DO_NOT_TRACK="1", PYTHONUNBUFFERED="1", GIT_PYTHON_REFRESH="quiet")
-    # the venv's bin first: dvc.yaml stages call `aiinfra`, and DVC calls them through the shell
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(extra)
-    return env
-
-
-def run_cli(project: Path, *args: str, timeout: float = 300, check: bool = False, **env: str):
-    """Run ``aiinfra ARGS`` as a user would, in ``project``; returns the CompletedProcess."""
-    proc = subprocess.run([sys.executable, "-m", "aiinfra", *args], cwd=project, env=cli_env(project, **env),
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"aiinfra {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="session")
@@ -55,17 +38,3 @@ def project(tmp_path: Path, mlflow_db_template: Path) -> Path:
     cpu = root / "conf" / "trainer" / "cpu.yaml"
     cpu.write_text(cpu.read_text().replace("max_epochs: 30", "max_epochs: 8"))
     return root
-
-
-def init_git_dvc(root: Path) -> None:
-    """Make ``root`` a git + DVC repository (DVC's Hydra composition on, as in the repo)."""
-    env = cli_env()
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
-                ["git", "config", "user.name", "test"]):
-        subprocess.run(cmd, cwd=root, check=True, env=env)
-    dvc = [sys.executable, "-m", "dvc"]
-    subprocess.run([*dvc, "init", "-q"], cwd=root, check=True, env=env)
-    subprocess.run([*dvc, "config", "hydra.enabled", "true"], cwd=root, check=True, env=env)
-    shutil.copy(REPO / ".gitignore", root / ".gitignore")
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
-    subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=env)

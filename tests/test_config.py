@@ -14,7 +14,7 @@ from aiinfra.config.compose import compose
 from aiinfra.config.validate import validate
 from aiinfra.errors import ConfigError, UnknownComponentError
 from aiinfra.plugins.manager import build_plugin_manager
-from conftest import REPO, cli_env, run_cli
+from project_helpers import REPO, cli_env, run_cli
 
 HEAVY = ("torch", "lightning", "mlflow", "evidently")
 

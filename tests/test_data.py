@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from project_helpers import run_cli
 
 
 def _csv(project, frame: pd.DataFrame) -> str:

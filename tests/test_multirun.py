@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import cli_env, run_cli
+from project_helpers import cli_env, run_cli
 
 
 def test_sweep_trains_one_run_per_value_in_separate_job_dirs(project):

@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import cli_env, init_git_dvc
+from project_helpers import cli_env, init_git_dvc
 
 
 def dvc(project, *args, timeout=600):

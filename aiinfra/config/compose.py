@@ -48,13 +48,39 @@ def _group_options(conf_dir: Path, group: str) -> list[str]:
 
 
 def compose(overrides: list[str] | None = None, conf_dir: Path | None = None) -> DictConfig:
-    """Compose ``conf/config.yaml`` with command-line overrides; errors become ConfigError."""
+    """Compose ``conf/config.yaml`` with command-line overrides; errors become ConfigError.
+
+    Hydra only lets an override set keys that the composed YAML spells out. A key that the
+    component's schema has but its YAML file leaves out (``server.workers=2`` against a short
+    ``conf/server/http.yaml``) is legitimate: it is added (``+key=value``) and the schema still
+    checks its type during validation.
+    """
+    conf_dir = (conf_dir or find_project_root() / "conf").resolve()
+    overrides = list(overrides or [])
+    for _ in range(len(overrides) + 1):
+        result = _compose_once(overrides, conf_dir)
+        if isinstance(result, DictConfig):
+            return result
+        if not isinstance(result, _NotInStruct):
+            raise result
+        fixed = _add_schema_key(result.key, overrides, conf_dir)
+        if fixed is None:
+            raise _unknown_key_error(result.key, overrides, conf_dir)
+        overrides = fixed
+    raise ConfigError("cannot compose the config")  # pragma: no cover - loop bound
+
+
+class _NotInStruct(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _compose_once(overrides: list[str], conf_dir: Path) -> DictConfig | Exception:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
-    conf_dir = (conf_dir or find_project_root() / "conf").resolve()
-    overrides = list(overrides or [])
     failure: Exception | None = None
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name="aiinfra"):
         try:
@@ -70,8 +96,51 @@ def compose(overrides: list[str] | None = None, conf_dir: Path | None = None) ->
             failure = exc
     # outside the Hydra context: building the message may compose again
     if isinstance(failure, ConfigCompositionException):
-        failure = _composition_error(failure, conf_dir, overrides)
-    raise failure
+        text, cause = str(failure), str(failure.__cause__ or "")
+        m = re.search(r"Could not override '([^']+)'", text)
+        if m and "not in struct" in cause + text:
+            return _NotInStruct(m.group(1))
+        detail = cause.splitlines()[0] if cause else ""
+        return ConfigError(text.splitlines()[0] + (f": {detail}" if detail else ""))
+    assert failure is not None
+    return failure
+
+
+def _without(overrides: list[str], key: str) -> list[str]:
+    return [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != key]
+
+
+def _valid_keys(key: str, overrides: list[str], conf_dir: Path) -> tuple[list[str], list[str]]:
+    """(keys in the composed YAML, keys the schema allows) at the parent of ``key``."""
+    from aiinfra.config.validate import schema_keys_at
+    from aiinfra.plugins.manager import get_plugins
+
+    parent = key.rpartition(".")[0]
+    base = _compose_once(_without(overrides, key), conf_dir)
+    if not isinstance(base, DictConfig):
+        return [], []
+    sub = OmegaConf.select(base, parent) if parent else base
+    present = [str(k) for k in sub.keys()] if isinstance(sub, DictConfig) else []
+    allowed = schema_keys_at(base, parent.split(".") if parent else [], get_plugins().registry)
+    return present, allowed
+
+
+def _add_schema_key(key: str, overrides: list[str], conf_dir: Path) -> list[str] | None:
+    present, allowed = _valid_keys(key, overrides, conf_dir)
+    if key.rpartition(".")[2] not in allowed:
+        return None
+    return [f"+{o}" if o.split("=", 1)[0] == key else o for o in overrides]
+
+
+def _unknown_key_error(full: str, overrides: list[str], conf_dir: Path) -> ConfigError:
+    parent, _, key = full.rpartition(".")
+    present, allowed = _valid_keys(full, overrides, conf_dir)
+    valid = sorted(set(present) | set(allowed))
+    return ConfigError(
+        f"unknown config key '{full}'." + did_you_mean(key, valid),
+        hint=f"valid keys under '{parent or '(top level)'}': {choices_text(valid)}; "
+        f"to add a new key on purpose use +{full}=...",
+    )
 
 
 def _missing_option(exc: Exception, conf_dir: Path) -> ConfigError:
@@ -87,33 +156,6 @@ def _missing_option(exc: Exception, conf_dir: Path) -> ConfigError:
             hint=f"valid {group} choices: {choices_text(options)} (installed plugins add more: `aiinfra plugins`)",
         )
     return ConfigError(text.splitlines()[0])
-
-
-def _composition_error(exc: Exception, conf_dir: Path, overrides: list[str]) -> ConfigError:
-    text = str(exc)
-    m = re.search(r"Could not override '([^']+)'", text) or re.search(
-        r"Could not append to config. An item is already at '([^']+)'", text
-    )
-    cause = exc.__cause__
-    if m and cause is not None and "not in struct" in str(cause) or (m and "is not in struct" in text):
-        full = m.group(1)
-        parent, _, key = full.rpartition(".")
-        base = [o for o in overrides if not o.lstrip("+~").startswith(full)]
-        valid: list[str] = []
-        try:
-            node = compose(base, conf_dir)
-            sub = OmegaConf.select(node, parent) if parent else node
-            if isinstance(sub, DictConfig):
-                valid = [str(k) for k in sub.keys()]
-        except ConfigError:
-            pass
-        return ConfigError(
-            f"unknown config key '{full}'." + did_you_mean(key, valid),
-            hint=f"valid keys under '{parent or '(top level)'}': {choices_text(valid)}; "
-            f"to add a new key on purpose use +{full}=...",
-        )
-    detail = str(cause).splitlines()[0] if cause is not None else ""
-    return ConfigError(text.splitlines()[0] + (f": {detail}" if detail else ""))
 
 
 def to_yaml(cfg: DictConfig) -> str:

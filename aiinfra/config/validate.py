@@ -48,6 +48,21 @@ def _schema_keys(schema: Any, path: list[str]) -> list[str]:
     return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
 
 
+def schema_keys_at(cfg: DictConfig, path: list[str], registry: ComponentRegistry) -> list[str]:
+    """Keys the schema allows at ``path`` (e.g. ``["server"]``, ``["trainer", "checkpoint"]``),
+    whether or not the YAML files of the composed config spell them out."""
+    if path and path[0] in COMPONENT_GROUPS:
+        node = cfg.get(path[0])
+        if not isinstance(node, DictConfig) or "type" not in node:
+            return []
+        try:
+            schema = registry.get(COMPONENT_GROUPS[path[0]], str(node.type)).load_schema()
+        except ConfigError:
+            return []
+        return _schema_keys(schema, path[1:]) if schema else []
+    return _schema_keys(RootConfig, path)
+
+
 def _merge(schema: Any, node: Any, prefix: str) -> DictConfig:
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), node)

@@ -97,8 +97,6 @@ def test_plugin_command_runs_with_its_arguments_and_exit_status(cli):
     assert "fixture-hello" in cli("--help", plugins=(GOOD,)).stdout
 
 
-@pytest.mark.xfail(strict=True, reason="aiinfra/cli.py: argparse REMAINDER drops a leading option; "
-                   "plugin commands must be dispatched before argparse (see the plugin-system report)")
 def test_plugin_command_gets_leading_options(cli):
     proc = cli("fixture-hello", "--fail", plugins=(GOOD,))
     assert proc.returncode == 3, proc.stderr

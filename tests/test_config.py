@@ -127,3 +127,19 @@ def test_params_file_is_validated_like_conf(project):
     params.write_text(params.read_text().replace("max_epochs:", "max_epoch:"))
     proc = run_cli(project, "prepare", "--params", "params.yaml")
     assert proc.returncode == 2 and "unknown config key 'trainer.max_epoch'" in proc.stderr
+
+
+def test_override_of_a_schema_key_the_yaml_leaves_out(registry, tmp_path):
+    """A user's short group file need not spell out every key the component's schema has."""
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf)
+    (conf / "server" / "http.yaml").write_text("type: http\nport: 9000\n")
+    cfg = validate(compose(["server.max_batch_size=64"], conf), registry)
+    assert cfg.server.max_batch_size == 64 and cfg.server.port == 9000
+    with pytest.raises(ConfigError) as err:
+        compose(["server.max_batch_sise=64"], conf)
+    assert "Did you mean 'max_batch_size'" in str(err.value) and "max_wait_ms" in str(err.value)
+    with pytest.raises(ConfigError, match="server.max_batch_size"):
+        validate(compose(["server.max_batch_size=lots"], conf), registry)

@@ -1,8 +1,10 @@
 """``aiinfra monitor``: one drift check (or a watch loop) of current data against the reference.
 
 Order of work, each step's output safe before the next starts:
-1. verdict on every row (:mod:`engine`), 2. Evidently HTML + JSON on a sample (:mod:`report`),
-3. ``verdict.json``, ``drift.prom``, ``history.jsonl`` + the drift-over-time page,
+1. the verdict on every row (:mod:`engine`), written to ``verdict.json`` at once,
+2. Evidently's HTML + JSON on a sample (:mod:`report`, in a child process started before 1),
+3. ``verdict.json`` again with the report's paths, ``drift.prom``, ``history.jsonl`` and the
+   drift-over-time page,
 4. alerts (sinks and the ``aiinfra_on_drift`` hook) and the retrain policy, whose outcomes are
 added to ``verdict.json`` afterwards.
 
@@ -64,21 +66,15 @@ def run_once(cfg: Any) -> dict:
 
             worker = ReportWorker()  # imports evidently on the other core meanwhile
         result = engine.run(mon, ref, current, plans, seed=int(cfg.get("seed", 0) or 0))
+        labelled = None
+        if mon.get("feedback"):
+            from aiinfra.monitoring import feedback
+
+            labelled = feedback.evaluate(str(mon.feedback), ref, current)
     except BaseException:
         if worker is not None:
             worker.close()
         raise
-    if mon.get("feedback"):
-        from aiinfra.monitoring import feedback
-
-        try:
-            labelled = feedback.evaluate(str(mon.feedback), ref, current)
-        except BaseException:
-            if worker is not None:
-                worker.close()
-            raise
-    else:
-        labelled = None
     verdict_s = time.perf_counter() - started
 
     features = [c for c in result.columns if c["counted"]]
@@ -111,6 +107,7 @@ def run_once(cfg: Any) -> dict:
         "seconds": {"verdict": round(verdict_s, 3)},
         "paths": {"report_dir": str(report_dir), "verdict": str(report_dir / VERDICT)},
     }
+    _write_json(report_dir / VERDICT, verdict)  # the decision is safe before Evidently renders
 
     if worker is not None:
         t = time.perf_counter()

@@ -1,0 +1,121 @@
+"""`aiinfra train` on the in-memory fast path: tracking, lineage, config-driven training options,
+trainer configs, and clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from project_helpers import cli_env
+
+
+def _client(project):
+    import mlflow
+
+    return mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+
+
+def test_train_logs_epochs_system_metrics_model_and_lineage(tproject, aiinfra_main, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    code, _, err = aiinfra_main("train", "trainer.max_epochs=4", "trainer.early_stopping.enabled=false",
+                                "model.scheduler=cosine", "trainer.gradient_clip_val=0.5",
+                                "tracking.system_metrics=true")
+    assert code == 0, err
+    summary = json.loads((tproject / "models" / "train_run.json").read_text())
+    assert summary["epochs"] == 4 and summary["batch_size"] > 0 and summary["threads"] == 1
+    assert summary["metrics"]["val_acc"] > 0.85
+
+    client = _client(tproject)
+    run = client.get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    # one value per epoch, at steps 0..3, for every epoch metric
+    for key in ("val_acc", "val_loss", "train_loss"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3]
+    assert any(k.startswith("system/cpu") for k in run.data.metrics), sorted(run.data.metrics)
+    assert run.data.params["model.scheduler"] == "cosine"
+    assert run.data.params["trainer.gradient_clip_val"] == "0.5"
+    assert run.data.tags["aiinfra.dataset_hash"] == summary["dataset_hash"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
+    assert "config/resolved.yaml" in artifacts
+
+    import mlflow
+
+    info = mlflow.models.get_model_info(summary["model_uri"])
+    assert info.signature is not None and info.signature.inputs.to_dict()[0]["type"] == "tensor"
+    assert info.saved_input_example_info is not None
+    with (tproject / "plots" / "training_curve.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    # the curve's train_loss is that epoch's own mean, the same value MLflow got
+    hist = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train_loss")}
+    assert float(rows[-1]["train_loss"]) == pytest.approx(hist[3])
+
+
+def test_early_stopping_from_config_stops_before_max_epochs(tproject, aiinfra_main):
+    code, _, err = aiinfra_main("train", "trainer.max_epochs=60", "trainer.early_stopping.monitor=val_acc",
+                                "trainer.early_stopping.mode=max", "trainer.early_stopping.patience=1",
+                                "trainer.checkpoint.enabled=false")
+    assert code == 0, err
+    summary = json.loads((tproject / "models" / "train_run.json").read_text())
+    assert 2 <= summary["epochs"] < 60
+
+
+def test_stream_loader_trains_from_parquet_chunks(tproject, aiinfra_main):
+    code, _, err = aiinfra_main("train", "data.loader=stream", "data.stream_chunk_rows=512", "trainer.max_epochs=3",
+                                "trainer.checkpoint.enabled=false")
+    assert code == 0, err
+    summary = json.loads((tproject / "models" / "train_run.json").read_text())
+    assert summary["epochs"] == 3 and summary["metrics"]["val_acc"] > 0.8
+
+
+def test_gpu_trainer_on_a_cpu_machine_is_one_clear_error(tproject, aiinfra_main):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, _, err = aiinfra_main("train", "trainer=gpu")
+    assert code == 2
+    assert "no CUDA GPU" in err and "trainer=cpu" in err and "Traceback" not in err
+
+
+def test_precision_auto_mixed_is_full_precision_on_cpu():
+    from aiinfra.training.trainer import resolve_precision
+
+    assert resolve_precision("auto-mixed", "cpu") is None
+    assert resolve_precision("bf16-mixed", "gpu") == "bf16-mixed"
+    assert resolve_precision(None, "gpu") is None
+
+
+def test_every_trainer_config_validates_without_importing_torch(tproject):
+    code = ("import sys; from aiinfra.cli import main\n"
+            "for t in ('cpu', 'gpu', 'ddp', 'multinode', 'auto'):\n"
+            "    assert main(['config', 'trainer=' + t]) == 0, t\n"
+            "heavy = [m for m in ('torch', 'lightning', 'mlflow', 'optuna') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tproject, env=cli_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "HEAVY []" in out.stdout
+    assert "num_nodes: 2" in out.stdout and "strategy: ddp_spawn" in out.stdout
+
+
+def test_tensor_batches_reshuffle_per_epoch_by_seed_and_cover_every_row():
+    import torch
+
+    from aiinfra.training.data import TensorBatches
+
+    x = torch.arange(10, dtype=torch.float32).unsqueeze(1)
+    y = torch.arange(10)
+    tb = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
+    first = torch.cat([b[1] for b in tb])
+    tb.set_epoch(1)
+    second = torch.cat([b[1] for b in tb])
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(10))
+    assert first.tolist() != second.tolist()
+    again = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
+    assert torch.cat([b[1] for b in again]).tolist() == first.tolist()
+    assert len(tb) == 3 and [len(b[1]) for b in tb] == [4, 4, 2]

@@ -190,6 +190,8 @@ def main() -> int:
                                 mlflow_body, lambda r: r["predictions"][0]),
         "aiinfra-2workers": (lambda p: aiinfra(f"server.port={p}", "server.workers=2"), "/v2/health/ready",
                              "/v2/models/mlflow_model/infer", v2_body, lambda r: r["outputs"][0]["data"][0]),
+        "aiinfra-2threads": (lambda p: aiinfra(f"server.port={p}", "server.torch_threads=2"), "/v2/health/ready",
+                             "/v2/models/mlflow_model/infer", v2_body, lambda r: r["outputs"][0]["data"][0]),
         "bare": (lambda p: [str(BIN / "uvicorn"), "serve_bench_bare:app", "--app-dir", str(REPO / "bench"),
                             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
                             "--port", str(p)], None, "/v2/models/mlflow_model/infer", v2_body,

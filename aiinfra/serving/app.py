@@ -279,9 +279,9 @@ def _check_name(request: Request, model: Any) -> Response | None:
     return None
 
 
-async def _predict(st: ServingState, request: Request, x: np.ndarray, rid: str):
-    """Batch the rows; log them; returns (model, proba, labels)."""
-    result = await st.batcher.predict(x)
+async def _predict(st: ServingState, request: Request, x: np.ndarray, rid: str, model: Any):
+    """Batch the rows with the model they were validated against; log them; (model, proba, labels)."""
+    result = await st.batcher.predict(x, model)
     model = result.model
     labels = model.classes[result.index]
     if st.predlog is not None:
@@ -323,7 +323,7 @@ async def infer(request: Request, st: ServingState) -> Response:
                             st.settings["max_rows"])
     rid = st.request_id(req.id or request.headers.get("x-request-id"))
     request.scope["aiinfra.request_id"] = rid
-    model, proba, labels = await _predict(st, request, req.x, rid)
+    model, proba, labels = await _predict(st, request, req.x, rid, model)
     content, extra = protocol.v2_response(req, model, rid, proba, labels)
     media = "application/octet-stream" if extra else "application/json"
     return Response(content, media_type=media, headers={**extra, **_model_headers(model, rid)})
@@ -337,7 +337,7 @@ async def invocations(request: Request, st: ServingState) -> Response:
                                    model.features, st.settings["max_rows"])
     rid = st.request_id(request.headers.get("x-request-id"))
     request.scope["aiinfra.request_id"] = rid
-    model, proba, labels = await _predict(st, request, x, rid)
+    model, proba, labels = await _predict(st, request, x, rid, model)
     return Response(protocol.invocations_response(model, proba, labels), media_type="application/json",
                     headers=_model_headers(model, rid))
 

@@ -48,7 +48,7 @@ class Batcher:
         self.max_queue_rows = max(1, int(max_queue_rows))
         self.threaded = inference == "thread"
         self.on_batch = on_batch
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._pending: list[tuple[np.ndarray, asyncio.Future, Any]] = []
         self.pending_rows = 0
         self._scheduled = False
         self._running = False  # thread mode: one forward pass at a time
@@ -56,7 +56,8 @@ class Batcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aiinfra-infer") if self.threaded else None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def predict(self, x: np.ndarray) -> BatchResult:
+    async def predict(self, x: np.ndarray, model: Any = None) -> BatchResult:
+        """Predict ``x`` with ``model`` (the one the request was validated against; default: current)."""
         if self._closed:
             raise ShuttingDown()
         n = x.shape[0]
@@ -65,7 +66,7 @@ class Batcher:
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
         fut = loop.create_future()
-        self._pending.append((x, fut))
+        self._pending.append((x, fut, model if model is not None else self.get_model()))
         self.pending_rows += n
         self._schedule()
         return await fut
@@ -79,25 +80,26 @@ class Batcher:
         else:
             self._loop.call_soon(self._flush)
 
-    def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
-        # whole requests only; a request larger than max_batch_size gets a batch of its own
+    def _take(self) -> tuple[list[tuple[np.ndarray, asyncio.Future]], Any]:
+        # Whole requests only (a request larger than max_batch_size gets a batch of its own), all
+        # validated against the same model: across a reload, old and new versions never share a batch.
         taken, rows = [], 0
+        model = self._pending[0][2] if self._pending else None
         while self._pending:
-            x, fut = self._pending[0]
-            if taken and rows + x.shape[0] > self.max_batch_size:
+            x, fut, m = self._pending[0]
+            if taken and (rows + x.shape[0] > self.max_batch_size or m is not model):
                 break
             self._pending.pop(0)
             rows += x.shape[0]
             if not fut.cancelled():
                 taken.append((x, fut))
         self.pending_rows -= rows
-        return taken
+        return taken, model
 
     def _flush(self) -> None:
         self._scheduled = False
-        taken = self._take()
+        taken, model = self._take()
         if taken:
-            model = self.get_model()
             if self.threaded:
                 self._running = True
                 xs = np.concatenate([x for x, _ in taken]) if len(taken) > 1 else taken[0][0]

@@ -63,12 +63,10 @@ def _check_accelerator(tcfg: Any) -> None:
             f"trainer.accelerator={tcfg.accelerator} but this machine has no CUDA GPU.",
             hint="use trainer=cpu (or trainer=auto, which picks a GPU when there is one)",
         )
-    if tcfg.strategy == "ddp" and _in_multirun():
-        raise ConfigError(
-            "trainer.strategy=ddp cannot run inside a Hydra sweep (-m): Lightning's ddp re-launches "
-            "the command line, which re-runs the whole sweep in every child.",
-            hint="use trainer.strategy=ddp_spawn for sweeps, or one launcher job per run",
-        )
+    if _in_multirun():
+        from aiinfra.training.checks import check_sweep_trainer
+
+        check_sweep_trainer(tcfg)
     if os.environ.get("TORCHELASTIC_RUN_ID") and str(tcfg.devices) == "auto":
         raise ConfigError(
             "under torchrun, trainer.devices must be set explicitly (auto would start independent "

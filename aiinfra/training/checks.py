@@ -1,0 +1,19 @@
+"""Trainer-config checks that need no torch: cheap enough to run on every job of a sweep before
+the first one starts (the CLI validates all jobs up front)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiinfra.errors import ConfigError
+
+
+def check_sweep_trainer(tcfg: Any) -> None:
+    """Lightning's ``ddp`` re-launches the command line in each child process, which re-runs the
+    whole Hydra sweep there; ``ddp_spawn`` (conf/trainer/ddp.yaml) does not."""
+    if str(tcfg.get("strategy", "auto")) == "ddp":
+        raise ConfigError(
+            "trainer.strategy=ddp cannot run inside a Hydra sweep (-m): Lightning's ddp re-launches "
+            "the command line, which re-runs the whole sweep in every child.",
+            hint="use trainer.strategy=ddp_spawn for sweeps, or one launcher job per run",
+        )

@@ -1,0 +1,17 @@
+"""Images: scikit-learn's bundled 8x8 digits through the CNN component trains to good accuracy."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_digits_cnn_reaches_good_accuracy(tproject, aiinfra_main):
+    code, _, err = aiinfra_main("prepare", "source=digits")
+    assert code == 0, err
+    code, _, err = aiinfra_main("train", "source=digits", "model=cnn", "data.batch_size=64", "trainer.max_epochs=15",
+                                "trainer.early_stopping.enabled=false", "trainer.checkpoint.enabled=false")
+    assert code == 0, err
+    summary = json.loads((tproject / "models" / "train_run.json").read_text())
+    assert summary["metrics"]["val_acc"] >= 0.93, summary["metrics"]
+    meta = json.loads((tproject / "models" / "model" / "model.json").read_text())
+    assert meta["component"] == "cnn" and len(meta["features"]) == 64 and len(meta["classes"]) == 10

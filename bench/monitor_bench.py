@@ -4,7 +4,7 @@ For each size and drift scenario this writes a 10,000-row reference and a predic
 server's layout (16 feature columns, 24 hourly partitions), then runs, each in its own process:
 
 * ``aiinfra monitor`` (the CLI, default config: verdict on every row, Evidently report on a
-  20,000-row sample), and
+  20,000-row sample), and again with ``monitor.report=false`` (the verdict alone), and
 * Evidently directly: read the same log into pandas, ``Report([DataDriftPreset()])`` with its
   automatic methods on every row, ``save_html``.
 
@@ -107,7 +107,14 @@ def one(rows: int, scenario: str, work: Path, skip_evidently: bool) -> dict:
     if code != 0:
         raise SystemExit(f"aiinfra monitor failed ({code}):\n{err}")
     verdict = json.loads((project / "reports" / "drift" / "verdict.json").read_text())
+    # the verdict alone (no Evidently report): what a watch loop or an alert-only run costs
+    only_wall, only_mem, code, err = measure(
+        [sys.executable, "-m", "aiinfra", "monitor", "monitor.fail_on_drift=false", "monitor.report=false",
+         "monitor.report_dir=reports/verdict-only"], project, env)
+    if code != 0:
+        raise SystemExit(f"aiinfra monitor monitor.report=false failed ({code}):\n{err}")
     row = {"rows": rows, "scenario": scenario, "ours_s": ours_wall, "ours_mib": ours_mem,
+           "verdict_only_s": only_wall, "verdict_only_mib": only_mem,
            "ours_share": verdict["drift_share"], "ours_drift": verdict["drift_detected"],
            "ours_report_error": verdict.get("report_error")}
     if skip_evidently:
@@ -146,7 +153,8 @@ def main() -> int:
     print(f"# {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
     rows_out = []
-    header = (f"{'rows':>9} {'scenario':<15} {'aiinfra s':>9} {'MiB':>6} {'Evidently s':>11} {'MiB':>6} "
+    header = (f"{'rows':>9} {'scenario':<15} {'aiinfra s':>9} {'MiB':>6} {'verdict-only s':>14} {'MiB':>6} "
+              f"{'Evidently s':>11} {'MiB':>6} "
               f"{'speedup':>7} {'mem x':>6} {'columns agree':>13} {'dataset':>8} {'load':>5}")
     print(header, flush=True)
     with tempfile.TemporaryDirectory(prefix="aiinfra-monitor-bench-") as tmp:
@@ -156,9 +164,10 @@ def main() -> int:
                 rows_out.append(r)
                 if args.skip_evidently:
                     print(f"{rows:>9} {scenario:<15} {r['ours_s']:>9.1f} {r['ours_mib']:>6.0f} "
-                          f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                          f"{r['verdict_only_s']:>14.1f} {r['verdict_only_mib']:>6.0f} (load {os.getloadavg()[0]:.1f})", flush=True)
                     continue
-                print(f"{rows:>9} {scenario:<15} {r['ours_s']:>9.1f} {r['ours_mib']:>6.0f} {r['ev_s']:>11.1f} "
+                print(f"{rows:>9} {scenario:<15} {r['ours_s']:>9.1f} {r['ours_mib']:>6.0f} "
+                      f"{r['verdict_only_s']:>14.1f} {r['verdict_only_mib']:>6.0f} {r['ev_s']:>11.1f} "
                       f"{r['ev_mib']:>6.0f} {r['ev_s'] / r['ours_s']:>6.1f}x {r['ev_mib'] / r['ours_mib']:>5.1f}x "
                       f"{r['columns_agree']:>6}/{r['columns']:<6} {'same' if r['dataset_agree'] else 'DIFFERS':>8} "
                       f"{os.getloadavg()[0]:>5.1f}",

@@ -58,13 +58,14 @@ def run_once(cfg: Any) -> dict:
     started = time.perf_counter()
     worker = None
     try:
-        current = windows.open_current(cfg)
-        ref = engine.load_reference(cfg.paths.prepared)
-        plans = engine.plan_columns(mon, ref, current)
         if mon.report:
             from aiinfra.monitoring.report import ReportWorker
 
-            worker = ReportWorker()  # imports evidently on the other core meanwhile
+            # first thing: Evidently's ~5 s import runs on the other core while we read and test
+            worker = ReportWorker()
+        current = windows.open_current(cfg)
+        ref = engine.load_reference(cfg.paths.prepared)
+        plans = engine.plan_columns(mon, ref, current)
         result = engine.run(mon, ref, current, plans, seed=int(cfg.get("seed", 0) or 0))
         labelled = None
         if mon.get("feedback"):

@@ -103,3 +103,26 @@ def test_files_parquet_and_csv(mon, tmp_path):
         windows.open_file(tmp_path / "broken.parquet").count_rows()
     with pytest.raises(AiinfraError, match="not found"):
         windows.open_file(tmp_path / "nope.parquet")
+
+
+def test_reads_what_the_servers_prediction_log_writes(mon, aiinfra_plugin_manager):
+    """The serving side's own writer (aiinfra.serving.predlog) against this reader: the contract."""
+    import numpy as np
+
+    from aiinfra.monitoring import scenarios
+    from aiinfra.monitoring.stage import run_once
+
+    predlog = pytest.importorskip("aiinfra.serving.predlog")
+    mon.reference(rows=2000)
+    names = scenarios.feature_names()
+    cols = scenarios.make("mean_shift", 3000, seed=5)
+    x = np.column_stack([cols[n] for n in names])
+    plog = predlog.PredictionLog(mon.logs, names, flush_rows=1000, flush_interval_s=60)
+    for i in range(0, 3000, 100):
+        plog.append(f"req-{i}", "demo", "3", x[i:i + 100], (x[i:i + 100, 0] > 0).astype(np.int64), np.full(100, 0.9))
+    plog.close()
+    verdict = run_once(mon.cfg("monitor.window.last_hours=1", "monitor.report=false"))
+    assert verdict["rows"]["current"] == 3000
+    assert verdict["drift_detected"] and verdict["drifted_columns"] == 10
+    assert verdict["models"] == {"model_name": ["demo"], "model_version": ["3"]}
+    assert verdict["prediction"]["reference_column"] == "target" and verdict["prediction"]["score"] is not None

@@ -457,7 +457,9 @@ def build_app(state: ServingState) -> Any:
         if state.settings["reload_interval_s"] > 0:
             state.tasks.append(asyncio.create_task(state.holder.poll(state.settings["reload_interval_s"])))
         if state.access.stream is not None:
-            state.tasks.append(asyncio.create_task(_flush_every(state.access, 1.0)))
+            state.tasks.append(asyncio.create_task(_every(1.0, state.access.flush)))
+        if state.metrics.multiprocess:
+            state.tasks.append(asyncio.create_task(_every(1.0, state.metrics.refresh)))
         # Everything loaded so far (torch, the model, the app) lives for the whole process: keep it
         # out of the cyclic GC's full collections, which otherwise stall the event loop for tens of ms.
         gc.collect()
@@ -478,6 +480,7 @@ def build_app(state: ServingState) -> Any:
                 log.info("prediction log flushed: %d rows in total (%d at shutdown) under %s",
                          state.predlog.rows_written, rows, state.predlog.dir)
             state.access.close()
+            state.metrics.process_exit()
 
     app = Starlette(routes=ROUTES, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
@@ -485,10 +488,10 @@ def build_app(state: ServingState) -> Any:
     return Gate(app, state)
 
 
-async def _flush_every(access: AccessLog, seconds: float) -> None:
+async def _every(seconds: float, fn) -> None:
     while True:
         await asyncio.sleep(seconds)
-        access.flush()
+        fn()
 
 
 def app_from_env() -> Any:

@@ -2,10 +2,15 @@
 
 Label children are cached: ``Counter.labels()`` costs more than the increment itself, and it runs
 on every request.
+
+With several worker processes (``server.workers > 1``) the server sets ``PROMETHEUS_MULTIPROC_DIR``
+before the workers start: every worker writes its values to shared files and a scrape of any worker
+returns the sum over all of them (gauges: the live workers' sum, or max for the model info).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
@@ -31,14 +36,18 @@ class ServerMetrics:
         self.batch_size = Histogram("aiinfra_batch_size_rows", "rows per forward pass (dynamic batching)",
                                     buckets=BATCH_BUCKETS, registry=r)
         self.predictions = Counter("aiinfra_predictions", "rows predicted", ["model", "version"], registry=r)
-        self.queue_rows = Gauge("aiinfra_queue_rows", "rows waiting for a forward pass", registry=r)
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.queue_rows = Gauge("aiinfra_queue_rows", "rows waiting for a forward pass", registry=r,
+                                multiprocess_mode="livesum")
         self.log_pending = Gauge("aiinfra_prediction_log_pending_rows", "prediction-log rows not yet on disk",
-                                 registry=r)
+                                 registry=r, multiprocess_mode="livesum")
         self.log_written = Counter("aiinfra_prediction_log_rows", "prediction-log rows written to Parquet",
                                    registry=r)
         self.log_errors = Counter("aiinfra_prediction_log_write_errors", "failed prediction-log writes", registry=r)
         self.model_info = Gauge("aiinfra_model_info", "the served model (value 1)", ["model", "version", "uri"],
-                                registry=r)
+                                registry=r, multiprocess_mode="livemax")
+        self._model_labels: tuple[str, str, str] | None = None
+        self._gauge_functions: list[tuple[Gauge, Callable[[], float]]] = []
         self.reloads = Counter("aiinfra_model_reloads", "model reload attempts by result", ["result"], registry=r)
         self._request_children: dict[tuple[str, str, int], object] = {}
         self._latency_children: dict[str, object] = {}
@@ -62,14 +71,39 @@ class ServerMetrics:
             self._prediction_child.inc(rows)
 
     def set_model(self, name: str, version: str, uri: str) -> None:
-        self.model_info.clear()
+        if self._model_labels is not None:
+            if self.multiprocess:  # other workers may still serve it: their values decide (livemax)
+                self.model_info.labels(*self._model_labels).set(0)
+            else:
+                self.model_info.remove(*self._model_labels)
+        self._model_labels = (name, version, uri)
         self.model_info.labels(name, version, uri).set(1)
         self._prediction_child = self.predictions.labels(name, version)
 
     def track(self, queue_rows: Callable[[], float], log_pending: Callable[[], float]) -> None:
-        # read at scrape time: no per-request cost
-        self.queue_rows.set_function(queue_rows)
-        self.log_pending.set_function(log_pending)
+        # read at scrape time: no per-request cost (multiprocess: refreshed every second instead)
+        if self.multiprocess:
+            self._gauge_functions = [(self.queue_rows, queue_rows), (self.log_pending, log_pending)]
+        else:
+            self.queue_rows.set_function(queue_rows)
+            self.log_pending.set_function(log_pending)
+
+    def refresh(self) -> None:
+        for gauge, fn in self._gauge_functions:
+            gauge.set(fn())
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        self.refresh()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+    def process_exit(self) -> None:
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())

@@ -90,11 +90,27 @@ def serve(cfg: Any) -> int:
     if settings["workers"] > 1:
         from omegaconf import OmegaConf
 
+        import shutil
+        import tempfile
+
+        from aiinfra.serving.model_state import default_model_uri, load_served_model, resolve
+
+        # pre-flight in the supervisor: a model that cannot load is one clean error here, not workers
+        # that uvicorn restarts forever
+        load_served_model(resolve(default_model_uri(cfg), cfg))
+
         # each worker process composes nothing: it gets the validated config as YAML
         os.environ[SPEC_ENV] = OmegaConf.to_yaml(cfg, resolve=True)
+        # shared metric files: a scrape of any worker reports all of them
+        prom_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="aiinfra-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
         log.info("serving on http://%s:%d with %d worker processes", settings["host"], settings["port"],
                  settings["workers"])
-        uvicorn.run("aiinfra.serving.app:app_from_env", factory=True, workers=settings["workers"], **common)
+        try:
+            uvicorn.run("aiinfra.serving.app:app_from_env", factory=True, workers=settings["workers"], **common)
+        finally:
+            if prom_dir.startswith(tempfile.gettempdir()) and "aiinfra-metrics-" in prom_dir:
+                shutil.rmtree(prom_dir, ignore_errors=True)
         return 0
     from aiinfra.serving.app import build_app
 

@@ -130,6 +130,11 @@ def test_two_workers_string_labels_and_clean_stop(start_server, model_factory, t
     srv = start_server([f"server.model_uri={model}", "server.workers=2", "server.access_log=null"], name="workers")
     answered, statuses, errors = asyncio.run(hammer(srv.url, clients=16, requests_each=25))
     assert statuses == {200: 400} and not errors
+    # any worker's /metrics reports the rows of both (multiprocess collector)
+    for _ in range(3):
+        lines = [ln for ln in httpx.get(f"{srv.url}/metrics").text.splitlines()
+                 if ln.startswith("aiinfra_predictions_total{")]
+        assert len(lines) == 1 and float(lines[0].split()[-1]) == sum(answered.values()), lines
     x = np.array([[0.5, -1, 2, 0], [3, 3, -3, 1]], dtype=np.float32)
     client = triton.InferenceServerClient(url=srv.url.removeprefix("http://"))
     inp = triton.InferInput("input", [2, 4], "FP32")

@@ -79,6 +79,9 @@ class DriftMonitorConfig:
     report_sample_rows: int = 20000
     # Write the Evidently HTML/JSON report at all (the verdict JSON is always written)
     report: bool = True
+    # always: every run; drift: only runs that find drift (a no-drift run then costs the verdict
+    # alone, a few seconds, instead of Evidently's ~10 s import and rendering)
+    report_on: str = "always"
     # exit status 1 on drift (cron/Airflow); the DVC stage sets false and reads the verdict
     fail_on_drift: bool = True
     # Compare the logged predictions with the reference target (reported, not in drift_share)

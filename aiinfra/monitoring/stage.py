@@ -31,6 +31,7 @@ HTML = "report.html"
 EVIDENTLY_JSON = "report.json"
 PROM = "drift.prom"
 POLICIES = ("none", "alert", "retrain")
+REPORT_ON = ("always", "drift")
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -43,6 +44,8 @@ def _write_json(path: Path, data: dict) -> None:
 def _check(mon: Any) -> None:
     if not 0.0 < float(mon.drift_share) <= 1.0:
         raise ConfigError(f"monitor.drift_share must be in (0, 1], got {mon.drift_share}")
+    if str(mon.get("report_on", "always")) not in REPORT_ON:
+        raise ConfigError(f"monitor.report_on: unknown value '{mon.report_on}'", hint=f"valid: {', '.join(REPORT_ON)}")
     policy = str(mon.retrain.policy)
     if policy not in POLICIES:
         raise ConfigError(f"monitor.retrain.policy: unknown policy '{policy}'", hint=f"valid: {', '.join(POLICIES)}")
@@ -109,6 +112,10 @@ def run_once(cfg: Any) -> dict:
         "paths": {"report_dir": str(report_dir), "verdict": str(report_dir / VERDICT)},
     }
     _write_json(report_dir / VERDICT, verdict)  # the decision is safe before Evidently renders
+    if worker is not None and mon.get("report_on", "always") == "drift" and not verdict["drift_detected"]:
+        worker.close()  # nothing drifted: the verdict is the whole answer
+        worker = None
+        verdict["report_skipped"] = "no drift (monitor.report_on=drift)"
 
     if worker is not None:
         t = time.perf_counter()

@@ -103,3 +103,18 @@ def test_feedback_labels_give_accuracy_and_target_drift(mon, tmp_path, aiinfra_p
     pq.write_table(pa.table({"id": ["x"], "target": [1]}), tmp_path / "bad.parquet")
     bad = cfg_with(cfg, feedback=str(tmp_path / "bad.parquet"))
     assert run_monitor(bad) == 2
+
+
+def test_report_on_drift_skips_evidently_when_nothing_drifted(mon, tmp_path, aiinfra_plugin_manager):
+    mon.reference(rows=2000)
+    pd.DataFrame(scenarios.make("no_drift", 2000, seed=4)).to_parquet(tmp_path / "same.parquet")
+    pd.DataFrame(scenarios.make("mean_shift", 2000, seed=4)).to_parquet(tmp_path / "moved.parquet")
+    cfg = mon.cfg(f"monitor.current={tmp_path / 'same.parquet'}", "monitor.report_on=drift",
+                  "monitor.report_sample_rows=500", "monitor.fail_on_drift=false")
+    from aiinfra.monitoring.stage import run_once
+
+    verdict = run_once(cfg)
+    assert "html" not in verdict["paths"] and verdict["report_skipped"].startswith("no drift")
+    assert not (mon.reports / "report.html").exists()
+    verdict = run_once(cfg_with(cfg, current=str(tmp_path / "moved.parquet")))
+    assert verdict["drift_detected"] and Path(verdict["paths"]["html"]).is_file()

@@ -78,7 +78,7 @@ def test_pipeline_against_tracking_server_and_dvc_remote(project, mlflow_server,
     # everything went to the server: the run with its epoch metrics, and the registered champion
     import mlflow
 
-    client = mlflow.MlflowClient(mlflow_server)
+    client = mlflow.MlflowClient(mlflow_server, registry_uri=mlflow_server)
     run = client.get_run(summary["run_id"])
     assert run.info.status == "FINISHED" and "val_acc" in run.data.metrics
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == summary["epochs"]

@@ -62,3 +62,37 @@ def test_sweep_trainer_check_needs_no_torch():
     check_sweep_trainer(OmegaConf.create({"strategy": "ddp_spawn"}))
     with pytest.raises(ConfigError, match="ddp_spawn"):
         check_sweep_trainer(OmegaConf.create({"strategy": "ddp"}))
+
+
+def test_torchrun_starts_ranks_and_only_rank_zero_tracks(tproject):
+    """The multi-node path on one machine: torchrun starts two processes (RANK 0 and 1), each runs
+    the whole `aiinfra train`; Lightning's ddp joins them; rank 1 opens no MLflow run."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "aiinfra",
+         "train", "trainer=multinode", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.num_nodes=1",
+         *COMMON],
+        cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads((tproject / "models" / "train_run.json").read_text())
+    assert summary["epochs"] == 4 and summary["metrics"]["val_acc"] > 0.85
+
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("aiinfra-demo")
+    runs = client.search_runs([exp.experiment_id])
+    assert [r.info.run_id for r in runs] == [summary["run_id"]]
+    assert runs[0].data.params["trainer.strategy"] == "ddp"
+
+
+def test_torchrun_without_explicit_devices_is_refused(monkeypatch):
+    import pytest
+    from omegaconf import OmegaConf
+
+    from aiinfra.errors import ConfigError
+    from aiinfra.training.trainer import _check_accelerator
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")  # what torchrun sets in every process
+    tcfg = OmegaConf.create({"accelerator": "cpu", "devices": "auto", "strategy": "ddp"})
+    with pytest.raises(ConfigError, match="trainer.devices must be set explicitly"):
+        _check_accelerator(tcfg)

@@ -17,7 +17,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,11 +24,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from aiinfra.serving import protocol
+from aiinfra.serving import predict, protocol
 from aiinfra.serving.auth import KeyStore, secret_from_headers
-from aiinfra.serving.batching import Batcher, QueueFull, ShuttingDown
+from aiinfra.serving.batching import Batcher
 from aiinfra.serving.metrics import ServerMetrics
-from aiinfra.serving.protocol import RequestError
 
 log = logging.getLogger("aiinfra.serving")
 
@@ -94,7 +92,8 @@ class ServingState:
             self.predlog = PredictionLog(log_dir, model.features, flush_rows=settings["log_flush_rows"],
                                          flush_interval_s=settings["log_flush_interval_s"],
                                          on_written=self.metrics.log_written.inc,
-                                         on_error=self.metrics.log_errors.inc)
+                                         on_error=self.metrics.log_errors.inc,
+                                         on_dropped=self.metrics.log_dropped.inc)
         self.metrics.track(lambda: self.batcher.pending_rows,
                            lambda: self.predlog.pending_rows if self.predlog else 0)
         self.access = AccessLog(settings.get("access_log"))
@@ -122,19 +121,6 @@ def _role_for(path: str, settings: dict[str, Any]) -> str | None:
         return "admin"
     if path == "/metrics" and not settings["metrics_public"]:
         return "predict"
-    return None
-
-
-def _fast_route(path: str):
-    """(handler, route template, path params) of a prediction route, else None."""
-    if path == "/invocations":
-        return invocations, "/invocations", {}
-    parts = path.split("/")
-    if len(parts) == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer" and parts[3]:
-        return infer, "/v2/models/{name}/infer", {"name": parts[3]}
-    if (len(parts) == 7 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "versions"
-            and parts[6] == "infer" and parts[3] and parts[5]):
-        return infer, "/v2/models/{name}/versions/{version}/infer", {"name": parts[3], "version": parts[5]}
     return None
 
 
@@ -199,26 +185,17 @@ class Gate:
             return
         scope["aiinfra.key_id"] = key_id
         try:
-            fast = _fast_route(path) if scope["method"] == "POST" else None
+            fast = predict.route(path) if scope["method"] == "POST" else None
             if fast is not None:
-                await self._fast(fast, scope, receive, send_wrapped)
+                # the hot path: plain ASGI, no Starlette router or Request/Response objects
+                kind, scope["aiinfra.route"], params = fast
+                status, ctype, body, headers = await predict.handle(st, kind, params, scope, receive)
+                status_box[0] = status
+                await predict.respond(send, status, ctype, body, headers)
             else:
                 await self.app(scope, receive, send_wrapped)
         finally:
             self._observe(scope, path, status_box[0], t0, key_id)
-
-    async def _fast(self, fast, scope, receive, send) -> None:
-        # The prediction routes skip Starlette's router and its two exception middlewares: at a few
-        # thousand requests/s that stack costs more than the model. Same handlers, same responses.
-        handler, template, params = fast
-        scope["aiinfra.route"] = template
-        scope["path_params"] = params
-        scope["app"] = self.starlette
-        try:
-            response = await handler(Request(scope, receive))
-        except Exception as exc:
-            response = await server_error(Request(scope, receive), exc)
-        await response(scope, receive, send)
 
     def _observe(self, scope, path: str, status: int, t0: float, key_id: str | None) -> None:
         st = self.state
@@ -243,24 +220,6 @@ class Gate:
 # handlers
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            if int(length) > limit:
-                raise RequestError(413, f"request body of {length} bytes is larger than the limit "
-                                        f"({limit} bytes, server.max_body_bytes): send fewer rows per request")
-        except ValueError:
-            raise RequestError(400, "invalid Content-Length header") from None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"request body is larger than the limit ({limit} bytes, server.max_body_bytes)")
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def _model_headers(model: Any, request_id: str | None = None) -> dict[str, str]:
     h = {"X-Model-Name": model.name, "X-Model-Version": model.version}
     if request_id:
@@ -279,67 +238,13 @@ def _check_name(request: Request, model: Any) -> Response | None:
     return None
 
 
-async def _predict(st: ServingState, request: Request, x: np.ndarray, rid: str, model: Any):
-    """Batch the rows with the model they were validated against; log them; (model, proba, labels)."""
-    result = await st.batcher.predict(x, model)
-    model = result.model
-    labels = model.classes[result.index]
-    if st.predlog is not None:
-        scores = result.proba[np.arange(result.proba.shape[0]), result.index]
-        st.predlog.append(rid, model.name, model.version, x, labels, scores)
-    request.scope["aiinfra.rows"] = x.shape[0]
-    request.scope["aiinfra.model_version"] = model.version
-    return model, result.proba, labels
-
-
-def _guarded(handler):
-    """Client errors, a full queue and shutdown become JSON 4xx/503s, never a traceback."""
-
-    async def wrapped(request: Request) -> Response:
-        st: ServingState = request.app.state.serving
-        try:
-            return await handler(request, st)
-        except RequestError as exc:
-            return error(exc.status, exc.message, _model_headers(st.holder.current))
-        except QueueFull:
-            return error(503, "server is at capacity (prediction queue full): retry after the Retry-After delay",
-                         {"Retry-After": str(st.settings["retry_after_s"]), **_model_headers(st.holder.current)})
-        except ShuttingDown:
-            return error(503, "server is shutting down: retry on another instance",
-                         {"Retry-After": str(st.settings["retry_after_s"]), "Connection": "close"})
-
-    wrapped.__name__ = handler.__name__
-    return wrapped
-
-
-@_guarded
-async def infer(request: Request, st: ServingState) -> Response:
-    model = st.holder.current
-    bad = _check_name(request, model)
-    if bad is not None:
-        return bad
-    body = await read_body(request, st.settings["max_body_bytes"])
-    req = protocol.parse_v2(body, request.headers.get(protocol.BINARY_HEADER), model.features,
-                            st.settings["max_rows"])
-    rid = st.request_id(req.id or request.headers.get("x-request-id"))
-    request.scope["aiinfra.request_id"] = rid
-    model, proba, labels = await _predict(st, request, req.x, rid, model)
-    content, extra = protocol.v2_response(req, model, rid, proba, labels)
-    media = "application/octet-stream" if extra else "application/json"
-    return Response(content, media_type=media, headers={**extra, **_model_headers(model, rid)})
-
-
-@_guarded
-async def invocations(request: Request, st: ServingState) -> Response:
-    model = st.holder.current
-    body = await read_body(request, st.settings["max_body_bytes"])
-    x = protocol.parse_invocations(body, request.headers.get("content-type", "application/json"),
-                                   model.features, st.settings["max_rows"])
-    rid = st.request_id(request.headers.get("x-request-id"))
-    request.scope["aiinfra.request_id"] = rid
-    model, proba, labels = await _predict(st, request, x, rid, model)
-    return Response(protocol.invocations_response(model, proba, labels), media_type="application/json",
-                    headers=_model_headers(model, rid))
+async def predict_endpoint(request: Request) -> Response:
+    """Starlette adapter of the prediction routes (the Gate serves them directly; this keeps the
+    routes in the table for 405s and for anyone mounting the app without the Gate)."""
+    st: ServingState = request.app.state.serving
+    kind, _, params = predict.route(request.url.path)
+    status, ctype, body, headers = await predict.handle(st, kind, params, request.scope, request.receive)
+    return Response(body, status, {k.decode(): v.decode() for k, v in headers}, ctype.decode())
 
 
 async def live(request: Request) -> Response:
@@ -431,14 +336,14 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 ROUTES = [
-    Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-    Route("/invocations", invocations, methods=["POST"]),
+    Route("/v2/models/{name}/infer", predict_endpoint, methods=["POST"]),
+    Route("/invocations", predict_endpoint, methods=["POST"]),
     Route("/v2/health/live", live, methods=["GET"]),
     Route("/v2/health/ready", ready, methods=["GET"]),
     Route("/v2", server_metadata, methods=["GET"]),
     Route("/v2/models/{name}", model_metadata, methods=["GET"]),
     Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
-    Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+    Route("/v2/models/{name}/versions/{version}/infer", predict_endpoint, methods=["POST"]),
     Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
     Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
     Route("/ping", ping, methods=["GET"]),

@@ -44,6 +44,8 @@ class ServerMetrics:
         self.log_written = Counter("aiinfra_prediction_log_rows", "prediction-log rows written to Parquet",
                                    registry=r)
         self.log_errors = Counter("aiinfra_prediction_log_write_errors", "failed prediction-log writes", registry=r)
+        self.log_dropped = Counter("aiinfra_prediction_log_dropped_rows",
+                                   "prediction-log rows dropped after writes kept failing", registry=r)
         self.model_info = Gauge("aiinfra_model_info", "the served model (value 1)", ["model", "version", "uri"],
                                 registry=r, multiprocess_mode="livemax")
         self._model_labels: tuple[str, str, str] | None = None

@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 
 class _Chunk:
-    __slots__ = ("request_id", "ts_us", "model_name", "model_version", "x", "labels", "scores")
+    __slots__ = ("request_id", "ts_us", "model_name", "model_version", "features", "x", "labels", "scores")
 
-    def __init__(self, request_id, ts_us, model_name, model_version, x, labels, scores):
+    def __init__(self, request_id, ts_us, model_name, model_version, features, x, labels, scores):
+        self.features = features  # the model's feature list (shared, not copied): a reload may change it
         self.request_id = request_id
         self.ts_us = ts_us
         self.model_name = model_name
@@ -49,9 +50,11 @@ class _Chunk:
 
 class PredictionLog:
     def __init__(self, log_dir: str | Path, features: list[str], *, flush_rows: int = 50_000,
-                 flush_interval_s: float = 10.0, on_written=None, on_error=None):
+                 flush_interval_s: float = 10.0, on_written=None, on_error=None, on_dropped=None):
         self.dir = Path(log_dir)
-        self.features = list(features)
+        self.features = list(features)  # default for append() without features
+        self.on_dropped = on_dropped
+        self.rows_dropped = 0
         self.flush_rows = max(1, int(flush_rows))
         self.flush_interval_s = max(0.05, float(flush_interval_s))
         self.on_written = on_written
@@ -75,8 +78,9 @@ class PredictionLog:
         return self._rows
 
     def append(self, request_id: str, model_name: str, model_version: str, x: np.ndarray,
-               labels: np.ndarray, scores: np.ndarray) -> None:
-        chunk = _Chunk(request_id, time.time_ns() // 1000, model_name, model_version, x, labels, scores)
+               labels: np.ndarray, scores: np.ndarray, features: list[str] | None = None) -> None:
+        chunk = _Chunk(request_id, time.time_ns() // 1000, model_name, model_version,
+                       features if features is not None else self.features, x, labels, scores)
         with self._lock:
             self._chunks.append(chunk)
             self._rows += x.shape[0]
@@ -108,9 +112,17 @@ class PredictionLog:
             log.error("prediction log write failed (%s: %s); will retry", type(exc).__name__, exc)
             if self.on_error:
                 self.on_error()
+            rows = sum(c.x.shape[0] for c in chunks)
+            if self._rows + rows > 20 * self.flush_rows:
+                # the disk has been failing for a while: bounded memory beats an out-of-memory kill
+                log.error("prediction log: dropping %d rows that could not be written", rows)
+                self.rows_dropped += rows
+                if self.on_dropped:
+                    self.on_dropped(rows)
+                return 0
             with self._lock:
                 self._chunks[:0] = chunks
-                self._rows += sum(c.x.shape[0] for c in chunks)
+                self._rows += rows
                 self._oldest = self._oldest or time.monotonic()
             return 0
 
@@ -120,11 +132,13 @@ class PredictionLog:
 
         # group by the hour partition of each chunk's time
         # (integer hour keys: formatting a datetime per chunk costs more than the rest of the write)
-        groups: dict[int, list[_Chunk]] = {}
+        # (and by feature list: a part file has one schema, a reload may bring other features)
+        groups: dict[tuple[int, int], list[_Chunk]] = {}
         for c in chunks:
-            groups.setdefault(c.ts_us // 3_600_000_000, []).append(c)
+            groups.setdefault((c.ts_us // 3_600_000_000, id(c.features)), []).append(c)
         total = 0
-        for hour_key, group in groups.items():
+        for (hour_key, _), group in groups.items():
+            features = group[0].features
             t = datetime.fromtimestamp(hour_key * 3600, tz=timezone.utc)
             date, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
             counts = [c.x.shape[0] for c in group]
@@ -139,7 +153,7 @@ class PredictionLog:
                 "model_version": pa.array(np.repeat(np.array([c.model_version for c in group], dtype=object),
                                                     counts), pa.string()),
             }
-            for j, name in enumerate(self.features):
+            for j, name in enumerate(features):
                 cols[name] = pa.array(x[:, j], pa.float64())
             labels = np.concatenate([c.labels for c in group])
             cols["prediction"] = pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels)

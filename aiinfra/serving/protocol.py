@@ -73,7 +73,7 @@ def to_matrix(data: Any, what: str) -> np.ndarray:
     if kind == "O":
         try:
             arr = arr.astype(np.float64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise RequestError(422, f"{what}: wrong dtype or ragged rows: every value must be a number") from None
         return arr
     raise RequestError(422, f"{what}: wrong dtype {arr.dtype}, expected numbers")

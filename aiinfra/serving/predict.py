@@ -1,0 +1,134 @@
+"""The prediction endpoints (V2 infer, MLflow /invocations) as plain ASGI: the hot path.
+
+At a few thousand requests/s on a small machine, Starlette's router, its two exception middlewares
+and its Request/Response objects cost more than the model. Here a request is: read the body (with
+the size limit), parse and validate, hand the rows to the batcher, log them, answer, with raw
+header lists and two ``send`` calls. Errors are 4xx/503 JSON bodies like everywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from aiinfra.serving import protocol
+from aiinfra.serving.batching import QueueFull, ShuttingDown
+from aiinfra.serving.protocol import RequestError
+
+JSON = b"application/json"
+BINARY = b"application/octet-stream"
+
+
+def route(path: str) -> tuple[str, str, dict[str, str]] | None:
+    """(kind, route template, path params) of a prediction route, else None."""
+    if path == "/invocations":
+        return "invocations", "/invocations", {}
+    parts = path.split("/")
+    if len(parts) == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer" and parts[3]:
+        return "infer", "/v2/models/{name}/infer", {"name": parts[3]}
+    if (len(parts) == 7 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "versions"
+            and parts[6] == "infer" and parts[3] and parts[5]):
+        return "infer", "/v2/models/{name}/versions/{version}/infer", {"name": parts[3], "version": parts[5]}
+    return None
+
+
+async def read_body(receive, content_length: str | None, limit: int) -> bytes:
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise RequestError(400, "invalid Content-Length header") from None
+        if declared > limit:
+            raise RequestError(413, f"request body of {declared} bytes is larger than the limit "
+                                    f"({limit} bytes, server.max_body_bytes): send fewer rows per request")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestError(400, "client disconnected before the body was complete")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"request body is larger than the limit ({limit} bytes, "
+                                        "server.max_body_bytes)")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def model_headers(model: Any, request_id: str | None = None) -> list[tuple[bytes, bytes]]:
+    h = [(b"x-model-name", model.name.encode()), (b"x-model-version", model.version.encode())]
+    if request_id:
+        h.append((b"x-request-id", request_id.encode()))
+    return h
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receive
+                 ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+    """(status, content type, body, headers) of a prediction request."""
+    model = st.holder.current
+    try:
+        if kind == "infer":
+            name, version = params["name"], params.get("version")
+            if name != model.name:
+                raise RequestError(404, f"unknown model '{name}': this server serves '{model.name}'")
+            if version is not None and version != model.version:
+                raise RequestError(404, f"model '{name}' version '{version}' is not served; the served version "
+                                        f"is '{model.version}'")
+        headers = {k: v for k, v in scope["headers"]}
+        cl = headers.get(b"content-length")
+        body = await read_body(receive, cl.decode("latin-1") if cl is not None else None,
+                               st.settings["max_body_bytes"])
+        given_id = headers.get(b"x-request-id")
+        given_id = given_id.decode("latin-1") if given_id is not None else None
+        if kind == "infer":
+            bh = headers.get(protocol.BINARY_HEADER.encode())
+            req = protocol.parse_v2(body, bh.decode("latin-1") if bh is not None else None, model.features,
+                                    st.settings["max_rows"])
+            x = req.x
+            rid = st.request_id(req.id or given_id)
+        else:
+            ctype = headers.get(b"content-type", JSON).decode("latin-1")
+            x = protocol.parse_invocations(body, ctype, model.features, st.settings["max_rows"])
+            rid = st.request_id(given_id)
+        scope["aiinfra.request_id"] = rid
+        result = await st.batcher.predict(x, model)
+    except RequestError as exc:
+        return exc.status, JSON, error_body(exc.message), model_headers(model)
+    except QueueFull:
+        return (503, JSON, error_body("server is at capacity (prediction queue full): retry after the Retry-After "
+                                      "delay"),
+                [(b"retry-after", str(st.settings["retry_after_s"]).encode()), *model_headers(model)])
+    except ShuttingDown:
+        return (503, JSON, error_body("server is shutting down: retry on another instance"),
+                [(b"retry-after", str(st.settings["retry_after_s"]).encode()), (b"connection", b"close")])
+    model = result.model
+    labels = model.classes[result.index]
+    if st.predlog is not None:
+        scores = result.proba[np.arange(result.proba.shape[0]), result.index]
+        st.predlog.append(rid, model.name, model.version, x, labels, scores, model.features)
+    scope["aiinfra.rows"] = x.shape[0]
+    scope["aiinfra.model_version"] = model.version
+    if kind == "infer":
+        content, extra = protocol.v2_response(req, model, rid, result.proba, labels)
+        out = model_headers(model, rid)
+        if extra:
+            out += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            return 200, BINARY, content, out
+        return 200, JSON, content, out
+    return 200, JSON, protocol.invocations_response(model, result.proba, labels), model_headers(model, rid)
+
+
+async def respond(send, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers.append((b"content-type", content_type))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

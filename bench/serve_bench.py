@@ -240,7 +240,8 @@ def main() -> int:
         print(f"{name:<20} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
               f"errors {r['errors']}", flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    results = {name: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2] for name, rs in runs.items()}
+    # the median run (the lower middle one for an even count: no flattering)
+    results = {name: sorted(rs, key=lambda r: r["rps"])[(len(rs) - 1) // 2] for name, rs in runs.items()}
     if args.rounds > 1:
         print(f"median of {args.rounds} runs:")
         for name, r in results.items():

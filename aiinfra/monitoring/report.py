@@ -159,6 +159,28 @@ class ReportWorker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
 
+    _spare: "ReportWorker | None" = None
+
+    @classmethod
+    def take(cls) -> "ReportWorker":
+        """A warm worker started by :meth:`prewarm` (its import already done), else a new one."""
+        spare, cls._spare = cls._spare, None
+        if spare is not None and spare.proc.poll() is None:
+            return spare
+        return cls()
+
+    @classmethod
+    def prewarm(cls) -> None:
+        """Start the next run's worker now (watch mode: it imports evidently while we sleep)."""
+        if cls._spare is None or cls._spare.proc.poll() is not None:
+            cls._spare = cls()
+
+    @classmethod
+    def discard_spare(cls) -> None:
+        if cls._spare is not None:
+            cls._spare.close()
+            cls._spare = None
+
     def render(self, *, sample_current: Any, reference: Any, timeout_s: float = 600.0, **kwargs: Any) -> dict:
         import json
         import tempfile

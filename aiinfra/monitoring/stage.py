@@ -65,7 +65,7 @@ def run_once(cfg: Any) -> dict:
             from aiinfra.monitoring.report import ReportWorker
 
             # first thing: Evidently's ~5 s import runs on the other core while we read and test
-            worker = ReportWorker()
+            worker = ReportWorker.take()
         current = windows.open_current(cfg)
         ref = engine.load_reference(cfg.paths.prepared)
         plans = engine.plan_columns(mon, ref, current)

@@ -2,7 +2,8 @@
 
 Runs start on a fixed schedule (not "interval after the last run ended"), so hourly windows stay
 aligned. A failed run (bad file, empty window) is logged and the loop goes on: a monitor that
-stops at the first gap in traffic is no monitor. ``watch_max_runs`` bounds the loop (tests, cron
+stops at the first gap in traffic is no monitor. Between runs the next run's Evidently process is
+started, so its ~5 s import happens during the wait, not in the run. ``watch_max_runs`` bounds the loop (tests, cron
 wrappers); Ctrl-C / SIGTERM end it after the current run.
 """
 
@@ -40,6 +41,10 @@ def watch(cfg: Any, run_once: Callable, exit_code: Callable, on_error: Callable)
             log.info("watch: run %d done (status %d)", runs, status)
             if max_runs and runs >= max_runs:
                 break
+            if cfg.monitor.get("report", True):
+                from aiinfra.monitoring.report import ReportWorker
+
+                ReportWorker.prewarm()  # the next run finds Evidently imported
             next_start += interval
             while not stop["now"] and time.monotonic() < next_start:
                 time.sleep(min(0.5, max(0.0, next_start - time.monotonic())))
@@ -48,6 +53,9 @@ def watch(cfg: Any, run_once: Callable, exit_code: Callable, on_error: Callable)
     except KeyboardInterrupt:
         log.info("watch: interrupted after %d run(s)", runs)
     finally:
+        from aiinfra.monitoring.report import ReportWorker
+
+        ReportWorker.discard_spare()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,37 @@ def test_report_on_drift_skips_evidently_when_nothing_drifted(mon, tmp_path, aii
     assert not (mon.reports / "report.html").exists()
     verdict = run_once(cfg_with(cfg, current=str(tmp_path / "moved.parquet")))
     assert verdict["drift_detected"] and Path(verdict["paths"]["html"]).is_file()
+
+
+def test_watch_prewarms_the_report_process_for_the_next_run(mon, tmp_path, aiinfra_plugin_manager):
+    from aiinfra.monitoring import report
+
+    mon.reference(rows=2000)
+    pd.DataFrame(scenarios.make("one_column", 2000, seed=4)).to_parquet(tmp_path / "cur.parquet")
+    started = []
+    original = report.ReportWorker.__init__
+
+    def counting_init(self):
+        original(self)
+        started.append(time.monotonic())
+
+    taken = []
+    original_take = report.ReportWorker.take.__func__
+
+    def counting_take(cls):
+        taken.append(cls._spare is not None)  # was a warm worker waiting?
+        return original_take(cls)
+
+    report.ReportWorker.__init__ = counting_init
+    report.ReportWorker.take = classmethod(counting_take)
+    try:
+        cfg = mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report_sample_rows=500",
+                      "monitor.watch_interval_s=0.5", "monitor.watch_max_runs=2")
+        assert run_monitor(cfg) == 0
+    finally:
+        report.ReportWorker.__init__ = original
+        report.ReportWorker.take = classmethod(original_take)
+    # two processes in all: the second run took the one started after the first run
+    assert len(started) == 2 and taken == [False, True]
+    assert report.ReportWorker._spare is None  # nothing left running after the loop
+    assert len(history.load(mon.reports / history.HISTORY)) == 2

@@ -208,6 +208,12 @@ def open_current(cfg: Any) -> CurrentData:
     """The current data of a monitor run: ``monitor.current`` or the prediction log window."""
     current = cfg.monitor.get("current")
     if current:
+        window = cfg.monitor.get("window") or {}
+        if any(window.get(k) is not None for k in ("last_hours", "start", "end", "last_rows")):
+            raise AiinfraError(
+                "monitor.window applies to the prediction log, but monitor.current names a file",
+                hint="drop the window settings, or set monitor.current=null to read the log",
+            )
         return open_file(current)
     return open_log(log_root(cfg), cfg.monitor.get("window"), now=env_now())
 

@@ -153,3 +153,18 @@ def test_watch_prewarms_the_report_process_for_the_next_run(mon, tmp_path, aiinf
     assert len(started) == 2 and taken == [False, True]
     assert report.ReportWorker._spare is None  # nothing left running after the loop
     assert len(history.load(mon.reports / history.HISTORY)) == 2
+
+
+def test_a_labelled_file_reports_target_drift_apart(mon, tmp_path, aiinfra_plugin_manager):
+    from aiinfra.errors import AiinfraError
+    from aiinfra.monitoring.stage import run_once
+
+    mon.reference(rows=2000)  # target = (f00 > 0)
+    cols = scenarios.make("one_column", 2000, seed=4)  # f00 shifted: the labels shift too
+    pd.DataFrame({**cols, "target": (cols["f00"] > 0).astype(int)}).to_parquet(tmp_path / "labelled.parquet")
+    cfg = mon.cfg(f"monitor.current={tmp_path / 'labelled.parquet'}", "monitor.report=false")
+    verdict = run_once(cfg)
+    assert verdict["target"]["column"] == "target" and verdict["target"]["drifted"] is True
+    assert "target" not in verdict["columns"] and verdict["drifted_columns"] == 1  # only f00 counts
+    with pytest.raises(AiinfraError, match="monitor.window applies to the prediction log"):
+        run_once(cfg_with(cfg, window={"last_hours": 1}))

@@ -186,7 +186,8 @@ def summarize(column: Any, kind: str) -> stats.Summary:
     return stats.categorical_summary(counts, rows)
 
 
-def _test(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> dict:
+def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> dict:
+    """One column's entry of the verdict: method (resolved), score, threshold, drifted."""
     result: dict[str, Any] = {
         "column": plan.name,
         "reference_column": plan.ref_name,
@@ -259,7 +260,7 @@ def run(mon: Any, ref: Reference, current: CurrentData, plans: list[ColumnPlan],
         ref_s = summarize(ref_col, plan.kind)
         cur_s = summarize(col, plan.kind)
         del col
-        return _test(plan, ref_s, cur_s)
+        return judge_column(plan, ref_s, cur_s)
 
     threads = int(mon.get("threads") or 0) or (os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(plans)))) as pool:

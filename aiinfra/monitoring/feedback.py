@@ -8,7 +8,7 @@ from typing import Any
 
 from aiinfra.errors import DataValidationError
 from aiinfra.monitoring import stats
-from aiinfra.monitoring.engine import Reference, _test, as_labels, summarize, ColumnPlan
+from aiinfra.monitoring.engine import ColumnPlan, Reference, as_labels, judge_column, summarize
 from aiinfra.monitoring.windows import PREDICTION, REQUEST_ID, CurrentData, open_file
 
 
@@ -40,7 +40,7 @@ def evaluate(path: str, reference: Reference, current: CurrentData) -> dict:
     y, p = as_labels(joined.column("__label")), as_labels(joined.column(PREDICTION))
     out["accuracy"] = float(pc.mean(pc.cast(pc.equal(y, p), "int64")).as_py())
     plan = ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False)
-    result = _test(plan, summarize(as_labels(reference.table.column(target)), stats.CATEGORICAL),
+    result = judge_column(plan, summarize(as_labels(reference.table.column(target)), stats.CATEGORICAL),
                    summarize(y, stats.CATEGORICAL))
     out["target"] = result
     return out

@@ -1,17 +1,18 @@
-"""Helpers for the monitor tests (a uniquely named module: every test folder has a conftest): temp projects with a reference and a prediction log in the serving
-contract's layout, configs composed from the repo's conf/, and the real CLI."""
+"""Helpers for the monitor tests: temp projects with a reference and a prediction log in the
+serving contract's layout, configs composed from the repo's conf/, the real CLI, an HTTP receiver.
+
+A uniquely named module, not conftest.py: several test folders have a conftest, and
+``from conftest import ...`` picks whichever was imported first.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 REPO = Path(__file__).resolve().parents[2]
@@ -59,12 +60,6 @@ class MonProject:
     def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "aiinfra", *args], cwd=self.root, env=env_for(self.root, **env),
                               capture_output=True, text=True, timeout=timeout)
-
-
-def frame(columns: dict[str, np.ndarray]):
-    import pandas as pd
-
-    return pd.DataFrame(columns)
 
 
 def cfg_with(cfg, **monitor):

@@ -109,7 +109,8 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
                 [(b"retry-after", str(st.settings["retry_after_s"]).encode()), *model_headers(model)])
     except ShuttingDown:
         return (503, JSON, error_body("server is shutting down: retry on another instance"),
-                [(b"retry-after", str(st.settings["retry_after_s"]).encode()), (b"connection", b"close")])
+                [(b"retry-after", str(st.settings["retry_after_s"]).encode()), (b"connection", b"close"),
+                 *model_headers(model)])
     model = result.model
     labels = model.classes[result.index]
     if st.predlog is not None:

@@ -103,6 +103,7 @@ def run_once(cfg: Any) -> dict:
         "rows_reference": result.rows_reference,
         "current": current.description,
         "window": current.window,
+        "skipped_files": current.skipped,
         "reference": str(ref.path),
         "dataset_hash": ref.meta.get("dataset_hash"),
         "models": result.models,

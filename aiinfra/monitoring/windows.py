@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import AiinfraError, DataValidationError
+
+log = logging.getLogger("aiinfra.monitor")
 
 LOG_SUBDIR = "predictions"
 TIMESTAMP = "timestamp"
@@ -34,6 +37,7 @@ class CurrentData:
     dataset: Any  # pyarrow.dataset.Dataset
     filter: Any = None  # pyarrow.compute.Expression or None
     window: dict | None = None  # the resolved window (ISO strings), for the verdict
+    skipped: list[str] = field(default_factory=list)  # unreadable log files left out (with why)
 
     @property
     def names(self) -> list[str]:
@@ -92,6 +96,32 @@ def _parse_time(text: str, key: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
+def _part_files(partition: Path) -> list[str]:
+    # dot/underscore names are files being written (the server writes .part-*.tmp, then renames)
+    return [str(f) for f in sorted(partition.glob("*.parquet")) if not f.name.startswith((".", "_"))]
+
+
+class _Footers:
+    """Row counts from Parquet footers (no data read); a file whose footer cannot be read (a
+    damaged or truncated part) is left out with a warning instead of failing the whole window."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int] = {}
+        self.skipped: list[str] = []
+
+    def rows(self, path: str) -> int:
+        if path not in self._rows:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            try:
+                self._rows[path] = pq.read_metadata(path).num_rows
+            except (pa.ArrowException, OSError) as exc:
+                self._rows[path] = -1
+                self.skipped.append(f"{path}: {exc}")
+        return self._rows[path]
+
+
 def _partitions(root: Path) -> list[tuple[str, str, Path]]:
     """(date, hour, dir) of every hive partition, oldest first."""
     out = []
@@ -122,6 +152,7 @@ def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> C
             hint="serve the model first (`aiinfra serve`) so that it logs predictions, "
             "or compare a file: aiinfra monitor monitor.current=FILE.parquet",
         )
+    footers = _Footers()
     last_hours = window.get("last_hours") if window is not None else None
     start_s = window.get("start") if window is not None else None
     end_s = window.get("end") if window is not None else None
@@ -152,15 +183,16 @@ def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> C
         picked, total = [], 0
         for date, hour, path in reversed(parts):
             picked.append((date, hour, path))
-            total += ds.dataset(str(path), format="parquet").count_rows()
+            total += sum(footers.rows(f) for f in _part_files(path))
             if total >= int(last_rows):
                 break
         parts = sorted(picked)
 
     part_schema = pa.schema([("date", pa.string()), ("hour", pa.string())])
-    files = [str(f) for _, _, p in parts for f in sorted(p.glob("*.parquet")) if not f.name.startswith((".", "_"))]
+    files = [f for _, _, p in parts for f in _part_files(p) if footers.rows(f) >= 0]
     if not files:
-        raise AiinfraError(f"the prediction log under {root} has partitions but no Parquet files")
+        raise AiinfraError(f"the prediction log under {root} has no readable Parquet files in the window"
+                           + (f" ({len(footers.skipped)} unreadable)" if footers.skipped else ""))
     try:
         dataset = ds.dataset(
             files, format="parquet", partitioning=ds.HivePartitioning(part_schema), partition_base_dir=str(root)
@@ -201,7 +233,10 @@ def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> C
     described = {"last_hours": last_hours, "start": start.isoformat() if start else None,
                  "end": end.isoformat() if end else None, "last_rows": last_rows}
     what = ", ".join(f"{k}={v}" for k, v in described.items() if v is not None) or "whole log"
-    return CurrentData(f"prediction log {root} ({what})", dataset, expr, described)
+    if footers.skipped:
+        log.warning("prediction log: skipped %d unreadable file(s): %s", len(footers.skipped),
+                    "; ".join(footers.skipped[:5]))
+    return CurrentData(f"prediction log {root} ({what})", dataset, expr, described, footers.skipped)
 
 
 def open_current(cfg: Any) -> CurrentData:

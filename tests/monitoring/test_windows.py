@@ -126,3 +126,15 @@ def test_reads_what_the_servers_prediction_log_writes(mon, aiinfra_plugin_manage
     assert verdict["drift_detected"] and verdict["drifted_columns"] == 10
     assert verdict["models"] == {"model_name": ["demo"], "model_version": ["3"]}
     assert verdict["prediction"]["reference_column"] == "target" and verdict["prediction"]["score"] is not None
+
+
+def test_a_damaged_log_file_is_left_out_with_a_warning(logged, caplog):
+    import pyarrow.parquet as pq
+
+    first = sorted(logged.logs.rglob("part-*.parquet"))[0]
+    rows_lost = pq.read_metadata(first).num_rows
+    first.write_bytes(first.read_bytes()[:100])  # truncated, as by a full disk
+    cur = windows.open_log(logged.logs, _window())
+    assert cur.count_rows() == 3000 - rows_lost
+    assert len(cur.skipped) == 1 and str(first) in cur.skipped[0]
+    assert "skipped 1 unreadable file" in caplog.text

@@ -93,6 +93,18 @@ def one_pass(work: Path, args, label: str) -> dict:
     return res
 
 
+def threads_pass(work: Path, args, label: str) -> dict:
+    """aiinfra train at each ``--threads`` value (trainer.threads; 0 = torch's default)."""
+    print(f"\n== {label}: threads ==", flush=True)
+    out = {}
+    for n in args.threads:
+        r = run_aiinfra(work, args.epochs, [*args.override, f"trainer.threads={n}"])
+        print(f"  trainer.threads={n}: fit {r['fit_seconds']:.2f} s, {r['samples_per_second']:,.0f} samples/s, "
+              f"val_acc {r['val_acc']:.4f}", flush=True)
+        out[str(n)] = r
+    return out
+
+
 def report(label: str, res: dict) -> list[str]:
     lines = [f"{label}: torch+lightning import in a fresh process {res['import_seconds']:.1f} s; "
              f"1-min load average before the pass {res['loadavg_before']:.2f}",
@@ -118,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--load", choices=["idle", "contended", "both"], default="both")
     ap.add_argument("--override", action="append", default=[], help="extra override for aiinfra train")
+    ap.add_argument("--threads", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    help="instead of the comparison: aiinfra train at each trainer.threads value, e.g. 1,2,0")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
@@ -132,19 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work dir {work}; {os.cpu_count()} CPUs; {args.epochs} epochs", flush=True)
 
     results: dict[str, dict] = {}
+    do_pass = threads_pass if args.threads else one_pass
     if args.load in ("idle", "both"):
-        results["idle"] = one_pass(work, args, "idle")
+        results["idle"] = do_pass(work, args, "idle")
     if args.load in ("contended", "both"):
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             time.sleep(1.0)
-            results["contended"] = one_pass(work, args, "one competing CPU-bound process")
+            results["contended"] = do_pass(work, args, "one competing CPU-bound process")
         finally:
             hog.kill()
             hog.wait()
     print()
-    for label, res in results.items():
-        print("\n".join(report(label, res)) + "\n")
+    if not args.threads:
+        for label, res in results.items():
+            print("\n".join(report(label, res)) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if not args.keep:

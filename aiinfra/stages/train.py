@@ -207,7 +207,7 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
     from aiinfra.tracking.mlflow_setup import MODEL_ARTIFACT
 
     run = tracking.resume()
-    phases.mark("mlflow_wait")
+    phases.mark("mlflow_resume")
     epochs_done = int(trainer.current_epoch)
     if epochs_done == 0:
         # ddp_spawn: the epoch counter stayed in the workers; rank 0 wrote one curve row per epoch

@@ -75,7 +75,8 @@ class TensorBatches:
 
 class ParquetStream(torch.utils.data.IterableDataset):
     """Stream (x, y) batches from a Parquet file in record batches; each DataLoader worker reads
-    a disjoint set of row groups, so memory stays bounded by chunk size x workers."""
+    a disjoint set of row groups, so memory stays bounded by chunk size x workers. Under DDP each
+    rank reads every chunk and keeps a disjoint 1/world of its rows."""
 
     def __init__(self, path: Path, features: list[str], target: str, classes: list, batch_size: int,
                  chunk_rows: int = 65536, shuffle: bool = True, seed: int = 0):
@@ -85,16 +86,23 @@ class ParquetStream(torch.utils.data.IterableDataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self._passes = epoch, 0
 
     def __iter__(self):
         import pyarrow.parquet as pq
 
+        # Each pass is an epoch: persistent DataLoader workers keep their own copy of this object,
+        # which set_epoch in the main process never reaches, so the copy counts its own passes.
+        epoch = self.epoch + getattr(self, "_passes", 0)
+        self._passes = getattr(self, "_passes", 0) + 1
+
         info = torch.utils.data.get_worker_info()
         wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
+        rank, world = _rank_world()
         pf = pq.ParquetFile(self.path)
         groups = [g for g in range(pf.num_row_groups) if g % nworkers == wid]
-        rng = np.random.default_rng(self.seed + self.epoch * 1009 + wid)
+        # the same seed on every rank: all ranks walk the same chunks in the same order
+        rng = np.random.default_rng(self.seed + epoch * 1009 + wid)
         if self.shuffle:
             rng.shuffle(groups)
         for batch in pf.iter_batches(batch_size=self.chunk_rows, row_groups=groups,
@@ -102,9 +110,23 @@ class ParquetStream(torch.utils.data.IterableDataset):
             x = np.column_stack([batch.column(f).to_numpy(zero_copy_only=False) for f in self.features]).astype(np.float32)
             y = np.fromiter((self.class_index[v] for v in batch.column(self.target).to_pylist()), np.int64)
             order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
-            for s in range(0, len(x), self.batch_size):
+            if world > 1:
+                # every rank takes an equal strided share of each chunk (a few rows dropped), so
+                # all ranks see the same number of batches: DDP hangs when one runs out first
+                order = order[: len(order) - len(order) % world][rank::world]
+            for s in range(0, len(order), self.batch_size):
                 take = order[s:s + self.batch_size]
                 yield torch.from_numpy(x[take]), torch.from_numpy(y[take])
+
+
+def _rank_world() -> tuple[int, int]:
+    # DataLoader workers are separate processes without the process group: the rank travels in
+    # the environment Lightning and torchrun set for each process
+    import os
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 def memory_fits(rows: int, features: int, budget_bytes: int = 2 << 30) -> bool:

@@ -119,3 +119,27 @@ def test_tensor_batches_reshuffle_per_epoch_by_seed_and_cover_every_row():
     again = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
     assert torch.cat([b[1] for b in again]).tolist() == first.tolist()
     assert len(tb) == 3 and [len(b[1]) for b in tb] == [4, 4, 2]
+
+
+def test_parquet_stream_reshuffles_each_pass_and_splits_rows_evenly_between_ranks(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from aiinfra.training.data import ParquetStream
+
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"a": np.arange(1000, dtype=float), "target": np.arange(1000) % 2}).to_parquet(path, row_group_size=300)
+
+    def rows(ds):
+        return torch.cat([x for x, _ in ds]).flatten().tolist()
+
+    ds = ParquetStream(path, ["a"], "target", [0, 1], 64, chunk_rows=200)
+    first, second = rows(ds), rows(ds)
+    assert sorted(first) == sorted(second) == list(range(1000)) and first != second
+    shares = []
+    for rank in (0, 1):  # what torchrun / Lightning put in each process's environment
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        shares.append(rows(ParquetStream(path, ["a"], "target", [0, 1], 64, chunk_rows=200)))
+    assert len(shares[0]) == len(shares[1]) == 500 and not set(shares[0]) & set(shares[1])

@@ -370,8 +370,8 @@ def build_app(state: ServingState) -> Any:
         gc.collect()
         gc.freeze()
         model = state.holder.current
-        log.info("serving %s version %s (%d features, %d classes)", model.name, model.version,
-                 model.n_features, len(model.classes))
+        log.info("serving %s version %s (%d features, %d classes) in process %d", model.name, model.version,
+                 model.n_features, len(model.classes), os.getpid())
         try:
             yield
         finally:
@@ -403,4 +403,8 @@ def app_from_env() -> Any:
     """uvicorn factory for ``server.workers > 1``: each worker process loads the model itself."""
     from aiinfra.serving.server import build_state_from_spec
 
+    # a spawned worker starts with Python's default logging: give it the CLI's format, so its
+    # startup and shutdown lines (prediction-log flush) reach the operator
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     return build_app(build_state_from_spec(os.environ["AIINFRA_SERVE_SPEC"]))

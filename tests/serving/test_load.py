@@ -128,6 +128,9 @@ def test_two_workers_string_labels_and_clean_stop(start_server, model_factory, t
 
     model = model_factory(tmp_path / "model", seed=5, classes=("no", "yes"))
     srv = start_server([f"server.model_uri={model}", "server.workers=2", "server.access_log=null"], name="workers")
+    deadline = time.monotonic() + 60  # ready = one worker ready; wait for the second one too
+    while srv.text().count("serving model version local") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     answered, statuses, errors = asyncio.run(hammer(srv.url, clients=16, requests_each=25))
     assert statuses == {200: 400} and not errors
     # any worker's /metrics reports the rows of both (multiprocess collector)

@@ -1,8 +1,8 @@
 """The ASGI application: routes, auth, metrics and the access log around the batcher and the log.
 
-Built for speed on a small machine: plain Starlette routes, one pure-ASGI wrapper (no
-BaseHTTPMiddleware: it costs a task per request), orjson, no pandas, and inline compute for tiny
-models. Every response names the model version that produced it (``X-Model-Version`` header and,
+Built for speed on a small machine: one pure-ASGI wrapper (:class:`Gate`; no BaseHTTPMiddleware,
+which costs a task per request) that serves the prediction routes itself (``predict.py``) and hands
+everything else to plain Starlette routes; orjson, no pandas, inline compute for tiny models. Every response names the model version that produced it (``X-Model-Version`` header and,
 for predictions, the body).
 """
 

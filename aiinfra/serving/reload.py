@@ -58,7 +58,7 @@ class ModelHolder:
             previous = self.current
             self.last_check = time.time()
             try:
-                fp = await asyncio.to_thread(self._fingerprint_for_uri)
+                fp = await asyncio.to_thread(self._fingerprint_blocking)
                 if fp == self.fingerprint and not force:
                     return {"reloaded": False, "model_name": previous.name, "model_version": previous.version}
                 resolved = await asyncio.to_thread(resolve, self.uri, self.cfg)
@@ -80,9 +80,6 @@ class ModelHolder:
             log.info("reloaded %s: version %s -> %s", self.uri, previous.version, model.version)
             return {"reloaded": True, "model_name": model.name, "model_version": model.version,
                     "previous_version": previous.version}
-
-    def _fingerprint_for_uri(self) -> str:
-        return self._fingerprint_blocking()
 
     async def poll(self, interval_s: float) -> None:
         while True:

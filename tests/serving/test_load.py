@@ -108,7 +108,7 @@ def test_full_queue_is_503_with_retry_after(start_server, model_dir):
 
 def test_retry_after_header(start_server, model_dir):
     srv = start_server([f"server.model_uri={model_dir}", "server.max_queue_rows=1", "server.inference=thread",
-                        "server.max_wait_ms=20", "server.retry_after_s=3", "server.access_log=null"], name="retry")
+                        "server.max_wait_ms=300", "server.retry_after_s=3", "server.access_log=null"], name="retry")
 
     async def burst():
         async with httpx.AsyncClient(base_url=srv.url) as c:

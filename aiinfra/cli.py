@@ -229,7 +229,9 @@ def cmd_config(overrides: list[str]) -> int:
 
 
 def cmd_compose(overrides: list[str], output: Path, check: bool = False) -> int:
-    from aiinfra.config.compose import compose, find_project_root, to_yaml, write_params
+    from omegaconf import OmegaConf
+
+    from aiinfra.config.compose import compose, find_project_root, load_params, to_yaml, write_params
     from aiinfra.config.validate import validate
     from aiinfra.plugins.manager import get_plugins
 
@@ -238,23 +240,24 @@ def cmd_compose(overrides: list[str], output: Path, check: bool = False) -> int:
     if os.environ.get("DVC_EXP_NAME") and not overrides and output.name == "params.yaml":
         # `dvc exp run -S ...` composed params.yaml (with its overrides) just before this stage:
         # keep DVC's file, only validate it.
-        from aiinfra.config.compose import load_params
-
-        validate(load_params(output), get_plugins().registry)
+        raw = load_params(output)
+        validate(raw, get_plugins().registry)
         log.info("params.yaml was composed by `dvc exp run`; kept as is")
-        return 0
-    raw = compose(overrides, root / "conf")
-    validate(raw, get_plugins().registry)
-    if check:
-        from omegaconf import OmegaConf
-
-        fresh = output.is_file() and OmegaConf.create(output.read_text()) == OmegaConf.create(to_yaml(raw))
-        if not fresh:
-            print(f"{output} is out of date with conf/: run `aiinfra compose`", file=sys.stderr)
-            return 1
-        return 0
-    changed = write_params(raw, output)
-    log.info("%s %s", "wrote" if changed else "unchanged:", output)
+    else:
+        raw = compose(overrides, root / "conf")
+        validate(raw, get_plugins().registry)
+        if check:
+            fresh = output.is_file() and OmegaConf.create(output.read_text()) == OmegaConf.create(to_yaml(raw))
+            if not fresh:
+                print(f"{output} is out of date with conf/: run `aiinfra compose`", file=sys.stderr)
+                return 1
+            return 0
+        changed = write_params(raw, output)
+        log.info("%s %s", "wrote" if changed else "unchanged:", output)
+    # the feedback inbox is a dependency of the prepare stage: it must exist, even empty
+    feedback = OmegaConf.select(raw, "paths.feedback")
+    if feedback:
+        Path(str(feedback)).mkdir(parents=True, exist_ok=True)
     return 0
 
 

@@ -42,3 +42,48 @@ def init_git_dvc(root: Path) -> None:
     shutil.copy(REPO / ".gitignore", root / ".gitignore")
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
     subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=env)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(project: Path, *overrides: str) -> tuple[subprocess.Popen, str]:
+    """``aiinfra serve`` on a free port in ``project``; stderr (the access log) goes to a file so a
+    long test never blocks the server on a full pipe. Returns (process, base URL) once ready."""
+    port = free_port()
+    log = (project / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "aiinfra", "serve", f"server.port={port}", *overrides],
+                              cwd=project, env=cli_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, server, project / "server.log")
+    return server, base
+
+
+def wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """Wait until ``base``/v2/health/ready answers 200; fail with the server's output if it dies."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert server.poll() is None, log.read_text()[-4000:]
+        try:
+            with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "server not ready in time:\n" + log.read_text()[-4000:]
+        time.sleep(0.3)
+
+
+def dvc(project: Path, *args: str, timeout: float = 600) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=cli_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr

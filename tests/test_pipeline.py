@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import numpy as np
 import pytest
 
-from project_helpers import cli_env, init_git_dvc
-
-
-def dvc(project, *args, timeout=600):
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=cli_env(), capture_output=True,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+from project_helpers import cli_env, dvc, init_git_dvc, start_server
 
 
 def ran(output: str) -> set[str]:
@@ -94,23 +85,8 @@ def _served_equals_offline(project) -> None:
     data = PreparedData.open(project / "data" / "prepared")
     x, _ = data.arrays("test")
     offline = Predictor.load(project / "models" / "model").predict_proba(x)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "aiinfra", "serve", f"server.port={port}"], cwd=project,
-                              env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(project)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stderr.read()
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                assert time.monotonic() < deadline, "server not ready"
-                time.sleep(0.3)
         whole = _post(f"{base}/invocations", {"dataframe_split": {"columns": data.features, "data": x.tolist()}})
         np.testing.assert_allclose(np.asarray(whole["probabilities"]), offline, atol=1e-5)
         for i in range(0, len(x), 17):  # single-row requests take the same path through the batcher

@@ -52,8 +52,9 @@ def compose(overrides: list[str] | None = None, conf_dir: Path | None = None) ->
 
     Hydra only lets an override set keys that the composed YAML spells out. A key that the
     component's schema has but its YAML file leaves out (``server.workers=2`` against a short
-    ``conf/server/http.yaml``) is legitimate: it is added (``+key=value``) and the schema still
-    checks its type during validation.
+    ``conf/server/http.yaml``), or a dict value for a schema key (``monitor.per_column_method={f0:
+    ks}``), is legitimate: it is forced in (``++key=value``) and the schema still checks it during
+    validation.
     """
     conf_dir = (conf_dir or find_project_root() / "conf").resolve()
     overrides = list(overrides or [])
@@ -129,7 +130,8 @@ def _add_schema_key(key: str, overrides: list[str], conf_dir: Path) -> list[str]
     present, allowed = _valid_keys(key, overrides, conf_dir)
     if key.rpartition(".")[2] not in allowed:
         return None
-    return [f"+{o}" if o.split("=", 1)[0] == key else o for o in overrides]
+    # ++ adds the key, or merges into it (a dict value such as {f00: ks} into an empty dict)
+    return [f"++{o}" if o.split("=", 1)[0] == key else o for o in overrides]
 
 
 def _unknown_key_error(full: str, overrides: list[str], conf_dir: Path) -> ConfigError:

@@ -26,6 +26,9 @@ class PathsConfig:
     plots: str = "plots"  # DVC plot data
     logs: str = "logs"  # prediction log, audit log, alerts
     metrics: str = "metrics.json"  # DVC metrics file
+    # labelled production windows (features + target) that ``prepare`` adds to the source data:
+    # the monitor's retrain policy exports drifted windows here (with labels from monitor.feedback)
+    feedback: str = "data/feedback"
 
 
 @dataclass

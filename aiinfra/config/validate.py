@@ -90,7 +90,7 @@ def _merge(schema: Any, node: Any, prefix: str) -> DictConfig:
 
 def check_targets(node: Any, allowed: set[str], path: str = "") -> None:
     """Refuse ``_target_`` values that are neither registered components nor allowlisted."""
-    if isinstance(node, DictConfig):
+    if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():
         for key in node.keys():
             value = node._get_node(key)
             sub = f"{path}.{key}" if path else str(key)
@@ -105,7 +105,7 @@ def check_targets(node: Any, allowed: set[str], path: str = "") -> None:
                     )
             else:
                 check_targets(value, allowed, sub)
-    elif isinstance(node, ListConfig):
+    elif isinstance(node, ListConfig) and not node._is_none() and not node._is_missing():
         for i, item in enumerate(node._iter_ex(resolve=False)):
             check_targets(item, allowed, f"{path}[{i}]")
 

@@ -3,8 +3,8 @@
 The pipeline (``python -m aiinfra repro`` = compose params.yaml + ``dvc repro``) retrains,
 evaluates and registers; the register stage's gate decides whether the champion alias moves, and
 the server hot-reloads the alias. Before it runs, the drifted window is exported to
-``<paths.data>/feedback/window-<time>.parquet`` so that a source configured to include it trains
-on the new data plus the reference.
+``<paths.feedback>/window-<time>.parquet`` (with labels joined from ``monitor.feedback``), which
+``prepare`` adds to the source data: the new model trains on the new data plus the old.
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ log = logging.getLogger("aiinfra.monitor")
 
 
 def export_window(cfg: Any, current: Any, stamp: str) -> Path:
-    """Stream the window (a :class:`~aiinfra.monitoring.windows.CurrentData`) into one file."""
+    """Write the window (a :class:`~aiinfra.monitoring.windows.CurrentData`) to the feedback
+    inbox (``paths.feedback``) that ``prepare`` reads. With ``monitor.feedback`` the labels are
+    joined by request id, so the retrained model learns from the new data; without labels the
+    rows are kept for the record and ``prepare`` skips them."""
     import pyarrow.parquet as pq
 
-    out = Path(cfg.paths.data) / "feedback" / f"window-{stamp}.parquet"
+    out = Path(str(cfg.paths.feedback)) / f"window-{stamp}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.monitor.get("feedback"):
+        pq.write_table(_labelled(cfg, current), out)
+        return out
     writer = None
     try:
         for batch in current.dataset.to_batches(filter=current.filter):
@@ -35,6 +41,17 @@ def export_window(cfg: Any, current: Any, stamp: str) -> Path:
         if writer is not None:
             writer.close()
     return out
+
+
+def _labelled(cfg: Any, current: Any):
+    """The window's rows that have a label, with the target column next to the features."""
+    from aiinfra.data.prepared import PreparedData
+    from aiinfra.monitoring.windows import REQUEST_ID, open_file
+
+    data = PreparedData.open(cfg.paths.prepared)
+    labels = open_file(str(cfg.monitor.feedback)).table([REQUEST_ID, data.target])
+    window = current.table([REQUEST_ID, *data.features])
+    return window.join(labels, keys=REQUEST_ID, join_type="inner").select([*data.features, data.target])
 
 
 def retrain(cfg: Any, verdict: dict, current: Any = None) -> dict:

@@ -51,7 +51,7 @@ class RetrainConfig:
     # the command run on drift with policy=retrain, in the project root
     command: list[str] = field(default_factory=lambda: ["{python}", "-m", "aiinfra", "repro"])
     timeout_s: float = 3600.0
-    # also write the current window under <paths.data>/feedback/ so the next prepare can use it
+    # also write the current window to <paths.feedback>/ (labels joined from monitor.feedback) for the next prepare
     export_window: bool = True
 
 

@@ -114,8 +114,9 @@ def aiinfra_on_drift(report: dict[str, Any], config: Any) -> None:
         ``rows_reference`` and the paths of the HTML and JSON reports.
     :param config: the resolved config of the monitor run.
 
-    The built-in alert sinks (log line, JSON file, webhook) are implementations of this hook. A
-    failing implementation is reported and never loses the report, which is written first.
+    The monitor calls this hook next to its configured alert sinks (``sink`` components: log
+    line, JSON file, webhook; ``monitor.alerts``). The report is written before either runs, and a
+    failing implementation is reported without losing it.
 
     .. versionadded:: 1.0
     """

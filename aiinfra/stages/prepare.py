@@ -27,6 +27,31 @@ def _split(frame, cfg):
     return {"train": train_df, "val": val_df, "test": test_df}
 
 
+def read_feedback(cfg: Any, features: list[str], target: str):
+    """Labelled production rows under ``paths.feedback`` (exported by the monitor's retrain
+    policy), or None. Rows without a label, or files without the model's columns, are skipped
+    with a log line: training needs both features and the target."""
+    import pandas as pd
+
+    files = sorted(Path(str(cfg.paths.feedback)).glob("*.parquet"))
+    frames = []
+    for path in files:
+        frame = pd.read_parquet(path)
+        missing = [c for c in [*features, target] if c not in frame.columns]
+        if missing:
+            log.warning("feedback %s skipped: no column(s) %s (windows need labels: monitor.feedback)",
+                        path, ", ".join(missing))
+            continue
+        labelled = frame.loc[frame[target].notna(), [*features, target]]
+        if len(labelled) < len(frame):
+            log.info("feedback %s: %d of %d rows have no label and are skipped", path, len(frame) - len(labelled),
+                     len(frame))
+        frames.append(labelled)
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
+
+
 def run(cfg: Any) -> dict[str, Any]:
     from aiinfra.data.prepared import META, SPLITS, content_hash
     from aiinfra.data.validation import validate_frame
@@ -39,6 +64,14 @@ def run(cfg: Any) -> dict[str, Any]:
     features = validate_frame(frame, cfg.source)
     target = str(cfg.source.target)
     frame = frame[[*features, target]].reset_index(drop=True)
+    feedback = read_feedback(cfg, features, target)
+    feedback_rows = 0 if feedback is None else len(feedback)
+    if feedback is not None:
+        import pandas as pd
+
+        feedback[target] = feedback[target].astype(frame[target].dtype)
+        frame = pd.concat([frame, feedback.astype(frame.dtypes.to_dict())], ignore_index=True)
+        log.info("added %d labelled feedback rows from %s", feedback_rows, cfg.paths.feedback)
     if len(frame) < 20:
         raise DataValidationError(f"the source has only {len(frame)} rows; at least 20 are needed to split.")
     classes = sorted(frame[target].unique().tolist())
@@ -58,6 +91,7 @@ def run(cfg: Any) -> dict[str, Any]:
         "source": cfg.source.type,
         "rows": {split: len(parts[split]) for split in SPLITS} | {"reference": ref_rows},
         "seed": int(cfg.seed),
+        "feedback_rows": feedback_rows,
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     log.info("wrote %s: %s (dataset hash %s)", out, meta["rows"], meta["dataset_hash"])

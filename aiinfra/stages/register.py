@@ -37,17 +37,45 @@ def _version_for(client, name: str, model_uri: str, run_id: str):
     return None
 
 
-def _champion(client, name: str, alias: str, metric: str):
+def _champion(client, cfg: Any, name: str, alias: str, metric: str):
+    """The current alias holder and its value of the gate metric.
+
+    The champion is re-evaluated on the *current* evaluation split, so challenger and champion
+    are compared on the same data, also after retraining added new rows. Its recorded value is
+    the fallback when its model cannot be loaded or the metric is not one evaluate computes.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         mv = client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None, None
-    value = mv.tags.get(f"aiinfra.metric.{metric}")
+    try:
+        value = _evaluate_version(cfg, name, str(mv.version)).get(metric)
+    except Exception as exc:  # noqa: BLE001 - any failure falls back to the recorded value
+        log.warning("could not re-evaluate %s v%s on the current data (%s); using its recorded %s",
+                    name, mv.version, exc, metric)
+        value = None
+    if value is None:
+        value = mv.tags.get(f"aiinfra.metric.{metric}")
     if value is None and mv.run_id:
         value = client.get_run(mv.run_id).data.metrics.get(metric)
     return mv, (float(value) if value is not None else None)
+
+
+def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
+    from aiinfra.data.prepared import PreparedData
+    from aiinfra.models.artifact import Predictor
+    from aiinfra.stages.evaluate import compute_metrics
+    from aiinfra.tracking.mlflow_setup import resolve_model
+
+    split = str(cfg.evaluate.split)
+    data = PreparedData.open(cfg.paths.prepared)
+    predictor = Predictor.load(resolve_model(f"models:/{name}/{version}", cfg).path)
+    if predictor.features != data.features or predictor.classes != data.classes:
+        raise ValueError("its features or classes differ from the current data")
+    x, y = data.arrays(split)
+    return {f"{split}_{k}": v for k, v in compute_metrics(y, predictor.predict_proba(x), len(data.classes)).items()}
 
 
 def run(cfg: Any) -> dict[str, Any]:
@@ -69,7 +97,7 @@ def run(cfg: Any) -> dict[str, Any]:
     client = mlflow.MlflowClient()
     name, alias, gate = str(cfg.register.model_name), str(cfg.register.alias), cfg.register.gate
 
-    champion, champion_value = _champion(client, name, alias, str(gate.metric))
+    champion, champion_value = _champion(client, cfg, name, alias, str(gate.metric))
     mv = _version_for(client, name, train_run["model_uri"], train_run["run_id"])
     if mv is None:
         mv = mlflow.register_model(train_run["model_uri"], name, tags={"aiinfra.model_uri": train_run["model_uri"]})

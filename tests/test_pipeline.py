@@ -93,6 +93,15 @@ def _served_equals_offline(project) -> None:
             one = _post(f"{base}/invocations", {"inputs": [x[i].tolist()]})
             np.testing.assert_allclose(np.asarray(one["probabilities"][0]), offline[i], atol=1e-5)
             assert one["predictions"][0] == data.classes[int(offline[i].argmax())]
+        # one scrape covers serving and the monitor's latest verdict (reports/drift/drift.prom)
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+            families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+        verdict = json.loads((project / "reports" / "drift" / "verdict.json").read_text())
+        share = families["aiinfra_drift_share"].samples[0].value
+        assert share == pytest.approx(verdict["drift_share"])
+        assert families["aiinfra_model_info"].samples[0].labels["version"] == "1"
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -79,6 +79,8 @@ class ServingState:
 
         self.settings = settings
         self.metrics = ServerMetrics()
+        report_dir = cfg.get("monitor", {}).get("report_dir") if hasattr(cfg, "get") else None
+        self.metrics.publish_drift(os.path.join(str(report_dir), "drift.prom") if report_dir else None)
         self.holder = ModelHolder(cfg, uri, model, self.metrics)
         self.metrics.set_model(model.name, model.version, model.uri)
         self.keys = KeyStore.from_config(settings)

@@ -96,13 +96,32 @@ class ServerMetrics:
 
     def render(self) -> bytes:
         if not self.multiprocess:
-            return generate_latest(self.registry)
+            return generate_latest(self.registry) + self._drift_text()
         from prometheus_client import multiprocess
 
         self.refresh()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
+        return generate_latest(registry) + self._drift_text()
+
+    def publish_drift(self, textfile: str | os.PathLike | None) -> None:
+        """Also expose the monitor's latest drift gauges (``<monitor.report_dir>/drift.prom``, written
+        by ``aiinfra monitor``) on this server's /metrics, so one scrape covers serving and drift."""
+        self._drift_file = textfile
+        self._drift_cache: tuple[float, bytes] = (-1.0, b"")
+
+    def _drift_text(self) -> bytes:
+        path = getattr(self, "_drift_file", None)
+        if not path:
+            return b""
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return b""
+        if mtime != self._drift_cache[0]:  # re-read only when the monitor wrote a new verdict
+            with open(path, "rb") as f:
+                self._drift_cache = (mtime, f.read())
+        return self._drift_cache[1]
 
     def process_exit(self) -> None:
         if self.multiprocess:

@@ -20,7 +20,7 @@ def _client(project):
 
 
 def test_train_logs_epochs_system_metrics_model_and_lineage(tproject, aiinfra_main, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     code, _, err = aiinfra_main("train", "trainer.max_epochs=4", "trainer.early_stopping.enabled=false",
                                 "model.scheduler=cosine", "trainer.gradient_clip_val=0.5",
                                 "tracking.system_metrics=true")

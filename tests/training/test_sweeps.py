@@ -64,3 +64,20 @@ def test_tune_without_a_search_dimension_is_a_clear_error(tproject, capsys):
 
     assert main(["model.hidden=32"]) == 2
     assert "nothing to search" in capsys.readouterr().err
+
+
+def test_submitit_local_launcher_runs_the_sweep_as_submitted_jobs(tproject):
+    """The cluster extra, without a cluster: submitit's local executor runs each job as a
+    separately submitted process, as submitit_slurm would on SLURM."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiinfra", "train", "-m", "hydra/launcher=submitit_local",
+         "hydra.launcher.timeout_min=10", "model.hidden=8,16", "trainer.max_epochs=1"],
+        cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Submitit 'local' sweep output dir" in proc.stdout + proc.stderr
+    runs = sorted((tproject / ".aiinfra" / "multirun").glob("*/*/models/train_run.json"))
+    assert len(runs) == 2
+    assert all(json.loads(r.read_text())["metrics"]["val_acc"] > 0.5 for r in runs)
+    # submitit kept each job's own log next to its outputs
+    assert list((tproject / ".aiinfra" / "multirun").glob("*/.submitit/*/*_log.out"))

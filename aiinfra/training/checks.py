@@ -8,9 +8,13 @@ from typing import Any
 from aiinfra.errors import ConfigError
 
 
-def check_sweep_trainer(tcfg: Any) -> None:
+def check_sweep_trainer(tcfg: Any, launcher: str | None = None) -> None:
     """Lightning's ``ddp`` re-launches the command line in each child process, which re-runs the
-    whole Hydra sweep there; ``ddp_spawn`` (conf/trainer/ddp.yaml) does not."""
+    whole Hydra sweep there; ``ddp_spawn`` (conf/trainer/ddp.yaml) does not. Under the submitit
+    SLURM launcher SLURM starts one task per device and Lightning re-launches nothing, so ``ddp``
+    is fine there. ``launcher``: the Hydra launcher's name or target, if known."""
+    if launcher and "submitit_slurm" in launcher.lower().replace("slurmlauncher", "submitit_slurm"):
+        return
     if str(tcfg.get("strategy", "auto")) == "ddp":
         raise ConfigError(
             "trainer.strategy=ddp cannot run inside a Hydra sweep (-m): Lightning's ddp re-launches "

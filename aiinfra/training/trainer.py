@@ -57,6 +57,15 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _hydra_launcher() -> str | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().launcher.get("_target_")) if HydraConfig.initialized() else None
+    except Exception:  # no Hydra job config: the launcher is unknown
+        return None
+
+
 def _check_accelerator(tcfg: Any) -> None:
     if tcfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
@@ -66,7 +75,7 @@ def _check_accelerator(tcfg: Any) -> None:
     if _in_multirun():
         from aiinfra.training.checks import check_sweep_trainer
 
-        check_sweep_trainer(tcfg)
+        check_sweep_trainer(tcfg, launcher=_hydra_launcher())
     if os.environ.get("TORCHELASTIC_RUN_ID") and str(tcfg.devices) == "auto":
         raise ConfigError(
             "under torchrun, trainer.devices must be set explicitly (auto would start independent "

@@ -62,6 +62,12 @@ def test_sweep_trainer_check_needs_no_torch():
     check_sweep_trainer(OmegaConf.create({"strategy": "ddp_spawn"}))
     with pytest.raises(ConfigError, match="ddp_spawn"):
         check_sweep_trainer(OmegaConf.create({"strategy": "ddp"}))
+    # SLURM starts the processes under submitit: nothing is re-launched
+    check_sweep_trainer(OmegaConf.create({"strategy": "ddp"}),
+                        launcher="hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")
+    check_sweep_trainer(OmegaConf.create({"strategy": "ddp"}), launcher="submitit_slurm")
+    with pytest.raises(ConfigError):
+        check_sweep_trainer(OmegaConf.create({"strategy": "ddp"}), launcher="submitit_local")
 
 
 def test_torchrun_starts_ranks_and_only_rank_zero_tracks(tproject):

@@ -19,12 +19,16 @@ def _client(project):
     return mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
 
 
-def test_train_logs_epochs_system_metrics_model_and_lineage(tproject, aiinfra_main, monkeypatch):
+def test_train_logs_epochs_system_metrics_model_and_lineage(tproject, aiinfra_main, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    caplog.set_level("INFO", logger="aiinfra.train")
     code, _, err = aiinfra_main("train", "trainer.max_epochs=4", "trainer.early_stopping.enabled=false",
                                 "model.scheduler=cosine", "trainer.gradient_clip_val=0.5",
                                 "tracking.system_metrics=true")
     assert code == 0, err
+    # not a terminal: plain progress lines (one per epoch), no bar
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiinfra.train"]
+    assert [ln.split()[1] for ln in lines if ln.startswith("epoch ")] == ["1/4", "2/4", "3/4", "4/4"]
     summary = json.loads((tproject / "models" / "train_run.json").read_text())
     assert summary["epochs"] == 4 and summary["batch_size"] > 0 and summary["threads"] == 1
     assert summary["metrics"]["val_acc"] > 0.85
@@ -62,6 +66,13 @@ def test_early_stopping_from_config_stops_before_max_epochs(tproject, aiinfra_ma
     assert code == 0, err
     summary = json.loads((tproject / "models" / "train_run.json").read_text())
     assert 2 <= summary["epochs"] < 60
+
+
+def test_progress_bar_when_asked_for(tproject, aiinfra_main):
+    code, out, err = aiinfra_main("train", "trainer.max_epochs=1", "trainer.progress_bar=true",
+                                  "trainer.checkpoint.enabled=false")
+    assert code == 0, err
+    assert "Epoch 0: 100%" in out + err and "it/s" in out + err  # Lightning's tqdm bar
 
 
 def test_stream_loader_trains_from_parquet_chunks(tproject, aiinfra_main):

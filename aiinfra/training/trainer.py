@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def set_threads(threads: int) -> None:
-    """Pin torch's intra-op threads. One thread per process is the measured default (README):
-    torch's one-per-core collapses when anything else competes for the cores."""
+    """Pin torch's intra-op threads (0: leave torch's default). One thread per process is the
+    measured default (docs/training.md): torch's one-per-core collapses when anything else
+    competes for the cores."""
     if threads > 0:
         torch.set_num_threads(threads)
         try:
@@ -35,7 +36,8 @@ def global_rank() -> int:
 
 def resolve_precision(precision: Any, accelerator: str) -> str | None:
     """``auto-mixed``: bf16-mixed on GPUs that support bf16 (Ampere+), 16-mixed on older ones,
-    full precision on a CPU (CPU autocast is slower than fp32 for these models)."""
+    full precision otherwise: the GPU configs stay usable with ``trainer.accelerator=cpu``
+    (e.g. DDP over gloo on CPU processes)."""
     if not precision:
         return None
     if str(precision) != "auto-mixed":

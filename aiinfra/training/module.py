@@ -24,7 +24,8 @@ class ClassifierModule(L.LightningModule):
 
     # Lightning sets ``_current_fx_name`` around every hook call (~20 per step) and training_step
     # updates the loss sums; nn.Module.__setattr__ checks each value against parameters, buffers
-    # and submodules, which costs about 8% of a small MLP's step. Plain attributes skip it.
+    # and submodules: 0.22 s of 2.3 s in a cProfile of a 2-epoch fit of the MLP (the profiler
+    # inflates Python-heavy calls). Plain attributes skip it.
     _PLAIN_ATTRS = frozenset({"_current_fx_name", "_loss_sum", "_seen"})
 
     def __setattr__(self, name: str, value: Any) -> None:

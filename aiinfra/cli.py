@@ -84,6 +84,9 @@ def build_parser(plugin_commands: dict[str, tuple[str, str, str]] | None = None)
     p.add_argument("--check", action="store_true", help="exit 1 if params.yaml is out of date")
     p = sub.add_parser("repro", help="run the DVC pipeline: `dvc repro` (extra args go to dvc)")
     p.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("tune", help="hyperparameter search with Optuna (each trial an MLflow child run)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("docs", help="generate docs/hooks.md from the hook spec (docs hooks [--check])")
     p.add_argument("what", choices=["hooks"])
     p.add_argument("args", nargs=argparse.REMAINDER, help="-o FILE, --check")
@@ -120,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compose(args.overrides, Path(args.output), check=args.check)
         if args.command == "repro":
             return cmd_repro(args.dvc_args)
+        if args.command == "tune":
+            from aiinfra.training.tune import main as tune_main
+
+            return int(tune_main(args.args) or 0)
         if args.command == "docs":
             from aiinfra.plugins.docs import main as docs_main
 
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 def _plugin_commands(argv: list[str]) -> dict[str, tuple[str, str, str]]:
     # Only load plugins when the command line may name one of their commands (not for stages).
     first = next((a for a in argv if not a.startswith("-")), None)
-    if first in STAGES or first in {"plugins", "config", "compose", "repro", "docs", "new-plugin"}:
+    if first in STAGES or first in {"plugins", "config", "compose", "repro", "docs", "new-plugin", "tune"}:
         return {}
     from aiinfra.plugins.manager import get_plugins
 
@@ -328,9 +335,14 @@ def _multirun(stage: str, overrides: list[str]) -> int:
     # Validate every combination before the first run starts: a typo in the 5th job of a sweep
     # must not cost the first four.
     sweep_overrides = [o for o in overrides if not o.startswith("hydra/") and not o.startswith("hydra.")]
+    from aiinfra.training.checks import check_sweep_trainer
+
     jobs = _sweep_jobs(sweep_overrides)
+    launcher = next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra/launcher=")), None)
     for job in jobs:
-        load_config(job)
+        cfg = load_config(job)
+        if "trainer" in cfg:
+            check_sweep_trainer(cfg.trainer, launcher=launcher)
     log.info("sweep: %d runs", len(jobs))
     results: list[int] = []
 
@@ -351,7 +363,11 @@ def _multirun(stage: str, overrides: list[str]) -> int:
         plain.paths.metrics = str(job_dir / "metrics.json")
         if "trainer" in plain and "checkpoint" in plain.trainer:
             plain.trainer.checkpoint.dir = str(job_dir / "checkpoints")
-        results.append(_exit_code(run_stage(stage, validate(plain, get_plugins().registry))))
+        try:
+            results.append(_exit_code(run_stage(stage, validate(plain, get_plugins().registry))))
+        except AiinfraError as exc:  # one job's user error: a clear line, the sweep goes on
+            print(f"aiinfra: error in sweep job {HydraConfig.get().job.num}: {exc}", file=sys.stderr)
+            results.append(exc.exit_code)
 
     argv = sys.argv
     os.environ["AIINFRA_MULTIRUN"] = "1"  # stages refuse what breaks sweeps (Lightning's ddp)

@@ -49,7 +49,9 @@ class ReferenceConfig:
 class DataConfig:
     """How training batches are fed (the fast in-memory path by default)."""
 
-    batch_size: int = 512  # measured: docs/training.md (per-step overhead vs accuracy)
+    # null: auto = train rows // 32, clamped to [32, 512]: 512 on large data (per-step overhead,
+    # measured: docs/training.md), yet a dozen or more steps per epoch on a 400-row dataset
+    batch_size: Optional[int] = None
     loader: str = "auto"  # auto | memory | stream
     num_workers: int = 0
     stream_chunk_rows: int = 65536

@@ -67,15 +67,22 @@ class _Phases:
         self._t = now
 
 
+def batch_size(cfg: Any, data) -> int:
+    """``data.batch_size``, or the automatic one for this many training rows when it is null."""
+    from aiinfra.training.data import auto_batch_size
+
+    return int(cfg.data.batch_size) if cfg.data.batch_size else auto_batch_size(int(data.meta["rows"]["train"]))
+
+
 def _loaders(cfg: Any, data, seed: int):
     """(train loader, validation loader, training features for the standardiser)."""
     import torch
 
     from aiinfra.training.data import ParquetStream, TensorBatches, memory_fits
 
-    bs = int(cfg.data.batch_size)
-    loader = str(cfg.data.loader)
     rows = int(data.meta["rows"]["train"])
+    bs = batch_size(cfg, data)
+    loader = str(cfg.data.loader)
     if loader == "auto":
         loader = "memory" if memory_fits(rows, len(data.features)) else "stream"
     if loader == "memory":
@@ -235,7 +242,7 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
         "metrics": final,
         "fit_seconds": round(fit_s, 3),
         "epochs": epochs_done,
-        "batch_size": int(cfg.data.batch_size),
+        "batch_size": batch_size(cfg, data),
         "threads": threads,
         "timings": phases.seconds,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,21 @@ def tracking_uri(tracking_cfg: Any, root: Path | None = None) -> str:
     return uri
 
 
+def artifact_location(cfg: Any, uri: str, root: Path) -> str | None:
+    """Where a new experiment keeps its artifacts.
+
+    Against a tracking server (http/https) the server decides (its proxied artifact store), so a
+    team's artifacts never land on one client's disk. Locally, a relative path is made absolute
+    under the project; a location with a scheme (``s3://``, ``mlflow-artifacts:/``) is kept.
+    """
+    if uri.startswith(("http://", "https://")):
+        return None
+    location = str(cfg.tracking.artifact_location)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", location) and not re.match(r"^[A-Za-z]:[\\/]", location):
+        return location
+    return (root / location).resolve().as_uri()
+
+
 def setup_mlflow(cfg: Any, root: Path | None = None) -> str:
     """Point MLflow at the configured store and experiment; return the experiment id."""
     import mlflow
@@ -39,10 +55,7 @@ def setup_mlflow(cfg: Any, root: Path | None = None) -> str:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        location = str(cfg.tracking.artifact_location)
-        if "://" not in location:
-            location = (root / location).resolve().as_uri()
-        exp_id = client.create_experiment(name, artifact_location=location)
+        exp_id = client.create_experiment(name, artifact_location=artifact_location(cfg, uri, root))
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

@@ -54,7 +54,8 @@ class MonProject:
         from aiinfra.plugins.manager import get_plugins
 
         base = [f"paths.prepared={self.prepared}", f"paths.logs={self.root / 'logs'}",
-                f"paths.data={self.root / 'data'}", f"monitor.report_dir={self.reports}"]
+                f"paths.data={self.root / 'data'}", f"paths.feedback={self.root / 'data' / 'feedback'}",
+                f"monitor.report_dir={self.reports}"]
         return validate(compose([*base, *overrides], self.root / "conf"), get_plugins().registry)
 
     def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:

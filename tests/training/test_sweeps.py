@@ -72,7 +72,8 @@ def test_submitit_local_launcher_runs_the_sweep_as_submitted_jobs(tproject):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     proc = subprocess.run(
         [sys.executable, "-m", "aiinfra", "train", "-m", "hydra/launcher=submitit_local",
-         "hydra.launcher.timeout_min=10", "model.hidden=8,16", "trainer.max_epochs=1"],
+         "hydra.launcher.timeout_min=10", "model.hidden=8,16", "trainer.max_epochs=2",
+         "data.batch_size=64"],  # tiny data: enough optimizer steps to learn in two epochs
         cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Submitit 'local' sweep output dir" in proc.stdout + proc.stderr

@@ -33,7 +33,8 @@ def find_project_root(start: Path | None = None) -> Path:
             return candidate
     raise ConfigError(
         f"no aiinfra project here: conf/{CONFIG_NAME}.yaml not found in {here} or its parents.",
-        hint="run from a project directory, set AIINFRA_PROJECT_DIR, or create one with `aiinfra init DIR`",
+        hint="run from a project directory (one with conf/config.yaml, like this repository), or set "
+        "AIINFRA_PROJECT_DIR=/path/to/project",
     )
 
 

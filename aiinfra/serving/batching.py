@@ -110,9 +110,7 @@ class Batcher:
                 xs = np.concatenate([x for x, _ in taken]) if len(taken) > 1 else taken[0][0]
                 result = self._compute(model, xs)
             except Exception as exc:  # a model failure fails this batch, not the server
-                for _, fut in taken:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                _fail(taken, exc)
             else:
                 self._split(taken, model, *result)
         if self._pending:
@@ -129,9 +127,7 @@ class Batcher:
         try:
             result = cf.result()
         except Exception as exc:
-            for _, fut in taken:
-                if not fut.done():
-                    fut.set_exception(exc)
+            _fail(taken, exc)
         else:
             self._split(taken, model, *result)
         if self._pending:
@@ -156,3 +152,10 @@ class Batcher:
             await asyncio.sleep(0.001)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+
+
+def _fail(taken, exc: BaseException) -> None:
+    """Fail every still-waiting request of a batch with the model's exception."""
+    for _, fut in taken:
+        if not fut.done():
+            fut.set_exception(exc)

@@ -119,7 +119,15 @@ def serve(cfg: Any) -> int:
     log.info("serving %s version %s on http://%s:%d (docs: /docs, metrics: /metrics, log: %s)", model.name,
              model.version, settings["host"], settings["port"],
              state.predlog.dir if state.predlog else "off")
-    server = uvicorn.Server(uvicorn.Config(build_app(state), **common))
+    return run_single_process(build_app(state), settings, common)
+
+
+def run_single_process(app: Any, settings: dict[str, Any], common: dict[str, Any]) -> int:
+    """Run one uvicorn server process for ``app`` until SIGTERM/SIGINT; 0 after a clean drain.
+    Shared with plugin servers (aiinfra-onnx) so they stop and report errors the same way."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, **common))
     _quiet_signals()
     server.run()
     if not server.started:

@@ -61,7 +61,7 @@ def serve(cfg: Any) -> int:
 
     from aiinfra.serving.app import build_app
     from aiinfra.serving.auth import KeyStore, check_bind
-    from aiinfra.serving.server import _quiet_signals, server_settings
+    from aiinfra.serving.server import run_single_process, server_settings
 
     settings = server_settings(cfg)
     if int(settings.get("ort_threads", 1)) < 0:
@@ -88,10 +88,4 @@ def serve(cfg: Any) -> int:
     model = state.holder.current
     log.info("serving %s version %s on onnxruntime (%s) at http://%s:%d", model.name, model.version,
              model.predictor.path, settings["host"], settings["port"])
-    server = uvicorn.Server(uvicorn.Config(build_app(state), **common))
-    _quiet_signals()
-    server.run()
-    if not server.started:
-        raise AiinfraError(f"could not start the server on {settings['host']}:{settings['port']} "
-                           "(is the port in use?)", hint="pick another one: server.port=8001")
-    return 0
+    return run_single_process(build_app(state), settings, common)

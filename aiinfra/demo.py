@@ -77,7 +77,8 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     log_dir = root / "logs" / "predictions"
     _step(f"aiinfra serve on {base} (model models:/{registration['model_name']}@champion)")
-    server = subprocess.Popen([*aiinfra, "serve", f"server.port={port}", "server.log_flush_interval_s=1"], env=env)
+    server = subprocess.Popen([*aiinfra, "serve", f"server.port={port}", "server.log_flush_interval_s=1",
+                               "server.access_log=null"], env=env)  # a JSON line per request is noise here
     try:
         _wait_ready(f"{base}/v2/health/ready", server)
         served = []

@@ -25,6 +25,8 @@ def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any
     from omegaconf import OmegaConf
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_json = Path(str(cfg.paths.models)) / "model" / "model.json"
+    classes = json.loads(model_json.read_text()).get("classes", []) if model_json.is_file() else []
     trainer = {k: cfg.trainer[k] for k in ("accelerator", "devices", "strategy", "max_epochs", "precision")}
     history = _drift_history(cfg)
     drift_rows = [
@@ -34,11 +36,11 @@ def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any
     ] or [("-", "no monitor runs recorded yet")]
     return [
         ("Model", [("name", name), ("version", version), ("component", str(cfg.model.type)),
-                   ("classes", ", ".join(str(c) for c in train_run.get("classes", [])) or "-")]),
+                   ("classes", ", ".join(str(c) for c in classes) or "-")]),
         ("Data", [("source", str(cfg.source.type)), ("dataset hash (data version)", str(train_run.get("dataset_hash"))),
                   ("prepared data", str(cfg.paths.prepared))]),
         ("Metrics", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in sorted(metrics.items())]),
-        ("Gate", [(k, str(v)) for k, v in gate.items()]),
+        ("Gate", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in gate.items()]),
         ("Lineage", [("MLflow run", str(train_run.get("run_id"))), ("model URI", str(train_run.get("model_uri"))),
                      ("git commit", tags.get("aiinfra.git_commit", "-")),
                      ("dvc.lock sha256", tags.get("aiinfra.dvc_lock_sha256", "-"))]),

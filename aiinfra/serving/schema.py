@@ -34,7 +34,9 @@ class HttpServerConfig:
     # --- prediction log (Parquet, hive-partitioned by date and hour); null: <paths.logs>/predictions
     log_dir: Optional[str] = None
     prediction_log: bool = True
-    log_flush_rows: int = 50_000  # a part file is written when this many rows are buffered ...
+    # a part file is written when this many rows are buffered ... (5,000: building a bigger part holds
+    # the GIL long enough to show in the p99 latency; measured in docs/serving.md)
+    log_flush_rows: int = 5_000
     log_flush_interval_s: float = 10.0  # ... or this long after the first buffered row
     # --- hot reload: re-resolve model_uri (an alias moves) every N seconds; 0: only on POST /admin/reload
     reload_interval_s: float = 30.0

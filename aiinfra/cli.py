@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aiinfra: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`aiinfra plugins | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _plugin_commands(argv: list[str]) -> dict[str, tuple[str, str, str]]:

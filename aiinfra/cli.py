@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             from aiinfra.plugins.registry import import_string
 
             return int(import_string(plugin_commands[argv[0]][0])(argv[1:]) or 0)
+        if argv and argv[0] == "tune":  # tune parses its own arguments (argparse's REMAINDER drops a leading option)
+            _setup_logging()
+            from aiinfra.training.tune import main as tune_main
+
+            return int(tune_main(argv[1:]) or 0)
         args = build_parser(plugin_commands).parse_args(argv)
         if args.command is None:
             build_parser(plugin_commands).print_help()
@@ -123,10 +128,6 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compose(args.overrides, Path(args.output), check=args.check)
         if args.command == "repro":
             return cmd_repro(args.dvc_args)
-        if args.command == "tune":
-            from aiinfra.training.tune import main as tune_main
-
-            return int(tune_main(args.args) or 0)
         if args.command == "docs":
             from aiinfra.plugins.docs import main as docs_main
 

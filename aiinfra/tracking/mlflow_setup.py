@@ -55,7 +55,16 @@ def setup_mlflow(cfg: Any, root: Path | None = None) -> str:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        exp_id = client.create_experiment(name, artifact_location=artifact_location(cfg, uri, root))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            exp_id = client.create_experiment(name, artifact_location=artifact_location(cfg, uri, root))
+        except MlflowException:
+            # parallel sweep jobs race to create it: the loser uses the winner's experiment
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

@@ -33,6 +33,13 @@ def compute_metrics(y: Any, proba: Any, n_classes: int) -> dict[str, float]:
     return out
 
 
+def score_split(predictor: Any, data: Any, split: str) -> tuple[dict[str, float], Any, Any]:
+    """(metrics named ``<split>_<metric>``, labels, probabilities) of a model on a prepared split;
+    register uses it too, to score the champion on the same data as the challenger."""
+    metrics, y, proba = score_split(predictor, data, split)
+    return metrics, y, proba
+
+
 def run(cfg: Any) -> dict[str, Any]:
     from sklearn.metrics import roc_curve
 

@@ -66,7 +66,7 @@ def _champion(client, cfg: Any, name: str, alias: str, metric: str):
 def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
     from aiinfra.data.prepared import PreparedData
     from aiinfra.models.artifact import Predictor
-    from aiinfra.stages.evaluate import compute_metrics
+    from aiinfra.stages.evaluate import score_split
     from aiinfra.tracking.mlflow_setup import resolve_model
 
     split = str(cfg.evaluate.split)
@@ -74,8 +74,7 @@ def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
     predictor = Predictor.load(resolve_model(f"models:/{name}/{version}", cfg).path)
     if predictor.features != data.features or predictor.classes != data.classes:
         raise ValueError("its features or classes differ from the current data")
-    x, y = data.arrays(split)
-    return {f"{split}_{k}": v for k, v in compute_metrics(y, predictor.predict_proba(x), len(data.classes)).items()}
+    return score_split(predictor, data, split)[0]
 
 
 def run(cfg: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,7 +50,10 @@ class AccessLog:
         if not target:
             return
         if target == "-":
-            self.stream = sys.stderr.buffer
+            # our own buffer on fd 2: sys.stderr.buffer hands every line to the kernel at once
+            # (measured: a write syscall per request, ~5% of the throughput)
+            sys.stderr.flush()
+            self.stream = open(sys.stderr.fileno(), "ab", buffering=256 * 1024, closefd=False)  # noqa: SIM115
         else:
             os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
             self.stream = open(target, "ab", buffering=256 * 1024)  # noqa: SIM115 (closed at shutdown)
@@ -67,8 +71,8 @@ class AccessLog:
 
     def close(self) -> None:
         self.flush()
-        if self.stream is not None and self.stream is not sys.stderr.buffer:
-            self.stream.close()
+        if self.stream is not None:
+            self.stream.close()  # fd 2 itself stays open (closefd=False)
 
 
 class ServingState:
@@ -84,9 +88,6 @@ class ServingState:
         self.holder = ModelHolder(cfg, uri, model, self.metrics)
         self.metrics.set_model(model.name, model.version, model.uri)
         self.keys = KeyStore.from_config(settings)
-        self.batcher = Batcher(self.holder.get, max_batch_size=settings["max_batch_size"],
-                               max_wait_ms=settings["max_wait_ms"], max_queue_rows=settings["max_queue_rows"],
-                               inference=settings["inference"], on_batch=self.metrics.observe_batch)
         self.predlog = None
         if settings["prediction_log"] and log_dir:
             from aiinfra.serving.predlog import PredictionLog
@@ -96,6 +97,10 @@ class ServingState:
                                          on_written=self.metrics.log_written.inc,
                                          on_error=self.metrics.log_errors.inc,
                                          on_dropped=self.metrics.log_dropped.inc)
+        self.batcher = Batcher(self.holder.get, max_batch_size=settings["max_batch_size"],
+                               max_wait_ms=settings["max_wait_ms"], max_queue_rows=settings["max_queue_rows"],
+                               inference=settings["inference"], on_batch=self.metrics.observe_batch,
+                               on_delivered=self._log_batch if self.predlog is not None else None)
         self.metrics.track(lambda: self.batcher.pending_rows,
                            lambda: self.predlog.pending_rows if self.predlog else 0)
         self.access = AccessLog(settings.get("access_log"))
@@ -104,6 +109,13 @@ class ServingState:
         self._rid_prefix = os.urandom(4).hex()
         self._rid = 0
         self.spec_cache: dict[str, bytes] = {}
+
+    def _log_batch(self, model: Any, request_ids: list[str], counts: list[int], x: np.ndarray,
+                   proba: np.ndarray, index: np.ndarray) -> None:
+        """One prediction-log append per forward pass (the batcher calls it for the answered rows)."""
+        scores = proba[np.arange(proba.shape[0]), index]
+        self.predlog.append(request_ids, model.name, model.version, x, model.classes[index], scores,
+                            model.features, counts)
 
     def request_id(self, given: str | None) -> str:
         if given and len(given) <= 128 and given.isprintable():

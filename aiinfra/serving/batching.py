@@ -13,12 +13,15 @@ so memory never grows with load. ``inference="inline"`` runs the forward pass on
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger("aiinfra.serving")
 
 
 class QueueFull(Exception):
@@ -41,14 +44,18 @@ class BatchResult:
 class Batcher:
     def __init__(self, get_model: Callable[[], Any], *, max_batch_size: int, max_wait_ms: float,
                  max_queue_rows: int, inference: str = "inline",
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None,
+                 on_delivered: Callable[..., None] | None = None):
         self.get_model = get_model
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
         self.max_queue_rows = max(1, int(max_queue_rows))
         self.threaded = inference == "thread"
         self.on_batch = on_batch
-        self._pending: list[tuple[np.ndarray, asyncio.Future, Any]] = []
+        # on_delivered(model, request_ids, counts, x, proba, index): once per forward pass, for the rows
+        # handed to waiting requests (the prediction log: one append per batch, not one per request)
+        self.on_delivered = on_delivered
+        self._pending: list[tuple[np.ndarray, asyncio.Future, Any, str | None]] = []
         self.pending_rows = 0
         self._scheduled = False
         self._running = False  # thread mode: one forward pass at a time
@@ -56,8 +63,9 @@ class Batcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aiinfra-infer") if self.threaded else None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def predict(self, x: np.ndarray, model: Any = None) -> BatchResult:
-        """Predict ``x`` with ``model`` (the one the request was validated against; default: current)."""
+    async def predict(self, x: np.ndarray, model: Any = None, request_id: str | None = None) -> BatchResult:
+        """Predict ``x`` with ``model`` (the one the request was validated against; default: current).
+        ``request_id`` is passed on to ``on_delivered`` with the request's rows."""
         if self._closed:
             raise ShuttingDown()
         n = x.shape[0]
@@ -66,7 +74,7 @@ class Batcher:
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
         fut = loop.create_future()
-        self._pending.append((x, fut, model if model is not None else self.get_model()))
+        self._pending.append((x, fut, model if model is not None else self.get_model(), request_id))
         self.pending_rows += n
         self._schedule()
         return await fut
@@ -80,19 +88,19 @@ class Batcher:
         else:
             self._loop.call_soon(self._flush)
 
-    def _take(self) -> tuple[list[tuple[np.ndarray, asyncio.Future]], Any]:
+    def _take(self) -> tuple[list[tuple[np.ndarray, asyncio.Future, str | None]], Any]:
         # Whole requests only (a request larger than max_batch_size gets a batch of its own), all
         # validated against the same model: across a reload, old and new versions never share a batch.
         taken, rows = [], 0
         model = self._pending[0][2] if self._pending else None
         while self._pending:
-            x, fut, m = self._pending[0]
+            x, fut, m, rid = self._pending[0]
             if taken and (rows + x.shape[0] > self.max_batch_size or m is not model):
                 break
             self._pending.pop(0)
             rows += x.shape[0]
             if not fut.cancelled():
-                taken.append((x, fut))
+                taken.append((x, fut, rid))
         self.pending_rows -= rows
         return taken, model
 
@@ -102,17 +110,17 @@ class Batcher:
         if taken:
             if self.threaded:
                 self._running = True
-                xs = np.concatenate([x for x, _ in taken]) if len(taken) > 1 else taken[0][0]
+                xs = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
                 cf = self._executor.submit(self._compute, model, xs)
-                cf.add_done_callback(lambda f: self._loop.call_soon_threadsafe(self._deliver, taken, model, f))
+                cf.add_done_callback(lambda f: self._loop.call_soon_threadsafe(self._deliver, taken, model, xs, f))
                 return
             try:
-                xs = np.concatenate([x for x, _ in taken]) if len(taken) > 1 else taken[0][0]
+                xs = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
                 result = self._compute(model, xs)
             except Exception as exc:  # a model failure fails this batch, not the server
                 _fail(taken, exc)
             else:
-                self._split(taken, model, *result)
+                self._split(taken, model, xs, *result)
         if self._pending:
             self._schedule()
 
@@ -122,26 +130,38 @@ class Batcher:
         index = proba.argmax(1)
         return proba, index, time.perf_counter() - t0
 
-    def _deliver(self, taken, model, cf) -> None:
+    def _deliver(self, taken, model, xs, cf) -> None:
         self._running = False
         try:
             result = cf.result()
         except Exception as exc:
             _fail(taken, exc)
         else:
-            self._split(taken, model, *result)
+            self._split(taken, model, xs, *result)
         if self._pending:
             self._schedule()
 
-    def _split(self, taken, model, proba: np.ndarray, index: np.ndarray, seconds: float) -> None:
+    def _split(self, taken, model, xs: np.ndarray, proba: np.ndarray, index: np.ndarray, seconds: float) -> None:
         if self.on_batch is not None:
             self.on_batch(proba.shape[0], seconds)
         start = 0
-        for x, fut in taken:
+        delivered: list[tuple[int, int, str | None]] = []
+        for x, fut, rid in taken:
             end = start + x.shape[0]
             if not fut.done():
                 fut.set_result(BatchResult(model, proba[start:end], index[start:end]))
+                delivered.append((start, end, rid))
             start = end
+        if self.on_delivered is None or not delivered:
+            return
+        if len(delivered) != len(taken):  # a request went away meanwhile: log only the answered rows
+            keep = np.concatenate([np.arange(a, b) for a, b, _ in delivered])
+            xs, proba, index = xs[keep], proba[keep], index[keep]
+        try:
+            self.on_delivered(model, [rid for _, _, rid in delivered], [b - a for a, b, _ in delivered],
+                              xs, proba, index)
+        except Exception:  # the log must never fail a request that already has its answer
+            log.exception("prediction log: could not record a batch of %d rows", proba.shape[0])
 
     async def close(self) -> None:
         """Stop accepting; finish what is pending."""
@@ -156,6 +176,6 @@ class Batcher:
 
 def _fail(taken, exc: BaseException) -> None:
     """Fail every still-waiting request of a batch with the model's exception."""
-    for _, fut in taken:
+    for _, fut, _ in taken:
         if not fut.done():
             fut.set_exception(exc)

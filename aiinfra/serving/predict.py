@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import orjson
 
 from aiinfra.serving import protocol
@@ -100,7 +99,7 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
             x = protocol.parse_invocations(body, ctype, model.features, st.settings["max_rows"])
             rid = st.request_id(given_id)
         scope["aiinfra.request_id"] = rid
-        result = await st.batcher.predict(x, model)
+        result = await st.batcher.predict(x, model, rid)
     except RequestError as exc:
         return exc.status, JSON, error_body(exc.message), model_headers(model)
     except QueueFull:
@@ -113,9 +112,7 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
                  *model_headers(model)])
     model = result.model
     labels = model.classes[result.index]
-    if st.predlog is not None:
-        scores = result.proba[np.arange(result.proba.shape[0]), result.index]
-        st.predlog.append(rid, model.name, model.version, x, labels, scores, model.features)
+    # (the batcher has logged the rows: one prediction-log append per forward pass)
     scope["aiinfra.rows"] = x.shape[0]
     scope["aiinfra.model_version"] = model.version
     if kind == "infer":

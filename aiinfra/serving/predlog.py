@@ -35,11 +35,12 @@ log = logging.getLogger(__name__)
 
 
 class _Chunk:
-    __slots__ = ("request_id", "ts_us", "model_name", "model_version", "features", "x", "labels", "scores")
+    __slots__ = ("ids", "counts", "ts_us", "model_name", "model_version", "features", "x", "labels", "scores")
 
-    def __init__(self, request_id, ts_us, model_name, model_version, features, x, labels, scores):
+    def __init__(self, ids, counts, ts_us, model_name, model_version, features, x, labels, scores):
         self.features = features  # the model's feature list (shared, not copied): a reload may change it
-        self.request_id = request_id
+        self.ids = ids  # the request ids of the rows, in order, each for counts[i] rows
+        self.counts = counts
         self.ts_us = ts_us
         self.model_name = model_name
         self.model_version = model_version
@@ -77,9 +78,18 @@ class PredictionLog:
     def pending_rows(self) -> int:
         return self._rows
 
-    def append(self, request_id: str, model_name: str, model_version: str, x: np.ndarray,
-               labels: np.ndarray, scores: np.ndarray, features: list[str] | None = None) -> None:
-        chunk = _Chunk(request_id, time.time_ns() // 1000, model_name, model_version,
+    def append(self, request_id: str | list[str], model_name: str, model_version: str, x: np.ndarray,
+               labels: np.ndarray, scores: np.ndarray, features: list[str] | None = None,
+               counts: list[int] | None = None) -> None:
+        """Buffer the rows of ``x``: one request (``request_id`` a string) or a whole batch of them
+        (``request_id`` a list, ``counts`` the rows of each, in the order of ``x``)."""
+        if isinstance(request_id, str):
+            ids, counts = [request_id], [x.shape[0]]
+        else:
+            ids = list(request_id)
+            if counts is None or len(counts) != len(ids) or sum(counts) != x.shape[0]:
+                raise ValueError("append: counts must give the rows of each request id and sum to len(x)")
+        chunk = _Chunk(ids, counts, time.time_ns() // 1000, model_name, model_version,
                        features if features is not None else self.features, x, labels, scores)
         with self._lock:
             self._chunks.append(chunk)
@@ -143,9 +153,10 @@ class PredictionLog:
             date, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
             counts = [c.x.shape[0] for c in group]
             x = np.concatenate([c.x for c in group]).astype(np.float64)
+            ids = [i for c in group for i in c.ids]
+            id_counts = [n for c in group for n in c.counts]
             cols: dict[str, Any] = {
-                "request_id": pa.array(np.repeat(np.array([c.request_id for c in group], dtype=object), counts),
-                                       pa.string()),
+                "request_id": pa.array(np.repeat(np.array(ids, dtype=object), id_counts), pa.string()),
                 "timestamp": pa.array(np.repeat(np.array([c.ts_us for c in group], dtype="int64"), counts),
                                       pa.int64()).cast(pa.timestamp("us", tz="UTC")),
                 "model_name": pa.array(np.repeat(np.array([c.model_name for c in group], dtype=object), counts),

@@ -38,3 +38,20 @@ def test_failed_write_is_retried_then_bounded(tmp_path):
     blocker.unlink()
     log.close()
     assert read_predictions(blocker).num_rows + log.rows_dropped == 25
+
+
+def test_one_append_per_batch_keeps_each_rows_request_id(tmp_path):
+    """The server appends once per forward pass: several requests' rows with their ids and counts."""
+    import pytest
+
+    log = PredictionLog(tmp_path, ["a"], flush_rows=10**6, flush_interval_s=3600)
+    x = np.array([[1], [2], [3], [4]], np.float32)
+    log.append(["r1", "r2", "r3"], "m", "1", x, np.array([0, 1, 1, 0]), np.array([0.5, 0.6, 0.7, 0.8]),
+               counts=[1, 2, 1])
+    log.append("r4", "m", "1", x[:1], np.array([1]), np.array([0.9]))
+    with pytest.raises(ValueError, match="counts"):
+        log.append(["r5", "r6"], "m", "1", x, np.array([0] * 4), np.array([0.5] * 4), counts=[1, 1])
+    assert log.close() == 5
+    table = read_predictions(tmp_path).to_pydict()
+    assert table["request_id"] == ["r1", "r2", "r2", "r3", "r4"]
+    assert table["a"] == [1.0, 2.0, 3.0, 4.0, 1.0] and table["prediction"] == [0, 1, 1, 0, 1]

@@ -1,3 +1,3 @@
-from aiinfra.cli import main
+from aiinfra.cli import entry
 
-raise SystemExit(main())
+entry()

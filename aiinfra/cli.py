@@ -99,6 +99,19 @@ def build_parser(plugin_commands: dict[str, tuple[str, str, str]] | None = None)
     return parser
 
 
+def entry() -> None:
+    """The ``aiinfra`` console script: :func:`main`, then a quick exit."""
+    code = main()
+    # Everything still alive (torch, lightning, mlflow: about a million objects) moves to the
+    # permanent GC generation: the interpreter's final collections skip it. Measured on a 3-epoch
+    # ``aiinfra train``: about 2 s less between the end of the stage and the process exit. atexit
+    # handlers (MLflow's async logging) still run.
+    import gc
+
+    gc.freeze()
+    raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _setup_environment()

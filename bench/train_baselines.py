@@ -3,7 +3,7 @@
 Run as a subprocess (so whole-process wall time and imports are counted like aiinfra's):
 
     python bench/train_baselines.py lightning <prepared dir> <epochs> <batch_size> <seed>
-    python bench/train_baselines.py loop      <prepared dir> <epochs> <batch_size> <seed> <threads>
+    python bench/train_baselines.py loop      <prepared dir> <epochs> <batch_size> <seed> <threads> [lr]
 
 ``lightning`` is the script a user would write first: TensorDataset + DataLoader(shuffle=True) +
 a default Trainer (torch's default threads). ``loop`` is a hand-written PyTorch loop that slices
@@ -87,7 +87,7 @@ def plain_lightning(prepared: str, epochs: int, batch_size: int, seed: int) -> d
             "import_seconds": t_imp, "threads": torch.get_num_threads()}
 
 
-def hand_loop(prepared: str, epochs: int, batch_size: int, seed: int, threads: int) -> dict:
+def hand_loop(prepared: str, epochs: int, batch_size: int, seed: int, threads: int, lr: float = 3e-3) -> dict:
     import torch
 
     t_imp = time.perf_counter() - T0
@@ -97,7 +97,7 @@ def hand_loop(prepared: str, epochs: int, batch_size: int, seed: int, threads: i
     torch.manual_seed(seed)
     x, y, xv, yv = (torch.from_numpy(a) for a in (x, y, xv, yv))
     net = _mlp(torch, x.shape[1], k)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr)
     t = time.perf_counter()
     for epoch in range(epochs):
         net.train()
@@ -121,5 +121,5 @@ if __name__ == "__main__":
     if kind == "lightning":
         out = plain_lightning(prepared, epochs, bs, seed)
     else:
-        out = hand_loop(prepared, epochs, bs, seed, int(sys.argv[6]))
+        out = hand_loop(prepared, epochs, bs, seed, int(sys.argv[6]), float(sys.argv[7]) if len(sys.argv) > 7 else 3e-3)
     print("RESULT " + json.dumps(out), flush=True)

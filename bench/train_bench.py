@@ -10,8 +10,8 @@ training rows x 16 features), the same epochs, for:
       ``models/train_run.json``;
   (b) the plain Lightning script a user would write (TensorDataset + DataLoader(batch_size=256,
       shuffle=True) + a default Trainer), bench/train_baselines.py;
-  (c) a hand-written PyTorch loop slicing whole batches from tensors, at aiinfra's batch size and
-      threads, bench/train_baselines.py.
+  (c) a hand-written PyTorch loop slicing whole batches from tensors, at aiinfra's batch size,
+      learning rate (scaled with the automatic batch size) and threads, bench/train_baselines.py.
 
 Each runs in its own process, once on an idle machine and once next to one CPU-bound process
 (``--load``). The MLflow store is created before the timed runs (a project's first run pays for
@@ -66,17 +66,20 @@ def run_aiinfra(work: Path, epochs: int, overrides: list[str]) -> dict:
     rows = int(json.loads((work / "data/prepared/meta.json").read_text())["rows"]["train"])
     return {"fit_seconds": fit, "samples_per_second": rows * epochs / fit, "val_acc": summary["metrics"]["val_acc"],
             "wall_seconds": wall, "batch_size": summary.get("batch_size"), "threads": summary.get("threads"),
+            "lr": summary.get("lr"),
             "timings": summary.get("timings", {})}
 
 
-def run_baseline(work: Path, kind: str, epochs: int, batch_size: int, seed: int, threads: int) -> dict:
+def run_baseline(work: Path, kind: str, epochs: int, batch_size: int, seed: int, threads: int,
+                 lr: float | None = None) -> dict:
     cmd = [sys.executable, BASELINES, kind, str(work / "data/prepared"), str(epochs), str(batch_size), str(seed)]
     if kind == "loop":
-        cmd.append(str(threads))
+        cmd += [str(threads), str(lr or 3e-3)]
     wall, out = _run(cmd, work)
     res = _result_line(out)
     res["wall_seconds"] = wall
     res["batch_size"] = batch_size
+    res["lr"] = float(lr or 3e-3)
     return res
 
 
@@ -88,7 +91,8 @@ def one_pass(work: Path, args, label: str) -> dict:
     print(f"  (a) aiinfra train     fit {a['fit_seconds']:.2f} s  wall {a['wall_seconds']:.2f} s", flush=True)
     res["lightning"] = run_baseline(work, "lightning", args.epochs, 256, args.seed, 0)
     print(f"  (b) plain Lightning   fit {res['lightning']['fit_seconds']:.2f} s", flush=True)
-    res["loop"] = run_baseline(work, "loop", args.epochs, int(a["batch_size"] or 256), args.seed, int(a["threads"] or 0))
+    res["loop"] = run_baseline(work, "loop", args.epochs, int(a["batch_size"] or 256), args.seed, int(a["threads"] or 0),
+                               lr=a.get("lr"))
     print(f"  (c) hand-written loop fit {res['loop']['fit_seconds']:.2f} s", flush=True)
     return res
 
@@ -108,11 +112,11 @@ def threads_pass(work: Path, args, label: str) -> dict:
 def report(label: str, res: dict) -> list[str]:
     lines = [f"{label}: torch+lightning import in a fresh process {res['import_seconds']:.1f} s; "
              f"1-min load average before the pass {res['loadavg_before']:.2f}",
-             f"{'':24}{'fit s':>8}{'samples/s':>12}{'wall s':>8}{'val_acc':>9}{'batch':>7}{'threads':>8}"]
+             f"{'':24}{'fit s':>8}{'samples/s':>12}{'wall s':>8}{'val_acc':>9}{'batch':>7}{'lr':>9}{'threads':>8}"]
     for key, name in (("aiinfra", "(a) aiinfra train"), ("lightning", "(b) plain Lightning"), ("loop", "(c) hand loop")):
         r = res[key]
         lines.append(f"{name:<24}{r['fit_seconds']:>8.2f}{r['samples_per_second']:>12,.0f}{r['wall_seconds']:>8.1f}"
-                     f"{r['val_acc']:>9.4f}{r.get('batch_size') or '':>7}{r.get('threads') or '':>8}")
+                     f"{r['val_acc']:>9.4f}{r.get('batch_size') or '':>7}{r.get('lr') or 0:>9.2e}{r.get('threads') or '':>8}")
     a, b, c = res["aiinfra"], res["lightning"], res["loop"]
     overhead = a["wall_seconds"] - a["fit_seconds"] - res["import_seconds"]
     lines.append(f"aiinfra/plain-Lightning throughput {a['samples_per_second'] / b['samples_per_second']:.1f}x; "

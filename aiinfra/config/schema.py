@@ -52,6 +52,8 @@ class DataConfig:
     # null: auto = train rows // 32, clamped to [32, 512]: 512 on large data (per-step overhead,
     # measured: docs/training.md), yet a dozen or more steps per epoch on a 400-row dataset
     batch_size: Optional[int] = None
+    # with the automatic batch size above 256: model.lr x sqrt(batch / 256) (Adam's square-root rule)
+    scale_lr: bool = True
     loader: str = "auto"  # auto | memory | stream
     num_workers: int = 0
     stream_chunk_rows: int = 65536

@@ -74,6 +74,23 @@ def batch_size(cfg: Any, data) -> int:
     return int(cfg.data.batch_size) if cfg.data.batch_size else auto_batch_size(int(data.meta["rows"]["train"]))
 
 
+#: the batch size that ``model.lr`` is meant for (see ``learning_rate``)
+LR_REFERENCE_BATCH = 256
+
+
+def learning_rate(cfg: Any, data) -> float:
+    """``model.lr``, scaled by the square root of (batch / 256) when the automatic batch size goes
+    above 256 and ``data.scale_lr`` is on: the square-root rule for Adam-type optimizers, so the
+    faster large batches reach the accuracy of batch 256 in as many epochs (measured:
+    docs/training.md). An explicit ``data.batch_size`` takes ``model.lr`` as it is."""
+    import math
+
+    lr = float(cfg.model.lr)
+    if cfg.data.batch_size or not cfg.data.get("scale_lr", True):
+        return lr
+    return lr * math.sqrt(max(batch_size(cfg, data), LR_REFERENCE_BATCH) / LR_REFERENCE_BATCH)
+
+
 def _loaders(cfg: Any, data, seed: int):
     """(train loader, validation loader, training features for the standardiser)."""
     import torch
@@ -165,7 +182,8 @@ def run(cfg: Any) -> dict[str, Any]:
     model = InferenceModel(net, n_features)
     train_loader, val_loader, scale_x = _loaders(cfg, data, int(cfg.seed))
     model.scaler.fit(torch.from_numpy(scale_x))
-    module = ClassifierModule(model, lr=float(cfg.model.lr), weight_decay=float(cfg.model.weight_decay),
+    lr = learning_rate(cfg, data)
+    module = ClassifierModule(model, lr=lr, weight_decay=float(cfg.model.weight_decay),
                               scheduler=cfg.model.get("scheduler"), max_epochs=int(tcfg.max_epochs),
                               threads=threads, seed=int(cfg.seed))
     ckpt_dir = Path(str(tcfg.checkpoint.dir))
@@ -181,7 +199,8 @@ def run(cfg: Any) -> dict[str, Any]:
         from aiinfra.training.tracking_run import TrainRun
 
         tracking = TrainRun(
-            cfg, tags=lambda: _lineage(cfg, data), params=lambda: _flat_params(cfg),
+            cfg, tags=lambda: _lineage(cfg, data), params=lambda: {**_flat_params(cfg), "train.batch_size": str(batch_size(cfg, data)),
+                                                          "train.lr": str(lr)},
             artifacts=lambda: {"config/resolved.yaml": OmegaConf.to_yaml(cfg, resolve=True),
                                "data/meta.json": data.meta})
         callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, Path(cfg.paths.plots) / "training_curve.csv"))
@@ -243,6 +262,7 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
         "fit_seconds": round(fit_s, 3),
         "epochs": epochs_done,
         "batch_size": batch_size(cfg, data),
+        "lr": learning_rate(cfg, data),
         "threads": threads,
         "timings": phases.seconds,
     }

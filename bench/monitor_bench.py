@@ -89,14 +89,14 @@ def measure(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, int, st
     return wall, peak / 2**20, proc.returncode, (err or "")[-3000:]
 
 
-def one(rows: int, scenario: str, work: Path, skip_evidently: bool) -> dict:
+def one(rows: int, scenario: str, work: Path, skip_evidently: bool, reference_rows: int = 10_000) -> dict:
     from aiinfra.monitoring import scenarios
 
     project = work / f"{scenario}-{rows}"
     shutil.rmtree(project, ignore_errors=True)
     (project).mkdir(parents=True)
     shutil.copytree(REPO / "conf", project / "conf")
-    scenarios.write_reference(project / "data" / "prepared", scenarios.make(scenario, 10_000, seed=1, reference=True))
+    scenarios.write_reference(project / "data" / "prepared", scenarios.make(scenario, reference_rows, seed=1, reference=True))
     scenarios.write_prediction_log(project / "logs" / "predictions", scenarios.make(scenario, rows, seed=2),
                                    dt.datetime(2026, 11, 27, 0, tzinfo=dt.timezone.utc), hours=24,
                                    rows_per_file=50_000)
@@ -113,7 +113,7 @@ def one(rows: int, scenario: str, work: Path, skip_evidently: bool) -> dict:
          "monitor.report_dir=reports/verdict-only"], project, env)
     if code != 0:
         raise SystemExit(f"aiinfra monitor monitor.report=false failed ({code}):\n{err}")
-    row = {"rows": rows, "scenario": scenario, "ours_s": ours_wall, "ours_mib": ours_mem,
+    row = {"rows": rows, "reference_rows": reference_rows, "scenario": scenario, "ours_s": ours_wall, "ours_mib": ours_mem,
            "verdict_only_s": only_wall, "verdict_only_mib": only_mem,
            "ours_share": verdict["drift_share"], "ours_drift": verdict["drift_detected"],
            "ours_report_error": verdict.get("report_error")}
@@ -142,6 +142,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--scenarios", nargs="+", default=list(scenarios.SCENARIOS), choices=scenarios.SCENARIOS)
+    parser.add_argument("--reference-rows", type=int, default=10_000,
+                        help="rows of the training reference (aiinfra keeps a 10,000-row sample by default; "
+                             "a user running Evidently by hand often passes the whole training set)")
     parser.add_argument("--skip-evidently", action="store_true", help="time aiinfra monitor only")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -156,11 +159,12 @@ def main() -> int:
     header = (f"{'rows':>9} {'scenario':<15} {'aiinfra s':>9} {'MiB':>6} {'verdict-only s':>14} {'MiB':>6} "
               f"{'Evidently s':>11} {'MiB':>6} "
               f"{'speedup':>7} {'mem x':>6} {'columns agree':>13} {'dataset':>8} {'load':>5}")
+    print(f"# reference: {args.reference_rows:,} rows", flush=True)
     print(header, flush=True)
     with tempfile.TemporaryDirectory(prefix="aiinfra-monitor-bench-") as tmp:
         for rows in args.rows:
             for scenario in args.scenarios:
-                r = one(rows, scenario, Path(tmp), args.skip_evidently)
+                r = one(rows, scenario, Path(tmp), args.skip_evidently, args.reference_rows)
                 rows_out.append(r)
                 if args.skip_evidently:
                     print(f"{rows:>9} {scenario:<15} {r['ours_s']:>9.1f} {r['ours_mib']:>6.0f} "

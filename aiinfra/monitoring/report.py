@@ -27,6 +27,18 @@ def _import_evidently():
     return DataDefinition, Dataset, Report, ValueDrift, DataDriftPreset
 
 
+def sample_reference(table: Any, sample_rows: int, seed: int = 0) -> Any:
+    """The reference rows Evidently's report shows: ``sample_rows`` of them, drawn by ``seed``
+    (the same rows whichever process draws them), or all when there are fewer."""
+    import numpy as np
+    import pyarrow as pa
+
+    if sample_rows <= 0 or table.num_rows <= sample_rows:
+        return table
+    idx = np.sort(np.random.default_rng(seed + 1).choice(table.num_rows, sample_rows, replace=False))
+    return table.take(pa.array(idx))
+
+
 def render(
     *,
     sample_current: Any,
@@ -39,7 +51,6 @@ def render(
     seed: int = 0,
 ) -> dict:
     """Run Evidently on the samples; write its HTML and JSON; return what was written."""
-    import numpy as np
     import pyarrow as pa
 
     DataDefinition, Dataset, Report, ValueDrift, DataDriftPreset = _import_evidently()
@@ -47,10 +58,7 @@ def render(
     features = [r for r in usable if r["counted"]]
     extras = [r for r in usable if not r["counted"]]
 
-    ref_table = reference
-    if sample_rows > 0 and ref_table.num_rows > sample_rows:
-        idx = np.sort(np.random.default_rng(seed + 1).choice(ref_table.num_rows, sample_rows, replace=False))
-        ref_table = ref_table.take(pa.array(idx))
+    ref_table = sample_reference(reference, sample_rows, seed)
     ref_cols, cur_cols = {}, {}
     for r in usable:
         ref_col = ref_table.column(r["reference_column"])
@@ -192,7 +200,10 @@ class ReportWorker:
         with tempfile.TemporaryDirectory(dir=folder, prefix=".report-") as tmp:
             cur_path, ref_path = Path(tmp) / "current.parquet", Path(tmp) / "reference.parquet"
             pq.write_table(sample_current, cur_path)
-            pq.write_table(reference, ref_path)
+            # only the sampled rows travel: a 1M-row reference would cost a write, a read and the
+            # worker's memory for rows the report never shows
+            pq.write_table(sample_reference(reference, int(kwargs.get("sample_rows") or 0), int(kwargs.get("seed") or 0)),
+                           ref_path)
             request = {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}
             request.update(sample_current=str(cur_path), reference=str(ref_path))
             try:

@@ -317,9 +317,15 @@ async def openapi_json(request: Request) -> Response:
 
 
 async def docs(request: Request) -> Response:
-    from aiinfra.serving.openapi import DOCS_HTML
+    from aiinfra import __version__
+    from aiinfra.serving.openapi import build_spec, docs_page
 
-    return HTMLResponse(DOCS_HTML)
+    st: ServingState = request.app.state.serving
+    model = st.holder.current
+    example = {"url": f"{str(request.base_url).rstrip('/')}/v2/models/{model.name}/infer",
+               "body": {"inputs": [{"name": protocol.INPUT_NAME, "shape": [1, model.n_features], "datatype": "FP32",
+                                    "data": [0.0] * model.n_features}]}}
+    return HTMLResponse(docs_page(build_spec(model, __version__, st.keys.enabled), example))
 
 
 async def admin_reload(request: Request) -> Response:

@@ -110,12 +110,40 @@ def build_spec(model: Any, version: str, auth: bool) -> dict[str, Any]:
     return spec
 
 
-DOCS_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>aiinfra model server</title>
+def docs_page(spec: dict[str, Any], example: dict[str, Any] | None = None) -> str:
+    """The /docs page: an endpoint reference rendered here from the OpenAPI document, so it works
+    on machines without internet access, plus Swagger UI's try-it-out when its CDN is reachable."""
+    import html
+    import json
+
+    rows = []
+    for path, ops in spec.get("paths", {}).items():
+        for method, op in ops.items():
+            codes = ", ".join(sorted(op.get("responses", {})))
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                        f"<td>{html.escape(op.get('summary', ''))}</td><td>{html.escape(codes)}</td></tr>")
+    info = spec.get("info", {})
+    example_html = ""
+    if example:
+        example_html = ("<h2>Example</h2><pre>" + html.escape(
+            f"curl -s -X POST {example['url']} -H 'Content-Type: application/json' \\\n"
+            f"  -d '{json.dumps(example['body'])}'", quote=False) + "</pre>")
+    auth = ("<p>Every request except health, metrics and this page needs an API key: "
+            "<code>Authorization: Bearer &lt;key&gt;</code> or <code>X-API-Key</code>.</p>"
+            if spec.get("security") else "")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(info.get('title', 'aiinfra model server'))}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:70em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}} pre{{background:#f4f4f4;padding:1em}}</style>
 <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><noscript>The OpenAPI document is at <a href="openapi.json">/openapi.json</a>.</noscript>
-<div id="ui"><p>Loading the API page; the raw OpenAPI document is at <a href="openapi.json">/openapi.json</a>.</p></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>if (window.SwaggerUIBundle) { SwaggerUIBundle({url: "openapi.json", dom_id: "#ui"}); }</script>
+<body><h1>{html.escape(info.get('title', ''))} {html.escape(str(info.get('version', '')))}</h1>
+<p>{html.escape(info.get('description', ''))}</p>
+<p>The OpenAPI document: <a href="openapi.json">/openapi.json</a>.</p>{auth}
+<h2>Endpoints</h2><table><tr><th>method</th><th>path</th><th>what</th><th>statuses</th></tr>
+{''.join(rows)}</table>{example_html}
+<h2>Try it</h2><div id="ui"><p id="ui-note">Swagger UI loads from cdn.jsdelivr.net; without internet access
+the reference above and <a href="openapi.json">/openapi.json</a> are what this server offers.</p></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js" async
+ onload="SwaggerUIBundle({{url: 'openapi.json', dom_id: '#ui'}})"></script>
 </body></html>
 """

@@ -143,6 +143,9 @@ def test_openapi_and_docs(server):
     assert spec["components"]["schemas"]["InvocationsRequest"]["properties"]["dataframe_split"]
     page = httpx.get(f"{server.url}/docs")
     assert page.status_code == 200 and "openapi.json" in page.text
+    # the endpoint reference is rendered by the server: readable without the Swagger UI CDN
+    assert "<code>/v2/models/{name}/infer</code>" in page.text and "<code>POST</code>" in page.text
+    assert f"{server.url}/v2/models/" in page.text and '"shape": [1, 4]' in page.text
 
 
 def test_metrics_in_base_units(server):

@@ -91,21 +91,51 @@ def learning_rate(cfg: Any, data) -> float:
     return lr * math.sqrt(max(batch_size(cfg, data), LR_REFERENCE_BATCH) / LR_REFERENCE_BATCH)
 
 
-def _loaders(cfg: Any, data, seed: int):
-    """(train loader, validation loader, training features for the standardiser)."""
-    import torch
+def steps_per_call(cfg: Any, loader: str) -> int:
+    """Batches per Lightning training step: ``trainer.steps_per_call`` where the module can step
+    through them itself (in-memory loader, one process; no LR scheduler, gradient clipping,
+    accumulation or mixed precision, which need Lightning's automatic optimization), else 1."""
+    tcfg = cfg.trainer
+    k = int(tcfg.get("steps_per_call", 1) or 1)
+    if k <= 1 or loader != "memory":
+        return 1
+    blockers = [name for name, on in (
+        ("model.scheduler", bool(cfg.model.get("scheduler"))),
+        ("trainer.gradient_clip_val", bool(tcfg.gradient_clip_val)),
+        ("trainer.accumulate_grad_batches", int(tcfg.accumulate_grad_batches) > 1),
+        ("trainer.precision", bool(tcfg.precision) and str(tcfg.precision) not in ("32", "32-true")),
+        ("several processes (trainer.devices/num_nodes/strategy)",
+         str(tcfg.devices) != "1" or int(tcfg.num_nodes) != 1 or str(tcfg.strategy) not in ("auto", "single_device")),
+    ) if on]
+    if blockers:
+        log.info("trainer.steps_per_call=%d off: %s need Lightning's automatic optimization", k, ", ".join(blockers))
+        return 1
+    return k
 
-    from aiinfra.training.data import ParquetStream, TensorBatches, memory_fits
 
-    rows = int(data.meta["rows"]["train"])
-    bs = batch_size(cfg, data)
+def _loader_kind(cfg: Any, data) -> str:
+    from aiinfra.training.data import memory_fits
+
     loader = str(cfg.data.loader)
     if loader == "auto":
-        loader = "memory" if memory_fits(rows, len(data.features)) else "stream"
+        loader = "memory" if memory_fits(int(data.meta["rows"]["train"]), len(data.features)) else "stream"
+    return loader
+
+
+def _loaders(cfg: Any, data, seed: int):
+    """(train loader, validation loader, training features for the standardiser). With
+    ``steps_per_call`` k > 1 the training loader yields k batches at a time."""
+    import torch
+
+    from aiinfra.training.data import ParquetStream, TensorBatches
+
+    bs = batch_size(cfg, data)
+    loader = _loader_kind(cfg, data)
     if loader == "memory":
         x, y = data.arrays("train")  # read once: the same array feeds the loader and the scaler
         scale_x = x
-        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), bs, shuffle=True, seed=seed)
+        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), bs * steps_per_call(cfg, loader),
+                              shuffle=True, seed=seed)
     elif loader == "stream":
         ds = ParquetStream(data.path("train"), data.features, data.target, data.classes, bs,
                            chunk_rows=int(cfg.data.stream_chunk_rows), seed=seed)
@@ -183,9 +213,10 @@ def run(cfg: Any) -> dict[str, Any]:
     train_loader, val_loader, scale_x = _loaders(cfg, data, int(cfg.seed))
     model.scaler.fit(torch.from_numpy(scale_x))
     lr = learning_rate(cfg, data)
+    k = steps_per_call(cfg, _loader_kind(cfg, data))
     module = ClassifierModule(model, lr=lr, weight_decay=float(cfg.model.weight_decay),
                               scheduler=cfg.model.get("scheduler"), max_epochs=int(tcfg.max_epochs),
-                              threads=threads, seed=int(cfg.seed))
+                              threads=threads, seed=int(cfg.seed), micro_batch=batch_size(cfg, data) if k > 1 else None)
     ckpt_dir = Path(str(tcfg.checkpoint.dir))
     ckpt_path = _resume_path(tcfg, ckpt_dir)
     callbacks = _callbacks(cfg, ckpt_dir)
@@ -263,6 +294,7 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
         "epochs": epochs_done,
         "batch_size": batch_size(cfg, data),
         "lr": learning_rate(cfg, data),
+        "steps_per_call": steps_per_call(cfg, _loader_kind(cfg, data)),
         "threads": threads,
         "timings": phases.seconds,
     }

@@ -13,8 +13,18 @@ from aiinfra.models.artifact import InferenceModel
 
 class ClassifierModule(L.LightningModule):
     def __init__(self, model: InferenceModel, lr: float, weight_decay: float = 0.0,
-                 scheduler: str | None = None, max_epochs: int = 1, threads: int = 0, seed: int = 0):
+                 scheduler: str | None = None, max_epochs: int = 1, threads: int = 0, seed: int = 0,
+                 micro_batch: int | None = None):
         super().__init__()
+        # micro_batch: the loader hands several batches at once (trainer.steps_per_call) and
+        # training_step takes one optimizer step per micro_batch rows of it. Lightning's per-step
+        # machinery then runs once per call instead of once per batch; the batches, their order
+        # and the optimizer steps are the same as with one batch per call.
+        self.micro_batch = int(micro_batch) if micro_batch else None
+        if self.micro_batch:
+            if scheduler:
+                raise ValueError("micro_batch steps need Lightning's automatic optimization off: no LR scheduler")
+            self.automatic_optimization = False
         self.model = model
         self.lr, self.weight_decay, self.scheduler_name, self.max_epochs = lr, weight_decay, scheduler, max_epochs
         self.threads, self.seed = threads, seed
@@ -55,6 +65,8 @@ class ClassifierModule(L.LightningModule):
                 m.reseed()
 
     def training_step(self, batch, batch_idx):
+        if self.micro_batch:
+            return self._several_steps(batch)
         x, y = batch
         loss = self.loss(self.model(x), y)
         # Sum the loss here and log once per epoch: self.log on every step costs more than a
@@ -63,6 +75,27 @@ class ClassifierModule(L.LightningModule):
         self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
         self._seen += len(y)
         return loss
+
+    def _several_steps(self, batch) -> None:
+        # The last micro-step goes through Lightning (manual_backward, LightningOptimizer.step):
+        # its hooks run and global_step advances once per call, which checkpointing relies on.
+        # The others call torch directly: in one full-precision process (the only case
+        # trainer.steps_per_call is used, see stages/train.py) Lightning adds nothing to them.
+        opt = self.optimizers()
+        x, y = batch
+        chunks = list(zip(x.split(self.micro_batch), y.split(self.micro_batch)))
+        for i, (xb, yb) in enumerate(chunks):
+            loss = self.loss(self.model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            if i == len(chunks) - 1:
+                self.manual_backward(loss)
+                opt.step()
+            else:
+                loss.backward()
+                opt.optimizer.step()
+            weighted = loss.detach() * len(yb)
+            self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+            self._seen += len(yb)
 
     def running_train_loss(self) -> float | None:
         """This epoch's mean training loss so far (this rank's): callbacks that report at the end

@@ -63,3 +63,53 @@ def test_learning_rate_follows_the_automatic_batch_size(batch, rows, scale, expe
 
     cfg = OmegaConf.create({"model": {"lr": 3e-3}, "data": {"batch_size": batch, "scale_lr": scale}})
     assert learning_rate(cfg, _Data(rows)) == pytest.approx(expected)
+
+
+def _fit_weights(steps_per_call: int, tmp_path) -> dict:
+    import lightning as L
+
+    from aiinfra.models.artifact import InferenceModel
+    from aiinfra.training.data import TensorBatches
+    from aiinfra.training.module import ClassifierModule
+
+    torch.manual_seed(0)
+    x = torch.randn(1000, 6)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    L.seed_everything(3, verbose=False)
+    model = InferenceModel(MLPClassifier(6, 2, hidden=16, layers=2, dropout=0.1), 6)
+    module = ClassifierModule(model, lr=1e-2, threads=1, seed=3,
+                              micro_batch=32 if steps_per_call > 1 else None)
+    train = TensorBatches(x, y, 32 * steps_per_call, shuffle=True, seed=3)
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer.fit(module, train)
+    return {k: v.clone() for k, v in module.model.state_dict().items()}
+
+
+def test_several_steps_per_call_train_exactly_like_one(tmp_path):
+    """Same batches, same order, same optimizer steps: the same weights, to float precision."""
+    one = _fit_weights(1, tmp_path / "a")
+    several = _fit_weights(5, tmp_path / "b")  # 1000 rows / 32 = 32 batches: calls of 5, the last of 2
+    assert one.keys() == several.keys()
+    for name in one:
+        assert torch.allclose(one[name], several[name], atol=1e-6), name
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ({}, 16),
+    ({"model.scheduler": "cosine"}, 1),
+    ({"trainer.gradient_clip_val": 1.0}, 1),
+    ({"trainer.accumulate_grad_batches": 2}, 1),
+    ({"trainer.precision": "bf16-mixed"}, 1),
+    ({"trainer.devices": 2, "trainer.strategy": "ddp_spawn"}, 1),
+])
+def test_steps_per_call_only_where_the_module_can_step_itself(overrides, expected):
+    from aiinfra.stages.train import steps_per_call
+
+    cfg = OmegaConf.create({"model": {"scheduler": None}, "trainer": {
+        "steps_per_call": 16, "gradient_clip_val": None, "accumulate_grad_batches": 1, "precision": None,
+        "devices": 1, "num_nodes": 1, "strategy": "auto"}})
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value)
+    assert steps_per_call(cfg, "memory") == expected
+    assert steps_per_call(cfg, "stream") == 1

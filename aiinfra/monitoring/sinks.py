@@ -57,31 +57,59 @@ class WebhookError(RuntimeError):
     pass
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host/...``: webhook URLs often carry their secret in the path or query
+    (Slack, Teams, PagerDuty), so messages and logs name only the host."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/..."
+
+
+def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None, timeout_s: float = 5.0,
+              retries: int = 3, backoff_s: float = 0.5) -> tuple[bool, int, str]:
+    """POST a JSON body; retry connection errors, timeouts, 5xx and 429 (honouring Retry-After)
+    with exponential backoff; other 4xx are final. Returns (delivered, attempts, last failure).
+    Shared by the webhook sink and plugin sinks (aiinfra-slack)."""
+    sent = {"Content-Type": "application/json", "User-Agent": "aiinfra"}
+    sent.update({str(k): str(v) for k, v in dict(headers or {}).items()})
+    last = ""
+    attempt = 0
+    for attempt in range(retries + 1):
+        request = urllib.request.Request(url, data=body, headers=sent, method="POST")
+        wait = backoff_s * (2**attempt)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                if 200 <= response.status < 300:
+                    return True, attempt + 1, ""
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(200).decode("utf-8", "replace").strip()
+            last = f"HTTP {exc.code}" + (f" ({detail})" if detail else "")
+            if exc.code == 429:
+                try:
+                    wait = float(exc.headers.get("Retry-After") or wait)
+                except ValueError:  # an HTTP date instead of seconds: keep the backoff
+                    pass
+            elif exc.code < 500:  # the receiver refused the message: retrying won't help
+                break
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        if attempt < retries:
+            time.sleep(wait)
+    return False, attempt + 1, last
+
+
 def webhook_sink(verdict: Mapping[str, Any], options: Mapping[str, Any], config: Any = None) -> None:
     """POST the verdict as JSON; retry connection errors, timeouts and 5xx/429 with backoff."""
     url = options.get("url")
     if not url:
         raise WebhookError("webhook sink needs a url (monitor.alerts[i].url=http://...)")
-    timeout = float(options.get("timeout_s") or 5.0)
-    retries = int(options.get("retries") if options.get("retries") is not None else 3)
-    backoff = float(options.get("backoff_s") or 0.5)
     body = json.dumps({"text": summary_line(verdict), "verdict": verdict}, default=str).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "aiinfra-monitor"}
-    headers.update({str(k): str(v) for k, v in dict(options.get("headers") or {}).items()})
-    last = ""
-    for attempt in range(retries + 1):
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                if 200 <= response.status < 300:
-                    return
-                last = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
-            if exc.code < 500 and exc.code != 429:  # the receiver refused it: retrying won't help
-                break
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-        if attempt < retries:
-            time.sleep(backoff * (2**attempt))
-    raise WebhookError(f"webhook {url} failed after {attempt + 1} attempt(s): {last}")
+    ok, attempts, last = post_json(
+        str(url), body, headers={"User-Agent": "aiinfra-monitor", **dict(options.get("headers") or {})},
+        timeout_s=float(options.get("timeout_s") or 5.0),
+        retries=int(options.get("retries") if options.get("retries") is not None else 3),
+        backoff_s=float(options.get("backoff_s") or 0.5))
+    if not ok:
+        raise WebhookError(f"webhook {redact_url(str(url))} failed after {attempts} attempt(s): {last}")

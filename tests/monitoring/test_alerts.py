@@ -77,9 +77,10 @@ def test_webhook_gives_up_after_retries_and_on_timeouts(receiver):
         sinks.webhook_sink({}, {"url": slow.url, "retries": 1, "backoff_s": 0.01, "timeout_s": 0.3})
     assert time.monotonic() - started < 1.9  # two 0.3 s attempts, not two 2 s waits
     r400 = receiver(statuses=(400,))
-    with pytest.raises(sinks.WebhookError, match="HTTP 400"):
-        sinks.webhook_sink({}, {"url": r400.url, "retries": 3, "backoff_s": 0.01})
+    with pytest.raises(sinks.WebhookError, match="HTTP 400") as refused:
+        sinks.webhook_sink({}, {"url": r400.url + "/hooks/T000/SECRET-TOKEN", "retries": 3, "backoff_s": 0.01})
     assert r400.hits == 1  # a refusal is not retried
+    assert "SECRET-TOKEN" not in str(refused.value)  # webhook URLs carry secrets in their paths
 
 
 def test_a_failing_sink_loses_nothing(drifting, receiver, tmp_path, register_plugin, capsys):

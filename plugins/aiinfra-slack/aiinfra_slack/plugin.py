@@ -13,7 +13,7 @@ import os
 
 from aiinfra.plugins import hookimpl
 
-AIINFRA_API = ">=1.0,<2"
+AIINFRA_API = ">=1.1,<2"  # 1.1: aiinfra.monitoring.sinks.post_json
 URL_ENV = "AIINFRA_SLACK_WEBHOOK_URL"
 STAGES_ENV = "AIINFRA_SLACK_STAGES"
 

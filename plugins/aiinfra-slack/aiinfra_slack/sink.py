@@ -1,16 +1,13 @@
-"""Slack messages (Block Kit) and a small, retrying webhook client (standard library only)."""
+"""Slack messages (Block Kit), posted with the core's retrying webhook client (`aiinfra.monitoring.sinks.post_json`)."""
 
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 from aiinfra.errors import AiinfraError
+from aiinfra.monitoring.sinks import post_json, redact_url
 
 from aiinfra_slack.plugin import URL_ENV
 
@@ -19,39 +16,16 @@ class SlackError(AiinfraError):
     """Posting to Slack failed; the message never contains the webhook URL's secret path."""
 
 
-def _redact(url: str) -> str:
-    # https://hooks.slack.com/services/T000/B000/XXXX: the path is the secret
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/..."
-
-
 def post(url: str, message: dict[str, Any], *, timeout_s: float = 5.0, retries: int = 3,
          backoff_s: float = 0.5) -> None:
-    """POST ``message`` as JSON; retry connection errors, 5xx and 429 (honouring Retry-After)."""
-    body = json.dumps(message, default=str).encode()
-    last = ""
-    for attempt in range(retries + 1):
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "aiinfra-slack"})
-        wait = backoff_s * (2**attempt)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                if 200 <= response.status < 300:
-                    return
-                last = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(200).decode("utf-8", "replace").strip()
-            last = f"HTTP {exc.code}" + (f" ({detail})" if detail else "")
-            if exc.code == 429:
-                wait = float(exc.headers.get("Retry-After") or wait)
-            elif exc.code < 500:  # invalid_payload, no_service, channel_not_found: retrying won't help
-                break
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-        if attempt < retries:
-            time.sleep(wait)
-    raise SlackError(f"posting to Slack ({_redact(url)}) failed after {attempt + 1} attempt(s): {last}",
-                     hint=f"check the webhook URL (monitor.alerts[].url or ${URL_ENV})")
+    """POST ``message`` as JSON with the core's retrying client (connection errors, 5xx and 429,
+    honouring Retry-After); raise :class:`SlackError` without the URL's secret path."""
+    ok, attempts, last = post_json(url, json.dumps(message, default=str).encode(),
+                                   headers={"User-Agent": "aiinfra-slack"}, timeout_s=timeout_s,
+                                   retries=retries, backoff_s=backoff_s)
+    if not ok:
+        raise SlackError(f"posting to Slack ({redact_url(url)}) failed after {attempts} attempt(s): {last}",
+                         hint=f"check the webhook URL (monitor.alerts[].url or ${URL_ENV})")
 
 
 def drift_message(verdict: Mapping[str, Any]) -> dict[str, Any]:

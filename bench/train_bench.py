@@ -109,6 +109,25 @@ def threads_pass(work: Path, args, label: str) -> dict:
     return out
 
 
+def accuracy_pass(work: Path, args) -> list[str]:
+    """Validation accuracy of (a), (b) and (c) over several seeds: one seed's gap is mostly noise."""
+    print("\n== accuracy over seeds ==", flush=True)
+    acc: dict[str, list[float]] = {"aiinfra": [], "lightning": [], "loop": []}
+    for seed in args.accuracy_seeds:
+        a = run_aiinfra(work, args.epochs, [*args.override, f"seed={seed}"])
+        b = run_baseline(work, "lightning", args.epochs, 256, seed, 0)
+        c = run_baseline(work, "loop", args.epochs, int(a["batch_size"] or 256), seed, int(a["threads"] or 0),
+                         lr=a.get("lr"))
+        for key, r in (("aiinfra", a), ("lightning", b), ("loop", c)):
+            acc[key].append(r["val_acc"])
+        print(f"  seed {seed}: (a) {a['val_acc']:.4f}  (b) {b['val_acc']:.4f}  (c) {c['val_acc']:.4f}", flush=True)
+    lines = [f"validation accuracy over seeds {','.join(map(str, args.accuracy_seeds))}:"]
+    for key, name in (("aiinfra", "(a) aiinfra train"), ("lightning", "(b) plain Lightning"), ("loop", "(c) hand loop")):
+        v = acc[key]
+        lines.append(f"  {name:<22} mean {sum(v) / len(v):.4f}  range {min(v):.4f}-{max(v):.4f}")
+    return lines
+
+
 def report(label: str, res: dict) -> list[str]:
     lines = [f"{label}: torch+lightning import in a fresh process {res['import_seconds']:.1f} s; "
              f"1-min load average before the pass {res['loadavg_before']:.2f}",
@@ -136,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--override", action="append", default=[], help="extra override for aiinfra train")
     ap.add_argument("--threads", type=lambda v: [int(x) for x in v.split(",")], default=None,
                     help="instead of the comparison: aiinfra train at each trainer.threads value, e.g. 1,2,0")
+    ap.add_argument("--accuracy-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[],
+                    help="also compare validation accuracy over these seeds (idle), e.g. 1,2,3")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
@@ -161,10 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             hog.kill()
             hog.wait()
+    accuracy = accuracy_pass(work, args) if args.accuracy_seeds and not args.threads else []
     print()
     if not args.threads:
         for label, res in results.items():
             print("\n".join(report(label, res)) + "\n")
+    if accuracy:
+        print("\n".join(accuracy) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if not args.keep:

@@ -152,7 +152,7 @@ def _loaders(cfg: Any, data, seed: int):
     return train, val, scale_x
 
 
-def _callbacks(cfg: Any, ckpt_dir: Path) -> list[Any]:
+def _callbacks(cfg: Any, ckpt_dir: Path, batches_per_step: int = 1) -> list[Any]:
     import lightning as L
 
     from aiinfra.training.progress import PlainProgress, bar_callback, use_bar
@@ -168,7 +168,10 @@ def _callbacks(cfg: Any, ckpt_dir: Path) -> list[Any]:
             dirpath=str(ckpt_dir), filename="epoch{epoch:03d}", auto_insert_metric_name=False,
             save_last=True, every_n_epochs=int(tcfg.checkpoint.every_n_epochs), save_top_k=1,
             monitor=str(tcfg.early_stopping.monitor), mode=str(tcfg.early_stopping.mode)))
-    callbacks.append(bar_callback() if use_bar(tcfg.progress_bar) else PlainProgress())
+    # redraw / check the clock every ~25 / ~64 batches, whatever a Lightning step holds
+    k = max(1, batches_per_step)
+    callbacks.append(bar_callback(max(1, 25 // k)) if use_bar(tcfg.progress_bar)
+                     else PlainProgress(check_every=max(1, 64 // k)))
     return callbacks
 
 
@@ -219,7 +222,7 @@ def run(cfg: Any) -> dict[str, Any]:
                               threads=threads, seed=int(cfg.seed), micro_batch=batch_size(cfg, data) if k > 1 else None)
     ckpt_dir = Path(str(tcfg.checkpoint.dir))
     ckpt_path = _resume_path(tcfg, ckpt_dir)
-    callbacks = _callbacks(cfg, ckpt_dir)
+    callbacks = _callbacks(cfg, ckpt_dir, k)
     phases.mark("data")
 
     # Under torchrun/SLURM every process runs this stage; only global rank 0 tracks and writes.

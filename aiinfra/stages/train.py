@@ -247,6 +247,12 @@ def run(cfg: Any) -> dict[str, Any]:
         t_fit = time.perf_counter()
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
         fit_s = time.perf_counter() - t_fit
+        if ckpt_path and "val_loss" not in trainer.callback_metrics:
+            # the checkpoint had finished every epoch (killed while saving the model, say):
+            # nothing was left to train, so validate it for the final metrics
+            log.warning("checkpoint %s had finished all %d epochs: validating it for the final metrics",
+                        ckpt_path, int(tcfg.max_epochs))
+            trainer.validate(module, dataloaders=val_loader, verbose=False)
         phases.mark("fit")
         if tracking is None:
             return {"rank": rank}

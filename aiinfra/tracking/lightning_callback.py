@@ -34,7 +34,8 @@ class EpochMetrics(L.Callback):
         self._sent = len(self.rows)
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        # only the validation of a training epoch (not sanity checks, not trainer.validate())
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":
             return
         from aiinfra.training.module import epoch_metrics
 

@@ -142,3 +142,10 @@ def test_override_of_a_schema_key_the_yaml_leaves_out(registry, tmp_path):
     assert "Did you mean 'max_batch_size'" in str(err.value) and "max_wait_ms" in str(err.value)
     with pytest.raises(ConfigError, match="server.max_batch_size"):
         validate(compose(["server.max_batch_size=lots"], conf), registry)
+
+
+def test_committed_params_yaml_matches_conf():
+    """DVC reads params.yaml; `dvc repro` does not re-compose it from conf/ (only `dvc exp run`
+    does), so the committed file must stay in step with conf/ and the schema defaults."""
+    proc = run_cli(REPO, "compose", "--check", AIINFRA_LOAD_PLUGINS="")
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\nrun `aiinfra compose` and commit params.yaml"

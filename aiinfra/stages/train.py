@@ -122,7 +122,7 @@ def _loader_kind(cfg: Any, data) -> str:
     return loader
 
 
-def _loaders(cfg: Any, data, seed: int):
+def _loaders(cfg: Any, data, seed: int, k: int = 1):
     """(train loader, validation loader, training features for the standardiser). With
     ``steps_per_call`` k > 1 the training loader yields k batches at a time."""
     import torch
@@ -134,8 +134,7 @@ def _loaders(cfg: Any, data, seed: int):
     if loader == "memory":
         x, y = data.arrays("train")  # read once: the same array feeds the loader and the scaler
         scale_x = x
-        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), bs * steps_per_call(cfg, loader),
-                              shuffle=True, seed=seed)
+        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), bs * k, shuffle=True, seed=seed)
     elif loader == "stream":
         ds = ParquetStream(data.path("train"), data.features, data.target, data.classes, bs,
                            chunk_rows=int(cfg.data.stream_chunk_rows), seed=seed)
@@ -213,10 +212,10 @@ def run(cfg: Any) -> dict[str, Any]:
     n_features, n_classes = len(data.features), len(data.classes)
     net = build_network(str(cfg.model.type), model_cfg, n_features, n_classes)
     model = InferenceModel(net, n_features)
-    train_loader, val_loader, scale_x = _loaders(cfg, data, int(cfg.seed))
+    k = steps_per_call(cfg, _loader_kind(cfg, data))
+    train_loader, val_loader, scale_x = _loaders(cfg, data, int(cfg.seed), k)
     model.scaler.fit(torch.from_numpy(scale_x))
     lr = learning_rate(cfg, data)
-    k = steps_per_call(cfg, _loader_kind(cfg, data))
     module = ClassifierModule(model, lr=lr, weight_decay=float(cfg.model.weight_decay),
                               scheduler=cfg.model.get("scheduler"), max_epochs=int(tcfg.max_epochs),
                               threads=threads, seed=int(cfg.seed), micro_batch=batch_size(cfg, data) if k > 1 else None)
@@ -233,8 +232,9 @@ def run(cfg: Any) -> dict[str, Any]:
         from aiinfra.training.tracking_run import TrainRun
 
         tracking = TrainRun(
-            cfg, tags=lambda: _lineage(cfg, data), params=lambda: {**_flat_params(cfg), "train.batch_size": str(batch_size(cfg, data)),
-                                                          "train.lr": str(lr)},
+            cfg, tags=lambda: _lineage(cfg, data),
+            # the effective values, where the automatic batch size and its learning rate apply
+            params=lambda: {**_flat_params(cfg), "train.batch_size": str(batch_size(cfg, data)), "train.lr": str(lr)},
             artifacts=lambda: {"config/resolved.yaml": OmegaConf.to_yaml(cfg, resolve=True),
                                "data/meta.json": data.meta})
         callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, Path(cfg.paths.plots) / "training_curve.csv"))
@@ -256,7 +256,7 @@ def run(cfg: Any) -> dict[str, Any]:
         phases.mark("fit")
         if tracking is None:
             return {"rank": rank}
-        result = _finish(cfg, data, model, model_cfg, trainer, tracking, fit_s, phases, threads)
+        result = _finish(cfg, data, model, model_cfg, trainer, tracking, fit_s, phases, threads, k)
     except BaseException:
         if tracking is not None:
             tracking.close("FAILED")
@@ -265,7 +265,7 @@ def run(cfg: Any) -> dict[str, Any]:
 
 
 def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, phases: _Phases,
-            threads: int) -> dict[str, Any]:
+            threads: int, steps: int = 1) -> dict[str, Any]:
     """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
     import mlflow
 
@@ -303,7 +303,7 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
         "epochs": epochs_done,
         "batch_size": batch_size(cfg, data),
         "lr": learning_rate(cfg, data),
-        "steps_per_call": steps_per_call(cfg, _loader_kind(cfg, data)),
+        "steps_per_call": steps,
         "threads": threads,
         "timings": phases.seconds,
     }

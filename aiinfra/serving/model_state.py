@@ -58,7 +58,14 @@ def load_served_model(resolved: Any) -> ServedModel:
 
     from aiinfra.models.artifact import Predictor
 
-    predictor = Predictor.load(resolved.path)
+    from aiinfra.tracking.mlflow_setup import remove_download
+
+    try:
+        predictor = Predictor.load(resolved.path)  # weights and metadata are in memory after this
+    finally:
+        # a registry download is a temporary copy: without this, every start and every reload
+        # of a long-running server left one directory behind
+        remove_download(resolved)
     classes = np.asarray(predictor.classes)
     model = ServedModel(predictor=predictor, name=str(resolved.name), version=str(resolved.version),
                         uri=str(resolved.uri), path=Path(resolved.path), run_id=resolved.run_id,

@@ -67,11 +67,15 @@ def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
     from aiinfra.data.prepared import PreparedData
     from aiinfra.models.artifact import Predictor
     from aiinfra.stages.evaluate import score_split
-    from aiinfra.tracking.mlflow_setup import resolve_model
+    from aiinfra.tracking.mlflow_setup import remove_download, resolve_model
 
     split = str(cfg.evaluate.split)
     data = PreparedData.open(cfg.paths.prepared)
-    predictor = Predictor.load(resolve_model(f"models:/{name}/{version}", cfg).path)
+    resolved = resolve_model(f"models:/{name}/{version}", cfg)
+    try:
+        predictor = Predictor.load(resolved.path)
+    finally:
+        remove_download(resolved)
     if predictor.features != data.features or predictor.classes != data.classes:
         raise ValueError("its features or classes differ from the current data")
     return score_split(predictor, data, split)[0]

@@ -93,6 +93,18 @@ class ResolvedModel:
     name: str
     version: str
     run_id: str | None = None
+    # a registry download into a temporary directory that nothing else owns: whoever loads the
+    # model deletes it afterwards (remove_download); None for a local directory
+    download_dir: Path | None = None
+
+
+def remove_download(resolved: "ResolvedModel | Any") -> None:
+    """Delete the temporary download behind ``resolved`` (a no-op for local directories)."""
+    import shutil
+
+    folder = getattr(resolved, "download_dir", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
@@ -107,12 +119,16 @@ def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
             return ResolvedModel(uri, (local / "artifacts" / MODEL_ARTIFACT).resolve(), local.name, "local")
         raise AiinfraError(f"model '{uri}' not found: no such model directory.",
                            hint="give models:/<name>@<alias>, models:/<name>/<version> or a model directory")
+    import shutil
+    import tempfile
+
     import mlflow
     from mlflow.exceptions import MlflowException
 
     setup_mlflow(cfg)
     client = mlflow.MlflowClient()
     name, version, run_id = "", "", None
+    dst = tempfile.mkdtemp(prefix="aiinfra-model-")
     try:
         if uri.startswith("models:/"):
             ref = uri[len("models:/"):]
@@ -126,12 +142,17 @@ def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
             source = f"models:/{name}/{version}"
         else:
             source = uri
-        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=source))
+        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=dst))
     except MlflowException as exc:
+        shutil.rmtree(dst, ignore_errors=True)
         raise AiinfraError(f"cannot load model '{uri}': {exc.message.splitlines()[0]}",
                            hint="train and register one first (`aiinfra train` then `aiinfra register`), "
                            "or check the name and alias with the MLflow UI") from None
+    except BaseException:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
     path = downloaded / "artifacts" / MODEL_ARTIFACT
     if not (path / "model.json").is_file():
+        shutil.rmtree(dst, ignore_errors=True)
         raise AiinfraError(f"model '{uri}' is not an aiinfra model (no artifacts/{MODEL_ARTIFACT}/model.json)")
-    return ResolvedModel(uri, path, name or path.name, version or "local", run_id)
+    return ResolvedModel(uri, path, name or path.name, version or "local", run_id, download_dir=Path(dst))

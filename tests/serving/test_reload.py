@@ -32,10 +32,12 @@ def registry(tmp_path_factory, mlflow_db_template):
     return uri, client, v1, v2
 
 
-def test_alias_move_under_load_fails_no_request(start_server, registry):
+def test_alias_move_under_load_fails_no_request(start_server, registry, tmp_path):
     uri, client, v1, v2 = registry
+    tmp = tmp_path / "server-tmp"  # the server's temporary directory: registry downloads land here
+    tmp.mkdir()
     srv = start_server([f"register.model_name={NAME}", "server.reload_interval_s=0.5", "server.access_log=null"],
-                       env={"MLFLOW_TRACKING_URI": uri}, name="reload")
+                       env={"MLFLOW_TRACKING_URI": uri, "TMPDIR": str(tmp)}, name="reload")
     assert httpx.get(f"{srv.url}/v2/models/{NAME}").json()["versions"] == [v1]
 
     seen: dict[str, int] = {}
@@ -89,3 +91,5 @@ def test_alias_move_under_load_fails_no_request(start_server, registry):
     assert table.num_rows == len(answered)
     assert set(table.column("model_version").to_pylist()) == {v1, v2}
     assert f"version {v1} -> {v2}" in srv.text() and f"version {v2} -> {v1}" in srv.text(), srv.text()[-2000:]
+    # three downloads (start, v2, v1 again), each deleted once loaded: nothing piles up
+    assert not list(tmp.glob("aiinfra-model-*")), list(tmp.iterdir())

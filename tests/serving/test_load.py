@@ -150,5 +150,11 @@ def test_two_workers_string_labels_and_clean_stop(start_server, model_factory, t
     table = read_predictions(srv.log_dir)
     assert table.num_rows == sum(answered.values()) + 2
     assert set(table.column("prediction").to_pylist()) <= {"no", "yes"}
+    # each worker process writes its own part files, named with its pid. Which workers get
+    # requests is the kernel's choice (one shared listening socket: a burst of connections can
+    # all be accepted by one worker), so the test checks the names, not that both wrote.
+    import re
+
+    workers = set(re.findall(r"in process (\d+)", srv.text()))
     pids = {p.name.split("-")[2] for p in srv.log_dir.rglob("part-*.parquet")}
-    assert len(pids) == 2, "each worker process writes its own part files"
+    assert len(workers) == 2 and pids and pids <= workers, (pids, workers)

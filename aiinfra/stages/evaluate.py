@@ -36,7 +36,10 @@ def compute_metrics(y: Any, proba: Any, n_classes: int) -> dict[str, float]:
 def score_split(predictor: Any, data: Any, split: str) -> tuple[dict[str, float], Any, Any]:
     """(metrics named ``<split>_<metric>``, labels, probabilities) of a model on a prepared split;
     register uses it too, to score the champion on the same data as the challenger."""
-    metrics, y, proba = score_split(predictor, data, split)
+    x, y = data.arrays(split)
+    proba = predictor.predict_proba(x)
+    metrics = {f"{split}_{k}": v for k, v in compute_metrics(y, proba, len(data.classes)).items()}
+    metrics[f"{split}_rows"] = int(len(y))
     return metrics, y, proba
 
 
@@ -49,10 +52,7 @@ def run(cfg: Any) -> dict[str, Any]:
     split = str(cfg.evaluate.split)
     data = PreparedData.open(cfg.paths.prepared)
     predictor = Predictor.load(Path(cfg.paths.models) / "model")
-    x, y = data.arrays(split)
-    proba = predictor.predict_proba(x)
-    metrics = {f"{split}_{k}": v for k, v in compute_metrics(y, proba, len(data.classes)).items()}
-    metrics[f"{split}_rows"] = int(len(y))
+    metrics, y, proba = score_split(predictor, data, split)
     Path(cfg.paths.metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     plots = Path(cfg.paths.plots)

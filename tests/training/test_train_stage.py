@@ -154,3 +154,32 @@ def test_parquet_stream_reshuffles_each_pass_and_splits_rows_evenly_between_rank
         monkeypatch.setenv("WORLD_SIZE", "2")
         shares.append(rows(ParquetStream(path, ["a"], "target", [0, 1], 64, chunk_rows=200)))
     assert len(shares[0]) == len(shares[1]) == 500 and not set(shares[0]) & set(shares[1])
+
+
+def test_register_rescores_the_champion_on_the_current_split(tproject, aiinfra_main, caplog):
+    """The gate compares challenger and champion on the same data: the champion's model is loaded
+    from the registry and scored on the evaluation split, exactly as `evaluate` scored it."""
+    import logging
+
+    import mlflow
+
+    from aiinfra.cli import load_config
+    from aiinfra.stages.register import _evaluate_version
+    from aiinfra.tracking.mlflow_setup import setup_mlflow
+
+    for stage in (["train", "trainer.max_epochs=2"], ["evaluate"], ["register"]):
+        code, _, err = aiinfra_main(*stage)
+        assert code == 0, err
+    cfg = load_config([])
+    setup_mlflow(cfg)
+    mv = mlflow.MlflowClient().get_model_version_by_alias(str(cfg.register.model_name), str(cfg.register.alias))
+    rescored = _evaluate_version(cfg, str(cfg.register.model_name), str(mv.version))
+    evaluated = json.loads((tproject / "metrics.json").read_text())
+    assert rescored.keys() == evaluated.keys()
+    for key, value in evaluated.items():
+        assert rescored[key] == pytest.approx(value, rel=1e-6), key
+    # a second register re-scores the champion instead of falling back to its recorded metric
+    caplog.set_level(logging.WARNING)
+    code, _, err = aiinfra_main("register")
+    assert code == 0, err
+    assert "could not re-evaluate" not in caplog.text + err

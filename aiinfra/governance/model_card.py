@@ -13,11 +13,12 @@ from typing import Any
 
 
 def _drift_history(cfg: Any, limit: int = 20) -> list[dict[str, Any]]:
-    path = Path(str(cfg.monitor.get("report_dir", "reports/drift"))) / "history.jsonl" if cfg.get("monitor") else None
-    if not path or not path.is_file():
+    """The monitor's last ``limit`` runs, as ``aiinfra monitor`` recorded them (monitoring.history)."""
+    from aiinfra.monitoring import history
+
+    if not cfg.get("monitor"):
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows[-limit:]
+    return history.load(Path(str(cfg.monitor.get("report_dir", "reports/drift"))) / history.HISTORY)[-limit:]
 
 
 def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any], metrics: dict[str, Any],
@@ -30,7 +31,7 @@ def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any
     trainer = {k: cfg.trainer[k] for k in ("accelerator", "devices", "strategy", "max_epochs", "precision")}
     history = _drift_history(cfg)
     drift_rows = [
-        (str(h.get("time") or h.get("timestamp") or h.get("generated_at") or "?"),
+        (str(h.get("finished") or "?"),
          f"drift={h.get('drift_detected')} share={h.get('drift_share')}")
         for h in history
     ] or [("-", "no monitor runs recorded yet")]

@@ -19,7 +19,6 @@ PLOT = "drift_over_time.html"
 def history_record(verdict: Mapping[str, Any]) -> dict:
     """What a run contributes to the history (small: no paths, no per-column extras)."""
     return {
-        "time": verdict.get("finished"),  # the key the model card reads (aiinfra.governance)
         "finished": verdict.get("finished"),
         "drift_detected": verdict.get("drift_detected"),
         "drift_share": verdict.get("drift_share"),

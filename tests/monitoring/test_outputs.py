@@ -168,3 +168,18 @@ def test_a_labelled_file_reports_target_drift_apart(mon, tmp_path, aiinfra_plugi
     assert "target" not in verdict["columns"] and verdict["drifted_columns"] == 1  # only f00 counts
     with pytest.raises(AiinfraError, match="monitor.window applies to the prediction log"):
         run_once(cfg_with(cfg, window={"last_hours": 1}))
+
+
+def test_model_card_lists_the_monitor_history(mon, tmp_path, aiinfra_plugin_manager):
+    """The card reads the history the monitor wrote (with its times), a torn last line included."""
+    from aiinfra.governance.model_card import card_sections
+
+    mon.reference(rows=2000)
+    pd.DataFrame(scenarios.make("mean_shift", 2000, seed=4)).to_parquet(tmp_path / "cur.parquet")
+    cfg = mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report=false", "monitor.fail_on_drift=false")
+    assert run_monitor(cfg) == 0
+    with (mon.reports / history.HISTORY).open("a") as fh:
+        fh.write('{"finished": "torn')  # a run killed mid-write
+    run = history.load(mon.reports / history.HISTORY)[0]
+    sections = dict(card_sections(cfg, name="m", version="1", train_run={}, metrics={}, gate={}, tags={}))
+    assert sections["Drift history"] == [(run["finished"], f"drift=True share={run['drift_share']}")]

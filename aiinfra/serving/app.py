@@ -242,14 +242,8 @@ def _model_headers(model: Any, request_id: str | None = None) -> dict[str, str]:
 
 
 def _check_name(request: Request, model: Any) -> Response | None:
-    name = request.path_params["name"]
-    if name != model.name:
-        return error(404, f"unknown model '{name}': this server serves '{model.name}'", _model_headers(model))
-    version = request.path_params.get("version")
-    if version is not None and version != model.version:
-        return error(404, f"model '{name}' version '{version}' is not served; the served version is "
-                          f"'{model.version}'", _model_headers(model))
-    return None
+    wrong = predict.unknown_model(model, request.path_params["name"], request.path_params.get("version"))
+    return error(404, wrong, _model_headers(model)) if wrong else None
 
 
 async def predict_endpoint(request: Request) -> Response:

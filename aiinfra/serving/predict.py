@@ -59,6 +59,16 @@ async def read_body(receive, content_length: str | None, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def unknown_model(model: Any, name: str, version: str | None) -> str | None:
+    """Why ``name`` (and ``version``) from a request path is not the served model, or None.
+    Shared by the prediction routes and the metadata/readiness routes (app.py)."""
+    if name != model.name:
+        return f"unknown model '{name}': this server serves '{model.name}'"
+    if version is not None and version != model.version:
+        return f"model '{name}' version '{version}' is not served; the served version is '{model.version}'"
+    return None
+
+
 def model_headers(model: Any, request_id: str | None = None) -> list[tuple[bytes, bytes]]:
     h = [(b"x-model-name", model.name.encode()), (b"x-model-version", model.version.encode())]
     if request_id:
@@ -76,12 +86,9 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
     model = st.holder.current
     try:
         if kind == "infer":
-            name, version = params["name"], params.get("version")
-            if name != model.name:
-                raise RequestError(404, f"unknown model '{name}': this server serves '{model.name}'")
-            if version is not None and version != model.version:
-                raise RequestError(404, f"model '{name}' version '{version}' is not served; the served version "
-                                        f"is '{model.version}'")
+            wrong = unknown_model(model, params["name"], params.get("version"))
+            if wrong:
+                raise RequestError(404, wrong)
         headers = {k: v for k, v in scope["headers"]}
         cl = headers.get(b"content-length")
         body = await read_body(receive, cl.decode("latin-1") if cl is not None else None,

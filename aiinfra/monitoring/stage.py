@@ -51,6 +51,26 @@ def _check(mon: Any) -> None:
         raise ConfigError(f"monitor.retrain.policy: unknown policy '{policy}'", hint=f"valid: {', '.join(POLICIES)}")
 
 
+def prestart_report() -> None:
+    """Start the Evidently report process now (the CLI calls this before composing the config)."""
+    from aiinfra.monitoring.report import ReportWorker
+
+    ReportWorker.prewarm()
+
+
+def keep_report_if_wanted(cfg: Any) -> None:
+    """Stop the prestarted report process when this run will not render a report."""
+    mon = cfg.get("monitor")
+    if mon is None or str(mon.get("type")) != "drift" or not mon.get("report", True):
+        discard_report()
+
+
+def discard_report() -> None:
+    from aiinfra.monitoring.report import ReportWorker
+
+    ReportWorker.discard_spare()
+
+
 def run_once(cfg: Any) -> dict:
     """One monitor run; returns the verdict (also written to ``<report_dir>/verdict.json``)."""
     from aiinfra.monitoring import alerts, engine, history, metrics, windows

@@ -155,6 +155,24 @@ def test_watch_prewarms_the_report_process_for_the_next_run(mon, tmp_path, aiinf
     assert len(history.load(mon.reports / history.HISTORY)) == 2
 
 
+def test_the_cli_prestarts_evidently_and_stops_it_when_no_report_is_wanted(mon, aiinfra_plugin_manager):
+    from aiinfra.monitoring import report
+    from aiinfra.monitoring import stage as monitor_stage
+
+    for overrides, kept in ((("monitor.report=false",), False), ((), True)):
+        monitor_stage.prestart_report()
+        worker = report.ReportWorker._spare
+        assert worker is not None and worker.proc.poll() is None  # importing Evidently already
+        monitor_stage.keep_report_if_wanted(mon.cfg(*overrides))
+        if kept:
+            assert report.ReportWorker._spare is worker and worker.proc.poll() is None
+            assert report.ReportWorker.take() is worker  # the run uses it
+            worker.close()
+        else:
+            assert report.ReportWorker._spare is None
+            assert worker.proc.wait(timeout=10) is not None  # killed, not left importing
+
+
 def test_a_labelled_file_reports_target_drift_apart(mon, tmp_path, aiinfra_plugin_manager):
     from aiinfra.errors import AiinfraError
     from aiinfra.monitoring.stage import run_once

@@ -33,6 +33,15 @@ class EpochMetrics(L.Callback):
         MlflowClient(uri).log_batch(run_id, metrics=batch, synchronous=True)
         self._sent = len(self.rows)
 
+    # Saved in every checkpoint, so that a resumed training's curve (training_curve.csv and the
+    # new MLflow run) starts at epoch 0, not at the epoch it resumed from.
+    def state_dict(self) -> dict:
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = [dict(r) for r in state_dict.get("rows", [])]
+        self._sent = 0  # a resume opens a new MLflow run: it gets the earlier epochs too
+
     def on_validation_epoch_end(self, trainer, pl_module):
         # only the validation of a training epoch (not sanity checks, not trainer.validate())
         if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":

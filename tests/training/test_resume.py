@@ -3,6 +3,7 @@ ends with the same metrics as an uninterrupted run with the same seed."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -67,6 +68,17 @@ def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main):
     assert resumed["epochs"] == reference["epochs"] == 5
     for key, value in reference["metrics"].items():
         assert resumed["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    # the curve holds every epoch, those before the kill included (they travel in the checkpoint)
+    with (tproject / "plots" / "training_curve.csv").open() as f:
+        curve = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in curve] == [0, 1, 2, 3, 4]
+    assert float(curve[-1]["val_acc"]) == pytest.approx(reference["metrics"]["val_acc"], abs=1e-6)
+    # and so does the resumed MLflow run
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    history = client.get_metric_history(resumed["run_id"], "val_loss")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
 
 
 def test_resume_without_a_checkpoint_is_one_clear_error(tproject, aiinfra_main):

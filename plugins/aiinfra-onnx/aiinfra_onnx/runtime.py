@@ -24,7 +24,10 @@ class OnnxPredictor:
         if threads > 0:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        # from bytes, not the path: the file may be a temporary export or part of a registry
+        # download, which is deleted once the model is in memory
+        self.session = ort.InferenceSession(self.path.read_bytes(), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT: np.ascontiguousarray(x, dtype=np.float32)})[0]
@@ -64,11 +67,20 @@ def ensure_onnx(model_dir: Path, onnx_path: str | Path | None) -> Path:
     if not path.is_file() or (weights.is_file() and weights.stat().st_mtime > path.stat().st_mtime):
         try:
             export(model_dir, path)
-        except PermissionError:  # a read-only model directory (a registry download): export aside
+        except PermissionError:  # a read-only model directory: export aside (deleted once loaded)
             import tempfile
 
-            path = export(model_dir, Path(tempfile.mkdtemp(prefix="aiinfra-onnx-")) / "model.onnx")
+            path = export(model_dir, Path(tempfile.mkdtemp(prefix=EXPORTED_ASIDE)) / "model.onnx")
     return path
+
+
+EXPORTED_ASIDE = "aiinfra-onnx-"
+
+
+def _exported_aside(path: Path) -> bool:
+    import tempfile
+
+    return path.parent.name.startswith(EXPORTED_ASIDE) and path.parent.parent == Path(tempfile.gettempdir())
 
 
 def as_served_model(resolved: Any, onnx_path: str | Path | None, threads: int) -> Any:
@@ -77,8 +89,19 @@ def as_served_model(resolved: Any, onnx_path: str | Path | None, threads: int) -
 
     from aiinfra.serving.model_state import ServedModel
 
-    path = ensure_onnx(Path(resolved.path), onnx_path)
-    predictor = OnnxPredictor(path, threads=threads)
+    import shutil
+
+    from aiinfra.tracking.mlflow_setup import remove_download
+
+    try:
+        path = ensure_onnx(Path(resolved.path), onnx_path)
+        predictor = OnnxPredictor(path, threads=threads)
+    finally:
+        # a registry download is a temporary copy: without this, every start and every reload
+        # left one directory behind (the built-in loader does the same)
+        remove_download(resolved)
+    if _exported_aside(path):
+        shutil.rmtree(path.parent, ignore_errors=True)
     model = ServedModel(predictor=predictor, name=str(resolved.name), version=str(resolved.version),
                         uri=str(resolved.uri), path=Path(resolved.path), run_id=resolved.run_id,
                         features=predictor.features, classes=np.asarray(predictor.classes),

@@ -75,12 +75,19 @@ def serve(cfg: Any) -> int:
         from omegaconf import OmegaConf
 
         from aiinfra.serving.model_state import default_model_uri, resolve
+        from aiinfra.tracking.mlflow_setup import remove_download
 
         from aiinfra_onnx.runtime import ensure_onnx
 
-        # export once here, not in every worker at the same time
+        # A local model directory is exported once here, not in every worker at the same time.
+        # A registry model is downloaded (and exported) by each worker into its own temporary
+        # copy, so here it is only checked to resolve, and its download deleted.
         resolved = resolve(default_model_uri(cfg), cfg)
-        ensure_onnx(resolved.path, settings.get("onnx_path"))
+        try:
+            if getattr(resolved, "download_dir", None) is None:
+                ensure_onnx(resolved.path, settings.get("onnx_path"))
+        finally:
+            remove_download(resolved)
         os.environ[SPEC_ENV] = OmegaConf.to_yaml(cfg, resolve=True)
         uvicorn.run("aiinfra_onnx.server:app_from_env", factory=True, workers=settings["workers"], **common)
         return 0

@@ -65,3 +65,26 @@ def test_config_file_lists_every_schema_key():
     shipped = OmegaConf.load(str(files("aiinfra_onnx") / "conf" / "server" / "onnx.yaml"))
     missing = set(OmegaConf.structured(OnnxServerConfig).keys()) - set(shipped.keys())
     assert not missing, f"conf/server/onnx.yaml lacks {sorted(missing)}"
+
+
+def test_loading_deletes_the_temporary_download_and_the_model_still_answers(model_dir, rows, tmp_path):
+    """A registry download (``ResolvedModel.download_dir``) is a temporary copy: once the ONNX
+    session is in memory it is deleted, as the built-in loader does, so a long-running server's
+    starts and reloads leave nothing behind."""
+    import shutil
+
+    from aiinfra.tracking.mlflow_setup import ResolvedModel
+    from aiinfra_onnx.runtime import as_served_model
+
+    download = tmp_path / "aiinfra-model-x"
+    copy = shutil.copytree(model_dir, download / "model")
+    resolved = ResolvedModel("models:/m/3", copy, "m", "3", download_dir=download)
+    served = as_served_model(resolved, None, threads=1)
+    assert not download.exists()
+    np.testing.assert_allclose(served.predict_proba(rows), Predictor.load(model_dir).predict_proba(rows),
+                               rtol=0, atol=1e-5)
+    assert served.version == "3"
+    # a local model directory is the user's: it stays, with its exported model.onnx
+    local = shutil.copytree(model_dir, tmp_path / "local")
+    as_served_model(ResolvedModel(str(local), local, "local", "local"), None, threads=1)
+    assert (local / "model.onnx").is_file() and (local / "weights.pt").is_file()

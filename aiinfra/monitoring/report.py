@@ -1,6 +1,6 @@
 """Evidently as the face: its HTML and JSON report, rendered on a sample of the window.
 
-Evidently renders plotly widgets for every column and takes minutes on a million rows, so the
+Evidently renders plotly widgets for every column and takes 40-100 s on a million rows, so the
 report gets ``monitor.report_sample_rows`` rows per side (the verdict is computed on every row by
 :mod:`aiinfra.monitoring.engine`). The report uses the methods and thresholds the verdict resolved,
 so both speak of the same tests; its scores are the sample's. Also parses an Evidently snapshot

@@ -84,7 +84,8 @@ def run_once(cfg: Any) -> dict:
         if mon.report:
             from aiinfra.monitoring.report import ReportWorker
 
-            # first thing: Evidently's ~5 s import runs on the other core while we read and test
+            # Evidently's import (3-4 s) runs on the other core while we read and test; the CLI has
+            # usually started this process already, before composing the config
             worker = ReportWorker.take()
         current = windows.open_current(cfg)
         ref = engine.load_reference(cfg.paths.prepared)

@@ -3,7 +3,7 @@
 Runs start on a fixed schedule (not "interval after the last run ended"), so hourly windows stay
 aligned. A failed run (bad file, empty window) is logged and the loop goes on: a monitor that
 stops at the first gap in traffic is no monitor. Between runs the next run's Evidently process is
-started, so its ~5 s import happens during the wait, not in the run. ``watch_max_runs`` bounds the loop (tests, cron
+started, so its import (3-4 s) happens during the wait, not in the run. ``watch_max_runs`` bounds the loop (tests, cron
 wrappers); Ctrl-C / SIGTERM end it after the current run.
 """
 

@@ -2,7 +2,8 @@
 
 The plot is a self-contained HTML page of inline SVG (no JavaScript, no CDN: these machines have
 no network and the page must open anywhere), one small chart per column: its score per run, the
-threshold as a dashed line, drifted runs in red.
+threshold as a dashed line, drifted runs in red; with feedback labels also the model's accuracy
+per run, and the prediction and target drift.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ HISTORY = "history.jsonl"
 PLOT = "drift_over_time.html"
 
 
+_KEPT = ("method", "score", "threshold", "drifted")
+
+
+def _brief(column: Mapping[str, Any] | None) -> dict | None:
+    return {k: column.get(k) for k in _KEPT} if column else None
+
+
 def history_record(verdict: Mapping[str, Any]) -> dict:
     """What a run contributes to the history (small: no paths, no per-column extras)."""
+    feedback = verdict.get("feedback") or {}
     return {
         "finished": verdict.get("finished"),
         "drift_detected": verdict.get("drift_detected"),
@@ -25,11 +34,13 @@ def history_record(verdict: Mapping[str, Any]) -> dict:
         "threshold": verdict.get("threshold"),
         "rows": verdict.get("rows", {}).get("current"),
         "current": verdict.get("current"),
-        "accuracy": (verdict.get("feedback") or {}).get("accuracy"),
-        "columns": {
-            name: {k: c.get(k) for k in ("method", "score", "threshold", "drifted")}
-            for name, c in verdict.get("columns", {}).items()
-        },
+        # model quality over time: accuracy on the rows whose labels have arrived
+        "accuracy": feedback.get("accuracy"),
+        "labelled_rows": feedback.get("labelled_rows"),
+        "prediction": _brief(verdict.get("prediction")),
+        # target drift: labels in a labelled file, or feedback labels joined to the log
+        "target": _brief(verdict.get("target") or feedback.get("target")),
+        "columns": {name: _brief(c) for name, c in verdict.get("columns", {}).items()},
     }
 
 
@@ -103,6 +114,15 @@ def render(history_path: str | Path, out_path: str | Path | None = None) -> Path
     share_points = [(i, r.get("drift_share"), r.get("threshold"), bool(r.get("drift_detected")))
                     for i, r in enumerate(runs)]
     charts.append(_chart("dataset drift share", share_points, len(runs)))
+    accuracy = [(i, r["accuracy"], None, False) for i, r in enumerate(runs) if r.get("accuracy") is not None]
+    if accuracy:
+        charts.append(_chart("model accuracy (rows with feedback labels)", accuracy, len(runs)))
+    for key, title in (("prediction", "prediction drift"), ("target", "target drift")):
+        pts = [(i, r[key].get("score"), r[key].get("threshold"), bool(r[key].get("drifted")))
+               for i, r in enumerate(runs) if r.get(key)]
+        if pts:
+            method = next(r[key].get("method") for r in reversed(runs) if r.get(key))
+            charts.append(_chart(f"{title} ({method})", pts, len(runs)))
     for name in names:
         pts = []
         for i, r in enumerate(runs):

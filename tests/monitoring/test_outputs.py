@@ -53,6 +53,25 @@ def test_history_plot_has_a_chart_per_column(tmp_path):
     assert "3 runs" in page and "age (ks)" in page and "we&quot;ird" in page
 
 
+def test_history_plots_model_quality_and_target_drift_when_labels_arrive(tmp_path):
+    history.append(tmp_path, VERDICT)  # a run before any label arrived (and an older record's shape)
+    labelled = {**VERDICT,
+                "prediction": {"method": "jensenshannon", "score": 0.03, "threshold": 0.1, "drifted": False},
+                "feedback": {"labelled_rows": 800, "accuracy": 0.81,
+                             "target": {"method": "jensenshannon", "score": 0.2, "threshold": 0.1, "drifted": True}}}
+    history.append(tmp_path, labelled)
+    history.append(tmp_path, {**labelled, "feedback": {**labelled["feedback"], "accuracy": 0.64}})
+    runs = history.load(tmp_path / history.HISTORY)
+    assert [r["accuracy"] for r in runs] == [None, 0.81, 0.64]
+    assert runs[1]["labelled_rows"] == 800 and runs[2]["target"]["drifted"] is True
+    assert runs[0]["prediction"] is None and runs[1]["prediction"]["score"] == 0.03
+    page = history.render(tmp_path / history.HISTORY).read_text()
+    # share + accuracy + prediction + target + 2 columns
+    assert page.count("<svg") == 6
+    assert "model accuracy" in page and "prediction drift (jensenshannon)" in page and "target drift" in page
+    assert "run 3: 0.64" in page  # the accuracy of the last run, as a point with its tooltip
+
+
 def test_watch_runs_on_an_interval_and_keeps_going_after_a_bad_run(mon, tmp_path, aiinfra_plugin_manager):
     mon.reference(rows=2000)
     pd.DataFrame(scenarios.make("no_drift", 2000, seed=4)).to_parquet(tmp_path / "cur.parquet")

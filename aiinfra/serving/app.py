@@ -138,13 +138,6 @@ def _role_for(path: str, settings: dict[str, Any]) -> str | None:
     return None
 
 
-def _from_loopback(scope) -> bool:
-    from aiinfra.serving.auth import is_loopback
-
-    client = scope.get("client")
-    return bool(client) and is_loopback(client[0])
-
-
 class Gate:
     def __init__(self, app: Any, state: ServingState):
         self.app = app
@@ -190,10 +183,13 @@ class Gate:
                 await resp(scope, receive, send_wrapped)
                 self._observe(scope, path, status_box[0], t0, key_id)
                 return
-        elif not st.keys.enabled and path.startswith("/admin") and not _from_loopback(scope):
-            # no keys configured (allow_unauthenticated): nobody off this machine may change the server
-            resp = error(403, "admin endpoints need an admin API key when called from another machine; "
-                              "configure server.api_keys_env or server.api_keys_file")
+        elif path.startswith("/admin"):
+            # No keys configured: admin endpoints change the server, so they need a credential even
+            # from this machine (behind a reverse proxy every client looks local). The model is
+            # still followed by polling (server.reload_interval_s).
+            resp = error(403, "admin endpoints need an admin API key, and none is configured: set "
+                              f"{st.settings.get('api_keys_env') or 'AIINFRA_API_KEYS'}='<id>:admin:<secret>' "
+                              "(or server.api_keys_file) and restart the server")
             await resp(scope, receive, send_wrapped)
             self._observe(scope, path, status_box[0], t0, None)
             return

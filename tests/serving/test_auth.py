@@ -52,6 +52,16 @@ def test_admin_needs_admin_role(keyed):
     assert cfg["auth"]["key_ids"] == ["ci", "ops"] and ADMIN_SECRET not in str(cfg)
 
 
+def test_without_keys_admin_is_refused_even_from_this_machine(server):
+    """No keys configured: predictions are open on loopback, but nothing may change the server
+    without a credential (behind a local reverse proxy every client would look local)."""
+    for method, path in (("POST", "/admin/reload"), ("GET", "/admin/config")):
+        r = httpx.request(method, f"{server.url}{path}")
+        assert r.status_code == 403, r.text
+        assert "need an admin API key" in r.json()["error"] and "AIINFRA_API_KEYS" in r.json()["error"]
+    assert httpx.post(f"{server.url}/v2/models/model/infer", content=INFER_BODY).status_code == 200
+
+
 def test_health_is_open_metrics_can_be_closed(keyed):
     srv, _ = keyed
     assert httpx.get(f"{srv.url}/v2/health/ready").status_code == 200

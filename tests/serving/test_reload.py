@@ -16,6 +16,7 @@ from aiinfra.serving.predlog import read_predictions
 
 NAME = "churn"
 INFER = f"/v2/models/{NAME}/infer"
+ADMIN = {"X-API-Key": "ops-" + "r" * 28}  # /admin/reload needs an admin key (admin implies predict)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,9 @@ def test_alias_move_under_load_fails_no_request(start_server, registry, tmp_path
     tmp = tmp_path / "server-tmp"  # the server's temporary directory: registry downloads land here
     tmp.mkdir()
     srv = start_server([f"register.model_name={NAME}", "server.reload_interval_s=0.5", "server.access_log=null"],
-                       env={"MLFLOW_TRACKING_URI": uri, "TMPDIR": str(tmp)}, name="reload")
-    assert httpx.get(f"{srv.url}/v2/models/{NAME}").json()["versions"] == [v1]
+                       env={"MLFLOW_TRACKING_URI": uri, "TMPDIR": str(tmp),
+                            "AIINFRA_API_KEYS": f"ops:admin:{ADMIN['X-API-Key']}"}, name="reload")
+    assert httpx.get(f"{srv.url}/v2/models/{NAME}", headers=ADMIN).json()["versions"] == [v1]
 
     seen: dict[str, int] = {}
     statuses: dict[int, int] = {}
@@ -47,7 +49,7 @@ def test_alias_move_under_load_fails_no_request(start_server, registry, tmp_path
 
     async def load():
         async def one(c: int):
-            async with httpx.AsyncClient(base_url=srv.url, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=srv.url, timeout=30, headers=ADMIN) as http:
                 k = 0
                 while not stop.is_set():
                     rid = f"c{c}-{k}"
@@ -75,7 +77,8 @@ def test_alias_move_under_load_fails_no_request(start_server, registry, tmp_path
         assert seen.get(v2, 0) >= 20, (seen, srv.text()[-2000:])
         # back to v1 through the admin endpoint (the poller may win the race: either way v1 serves)
         client.set_registered_model_alias(NAME, "champion", v1)
-        result = httpx.post(f"{srv.url}/admin/reload", timeout=60).json()
+        assert httpx.post(f"{srv.url}/admin/reload", timeout=60).status_code == 401  # no key: refused
+        result = httpx.post(f"{srv.url}/admin/reload", timeout=60, headers=ADMIN).json()
         assert result["model_version"] == v1, result
         before = seen.get(v1, 0)
         deadline = time.monotonic() + 10

@@ -183,7 +183,7 @@ class Gate:
                 await resp(scope, receive, send_wrapped)
                 self._observe(scope, path, status_box[0], t0, key_id)
                 return
-        elif path.startswith("/admin"):
+        elif not st.keys.enabled and path.startswith("/admin"):
             # No keys configured: admin endpoints change the server, so they need a credential even
             # from this machine (behind a reverse proxy every client looks local). The model is
             # still followed by polling (server.reload_interval_s).

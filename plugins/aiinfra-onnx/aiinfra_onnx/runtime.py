@@ -85,14 +85,13 @@ def _exported_aside(path: Path) -> bool:
 
 def as_served_model(resolved: Any, onnx_path: str | Path | None, threads: int) -> Any:
     """A ``ServedModel`` of the built-in server, its predictor running on onnxruntime."""
+    import shutil
     import time
 
     from aiinfra.serving.model_state import ServedModel
-
-    import shutil
-
     from aiinfra.tracking.mlflow_setup import remove_download
 
+    path = None
     try:
         path = ensure_onnx(Path(resolved.path), onnx_path)
         predictor = OnnxPredictor(path, threads=threads)
@@ -100,8 +99,8 @@ def as_served_model(resolved: Any, onnx_path: str | Path | None, threads: int) -
         # a registry download is a temporary copy: without this, every start and every reload
         # left one directory behind (the built-in loader does the same)
         remove_download(resolved)
-    if _exported_aside(path):
-        shutil.rmtree(path.parent, ignore_errors=True)
+        if path is not None and _exported_aside(path):
+            shutil.rmtree(path.parent, ignore_errors=True)
     model = ServedModel(predictor=predictor, name=str(resolved.name), version=str(resolved.version),
                         uri=str(resolved.uri), path=Path(resolved.path), run_id=resolved.run_id,
                         features=predictor.features, classes=np.asarray(predictor.classes),

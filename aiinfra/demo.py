@@ -1,9 +1,11 @@
 """``make demo`` / ``python -m aiinfra.demo``: the whole lifecycle on the bundled dataset.
 
 1. ``dvc repro``: compose -> prepare -> train -> evaluate -> register -> monitor
-2. ``aiinfra serve`` the champion; send the test split as single-row requests and check every
-   served prediction equals the model's offline prediction; then a shifted copy (simulated drift)
+2. ``aiinfra serve`` the champion; send the test split as single-row requests (each with its
+   request id) and check every served prediction equals the model's offline prediction; send the
+   true labels of those requests to the feedback endpoint; then a shifted copy (simulated drift)
 3. stop the server (SIGTERM: it flushes the prediction log), then ``aiinfra monitor`` on the log
+   with those labels (accuracy in production)
 4. print where to look
 """
 
@@ -31,8 +33,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def _post(url: str, body: dict, request_id: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"X-Request-ID": request_id} if request_id else {})}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -70,7 +73,7 @@ def main() -> int:
     from aiinfra.models.artifact import Predictor
 
     data = PreparedData.open(root / "data" / "prepared")
-    x, _ = data.arrays("test")
+    x, y = data.arrays("test")
     offline = Predictor.load(root / "models" / "model").predict_proba(x)
 
     port = _free_port()
@@ -82,15 +85,20 @@ def main() -> int:
     try:
         _wait_ready(f"{base}/v2/health/ready", server)
         served = []
-        for row in x:
+        for i, row in enumerate(x):
             body = {"dataframe_split": {"columns": data.features, "data": [row.tolist()]}}
-            served.append(_post(f"{base}/invocations", body)["probabilities"][0])
+            served.append(_post(f"{base}/invocations", body, request_id=f"test-{i}")["probabilities"][0])
         served = np.asarray(served, dtype=np.float32)
         same = np.allclose(served, offline, atol=1e-5)
         print(f"{len(served)} single-row requests: served == offline predictions: {same} "
               f"(max abs diff {float(np.abs(served - offline).max()):.2e})")
         if not same:
             return 1
+        # the true outcomes arrive later: labels for those requests, by request id
+        classes = np.asarray(data.classes)
+        labels = [{"request_id": f"test-{i}", "label": classes[k].item()} for i, k in enumerate(y)]
+        accepted = _post(f"{base}/v2/models/{registration['model_name']}/feedback", {"labels": labels})["accepted"]
+        print(f"{accepted} labels sent to /v2/models/{registration['model_name']}/feedback (stored in logs/feedback/)")
         # simulated production drift: the same rows, half the features scaled up by 60%
         shifted = x.copy()
         shifted[:, : x.shape[1] // 2] *= 1.6
@@ -103,12 +111,16 @@ def main() -> int:
 
     _step("aiinfra monitor: the prediction log against the training reference")
     report_dir = root / "reports" / "drift-production"
-    status = subprocess.run([*aiinfra, "monitor", f"monitor.report_dir={report_dir.relative_to(root)}"], env=env)
+    status = subprocess.run([*aiinfra, "monitor", f"monitor.report_dir={report_dir.relative_to(root)}",
+                             "monitor.feedback=logs/feedback"], env=env)
     verdict_file = report_dir / "verdict.json"
     if verdict_file.is_file():
         verdict = json.loads(verdict_file.read_text())
         print(f"drift detected: {verdict.get('drift_detected')} (share {verdict.get('drift_share')}); "
               f"exit status {status.returncode}")
+        labelled = verdict.get("feedback") or {}
+        if labelled.get("accuracy") is not None:
+            print(f"accuracy on the {labelled['labelled_rows']} labelled rows of the log: {labelled['accuracy']:.4f}")
 
     _step("where to look")
     print(f"""\
@@ -119,6 +131,7 @@ def main() -> int:
   drift report (pipeline):  reports/drift/  (HTML + JSON)
   drift report (served):    {report_dir.relative_to(root)}/  (HTML + JSON)
   prediction log:           {log_dir.relative_to(root)}/date=.../hour=.../*.parquet
+  labels (feedback):        logs/feedback/date=.../*.parquet
   audit log:                logs/audit.jsonl""")
     return 0
 

@@ -46,10 +46,11 @@ def export_window(cfg: Any, current: Any, stamp: str) -> Path:
 def _labelled(cfg: Any, current: Any):
     """The window's rows that have a label, with the target column next to the features."""
     from aiinfra.data.prepared import PreparedData
-    from aiinfra.monitoring.windows import REQUEST_ID, open_file
+    from aiinfra.monitoring.feedback import read_labels
+    from aiinfra.monitoring.windows import REQUEST_ID
 
     data = PreparedData.open(cfg.paths.prepared)
-    labels = open_file(str(cfg.monitor.feedback)).table([REQUEST_ID, data.target])
+    labels = read_labels(str(cfg.monitor.feedback), data.target)
     window = current.table([REQUEST_ID, *data.features])
     return window.join(labels, keys=REQUEST_ID, join_type="inner").select([*data.features, data.target])
 

@@ -103,6 +103,11 @@ class ServingState:
                                on_delivered=self._log_batch if self.predlog is not None else None)
         self.metrics.track(lambda: self.batcher.pending_rows,
                            lambda: self.predlog.pending_rows if self.predlog else 0)
+        from aiinfra.serving.feedback import FeedbackStore
+
+        paths = cfg.get("paths") if hasattr(cfg, "get") else None
+        logs = str(paths.get("logs") or "logs") if paths is not None else "logs"
+        self.feedback = FeedbackStore(os.path.abspath(settings.get("feedback_dir") or os.path.join(logs, "feedback")))
         self.access = AccessLog(settings.get("access_log"))
         self.ready = True
         self.tasks: list[asyncio.Task] = []
@@ -318,6 +323,28 @@ async def docs(request: Request) -> Response:
     return HTMLResponse(docs_page(build_spec(model, __version__, st.keys.enabled), example))
 
 
+async def feedback_endpoint(request: Request) -> Response:
+    """Labels for earlier predictions, by request id (aiinfra.serving.feedback)."""
+    from aiinfra.serving import feedback
+
+    st: ServingState = request.app.state.serving
+    model = st.holder.current
+    bad = _check_name(request, model)
+    if bad is not None:
+        return bad
+    target = feedback.target_of(model)
+    try:
+        body = await predict.read_body(request.receive, request.headers.get("content-length"),
+                                       st.settings["max_body_bytes"])
+        ids, labels = feedback.parse(body, model.classes, target, st.settings["max_rows"])
+    except protocol.RequestError as exc:
+        return error(exc.status, exc.message, _model_headers(model))
+    await asyncio.to_thread(st.feedback.write, ids, labels, target, model.name, model.version)
+    st.metrics.feedback.inc(len(ids))
+    return json_response({"accepted": len(ids), "model_name": model.name, "model_version": model.version},
+                         headers=_model_headers(model))
+
+
 async def admin_reload(request: Request) -> Response:
     st: ServingState = request.app.state.serving
     result = await st.holder.check(force=request.query_params.get("force") in ("1", "true"))
@@ -356,6 +383,7 @@ ROUTES = [
     Route("/v2/models/{name}/versions/{version}/infer", predict_endpoint, methods=["POST"]),
     Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
     Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+    Route("/v2/models/{name}/feedback", feedback_endpoint, methods=["POST"]),
     Route("/ping", ping, methods=["GET"]),
     Route("/health", ping, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -50,6 +50,8 @@ class ServerMetrics:
                                 registry=r, multiprocess_mode="livemax")
         self._model_labels: tuple[str, str, str] | None = None
         self._gauge_functions: list[tuple[Gauge, Callable[[], float]]] = []
+        self.feedback = Counter("aiinfra_feedback_labels", "labels received on /v2/models/{name}/feedback",
+                                registry=r)
         self.reloads = Counter("aiinfra_model_reloads", "model reload attempts by result", ["result"], registry=r)
         self._request_children: dict[tuple[str, str, int], object] = {}
         self._latency_children: dict[str, object] = {}

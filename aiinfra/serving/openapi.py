@@ -52,6 +52,12 @@ def build_spec(model: Any, version: str, auth: bool) -> dict[str, Any]:
             "/v2/models/{name}/versions/{version}": {"get": versioned(meta_op)},
             "/v2/models/{name}/versions/{version}/ready": {"get": versioned(ready_op)},
             "/v2/models/{name}/versions/{version}/infer": {"post": versioned(infer_op)},
+            "/v2/models/{name}/feedback": {"post": {
+                "summary": "labels for earlier predictions, by request id (the monitor joins them to the log)",
+                "parameters": [name_param],
+                "requestBody": {"required": True, **_json("FeedbackRequest")},
+                "responses": {"200": {"description": "stored", **_json("FeedbackResponse")}, **errors},
+            }},
             "/invocations": {"post": {
                 "summary": "MLflow scoring-server compatible predictions",
                 "requestBody": {"required": True, "content": {
@@ -96,6 +102,16 @@ def build_spec(model: Any, version: str, auth: bool) -> dict[str, Any]:
                     "type": "object", "properties": {f: number for f in model.features}}},
                 "instances": {"type": "array", "items": row},
                 "inputs": {"type": "array", "items": row}}},
+            "FeedbackRequest": {"type": "object", "required": ["labels"], "properties": {
+                "labels": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["request_id", "label"], "properties": {
+                        "request_id": {"type": "string", "description": "the X-Request-ID / V2 id of the prediction"},
+                        "label": {"description": "the true class: one of "
+                                                 + ", ".join(map(str, model.classes.tolist())),
+                                  "example": (model.classes.tolist() or [0])[0]}}}}}},
+            "FeedbackResponse": {"type": "object", "properties": {
+                "accepted": {"type": "integer"}, "model_name": {"type": "string"},
+                "model_version": {"type": "string"}}},
             "InvocationsResponse": {"type": "object", "properties": {
                 "predictions": {"type": "array", "items": {}},
                 "probabilities": {"type": "array", "items": {"type": "array", "items": number}},

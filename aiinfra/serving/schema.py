@@ -38,6 +38,8 @@ class HttpServerConfig:
     # the GIL long enough to show in the p99 latency; measured in docs/serving.md)
     log_flush_rows: int = 5_000
     log_flush_interval_s: float = 10.0  # ... or this long after the first buffered row
+    # --- labels for earlier predictions (POST /v2/models/{name}/feedback); null: <paths.logs>/feedback
+    feedback_dir: Optional[str] = None
     # --- hot reload: re-resolve model_uri (an alias moves) every N seconds; 0: only on POST /admin/reload
     reload_interval_s: float = 30.0
     # --- access control. Keys: "<id>:<role>[+<role>]:<secret>" entries separated by ';' or newlines,

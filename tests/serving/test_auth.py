@@ -62,6 +62,14 @@ def test_without_keys_admin_is_refused_even_from_this_machine(server):
     assert httpx.post(f"{server.url}/v2/models/model/infer", content=INFER_BODY).status_code == 200
 
 
+def test_feedback_needs_a_predict_key(keyed):
+    srv, _ = keyed
+    body = {"labels": [{"request_id": "r-1", "label": 1}]}
+    assert httpx.post(f"{srv.url}/v2/models/model/feedback", json=body).status_code == 401
+    r = httpx.post(f"{srv.url}/v2/models/model/feedback", json=body, headers={"X-API-Key": PREDICT_SECRET})
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+
+
 def test_health_is_open_metrics_can_be_closed(keyed):
     srv, _ = keyed
     assert httpx.get(f"{srv.url}/v2/health/ready").status_code == 200

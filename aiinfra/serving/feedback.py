@@ -1,0 +1,115 @@
+"""Labels that arrive after the prediction: ``POST /v2/models/{name}/feedback``.
+
+A client that learns the true outcome of a request (a fraud confirmed, a churned customer) sends
+it with the request id the server answered with (``X-Request-ID``, the V2 ``id``)::
+
+    {"labels": [{"request_id": "r-1", "label": 1}, {"request_id": "r-2", "label": 0}]}
+
+Each label must be one of the served model's classes (the error lists them). The labels are
+written as one Parquet part file per request before the answer, so a 200 means they are on disk::
+
+    <feedback_dir>/date=YYYY-MM-DD/part-<UTC time>-<pid>-<random>.parquet   (hive partitioning)
+
+    request_id     string
+    <target>       the label, typed like the model's classes (and the log's ``prediction``)
+    received       timestamp[us, tz=UTC]
+    model_name     string   (served when the label arrived)
+    model_version  string
+
+``aiinfra monitor monitor.feedback=<feedback_dir>`` joins them to the prediction log by request id:
+accuracy and target drift per window, and, with ``monitor.retrain.policy=retrain``, the labelled
+rows to retrain on. A request id labelled twice counts once, with its latest label.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aiinfra.serving.protocol import RequestError, loads
+
+MAX_ID_CHARS = 128
+
+
+def canonical(value: Any) -> str | None:
+    """A label's comparable form: ``1``, ``1.0`` and ``"1"`` are the same class; None if it is
+    not a scalar."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple[list[str], np.ndarray]:
+    """The request ids and the labels as the model's classes; a RequestError naming the problem."""
+    data = loads(body)
+    rows = data.get("labels") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise RequestError(422, 'send {"labels": [{"request_id": "<id the server answered with>", '
+                                '"label": <the true class>}, ...]} with at least one label')
+    if len(rows) > max_rows:
+        raise RequestError(413, f"{len(rows)} labels in one request; at most {max_rows} (server.max_rows)")
+    by_text = {canonical(c): i for i, c in enumerate(classes.tolist())}
+    ids, index = [], np.empty(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise RequestError(422, f"labels[{i}] is not an object with request_id and label")
+        rid = row.get("request_id")
+        if not isinstance(rid, str) or not rid or len(rid) > MAX_ID_CHARS or not rid.isprintable():
+            raise RequestError(422, f"labels[{i}].request_id must be the non-empty request id the server "
+                                    f"answered with (a string of at most {MAX_ID_CHARS} printable characters)")
+        # "label", or the training target's own name (a row copied from a labelled table)
+        value = row.get("label", row.get(target))
+        k = by_text.get(canonical(value))
+        if k is None:
+            shown = ", ".join(repr(c) for c in classes.tolist()[:20])
+            raise RequestError(422, f"labels[{i}].label {value!r} is not one of the model's classes: {shown}")
+        ids.append(rid)
+        index[i] = k
+    return ids, classes[index]
+
+
+class FeedbackStore:
+    """Writes each accepted request's labels as one Parquet part file (atomically renamed)."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.rows_written = 0
+
+    def write(self, ids: list[str], labels: np.ndarray, target: str, model_name: str, model_version: str) -> Path:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        now = datetime.now(timezone.utc)
+        n = len(ids)
+        table = pa.table({
+            "request_id": pa.array(ids, pa.string()),
+            target: pa.array(labels.tolist()),
+            "received": pa.array(np.full(n, int(now.timestamp() * 1e6), dtype=np.int64), pa.timestamp("us", tz="UTC")),
+            "model_name": pa.array([model_name] * n, pa.string()),
+            "model_version": pa.array([model_version] * n, pa.string()),
+        })
+        folder = self.dir / f"date={now:%Y-%m-%d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = folder / f".{name}"  # readers skip dot-files: they never see half a file
+        pq.write_table(table, tmp)
+        os.replace(tmp, folder / name)
+        self.rows_written += n
+        return folder / name
+
+
+def target_of(model: Any) -> str:
+    """The training target's name (the label column), from the model's metadata."""
+    meta = getattr(model.predictor, "meta", None) or {}
+    return str(meta.get("target") or "target")

@@ -1,5 +1,6 @@
-"""The closed loop, end to end with real parts: serve -> log -> detect drift -> retrain through
-DVC -> gate -> promote -> the running server hot-reloads and the new champion answers."""
+"""The closed loop, end to end with real parts: serve -> log -> labels to the feedback endpoint ->
+detect drift -> retrain through DVC -> gate -> promote -> the running server hot-reloads and the
+new champion answers."""
 
 from __future__ import annotations
 
@@ -48,9 +49,13 @@ def test_drift_triggers_retraining_and_the_new_champion_answers(project):
         ids = [f"req-{i}" for i in range(len(shifted))]
         versions = {_infer(base, "aiinfra-demo", row, rid)[1] for row, rid in zip(shifted, ids)}
         assert versions == {"1"}
-        # the labels arrive later, joined to the logged predictions by request id
-        feedback = project / "labels.parquet"
-        pd.DataFrame({"request_id": ids, data.target: labels}).to_parquet(feedback, index=False)
+        # the labels arrive later, sent to the server by request id (it stores them for the monitor)
+        body = {"labels": [{"request_id": rid, "label": y} for rid, y in zip(ids, labels.tolist())]}
+        req = urllib.request.Request(f"{base}/v2/models/aiinfra-demo/feedback", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert json.loads(resp.read())["accepted"] == len(ids)
+        feedback = project / "logs" / "feedback"
         log_dir = project / "logs" / "predictions"
         deadline = time.monotonic() + 30
         while not log_dir.is_dir() or ds.dataset(log_dir, partitioning="hive").count_rows() < len(ids):

@@ -70,6 +70,8 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
                                     f"answered with (a string of at most {MAX_ID_CHARS} printable characters)")
         # "label", or the training target's own name (a row copied from a labelled table)
         value = row.get("label", row.get(target))
+        if value is None:
+            raise RequestError(422, f"labels[{i}] has no label: send {{\"request_id\": ..., \"label\": <the true class>}}")
         k = by_text.get(canonical(value))
         if k is None:
             shown = ", ".join(repr(c) for c in classes.tolist()[:20])

@@ -72,3 +72,28 @@ def test_labels_posted_to_the_server_give_the_monitor_its_accuracy(start_server,
     assert result["labelled_rows"] == 40 and result["window_rows"] == 40
     assert result["accuracy"] == 30 / 40
     assert result["target"]["method"] in ("chisquare", "z", "jensenshannon")
+
+
+def test_label_forms_and_clear_errors():
+    import pytest
+
+    from aiinfra.serving.feedback import parse
+    from aiinfra.serving.protocol import RequestError
+
+    ints, words = np.array([0, 1]), np.array(["cat", "dog"], dtype=object)
+    ids, labels = parse(json.dumps({"labels": [{"request_id": "a", "label": "1"}, {"request_id": "b", "label": 0.0},
+                                               {"request_id": "c", "target": 1}]}).encode(), ints, "target", 10)
+    assert ids == ["a", "b", "c"] and labels.tolist() == [1, 0, 1]  # "1", 0.0 and the target's own name
+    assert parse(b'{"labels": [{"request_id": "a", "label": "dog"}]}', words, "y", 10)[1].tolist() == ["dog"]
+    for body, status, words_in_error in [
+        (b'{"labels": [{"request_id": "a"}]}', 422, "labels[0] has no label"),
+        (b'{"labels": [{"request_id": "a", "label": 0.5}]}', 422, "0.5 is not one of the model's classes: 0, 1"),
+        (b'{"labels": [{"request_id": "a", "label": true}]}', 422, "is not one of the model's classes"),
+        (b'{"labels": [{"request_id": "' + b"x" * 200 + b'", "label": 1}]}', 422, "at most 128"),
+        (b'{"labels": [1, 2]}', 422, "labels[0] is not an object"),
+        (b'{"labels": [' + b",".join([b'{"request_id": "a", "label": 1}'] * 11) + b"]}", 413, "at most 10"),
+        (b"[]", 422, "at least one label"),
+    ]:
+        with pytest.raises(RequestError) as err:
+            parse(body, ints, "target", 10)
+        assert err.value.status == status and words_in_error in err.value.message, err.value.message

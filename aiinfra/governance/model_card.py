@@ -32,7 +32,10 @@ def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any
     history = _drift_history(cfg)
     drift_rows = [
         (str(h.get("finished") or "?"),
-         f"drift={h.get('drift_detected')} share={h.get('drift_share')}")
+         f"drift={h.get('drift_detected')} share={h.get('drift_share')}"
+         # model quality in production, where labels arrived (monitor.feedback)
+         + (f" accuracy={h['accuracy']:.4f} on {h.get('labelled_rows')} labelled rows"
+            if h.get("accuracy") is not None else ""))
         for h in history
     ] or [("-", "no monitor runs recorded yet")]
     return [

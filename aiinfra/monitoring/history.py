@@ -47,8 +47,14 @@ def history_record(verdict: Mapping[str, Any]) -> dict:
 def append(report_dir: str | Path, verdict: Mapping[str, Any]) -> Path:
     path = Path(report_dir) / HISTORY
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(history_record(verdict), default=str) + "\n")
+    line = json.dumps(history_record(verdict), default=str) + "\n"
+    with path.open("a+b") as fh:
+        fh.seek(0, 2)
+        if fh.tell():
+            fh.seek(-1, 2)
+            if fh.read(1) != b"\n":  # a torn last line (a run killed mid-write): don't glue onto it
+                line = "\n" + line
+        fh.write(line.encode("utf-8"))
     return path
 
 

@@ -220,3 +220,10 @@ def test_model_card_lists_the_monitor_history(mon, tmp_path, aiinfra_plugin_mana
     run = history.load(mon.reports / history.HISTORY)[0]
     sections = dict(card_sections(cfg, name="m", version="1", train_run={}, metrics={}, gate={}, tags={}))
     assert sections["Drift history"] == [(run["finished"], f"drift=True share={run['drift_share']}")]
+    # the next run's record is not glued onto the torn line (it was lost that way before), and a
+    # run with feedback labels shows the model's accuracy in production
+    history.append(mon.reports, {"finished": "2026-11-29T10:00:00+00:00", "drift_detected": False, "drift_share": 0.0,
+                                 "feedback": {"accuracy": 0.8125, "labelled_rows": 16}})
+    sections = dict(card_sections(cfg, name="m", version="1", train_run={}, metrics={}, gate={}, tags={}))
+    assert sections["Drift history"][-1] == ("2026-11-29T10:00:00+00:00",
+                                             "drift=False share=0.0 accuracy=0.8125 on 16 labelled rows")

@@ -34,8 +34,9 @@ def read_labels(path: str, target: str) -> Any:
     if table.num_rows == 0 or pc.count_distinct(table.column(REQUEST_ID)).as_py() == table.num_rows:
         return table.select([REQUEST_ID, target])
     # the latest label per request id: rows in time order (file order without times), keep the last
-    order = pc.sort_indices(table, [(RECEIVED, "ascending")]) if timed else pa.array(range(table.num_rows))
-    table = table.take(order).append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    if timed:
+        table = table.take(pc.sort_indices(table, [(RECEIVED, "ascending")]))
+    table = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
     last = table.group_by(REQUEST_ID).aggregate([("__row", "max")]).column("__row_max")
     return table.take(last).select([REQUEST_ID, target])
 

@@ -104,10 +104,9 @@ class ServingState:
         self.metrics.track(lambda: self.batcher.pending_rows,
                            lambda: self.predlog.pending_rows if self.predlog else 0)
         from aiinfra.serving.feedback import FeedbackStore
+        from aiinfra.serving.server import feedback_dir
 
-        paths = cfg.get("paths") if hasattr(cfg, "get") else None
-        logs = str(paths.get("logs") or "logs") if paths is not None else "logs"
-        self.feedback = FeedbackStore(os.path.abspath(settings.get("feedback_dir") or os.path.join(logs, "feedback")))
+        self.feedback = FeedbackStore(feedback_dir(cfg, settings))
         self.access = AccessLog(settings.get("access_log"))
         self.ready = True
         self.tasks: list[asyncio.Task] = []
@@ -123,7 +122,7 @@ class ServingState:
                             model.features, counts)
 
     def request_id(self, given: str | None) -> str:
-        if given and len(given) <= 128 and given.isprintable():
+        if protocol.usable_request_id(given):
             return given
         self._rid += 1
         return f"{self._rid_prefix}-{self._rid:x}"

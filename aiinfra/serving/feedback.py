@@ -31,9 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from aiinfra.serving.protocol import RequestError, loads
-
-MAX_ID_CHARS = 128
+from aiinfra.serving.protocol import MAX_REQUEST_ID_CHARS, RequestError, loads, usable_request_id
 
 
 def canonical(value: Any) -> str | None:
@@ -65,9 +63,9 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
         if not isinstance(row, dict):
             raise RequestError(422, f"labels[{i}] is not an object with request_id and label")
         rid = row.get("request_id")
-        if not isinstance(rid, str) or not rid or len(rid) > MAX_ID_CHARS or not rid.isprintable():
+        if not usable_request_id(rid):
             raise RequestError(422, f"labels[{i}].request_id must be the non-empty request id the server "
-                                    f"answered with (a string of at most {MAX_ID_CHARS} printable characters)")
+                                    f"answered with (a string of at most {MAX_REQUEST_ID_CHARS} printable characters)")
         # "label", or the training target's own name (a row copied from a labelled table)
         value = row.get("label", row.get(target))
         if value is None:

@@ -33,6 +33,15 @@ MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 BINARY_HEADER = "inference-header-content-length"
 
 
+MAX_REQUEST_ID_CHARS = 128
+
+
+def usable_request_id(value: Any) -> bool:
+    """A client's request id the server keeps (``X-Request-ID``, the V2 ``id``, a feedback row's
+    ``request_id``): a non-empty printable string of at most ``MAX_REQUEST_ID_CHARS``."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_CHARS and value.isprintable()
+
+
 class RequestError(Exception):
     """A client error: HTTP status plus a message naming the problem."""
 

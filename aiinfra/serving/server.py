@@ -46,6 +46,12 @@ def prediction_log_dir(cfg: Any, settings: dict[str, Any]) -> str:
     return str(Path(d).resolve())
 
 
+def feedback_dir(cfg: Any, settings: dict[str, Any]) -> str:
+    """Where ``POST /v2/models/{name}/feedback`` stores labels (aiinfra.serving.feedback)."""
+    d = settings.get("feedback_dir") or str(Path(str(cfg.paths.logs)) / "feedback")
+    return str(Path(d).resolve())
+
+
 def _configure_torch(threads: int) -> None:
     import torch
 

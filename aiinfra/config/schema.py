@@ -1,17 +1,22 @@
 """Structured-config schemas of the top-level config sections and the built-in components.
 
 Plain dataclasses, validated through OmegaConf (``OmegaConf.structured``): importing this module
-is cheap, so a typo fails in a fraction of a second, long before torch is imported.
-Component schemas are found through the component registry (``schema=`` of each registration),
-so a plugin's components are validated the same way.
+is cheap, so a typo fails in a fraction of a second, long before torch is imported. Enumerated
+options are ``StrEnum`` classes (a member equals its string: ``cfg.data.loader == "auto"``); ranges
+and cross-field rules are each dataclass's ``check()`` (:mod:`aiinfra.config.checks`).
+Component schemas are found through the component registry (``schema=`` of each registration):
+the built-in ones live beside their components (``aiinfra/data/schema.py``,
+``aiinfra/models/schema.py``, ``aiinfra/training/schema.py``, ``aiinfra/serving/schema.py``,
+``aiinfra/monitoring/schema.py``), and a plugin's components are validated the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Optional
 
-from omegaconf import MISSING
+from aiinfra.config.checks import at_least, require
 
 # ---------------------------------------------------------------------------------------------
 # top-level sections
@@ -37,12 +42,29 @@ class SplitConfig:
     test: float = 0.15
     stratify: bool = True
 
+    def check(self) -> None:
+        for key in ("val", "test"):
+            require(0.0 < getattr(self, key) < 1.0, key, f"must be a share between 0 and 1, got {getattr(self, key)!r}")
+        require(self.val + self.test < 1.0, "test", f"val + test must leave rows to train on, got {self.val} + {self.test}",
+                hint="for example split.val=0.15 split.test=0.15")
+
 
 @dataclass
 class ReferenceConfig:
     """The reference sample kept for drift monitoring (drawn from the training split)."""
 
     rows: int = 10000
+
+    def check(self) -> None:
+        at_least(self, 1, "rows")
+
+
+class Loader(StrEnum):
+    """How training batches are fed: ``auto`` picks ``memory`` when the data fits, else ``stream``."""
+
+    auto = "auto"
+    memory = "memory"
+    stream = "stream"
 
 
 @dataclass
@@ -54,9 +76,20 @@ class DataConfig:
     batch_size: Optional[int] = None
     # with the automatic batch size above 256: model.lr x sqrt(batch / 256) (Adam's square-root rule)
     scale_lr: bool = True
-    loader: str = "auto"  # auto | memory | stream
+    loader: Loader = Loader.auto
     num_workers: int = 0
     stream_chunk_rows: int = 65536
+
+    def check(self) -> None:
+        at_least(self, 1, "batch_size", "stream_chunk_rows")
+        at_least(self, 0, "num_workers")
+
+
+class GateMode(StrEnum):
+    """Which way the gate metric is better: ``max`` (accuracy) or ``min`` (a loss, RMSE)."""
+
+    max = "max"
+    min = "min"
 
 
 @dataclass
@@ -74,9 +107,12 @@ class GateConfig:
 
     metric: str = "test_accuracy"
     min: Optional[float] = None  # absolute floor, None: no floor
-    mode: str = "max"  # max: higher is better, min: lower is better
+    mode: GateMode = GateMode.max
     compare_to_champion: bool = True  # must be at least as good as the current alias holder
     tolerance: float = 0.0
+
+    def check(self) -> None:
+        at_least(self, 0, "tolerance")
 
 
 @dataclass
@@ -86,14 +122,23 @@ class RegisterConfig:
     gate: GateConfig = field(default_factory=GateConfig)
 
 
+class EvalSplit(StrEnum):
+    """The prepared split that ``evaluate`` scores."""
+
+    train = "train"
+    val = "val"
+    test = "test"
+
+
 @dataclass
 class EvaluateConfig:
-    split: str = "test"
+    split: EvalSplit = EvalSplit.test
 
 
 @dataclass
 class SecurityConfig:
-    # Extra ``_target_`` import paths a config may instantiate, beyond registered components.
+    # Deprecated, no effect: aiinfra builds only registered components and instantiates no
+    # ``_target_`` from config. Kept so that existing configs still load (with a warning).
     allowed_targets: list[str] = field(default_factory=list)
 
 
@@ -126,113 +171,6 @@ COMPONENT_GROUPS = {
     "monitor": "monitor",
 }
 
-# ---------------------------------------------------------------------------------------------
-# built-in sources
 
-
-@dataclass
-class SourceConfig:
-    """Fields every tabular source has."""
-
-    type: str = MISSING
-    target: str = "target"
-    # Expected columns and dtypes ("float", "int", "str", "bool", "category"). None: infer.
-    columns: Optional[dict[str, str]] = None
-    # Columns allowed to contain NaN (all others must not).
-    allow_nan: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SklearnSourceConfig(SourceConfig):
-    dataset: str = "breast_cancer"  # breast_cancer | wine | digits | iris
-
-
-@dataclass
-class FileSourceConfig(SourceConfig):
-    path: str = MISSING
-
-
-@dataclass
-class SyntheticSourceConfig(SourceConfig):
-    rows: int = 20000
-    features: int = 16
-    classes: int = 2
-    informative: int = 8
-    seed: int = 0
-
-
-# ---------------------------------------------------------------------------------------------
-# built-in models and trainer
-
-
-@dataclass
-class MLPConfig:
-    type: str = "mlp"
-    hidden: int = 64
-    layers: int = 2
-    dropout: float = 0.1
-    lr: float = 0.003
-    weight_decay: float = 0.0
-    scheduler: Optional[str] = None  # None | cosine | step | plateau
-
-
-@dataclass
-class CNNConfig:
-    type: str = "cnn"
-    channels: int = 16
-    hidden: int = 64
-    dropout: float = 0.1
-    lr: float = 0.003
-    weight_decay: float = 0.0
-    image_shape: list[int] = field(default_factory=lambda: [1, 8, 8])
-    scheduler: Optional[str] = None
-
-
-@dataclass
-class EarlyStoppingConfig:
-    enabled: bool = True
-    monitor: str = "val_loss"
-    mode: str = "min"
-    patience: int = 5
-
-
-@dataclass
-class CheckpointConfig:
-    enabled: bool = True
-    dir: str = "checkpoints"
-    every_n_epochs: int = 1
-    resume: Optional[str] = None  # "last", or a checkpoint path
-
-
-@dataclass
-class LightningTrainerConfig:
-    type: str = "lightning"
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    strategy: str = "auto"
-    num_nodes: int = 1
-    precision: Optional[str] = None  # None: 32-true; "bf16-mixed", "16-mixed" on GPUs
-    max_epochs: int = 20
-    min_epochs: int = 1
-    gradient_clip_val: Optional[float] = None
-    gradient_clip_algorithm: str = "norm"  # norm | value
-    accumulate_grad_batches: int = 1
-    check_val_every_n_epoch: int = 1
-    num_sanity_val_steps: int = 0  # Lightning's default is 2; the first epoch validates anyway
-    model_summary: bool = False
-    deterministic: bool = False
-    # torch intra-op threads per process; 0 keeps torch's default (one per core). One thread is
-    # as fast as two for small models on an idle 2-core machine and many times faster under
-    # contention (measured: README, training section).
-    threads: int = 1
-    # Optimizer steps per Lightning training step with the in-memory loader: Lightning's own work
-    # per step (~0.85 ms here, as much as a small MLP's math) is paid once per this many batches.
-    # Applies without LR scheduler, gradient clipping, accumulation and mixed precision (those
-    # keep Lightning's automatic optimization, one batch per step). 1: always automatic.
-    steps_per_call: int = 1
-    log_every_n_steps: int = 50
-    limit_train_batches: Optional[float] = None
-    limit_val_batches: Optional[float] = None
-    progress_bar: Optional[bool] = None  # None: a bar on a terminal, plain lines otherwise
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+# A plugin source subclasses SourceConfig; it lived here before aiinfra 0.2 (kept importable).
+from aiinfra.data.schema import SourceConfig  # noqa: E402,F401

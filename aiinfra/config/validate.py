@@ -1,35 +1,43 @@
-"""Validate a composed config against the schemas; turn OmegaConf errors into one clear message.
+"""Validate a composed config against the schemas; return the typed tree the stages read.
 
 Every component group (``source``, ``model``, ...) names its component with ``type:``; the
-component's registered schema validates the group. Unknown keys get a did-you-mean and the list of
-valid keys; wrong types name the key, the value and the expected type.
+component's registered schema validates the group. A schema field declared with
+``field(metadata={"component": KIND})`` holds components of that kind (``monitor.alerts`` holds
+alert sinks): each entry is validated against the schema its own ``type`` registered, so a
+plugin's component takes its own options. Unknown keys get a did-you-mean and the list of valid
+keys; wrong types and values outside an enumeration name the key, the value and what is allowed;
+then every schema's ``check()`` runs (ranges, cross-field rules: :mod:`aiinfra.config.checks`).
+All of it happens before torch is imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
+from aiinfra.config.checks import run_checks
 from aiinfra.config.schema import COMPONENT_GROUPS, RootConfig
 from aiinfra.errors import ConfigError, UnknownComponentError, choices_text, did_you_mean
 from aiinfra.plugins.registry import ComponentRegistry
 
-#: ``_target_`` values a config may always instantiate (small, well-known, side-effect free).
-DEFAULT_ALLOWED_TARGETS = frozenset(
-    {
-        "torch.optim.Adam",
-        "torch.optim.AdamW",
-        "torch.optim.SGD",
-        "lightning.pytorch.callbacks.LearningRateMonitor",
-        "lightning.pytorch.callbacks.EarlyStopping",
-        "lightning.pytorch.callbacks.ModelCheckpoint",
-        "lightning.pytorch.callbacks.RichModelSummary",
-        "lightning.pytorch.callbacks.StochasticWeightAveraging",
-    }
-)
+
+class AiinfraDeprecationWarning(FutureWarning):
+    """A config key or plugin API that still works but will go; shown to users by default."""
+
+
+def _field_type(schema: Any, name: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    if name not in fields:
+        return None
+    f = fields[name]
+    if f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+        return type(value) if dataclasses.is_dataclass(value) else None
+    return f.type if isinstance(f.type, type) and dataclasses.is_dataclass(f.type) else None
 
 
 def _schema_keys(schema: Any, path: list[str]) -> list[str]:
@@ -38,14 +46,8 @@ def _schema_keys(schema: Any, path: list[str]) -> list[str]:
     for part in path:
         if not dataclasses.is_dataclass(node):
             return []
-        fields = {f.name: f for f in dataclasses.fields(node)}
-        if part not in fields:
-            return []
-        ftype = fields[part].type
-        default = fields[part].default_factory if fields[part].default_factory is not dataclasses.MISSING else None
-        node = default() if default else ftype
-        node = type(node) if dataclasses.is_dataclass(node) and not isinstance(node, type) else node
-    return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+        node = _field_type(node, part)
+    return [f.name for f in dataclasses.fields(node)] if node is not None and dataclasses.is_dataclass(node) else []
 
 
 def schema_keys_at(cfg: DictConfig, path: list[str], registry: ComponentRegistry) -> list[str]:
@@ -88,55 +90,83 @@ def _merge(schema: Any, node: Any, prefix: str) -> DictConfig:
         raise ConfigError(f"invalid value for config key '{key}': {msg}") from None
 
 
-def check_targets(node: Any, allowed: set[str], path: str = "") -> None:
-    """Refuse ``_target_`` values that are neither registered components nor allowlisted."""
-    if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():
-        for key in node.keys():
-            value = node._get_node(key)
-            sub = f"{path}.{key}" if path else str(key)
-            if key == "_target_":
-                target = str(OmegaConf.select(node, "_target_"))
-                if target.replace(":", ".") not in allowed:
-                    raise ConfigError(
-                        f"'{sub}: {target}' is not allowed: configs may only instantiate "
-                        "registered components and allowlisted targets.",
-                        hint="register the class as a component in a plugin, or add it to "
-                        "security.allowed_targets in conf/config.yaml",
-                    )
-            else:
-                check_targets(value, allowed, sub)
-    elif isinstance(node, ListConfig) and not node._is_none() and not node._is_missing():
-        for i, item in enumerate(node._iter_ex(resolve=False)):
-            check_targets(item, allowed, f"{path}[{i}]")
+def _component(kind: str, node: Any, where: str, registry: ComponentRegistry) -> Any:
+    """``node`` merged onto the schema of the ``kind`` component it names with ``type:``."""
+    if not isinstance(node, DictConfig) or "type" not in node:
+        raise ConfigError(
+            f"'{where}' must name its {kind} with 'type:'.",
+            hint=f"valid {kind} types: {choices_text(registry.names(kind))}",
+        )
+    try:
+        spec = registry.get(kind, str(node.type))
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(f"{where}.type: {exc.message}", exc.hint) from None
+    schema = spec.load_schema()
+    if schema is None:  # a component without a schema gets its config as written, read-only
+        return node
+    typed = _merge(schema, node, where)
+    _nested_components(schema, typed, where, registry)
+    return typed
 
 
-def validate(cfg: DictConfig, registry: ComponentRegistry) -> DictConfig:
-    """Return the config merged onto its schemas (defaults filled in), or raise ConfigError."""
-    # code named in config is checked first, on the raw tree, before anything else reads it
-    allowed = set(DEFAULT_ALLOWED_TARGETS) | {s.target.replace(":", ".") for s in registry.components.values()}
-    extra = OmegaConf.select(cfg, "security.allowed_targets", default=None) or []
-    allowed |= {str(t).replace(":", ".") for t in extra}
-    check_targets(cfg, allowed)
+def _nested_components(schema: Any, typed: DictConfig, where: str, registry: ComponentRegistry) -> None:
+    """Validate fields declared ``field(metadata={"component": KIND})`` against their own schemas."""
+    for f in dataclasses.fields(schema):
+        kind = f.metadata.get("component")
+        value = typed._get_node(f.name)
+        if kind is None:
+            sub = _field_type(schema, f.name)
+            if sub is not None and isinstance(value, DictConfig) and not value._is_none():
+                _nested_components(sub, value, f"{where}.{f.name}", registry)
+            continue
+        if isinstance(value, ListConfig) and not value._is_none():
+            typed[f.name] = [
+                _component(kind, item, f"{where}.{f.name}[{i}]", registry)
+                for i, item in enumerate(value._iter_ex(resolve=False))
+            ]
+        elif isinstance(value, DictConfig) and not value._is_none():
+            typed[f.name] = _component(kind, value, f"{where}.{f.name}", registry)
+
+
+def _to_typed(root: DictConfig) -> RootConfig:
+    # schema-less components stay DictConfigs (read-only) inside the typed tree
+    untyped = {}
+    for group in COMPONENT_GROUPS:
+        node = root._get_node(group)
+        if isinstance(node, DictConfig) and not node._is_none() and OmegaConf.get_type(node) in (dict, None):
+            untyped[group] = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+            root[group] = None
+    try:
+        typed = OmegaConf.to_object(root)
+    except OmegaConfBaseException as exc:  # an interpolation that cannot resolve, for instance
+        key = str(exc.full_key or "")
+        msg = getattr(exc, "msg", str(exc)).splitlines()[0]
+        raise ConfigError(f"invalid value for config key '{key}': {msg}") from None
+    for group, node in untyped.items():
+        OmegaConf.set_readonly(node, True)
+        setattr(typed, group, node)
+    return typed
+
+
+def validate(cfg: DictConfig, registry: ComponentRegistry) -> RootConfig:
+    """The config merged onto its schemas, defaults filled in, checks run; or a ConfigError.
+
+    Returns the typed tree (:mod:`aiinfra.config.typed`): a ``RootConfig`` instance whose component
+    groups are instances of their registered schemas.
+    """
     root = _merge(RootConfig, cfg, "")
     for group, kind in COMPONENT_GROUPS.items():
         node = cfg.get(group)
-        if node is None:
-            continue
-        if not isinstance(node, DictConfig) or "type" not in node:
-            raise ConfigError(
-                f"config group '{group}' must name its component with 'type:'.",
-                hint=f"valid {kind} types: {choices_text(registry.names(kind))}",
-            )
-        try:
-            spec = registry.get(kind, str(node.type))
-        except UnknownComponentError as exc:
-            raise UnknownComponentError(f"{group}.type: {exc.message}", exc.hint) from None
-        schema = spec.load_schema()
-        typed = _merge(schema, node, group) if schema else node
-        root[group] = typed
-    # a plain (untyped) config: stages read it; assignments to unknown keys still fail (struct)
-    plain = OmegaConf.create(OmegaConf.to_container(root, resolve=True))
-    OmegaConf.set_struct(plain, True)
-    OmegaConf.set_readonly(plain, True)
-    return plain
-
+        if node is not None:
+            root[group] = _component(kind, node, group, registry)
+    typed = _to_typed(root)
+    run_checks(typed)
+    if typed.security.allowed_targets:
+        warnings.warn(
+            "security.allowed_targets is deprecated and has no effect: aiinfra builds only registered "
+            "components (by name, with 'type:') and never instantiates a '_target_' from config. "
+            "Remove the key from conf/config.yaml.",
+            AiinfraDeprecationWarning,
+            stacklevel=2,
+        )
+    return typed

@@ -25,8 +25,9 @@ from typing import Any
 import pluggy
 
 from aiinfra import API_VERSION
-from aiinfra.errors import AiinfraError, PluginError, did_you_mean
+from aiinfra.errors import PluginError, did_you_mean
 from aiinfra.plugins import spec
+from aiinfra.plugins.hooks import call_registration
 from aiinfra.plugins.registry import ComponentRegistry
 
 GROUP = "aiinfra"
@@ -75,22 +76,19 @@ class Plugins:
         """Components from every loaded plugin; registration errors surface here."""
         if self._registry is None:
             registry = ComponentRegistry()
-            for impl in self.pm.hook.aiinfra_register_components.get_hookimpls():
-                provider = self._provider(impl.plugin_name)
-                _call_impl(impl, provider, register=registry.register_callback(provider))
+            call_registration(self, "aiinfra_register_components",
+                              per_impl=lambda impl, provider: {"register": registry.register_callback(provider)})
             self._registry = registry
         return self._registry
 
     def searchpath(self) -> list[str]:
         """Hydra search-path entries contributed by plugins, in load order."""
         out: list[str] = []
-        # get_hookimpls is in registration order: entries keep plugin load order
-        for impl in self.pm.hook.aiinfra_config_searchpath.get_hookimpls():
-            result = _call_impl(impl, self._provider(impl.plugin_name))
+        for impl, result in call_registration(self, "aiinfra_config_searchpath"):
             for entry in [result] if isinstance(result, str) else (result or []):
                 if not isinstance(entry, str) or "://" not in entry:
                     raise PluginError(
-                        f"{self._provider(impl.plugin_name)} returned the config search-path entry "
+                        f"{self.provider_of(impl.plugin_name)} returned the config search-path entry "
                         f"{entry!r} from aiinfra_config_searchpath.",
                         hint="return strings like 'pkg://mypackage.conf' or 'file:///abs/dir'",
                     )
@@ -102,17 +100,18 @@ class Plugins:
         """name -> (target, help, provider) of plugin-contributed CLI commands."""
         if self._commands is None:
             commands: dict[str, tuple[str, str, str]] = {}
-            for impl in self.pm.hook.aiinfra_register_commands.get_hookimpls():
-                provider = self._provider(impl.plugin_name)
 
-                def register(name: str, *, target: str, help: str = "", _p: str = provider):
+            def bind(impl: Any, provider: str) -> dict[str, Any]:
+                def register(name: str, *, target: str, help: str = "") -> None:
                     if name in commands:
                         raise PluginError(
-                            f"command '{name}' is registered twice: by {commands[name][2]} and by {_p}."
+                            f"command '{name}' is registered twice: by {commands[name][2]} and by {provider}."
                         )
-                    commands[name] = (target, help, _p)
+                    commands[name] = (target, help, provider)
 
-                _call_impl(impl, provider, register=register)
+                return {"register": register}
+
+            call_registration(self, "aiinfra_register_commands", per_impl=bind)
             self._commands = commands
         return self._commands
 
@@ -136,30 +135,12 @@ class Plugins:
         self.infos = [i for i in self.infos if i.name != name]
         self._registry = self._commands = None
 
-    def _provider(self, plugin_name: str) -> str:
+    def provider_of(self, plugin_name: str) -> str:
+        """"distribution version" of a registered plugin (its name when it came from no distribution)."""
         for info in self.infos:
             if info.name == plugin_name:
                 return info.provider
         return plugin_name
-
-
-def _call_impl(impl: Any, provider: str, **kwargs: Any) -> Any:
-    """Call one hook implementation directly, passing only the arguments it declares.
-
-    Registration hooks are called one plugin at a time (not through ``pm.hook``) so that every
-    registration is attributed to its distribution. pluggy lets an implementation accept fewer
-    arguments than the spec offers; this honours that as well.
-    """
-    try:
-        return impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
-    except AiinfraError:
-        raise
-    except Exception as exc:
-        raise PluginError(
-            f"plugin '{impl.plugin_name}' from {provider} failed in "
-            f"{impl.function.__name__}: {type(exc).__name__}: {exc}",
-            hint=f"fix or uninstall it, or leave it out with {LOAD_ENV}",
-        ) from exc
 
 
 def _norm(name: str) -> str:

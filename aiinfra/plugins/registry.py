@@ -14,8 +14,10 @@ from typing import Any
 
 from aiinfra.errors import PluginError, UnknownComponentError, choices_text, did_you_mean
 
-#: Component kinds. ``sink`` is an alert sink for drift reports; ``tracker`` an experiment tracker.
-KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "tracker")
+#: Component kinds. ``sink`` is an alert sink for drift reports (an entry of ``monitor.alerts``);
+#: ``runtime`` loads a model directory into a served model for the HTTP server
+#: (:class:`aiinfra.serving.runtime.ServedModel`).
+KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "runtime")
 
 Register = Callable[..., None]
 

@@ -70,7 +70,7 @@ def main() -> int:
     import numpy as np
 
     from aiinfra.data.prepared import PreparedData
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     data = PreparedData.open(root / "data" / "prepared")
     x, y = data.arrays("test")

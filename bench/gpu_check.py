@@ -59,7 +59,7 @@ def one(name: str, accelerator: str, precision: str | None, threads: int, k: int
     import lightning as L
     import torch
 
-    from aiinfra.models.artifact import InferenceModel
+    from aiinfra.models.model_dir import InferenceModel
     from aiinfra.models.mlp import MLPClassifier
     from aiinfra.training.data import TensorBatches
     from aiinfra.training.module import ClassifierModule

@@ -80,7 +80,7 @@ def _post(url: str, body: dict) -> dict:
 def _served_equals_offline(project) -> None:
     """`aiinfra serve` of the champion answers exactly what the model predicts offline."""
     from aiinfra.data.prepared import PreparedData
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     data = PreparedData.open(project / "data" / "prepared")
     x, _ = data.arrays("test")

@@ -47,7 +47,7 @@ def run(cfg: Any) -> dict[str, Any]:
     from sklearn.metrics import roc_curve
 
     from aiinfra.data.prepared import PreparedData
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     split = str(cfg.evaluate.split)
     data = PreparedData.open(cfg.paths.prepared)

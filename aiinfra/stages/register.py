@@ -65,7 +65,7 @@ def _champion(client, cfg: Any, name: str, alias: str, metric: str):
 
 def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
     from aiinfra.data.prepared import PreparedData
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
     from aiinfra.stages.evaluate import score_split
     from aiinfra.tracking.mlflow_setup import remove_download, resolve_model
 

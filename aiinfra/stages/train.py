@@ -200,7 +200,7 @@ def run(cfg: Any) -> dict[str, Any]:
     import torch
     from omegaconf import OmegaConf
 
-    from aiinfra.models.artifact import InferenceModel, build_network
+    from aiinfra.models.model_dir import InferenceModel, build_network
     from aiinfra.plugins.manager import get_plugins
     from aiinfra.tracking.lightning_callback import EpochMetrics
     from aiinfra.training.module import ClassifierModule
@@ -229,7 +229,7 @@ def run(cfg: Any) -> dict[str, Any]:
     rank = global_rank()
     tracking = None
     if rank == 0:
-        from aiinfra.training.tracking_run import TrainRun
+        from aiinfra.tracking.run import TrainRun
 
         tracking = TrainRun(
             cfg, tags=lambda: _lineage(cfg, data),
@@ -269,7 +269,7 @@ def _finish(cfg: Any, data, model, model_cfg, trainer, tracking, fit_s: float, p
     """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
     import mlflow
 
-    from aiinfra.models.artifact import save_model
+    from aiinfra.models.model_dir import save_model
     from aiinfra.tracking.mlflow_setup import MODEL_ARTIFACT
 
     run = tracking.resume()
@@ -331,7 +331,7 @@ def _log_mlflow_model(model_dir: Path, data, artifact_name: str):
     from mlflow.models import infer_signature
 
     import aiinfra
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     x, _ = data.arrays("val")
     example = x[:5]

@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` met
 
 class AiinfraModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from aiinfra.models.artifact import Predictor
+        from aiinfra.models.model_dir import Predictor
 
         self.predictor = Predictor.load(context.artifacts["model"])
 

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from aiinfra.models.artifact import InferenceModel
+from aiinfra.models.model_dir import InferenceModel
 
 
 class ClassifierModule(L.LightningModule):

@@ -132,7 +132,7 @@ def _tune(args: argparse.Namespace) -> int:
     import optuna
 
     from aiinfra.tracking.mlflow_setup import setup_mlflow
-    from aiinfra.training.tracking_run import PARENT_RUN_ENV
+    from aiinfra.tracking.run import PARENT_RUN_ENV
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = int(base.seed) if args.seed is None else args.seed

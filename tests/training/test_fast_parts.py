@@ -68,7 +68,7 @@ def test_learning_rate_follows_the_automatic_batch_size(batch, rows, scale, expe
 def _fit_weights(steps_per_call: int, tmp_path) -> dict:
     import lightning as L
 
-    from aiinfra.models.artifact import InferenceModel
+    from aiinfra.models.model_dir import InferenceModel
     from aiinfra.training.data import TensorBatches
     from aiinfra.training.module import ClassifierModule
 

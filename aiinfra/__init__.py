@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 
 #: Version of the plugin hook API. A plugin declares the range it supports
 #: (``AIINFRA_API = ">=1.0,<2"`` in its plugin module); minor versions only add hooks, arguments or helpers.
-API_VERSION = "1.1"
+API_VERSION = "1.2"

@@ -71,16 +71,21 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("lightning.fabric").propagate = False
 
 
+def print_error(exc: AiinfraError, where: str = "") -> None:
+    """One ``aiinfra: error: <message>`` line (and its hint) on stderr; ``where`` names a sweep job."""
+    print(f"aiinfra: error{f' in {where}' if where else ''}: {exc}", file=sys.stderr)
+
+
 def report_errors(fn: Callable[[], int]) -> int:
     """Run ``fn`` and turn user errors into one ``aiinfra: error:`` line and an exit status.
 
-    The only place that prints ``aiinfra: error:``. Anything that is not an
+    With :func:`print_error`, the only place that prints ``aiinfra: error:``. Anything that is not an
     :class:`~aiinfra.errors.AiinfraError` is a bug and keeps its traceback.
     """
     try:
         return int(fn() or 0)
     except AiinfraError as exc:
-        print(f"aiinfra: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("aiinfra: interrupted", file=sys.stderr)
@@ -232,7 +237,7 @@ def run_multirun(stage: str, overrides: list[str]) -> int:
         try:
             results.append(exit_code(run_stage(stage, validate(plain, get_plugins().registry))))
         except AiinfraError as exc:  # one job's user error: a clear line, the sweep goes on
-            print(f"aiinfra: error in sweep job {HydraConfig.get().job.num}: {exc}", file=sys.stderr)
+            print_error(exc, where=f"sweep job {HydraConfig.get().job.num}")
             results.append(exc.exit_code)
 
     argv = sys.argv

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from aiinfra import API_VERSION
-from aiinfra.plugins import spec
+from aiinfra.plugins import hooks, spec
 from aiinfra.plugins.registry import KINDS
 
 DEFAULT_PATH = Path("docs/hooks.md")
@@ -71,8 +71,10 @@ def render() -> str:
         "`warn_on_impl_args`, so implementations that still take it get a `DeprecationWarning` "
         "naming the replacement, for at least one minor version; it is removed only in the next "
         "major API version. Retiring arguments are listed under each hook below.",
-        "- Hooks are called with keyword arguments only; do not depend on the order in which "
-        "plugins run.",
+        "",
+        "## Calling rules",
+        "",
+        _rst_to_md(inspect.cleandoc(hooks.__doc__ or "").split("\n", 2)[2]),
         "",
         "## Hooks",
         "",

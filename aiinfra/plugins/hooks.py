@@ -14,7 +14,7 @@ raises depends on the kind of hook:
   naming the plugin and its distribution, recorded in the returned :class:`HookOutcome` list, and
   the remaining implementations still run. Nothing a notification does can undo the stage.
 
-This module is the only caller of hook implementations (`docs/hooks.md`, "Calling rules").
+aiinfra calls hook implementations only through this module (a test scans the source for others).
 """
 
 from __future__ import annotations

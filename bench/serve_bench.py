@@ -44,7 +44,7 @@ def build_models(work: Path, n_features: int, hidden: int) -> tuple[Path, Path]:
     """An aiinfra model directory and an MLflow pyfunc model (tensor signature) wrapping it."""
     import torch
 
-    from aiinfra.models.artifact import InferenceModel, save_model
+    from aiinfra.models.model_dir import InferenceModel, save_model
     from aiinfra.models.mlp import MLPClassifier
 
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aiinfra.models.artifact import Predictor
+from aiinfra.models.model_dir import Predictor
 
 torch.set_num_threads(1)  # the fastest setting for a tiny model (as `aiinfra serve` uses by default)
 predictor = Predictor.load(os.environ["BARE_MODEL_DIR"])

@@ -11,7 +11,7 @@ from mlflow.pyfunc import PythonModel
 
 class AiinfraPyfunc(PythonModel):
     def load_context(self, context):
-        from aiinfra.models.artifact import Predictor
+        from aiinfra.models.model_dir import Predictor
 
         self.predictor = Predictor.load(context.artifacts["model"])
 

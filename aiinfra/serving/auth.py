@@ -66,13 +66,13 @@ class KeyStore:
 
     @classmethod
     def from_config(cls, server_cfg) -> KeyStore:
+        """The keys named by the typed ``cfg.server`` (``api_keys_env``, ``api_keys_file``)."""
         keys: list[ApiKey] = []
-        env_name = server_cfg.get("api_keys_env")
+        env_name = server_cfg.api_keys_env
         if env_name and os.environ.get(env_name):
             keys += parse_keys(os.environ[env_name], f"${env_name}")
-        path = server_cfg.get("api_keys_file")
-        if path:
-            p = Path(str(path))
+        if server_cfg.api_keys_file:
+            p = Path(server_cfg.api_keys_file)
             if not p.is_file():
                 raise AiinfraError(f"server.api_keys_file '{p}' does not exist")
             keys += parse_keys(p.read_text(), str(p))

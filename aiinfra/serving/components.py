@@ -3,6 +3,8 @@
 COMPONENTS = [
     ("server", "http", "aiinfra.serving.server:serve", "aiinfra.serving.schema:HttpServerConfig",
      "HTTP server: Open Inference Protocol (KServe V2) and MLflow /invocations"),
-    ("server", "batch", "aiinfra.serving.batch:score_file", "aiinfra.serving.schema:BatchServerConfig",
+    ("server", "batch", "aiinfra.serving.scoring:score_file", "aiinfra.serving.schema:BatchServerConfig",
      "score a Parquet/CSV file into an output file"),
+    ("runtime", "torch", "aiinfra.serving.torch_runtime:load", None,
+     "an aiinfra model directory on PyTorch (weights.pt + model.json)"),
 ]

@@ -110,6 +110,5 @@ class FeedbackStore:
 
 
 def target_of(model: Any) -> str:
-    """The training target's name (the label column), from the model's metadata."""
-    meta = getattr(model.predictor, "meta", None) or {}
-    return str(meta.get("target") or "target")
+    """The training target's name (the label column) of a served model."""
+    return str(model.target)

@@ -12,66 +12,74 @@ def _json(schema_ref: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
 
 
-def build_spec(model: Any, version: str, auth: bool) -> dict[str, Any]:
+def operations(model: Any) -> dict[str, dict[str, Any]]:
+    """The OpenAPI operation of every ``Endpoint.operation`` name (routes.py), without path parameters:
+    :func:`build_spec` adds those from each endpoint's path template."""
+    errors = {"400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR,
+              "503": _ERROR}
+
+    def ok(description: str, schema: str | None = None) -> dict[str, Any]:
+        return {"200": {"description": description, **(_json(schema) if schema else {})}}
+
+    return {
+        "live": {"summary": "liveness", "responses": ok("live")},
+        "ready": {"summary": "readiness", "responses": {**ok("ready"), "503": {"description": "not ready"}}},
+        "server_metadata": {"summary": "server metadata", "responses": ok("metadata")},
+        "model_metadata": {"summary": "model metadata (V2)", "responses": {**ok("metadata", "ModelMetadata"),
+                                                                             **errors}},
+        "model_ready": {"summary": "model readiness (V2)", "responses": {**ok("ready"), **errors}},
+        "infer": {"summary": "Open Inference Protocol (KServe V2) inference",
+                  "requestBody": {"required": True, **_json("InferRequest")},
+                  "responses": {**ok("predictions", "InferResponse"), **errors}},
+        "feedback": {"summary": "labels for earlier predictions, by request id (the monitor joins them to the log)",
+                     "requestBody": {"required": True, **_json("FeedbackRequest")},
+                     "responses": {**ok("stored", "FeedbackResponse"), **errors}},
+        "invocations": {"summary": "MLflow scoring-server compatible predictions",
+                        "requestBody": {"required": True, **_json("InvocationsRequest")},
+                        "responses": {**ok("predictions", "InvocationsResponse"), **errors}},
+        "ping": {"summary": "MLflow-compatible health", "responses": ok("ok")},
+        "metrics": {"summary": "Prometheus metrics", "responses": ok("metrics")},
+        "openapi": {"summary": "this OpenAPI document", "responses": ok("the document")},
+        "docs": {"summary": "endpoint reference (HTML)", "responses": ok("the page")},
+        "reload": {"summary": "re-resolve the model URI now and switch if it moved (admin)",
+                   "responses": {**ok("result"), **errors}},
+        "config": {"summary": "the effective server config (admin)", "responses": {**ok("config"), **errors}},
+    }
+
+
+def _path_parameters(path: str, model: Any) -> list[dict[str, Any]]:
+    params = []
+    for part in path.split("/"):
+        if part.startswith("{"):
+            name = part[1:-1]
+            param = {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            if name == "name":
+                param["example"] = model.name
+            params.append(param)
+    return params
+
+
+def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str, Any]:
+    """The OpenAPI document of ``endpoints`` (``aiinfra.serving.routes.ENDPOINTS``) serving ``model``."""
     n = model.n_features
     number = {"type": "number"}
     row = {"type": "array", "items": number, "minItems": n, "maxItems": n}
-    name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
-                  "example": model.name}
-    version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
-    errors = {"400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR,
-              "503": _ERROR}
-    infer_op = {
-        "summary": "Open Inference Protocol (KServe V2) inference",
-        "parameters": [name_param],
-        "requestBody": {"required": True, **_json("InferRequest")},
-        "responses": {"200": {"description": "predictions", **_json("InferResponse")}, **errors},
-    }
-    meta_op = {"summary": "model metadata (V2)", "parameters": [name_param],
-               "responses": {"200": {"description": "metadata", **_json("ModelMetadata")}, **errors}}
-    ready_op = {"summary": "model readiness (V2)", "parameters": [name_param],
-                "responses": {"200": {"description": "ready"}, **errors}}
-
-    def versioned(op: dict) -> dict:
-        return {**op, "parameters": [name_param, version_param]}
+    ops = operations(model)
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        op = dict(ops[endpoint.operation])
+        params = _path_parameters(endpoint.path, model)
+        if params:
+            op["parameters"] = params
+        for method in endpoint.methods:
+            paths.setdefault(endpoint.path, {})[method.lower()] = op
 
     spec: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "aiinfra model server", "version": version,
                  "description": f"Serves '{model.name}' (features: {', '.join(model.features)}; "
                                 f"classes: {', '.join(map(str, model.classes.tolist()))})."},
-        "paths": {
-            "/v2/health/live": {"get": {"summary": "liveness", "responses": {"200": {"description": "live"}}}},
-            "/v2/health/ready": {"get": {"summary": "readiness",
-                                         "responses": {"200": {"description": "ready"},
-                                                       "503": {"description": "not ready"}}}},
-            "/v2": {"get": {"summary": "server metadata", "responses": {"200": {"description": "metadata"}}}},
-            "/v2/models/{name}": {"get": meta_op},
-            "/v2/models/{name}/ready": {"get": ready_op},
-            "/v2/models/{name}/infer": {"post": infer_op},
-            "/v2/models/{name}/versions/{version}": {"get": versioned(meta_op)},
-            "/v2/models/{name}/versions/{version}/ready": {"get": versioned(ready_op)},
-            "/v2/models/{name}/versions/{version}/infer": {"post": versioned(infer_op)},
-            "/v2/models/{name}/feedback": {"post": {
-                "summary": "labels for earlier predictions, by request id (the monitor joins them to the log)",
-                "parameters": [name_param],
-                "requestBody": {"required": True, **_json("FeedbackRequest")},
-                "responses": {"200": {"description": "stored", **_json("FeedbackResponse")}, **errors},
-            }},
-            "/invocations": {"post": {
-                "summary": "MLflow scoring-server compatible predictions",
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/InvocationsRequest"}}}},
-                "responses": {"200": {"description": "predictions", **_json("InvocationsResponse")}, **errors},
-            }},
-            "/ping": {"get": {"summary": "MLflow-compatible health", "responses": {"200": {"description": "ok"}}}},
-            "/health": {"get": {"summary": "MLflow-compatible health", "responses": {"200": {"description": "ok"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "metrics"}}}},
-            "/admin/reload": {"post": {"summary": "re-resolve the model URI now and switch if it moved (admin)",
-                                       "responses": {"200": {"description": "result"}, **errors}}},
-            "/admin/config": {"get": {"summary": "the effective server config (admin)",
-                                      "responses": {"200": {"description": "config"}, **errors}}},
-        },
+        "paths": paths,
         "components": {"schemas": {
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
             "InferTensor": {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {

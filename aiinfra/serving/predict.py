@@ -13,24 +13,15 @@ from typing import Any
 import orjson
 
 from aiinfra.serving import protocol
-from aiinfra.serving.batching import QueueFull, ShuttingDown
+from aiinfra.serving.batcher import QueueFull, ShuttingDown
 from aiinfra.serving.protocol import RequestError
 
 JSON = b"application/json"
 BINARY = b"application/octet-stream"
 
-
-def route(path: str) -> tuple[str, str, dict[str, str]] | None:
-    """(kind, route template, path params) of a prediction route, else None."""
-    if path == "/invocations":
-        return "invocations", "/invocations", {}
-    parts = path.split("/")
-    if len(parts) == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer" and parts[3]:
-        return "infer", "/v2/models/{name}/infer", {"name": parts[3]}
-    if (len(parts) == 7 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "versions"
-            and parts[6] == "infer" and parts[3] and parts[5]):
-        return "infer", "/v2/models/{name}/versions/{version}/infer", {"name": parts[3], "version": parts[5]}
-    return None
+#: the kinds of prediction routes (``Endpoint.predict_kind`` in routes.py)
+INFER = "infer"  # Open Inference Protocol
+INVOCATIONS = "invocations"  # MLflow scoring server
 
 
 async def read_body(receive, content_length: str | None, limit: int) -> bytes:
@@ -85,25 +76,26 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
     """(status, content type, body, headers) of a prediction request."""
     model = st.holder.current
     try:
-        if kind == "infer":
+        if kind == INFER:
             wrong = unknown_model(model, params["name"], params.get("version"))
             if wrong:
                 raise RequestError(404, wrong)
         headers = {k: v for k, v in scope["headers"]}
         cl = headers.get(b"content-length")
         body = await read_body(receive, cl.decode("latin-1") if cl is not None else None,
-                               st.settings["max_body_bytes"])
+                               st.server_cfg.max_body_bytes)
         given_id = headers.get(b"x-request-id")
         given_id = given_id.decode("latin-1") if given_id is not None else None
-        if kind == "infer":
+        # the model's runtime decodes the body into its batch (aiinfra.serving.runtime.InputDecoder)
+        if kind == INFER:
             bh = headers.get(protocol.BINARY_HEADER.encode())
-            req = protocol.parse_v2(body, bh.decode("latin-1") if bh is not None else None, model.features,
-                                    st.settings["max_rows"])
+            req = model.inputs.from_v2(body, bh.decode("latin-1") if bh is not None else None,
+                                       st.server_cfg.max_rows)
             x = req.x
             rid = st.request_id(req.id or given_id)
         else:
             ctype = headers.get(b"content-type", JSON).decode("latin-1")
-            x = protocol.parse_invocations(body, ctype, model.features, st.settings["max_rows"])
+            x = model.inputs.from_invocations(body, ctype, st.server_cfg.max_rows)
             rid = st.request_id(given_id)
         scope["aiinfra.request_id"] = rid
         result = await st.batcher.predict(x, model, rid)
@@ -112,17 +104,17 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
     except QueueFull:
         return (503, JSON, error_body("server is at capacity (prediction queue full): retry after the Retry-After "
                                       "delay"),
-                [(b"retry-after", str(st.settings["retry_after_s"]).encode()), *model_headers(model)])
+                [(b"retry-after", str(st.server_cfg.retry_after_s).encode()), *model_headers(model)])
     except ShuttingDown:
         return (503, JSON, error_body("server is shutting down: retry on another instance"),
-                [(b"retry-after", str(st.settings["retry_after_s"]).encode()), (b"connection", b"close"),
+                [(b"retry-after", str(st.server_cfg.retry_after_s).encode()), (b"connection", b"close"),
                  *model_headers(model)])
     model = result.model
     labels = model.classes[result.index]
     # (the batcher has logged the rows: one prediction-log append per forward pass)
-    scope["aiinfra.rows"] = x.shape[0]
+    scope["aiinfra.rows"] = len(x)
     scope["aiinfra.model_version"] = model.version
-    if kind == "infer":
+    if kind == INFER:
         content, extra = protocol.v2_response(req, model, rid, result.proba, labels)
         out = model_headers(model, rid)
         if extra:

@@ -276,7 +276,7 @@ def v2_metadata(model: Any) -> dict[str, Any]:
     return {
         "name": model.name,
         "versions": [model.version],
-        "platform": "aiinfra_pytorch",
+        "platform": model.platform,
         "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, model.n_features]}],
         "outputs": [
             {"name": OUTPUT_LABEL, "datatype": model.label_datatype, "shape": [-1]},

@@ -17,13 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiinfra.serving.runtime import ModelLoader, ServedModel
+
 log = logging.getLogger("aiinfra.serving")
 
 
 class ModelHolder:
-    def __init__(self, cfg: Any, uri: str, model: Any, metrics: Any = None):
-        self.cfg = cfg
-        self.uri = uri
+    """The served model of this process; new versions load through the same runtime (``loader``)."""
+
+    def __init__(self, loader: ModelLoader, model: ServedModel, metrics: Any = None):
+        self.loader = loader
+        self.uri = loader.uri
         self.current = model
         self.metrics = metrics
         self.fingerprint = self._fingerprint_blocking()
@@ -37,11 +41,11 @@ class ModelHolder:
     def _fingerprint_blocking(self) -> str:
         uri = self.uri
         if uri.startswith("models:/") and "@" in uri:
+            import mlflow  # only for registry URIs: a local directory needs no mlflow
+
             from aiinfra.tracking.mlflow_setup import setup_mlflow
 
-            import mlflow
-
-            setup_mlflow(self.cfg)
+            setup_mlflow(self.loader.cfg)
             name, alias = uri[len("models:/"):].split("@", 1)
             return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
         if "://" in uri or uri.startswith("models:"):
@@ -52,8 +56,6 @@ class ModelHolder:
 
     async def check(self, force: bool = False) -> dict[str, Any]:
         """Reload when the URI now points elsewhere (or always with ``force``)."""
-        from aiinfra.serving.model_state import load_served_model, resolve
-
         async with self._lock:
             previous = self.current
             self.last_check = time.time()
@@ -61,8 +63,8 @@ class ModelHolder:
                 fp = await asyncio.to_thread(self._fingerprint_blocking)
                 if fp == self.fingerprint and not force:
                     return {"reloaded": False, "model_name": previous.name, "model_version": previous.version}
-                resolved = await asyncio.to_thread(resolve, self.uri, self.cfg)
-                model = await asyncio.to_thread(load_served_model, resolved)
+                resolved = await asyncio.to_thread(self.loader.resolve, self.uri)
+                model = await asyncio.to_thread(self.loader.load, resolved)
             except Exception as exc:  # keep serving the old version; say why
                 msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 self.last_error = msg

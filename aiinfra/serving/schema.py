@@ -1,12 +1,43 @@
-"""Config schemas of the built-in serving targets (``conf/server/*.yaml``).
+"""Config schemas of the built-in serving targets (``conf/server/*.yaml``) and their rules.
 
-Import-light on purpose: config validation imports this before torch or mlflow is loaded.
+Import-light on purpose: config validation imports this before torch or mlflow is loaded, and every
+range and cross-field rule of a server runs here (``check()``), not in the server.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 from typing import Optional
+
+from aiinfra.config.checks import at_least, fail, require
+
+#: the file types ``server=batch`` reads and writes
+SCORING_FORMATS = (".parquet", ".pq", ".csv")
+
+
+class Inference(StrEnum):
+    """Where the forward pass of a batch runs."""
+
+    inline = "inline"  # on the event loop: fastest for tiny models (a thread hand-off costs more)
+    thread = "thread"  # in one worker thread: keeps the loop responsive when a pass takes milliseconds
+
+
+def check_runtime(name: str, key: str = "runtime") -> None:
+    """``name`` is a registered serving runtime (component kind ``runtime``).
+
+    The registry of this process (plugins are loaded once per process and cached): ``check()`` gets
+    no registry argument, and validation always runs against the process's plugins.
+    """
+    from aiinfra.plugins.manager import get_plugins  # pluggy and entry points only: still no torch
+
+    names = get_plugins().registry.names("runtime")
+    if name not in names:
+        from aiinfra.errors import did_you_mean
+
+        fail(key, f"unknown runtime '{name}'." + did_you_mean(name, names),
+             hint=f"valid runtimes: {', '.join(names) or '(none)'} (see `aiinfra plugins`)")
 
 
 @dataclass
@@ -15,11 +46,14 @@ class HttpServerConfig:
     # models:/<name>@<alias>, models:/<name>/<version>, or a local model directory.
     # null: models:/<register.model_name>@<register.alias>
     model_uri: Optional[str] = None
+    # what loads the model directory into a served model (component kind ``runtime``): torch
+    # (built in), onnx (aiinfra-onnx), ...
+    runtime: str = "torch"
     host: str = "127.0.0.1"
     port: int = 8000
     # --- processes and threads (defaults measured on a 2-core box: docs/serving.md)
     workers: int = 1  # uvicorn worker processes; each loads the model and logs its own parts
-    torch_threads: int = 1  # intra-op threads per process; tiny models lose time to thread hand-offs
+    torch_threads: int = 1  # intra-op threads per process (0: torch's default); tiny models lose time to hand-offs
     # --- request limits
     max_body_bytes: int = 1_048_576
     max_rows: int = 10_000
@@ -28,9 +62,7 @@ class HttpServerConfig:
     max_wait_ms: float = 0.0  # how long a batch waits for more rows; 0: take what arrived this loop turn
     max_queue_rows: int = 8192  # rows waiting for a forward pass; beyond that: 503 + Retry-After
     retry_after_s: int = 1
-    # "inline": forward pass on the event loop (fastest for tiny models); "thread": in a worker thread
-    # (keeps the loop responsive for models whose forward pass takes milliseconds)
-    inference: str = "inline"
+    inference: Inference = Inference.inline
     # --- prediction log (Parquet, hive-partitioned by date and hour); null: <paths.logs>/predictions
     log_dir: Optional[str] = None
     prediction_log: bool = True
@@ -53,13 +85,34 @@ class HttpServerConfig:
     access_log: Optional[str] = "-"
     graceful_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
 
+    def check(self) -> None:
+        require(0 <= self.port <= 65535, "port", f"must be between 0 and 65535, got {self.port}")
+        require(bool(self.host), "host", "must name an address to listen on, e.g. 127.0.0.1")
+        at_least(self, 1, "workers", "max_body_bytes", "max_rows", "max_batch_size", "max_queue_rows",
+                 "log_flush_rows")
+        at_least(self, 0, "torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s",
+                 "graceful_timeout_s")
+        require(self.log_flush_interval_s > 0, "log_flush_interval_s",
+                f"must be > 0, got {self.log_flush_interval_s!r}")
+        check_runtime(self.runtime)
+
 
 @dataclass
 class BatchServerConfig:
     type: str = "batch"
     model_uri: Optional[str] = None
+    runtime: str = "torch"  # as server.runtime of server=http
     input: str = "data/prepared/test.parquet"
     output: str = "reports/predictions.parquet"
     batch_rows: int = 65_536
     torch_threads: int = 0  # 0: torch's default (all cores): batch scoring is throughput-bound
     progress: bool = True
+
+    def check(self) -> None:
+        at_least(self, 1, "batch_rows")
+        at_least(self, 0, "torch_threads")
+        for key in ("input", "output"):
+            suffix = Path(getattr(self, key)).suffix.lower()
+            require(suffix in SCORING_FORMATS, key, f"unsupported file type '{suffix or '(none)'}' "
+                    f"in '{getattr(self, key)}'", hint="use a .parquet or .csv file")
+        check_runtime(self.runtime)

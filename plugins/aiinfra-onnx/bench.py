@@ -39,7 +39,7 @@ def timeit(fn, repeat: int) -> float:
 def in_process(model_dir: Path, rows: np.ndarray) -> dict:
     import torch
 
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
     from aiinfra_onnx.export import export
     from aiinfra_onnx.runtime import OnnxPredictor
 

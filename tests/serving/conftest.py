@@ -53,6 +53,6 @@ def model_factory():
 
 @pytest.fixture(scope="session")
 def predictor(model_dir):
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     return Predictor.load(model_dir)

@@ -21,7 +21,7 @@ def make_model(path: Path, *, seed: int = 0, classes=(0, 1), features=FEATURES) 
     """A small real MLP saved in the aiinfra model-directory format (what `aiinfra train` writes)."""
     import torch
 
-    from aiinfra.models.artifact import InferenceModel, save_model
+    from aiinfra.models.model_dir import InferenceModel, save_model
     from aiinfra.models.mlp import MLPClassifier
 
     torch.manual_seed(seed)

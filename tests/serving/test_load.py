@@ -124,7 +124,7 @@ def test_two_workers_string_labels_and_clean_stop(start_server, model_factory, t
     """workers=2: both processes answer and log; labels of a string target travel as BYTES."""
     import tritonclient.http as triton
 
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     model = model_factory(tmp_path / "model", seed=5, classes=("no", "yes"))
     srv = start_server([f"server.model_uri={model}", "server.workers=2", "server.access_log=null"], name="workers")

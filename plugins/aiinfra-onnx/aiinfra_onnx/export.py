@@ -7,10 +7,8 @@ names, classes and model.json travel in the ONNX metadata, so the file alone can
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,11 @@ DEFAULT_OPSET = 17
 
 def export(model_dir: str | Path, out: str | Path | None = None, *, opset: int = DEFAULT_OPSET) -> Path:
     """Write ``out`` (default ``<model_dir>/model.onnx``) and return its path."""
+    # torch only here: a server whose model.onnx is up to date never imports it
     import onnx
     import torch
 
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     model_dir = Path(model_dir)
     predictor = Predictor.load(model_dir)  # AiinfraError naming the directory when it is not one
@@ -76,26 +75,3 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise AiinfraError(f"{path} was not exported by aiinfra-onnx (no {META_KEY} metadata).",
                            hint="export it with `aiinfra onnx-export MODEL_DIR --out FILE`")
     return json.loads(props[META_KEY])
-
-
-def main(argv: list[str]) -> int:
-    """``aiinfra onnx-export MODEL_DIR [--out FILE] [--opset N] [--check]``."""
-    parser = argparse.ArgumentParser(prog="aiinfra onnx-export", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="an aiinfra model directory (models/model)")
-    parser.add_argument("--out", help="the .onnx file to write (default: <model>/model.onnx)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    parser.add_argument("--check", action="store_true",
-                        help="also compare onnxruntime's probabilities with torch's on random rows")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out = export(args.model, args.out, opset=args.opset)
-    print(out)
-    if args.check:
-        from aiinfra_onnx.runtime import max_abs_difference
-
-        diff = max_abs_difference(args.model, out)
-        print(f"max |onnxruntime - torch| probability difference on 256 random rows: {diff:.3g}")
-        if diff > 1e-4:
-            print("aiinfra onnx-export: the ONNX model disagrees with torch", file=sys.stderr)
-            return 1
-    return 0

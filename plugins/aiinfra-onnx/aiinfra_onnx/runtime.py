@@ -1,13 +1,18 @@
-"""An onnxruntime predictor with the interface the built-in server expects from a model."""
+"""The ``onnx`` serving runtime: an onnxruntime predictor, loaded from a model directory's ONNX export."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aiinfra_onnx.export import INPUT, read_meta
+from aiinfra.errors import AiinfraError
+from aiinfra.serving.runtime import LoadedModel
+from aiinfra_onnx.export import INPUT, export, read_meta
+from aiinfra_onnx.schema import OnnxServerConfig
 
 
 class OnnxPredictor:
@@ -38,7 +43,7 @@ class OnnxPredictor:
 
 def max_abs_difference(model_dir: str | Path, onnx_path: str | Path, rows: int = 256, seed: int = 0) -> float:
     """Largest absolute difference of class probabilities, onnxruntime vs torch, on random rows."""
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor  # torch: only for this comparison
 
     torch_model = Predictor.load(model_dir)
     rng = np.random.default_rng(seed)
@@ -51,13 +56,9 @@ def max_abs_difference(model_dir: str | Path, onnx_path: str | Path, rows: int =
 def ensure_onnx(model_dir: Path, onnx_path: str | Path | None) -> Path:
     """The ONNX file to serve: the configured one, or ``<model_dir>/model.onnx``, exported when it
     is missing or older than the weights."""
-    from aiinfra_onnx.export import export
-
     if onnx_path:
         path = Path(onnx_path)
         if not path.is_file():
-            from aiinfra.errors import AiinfraError
-
             raise AiinfraError(f"server.onnx_path {path} does not exist.",
                                hint="export it with `aiinfra onnx-export MODEL_DIR --out FILE`, or set "
                                "server.onnx_path=null to export the served model at start")
@@ -68,8 +69,6 @@ def ensure_onnx(model_dir: Path, onnx_path: str | Path | None) -> Path:
         try:
             export(model_dir, path)
         except PermissionError:  # a read-only model directory: export aside (deleted once loaded)
-            import tempfile
-
             path = export(model_dir, Path(tempfile.mkdtemp(prefix=EXPORTED_ASIDE)) / "model.onnx")
     return path
 
@@ -78,32 +77,19 @@ EXPORTED_ASIDE = "aiinfra-onnx-"
 
 
 def _exported_aside(path: Path) -> bool:
-    import tempfile
-
     return path.parent.name.startswith(EXPORTED_ASIDE) and path.parent.parent == Path(tempfile.gettempdir())
 
 
-def as_served_model(resolved: Any, onnx_path: str | Path | None, threads: int) -> Any:
-    """A ``ServedModel`` of the built-in server, its predictor running on onnxruntime."""
-    import shutil
-    import time
-
-    from aiinfra.serving.model_state import ServedModel
-    from aiinfra.tracking.mlflow_setup import remove_download
-
-    path = None
+def load(resolved: Any, server_cfg: Any) -> LoadedModel:
+    """The ``onnx`` serving runtime (aiinfra.serving.runtime): the model directory's ONNX export on
+    onnxruntime. ``server.onnx_path`` and ``server.ort_threads`` come from ``server=onnx``
+    (:class:`OnnxServerConfig`); with another server (``server=http server.runtime=onnx``) their
+    schema defaults apply."""
+    options = server_cfg if isinstance(server_cfg, OnnxServerConfig) else OnnxServerConfig()
+    path = ensure_onnx(Path(resolved.path), options.onnx_path)
     try:
-        path = ensure_onnx(Path(resolved.path), onnx_path)
-        predictor = OnnxPredictor(path, threads=threads)
+        predictor = OnnxPredictor(path, threads=options.ort_threads)  # the session is in memory after this
     finally:
-        # a registry download is a temporary copy: without this, every start and every reload
-        # left one directory behind (the built-in loader does the same)
-        remove_download(resolved)
-        if path is not None and _exported_aside(path):
+        if _exported_aside(path):
             shutil.rmtree(path.parent, ignore_errors=True)
-    model = ServedModel(predictor=predictor, name=str(resolved.name), version=str(resolved.version),
-                        uri=str(resolved.uri), path=Path(resolved.path), run_id=resolved.run_id,
-                        features=predictor.features, classes=np.asarray(predictor.classes),
-                        loaded_at=time.time())
-    model.predict_proba(np.zeros((1, model.n_features), dtype=np.float32))  # warm-up
-    return model
+    return LoadedModel.from_resolved(resolved, predictor, platform="aiinfra_onnxruntime")

@@ -5,16 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from aiinfra.config.checks import at_least
 from aiinfra.serving.schema import HttpServerConfig
 
 
 @dataclass
 class OnnxServerConfig(HttpServerConfig):
     type: str = "onnx"
+    runtime: str = "onnx"  # aiinfra_onnx.runtime:load
     # the .onnx file; null: <model directory>/model.onnx, exported from the torch weights at start
-    # when it is missing (or older than weights.pt)
+    # when it is missing (or older than weights.pt). Hot reload re-exports a new version the same way.
     onnx_path: Optional[str] = None
-    # onnxruntime intra-op threads per process (1: measured fastest for small models; README)
+    # onnxruntime intra-op threads per process (1: measured fastest for small models; README); 0: its default
     ort_threads: int = 1
-    # the ONNX model is immutable: reloading follows the URI like the built-in server, re-exporting
-    reload_interval_s: float = 30.0
+
+    def check(self) -> None:
+        super().check()
+        at_least(self, 0, "ort_threads")

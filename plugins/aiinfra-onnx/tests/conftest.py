@@ -15,7 +15,7 @@ def train_model(path: Path, steps: int = 60) -> Path:
     import torch
     from sklearn.datasets import load_breast_cancer
 
-    from aiinfra.models.artifact import InferenceModel, build_network, save_model
+    from aiinfra.models.model_dir import InferenceModel, build_network, save_model
 
     data = load_breast_cancer(as_frame=True)
     x = torch.tensor(data.data.to_numpy(), dtype=torch.float32)

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from aiinfra.errors import AiinfraError
-from aiinfra.models.artifact import Predictor
+from aiinfra.models.model_dir import Predictor
 from aiinfra_onnx.export import export, read_meta
 from aiinfra_onnx.runtime import OnnxPredictor, max_abs_difference
 
@@ -67,24 +67,58 @@ def test_config_file_lists_every_schema_key():
     assert not missing, f"conf/server/onnx.yaml lacks {sorted(missing)}"
 
 
+def _typed(server: dict):
+    from omegaconf import OmegaConf
+
+    from aiinfra.config.validate import validate
+    from aiinfra.plugins.manager import get_plugins
+
+    return validate(OmegaConf.create({"server": server}), get_plugins().registry)
+
+
 def test_loading_deletes_the_temporary_download_and_the_model_still_answers(model_dir, rows, tmp_path):
     """A registry download (``ResolvedModel.download_dir``) is a temporary copy: once the ONNX
-    session is in memory it is deleted, as the built-in loader does, so a long-running server's
-    starts and reloads leave nothing behind."""
+    session is in memory the core loader deletes it, as for every runtime, so a long-running
+    server's starts and reloads leave nothing behind."""
     import shutil
 
+    from aiinfra.serving.runtime import ModelLoader
     from aiinfra.tracking.mlflow_setup import ResolvedModel
-    from aiinfra_onnx.runtime import as_served_model
 
+    loader = ModelLoader(_typed({"type": "onnx", "model_uri": str(model_dir)}))
     download = tmp_path / "aiinfra-model-x"
     copy = shutil.copytree(model_dir, download / "model")
-    resolved = ResolvedModel("models:/m/3", copy, "m", "3", download_dir=download)
-    served = as_served_model(resolved, None, threads=1)
+    served = loader.load(ResolvedModel("models:/m/3", copy, "m", "3", download_dir=download))
     assert not download.exists()
     np.testing.assert_allclose(served.predict_proba(rows), Predictor.load(model_dir).predict_proba(rows),
                                rtol=0, atol=1e-5)
-    assert served.version == "3"
+    assert served.version == "3" and served.platform == "aiinfra_onnxruntime"
     # a local model directory is the user's: it stays, with its exported model.onnx
     local = shutil.copytree(model_dir, tmp_path / "local")
-    as_served_model(ResolvedModel(str(local), local, "local", "local"), None, threads=1)
+    loader.load(ResolvedModel(str(local), local, "local", "local"))
     assert (local / "model.onnx").is_file() and (local / "weights.pt").is_file()
+
+
+def test_runtime_onnx_under_the_http_server_schema(model_dir, rows, tmp_path):
+    """``server=http server.runtime=onnx``: the runtime takes its options' schema defaults."""
+    import shutil
+
+    from aiinfra.serving.runtime import ModelLoader
+
+    local = shutil.copytree(model_dir, tmp_path / "model")
+    served = ModelLoader(_typed({"type": "http", "model_uri": str(local), "runtime": "onnx"}))()
+    assert served.platform == "aiinfra_onnxruntime" and (local / "model.onnx").is_file()
+    np.testing.assert_allclose(served.predict_proba(rows[:5]), Predictor.load(model_dir).predict_proba(rows[:5]),
+                               rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("server,key", [
+    ({"type": "onnx", "ort_threads": -1}, "server.ort_threads"),
+    ({"type": "onnx", "port": 70000}, "server.port"),
+    ({"type": "onnx", "runtime": "onnxx"}, "server.runtime"),
+])
+def test_onnx_server_rules_fail_in_validation(server, key):
+    from aiinfra.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _typed(server)

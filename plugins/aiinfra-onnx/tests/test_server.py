@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import Server
 
-from aiinfra.models.artifact import Predictor
+from aiinfra.models.model_dir import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,25 @@ def test_bad_requests_get_the_same_clear_4xx(servers):
         ref = httpx.post(http_server.url + path, content=body, headers={"content-type": "application/json"})
         assert 400 <= got.status_code < 500 and got.status_code == ref.status_code
         assert got.json() == ref.json()
+
+
+def test_two_workers_share_one_metrics_directory(tmp_path_factory, model_dir, rows):
+    """server.workers=2 on onnxruntime: any worker's /metrics counts the rows of both (the
+    multiprocess directory is set up by the core server for every runtime)."""
+    from aiinfra.testing import make_project
+
+    project = make_project(tmp_path_factory.mktemp("workers") / "p", git=False, dvc=False)
+    served = tmp_path_factory.mktemp("served-workers") / "model"
+    shutil.copytree(model_dir, served)
+    srv = Server(project, "onnx", served, "server.workers=2").wait()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            for i in range(20):
+                assert client.post("/v2/models/model/infer", json=_v2(rows[i:i + 3])).status_code == 200
+            for _ in range(4):  # four scrapes: whichever worker answers, it reports all 60 rows
+                lines = [ln for ln in client.get("/metrics").text.splitlines()
+                         if ln.startswith("aiinfra_predictions_total{")]
+                assert len(lines) == 1 and float(lines[0].split()[-1]) == 60, lines
+    finally:
+        output = srv.stop()
+    assert srv.proc.returncode == 0, output

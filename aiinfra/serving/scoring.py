@@ -14,26 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aiinfra.errors import AiinfraError, DataValidationError
+from aiinfra.serving.runtime import ModelLoader
 
 log = logging.getLogger("aiinfra.serving")
-FORMATS = (".parquet", ".pq", ".csv")
 
 
-def _format(path: Path, what: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise AiinfraError(f"server.{what} '{path}': unsupported file type '{suffix or '(none)'}'",
-                           hint="use a .parquet or .csv file")
-    return "csv" if suffix == ".csv" else "parquet"
+def _format(path: Path) -> str:
+    # the suffix is one of SCORING_FORMATS: BatchServerConfig.check() has refused anything else
+    return "csv" if path.suffix.lower() == ".csv" else "parquet"
 
 
 def _batches(path: Path, fmt: str, batch_rows: int):
     """(record batches iterator, total rows or None)."""
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
     if fmt == "parquet":
         f = pq.ParquetFile(path)
         return f.iter_batches(batch_size=batch_rows), f.metadata.num_rows
@@ -42,8 +40,6 @@ def _batches(path: Path, fmt: str, batch_rows: int):
 
 
 def _features(batch, features: list[str], offset: int) -> np.ndarray:
-    import pyarrow as pa
-
     missing = [f for f in features if f not in batch.schema.names]
     if missing:
         raise DataValidationError(f"input is missing the model's feature column(s): {', '.join(missing)}",
@@ -63,29 +59,21 @@ def _features(batch, features: list[str], offset: int) -> np.ndarray:
 
 
 def score_file(cfg: Any) -> dict[str, Any]:
-    import pyarrow as pa
-
-    from aiinfra.serving.model_state import default_model_uri, load_served_model, resolve
-
+    """Score ``server.input`` into ``server.output`` with the model of ``server.runtime``."""
     s = cfg.server
-    src, dst = Path(str(s.input)), Path(str(s.output))
-    in_fmt, out_fmt = _format(src, "input"), _format(dst, "output")
+    src, dst = Path(s.input), Path(s.output)
+    in_fmt, out_fmt = _format(src), _format(dst)
     if not src.is_file():
         raise AiinfraError(f"server.input '{src}' does not exist",
                            hint="run `aiinfra prepare` first, or give server.input=<file.parquet|file.csv>")
-    threads = int(s.get("torch_threads", 0) or 0)
-    if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
-    model = load_served_model(resolve(default_model_uri(cfg), cfg))
-    batches, total = _batches(src, in_fmt, int(s.batch_rows))
+    model = ModelLoader(cfg)()
+    batches, total = _batches(src, in_fmt, s.batch_rows)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
     writer = None
     rows = 0
     started = time.perf_counter()
-    progress = _progress(bool(s.get("progress", True)), total, src.name)
+    progress = _progress(s.progress, total, src.name)
     try:
         with progress as bar:
             task = bar.add_task("scoring", total=total)
@@ -122,16 +110,10 @@ def score_file(cfg: Any) -> dict[str, Any]:
 
 def _writer(path: Path, fmt: str, schema):
     if fmt == "csv":
-        import pyarrow.csv as pcsv
-
         return pcsv.CSVWriter(str(path), schema)
-    import pyarrow.parquet as pq
-
     return pq.ParquetWriter(str(path), schema)
 
 
 def _progress(enabled: bool, total: int | None, name: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     return Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
                     TimeElapsedColumn(), disable=not enabled, transient=False)

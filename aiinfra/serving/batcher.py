@@ -47,9 +47,10 @@ class Batcher:
                  on_batch: Callable[[int, float], None] | None = None,
                  on_delivered: Callable[..., None] | None = None):
         self.get_model = get_model
-        self.max_batch_size = max(1, int(max_batch_size))
-        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
-        self.max_queue_rows = max(1, int(max_queue_rows))
+        # ranges: HttpServerConfig.check()
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_queue_rows = max_queue_rows
         self.threaded = inference == "thread"
         self.on_batch = on_batch
         # on_delivered(model, request_ids, counts, x, proba, index): once per forward pass, for the rows
@@ -68,7 +69,7 @@ class Batcher:
         ``request_id`` is passed on to ``on_delivered`` with the request's rows."""
         if self._closed:
             raise ShuttingDown()
-        n = x.shape[0]
+        n = len(x)
         if self.pending_rows + n > self.max_queue_rows and self.pending_rows > 0:
             raise QueueFull()
         loop = self._loop or asyncio.get_running_loop()
@@ -95,10 +96,10 @@ class Batcher:
         model = self._pending[0][2] if self._pending else None
         while self._pending:
             x, fut, m, rid = self._pending[0]
-            if taken and (rows + x.shape[0] > self.max_batch_size or m is not model):
+            if taken and (rows + len(x) > self.max_batch_size or m is not model):
                 break
             self._pending.pop(0)
-            rows += x.shape[0]
+            rows += len(x)
             if not fut.cancelled():
                 taken.append((x, fut, rid))
         self.pending_rows -= rows
@@ -110,12 +111,12 @@ class Batcher:
         if taken:
             if self.threaded:
                 self._running = True
-                xs = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
+                xs = model.inputs.concat([t[0] for t in taken])
                 cf = self._executor.submit(self._compute, model, xs)
                 cf.add_done_callback(lambda f: self._loop.call_soon_threadsafe(self._deliver, taken, model, xs, f))
                 return
             try:
-                xs = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
+                xs = model.inputs.concat([t[0] for t in taken])
                 result = self._compute(model, xs)
             except Exception as exc:  # a model failure fails this batch, not the server
                 _fail(taken, exc)
@@ -147,7 +148,7 @@ class Batcher:
         start = 0
         delivered: list[tuple[int, int, str | None]] = []
         for x, fut, rid in taken:
-            end = start + x.shape[0]
+            end = start + len(x)
             if not fut.done():
                 fut.set_result(BatchResult(model, proba[start:end], index[start:end]))
                 delivered.append((start, end, rid))

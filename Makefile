@@ -1,6 +1,6 @@
 # aiinfra: the two commands a newcomer needs.
 #   make demo   set up .venv and run the whole pipeline on the bundled dataset, then serve and monitor
-#   make test   set up .venv and run the test suite (core + plugin packages)
+#   make test   set up .venv, lint, and run the test suite (core + plugin packages)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +11,10 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_SPEC ?= torch==2.13.0
 export DO_NOT_TRACK := 1
 
-.PHONY: venv demo test test-core test-plugins bench clean-demo
+.PHONY: venv demo lint test test-core test-plugins bench clean-demo
+
+# what ruff checks and formats (its rules: [tool.ruff] in pyproject.toml)
+LINT_PATHS := aiinfra tests plugins bench hydra_plugins
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +29,13 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/python -m aiinfra.demo
 
-test: test-core test-plugins
+# lint first: a style error fails in seconds, before minutes of tests. pytest runs every test,
+# the slow end-to-end ones included; its exit status 5 (no tests collected) fails make like any other.
+test: lint test-core test-plugins
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 test-core: venv
 	$(BIN)/python -m pytest tests

@@ -47,8 +47,18 @@ def pip_install_target(packages: Sequence[str | Path], target: str | Path, *, ti
     """
     target = Path(target)
     cmd = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-        "--no-input", "--disable-pip-version-check", "--no-compile", "--target", str(target),
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
         *[str(p) for p in packages],
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -113,15 +123,20 @@ class AiinfraProject:
         kwargs.setdefault("text", True)
         return subprocess.Popen([*self.cli_command(), *args], cwd=self.root, env=self.env(env), **kwargs)
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, check: bool = False,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = False, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``aiinfra ARGS...`` in the project (a real subprocess); output is captured as text.
 
         ``check=True`` raises ``AssertionError`` with the output when the exit status is not 0.
         """
         proc = subprocess.run(
-            [*self.cli_command(), *args], cwd=self.root, env=self.env(env),
-            capture_output=True, text=True, timeout=timeout,
+            [*self.cli_command(), *args],
+            cwd=self.root,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -135,8 +150,14 @@ class AiinfraProject:
         return self.cli(stage, *overrides, **kwargs)
 
 
-def make_project(root: Path, *, conf: str | Path | None = None, git: bool = True, dvc: bool = True,
-                 pythonpath: Sequence[str | Path] = ()) -> AiinfraProject:
+def make_project(
+    root: Path,
+    *,
+    conf: str | Path | None = None,
+    git: bool = True,
+    dvc: bool = True,
+    pythonpath: Sequence[str | Path] = (),
+) -> AiinfraProject:
     """Create an aiinfra project in ``root``: ``conf/`` copied from ``conf`` (default: aiinfra's
     minimal template), then ``git init`` and ``dvc init`` unless turned off."""
     from aiinfra.project_template import CONF_DIR
@@ -150,8 +171,12 @@ def make_project(root: Path, *, conf: str | Path | None = None, git: bool = True
     if git:
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     if dvc:
-        subprocess.run([sys.executable, "-m", "dvc", "init", "-q"] + ([] if git else ["--no-scm"]),
-                       cwd=root, check=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "init", "-q"] + ([] if git else ["--no-scm"]),
+            cwd=root,
+            check=True,
+            env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+        )
     return AiinfraProject(root, pythonpath=pythonpath)
 
 

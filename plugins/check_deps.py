@@ -32,6 +32,9 @@ if __name__ == "__main__":
     pkg = Path(sys.argv[1])
     gaps = missing(pkg)
     if gaps:
-        print(f"{pkg.name}: missing dependencies: {'; '.join(gaps)}\n  fix: pip install "
-              + " ".join(f"'{g.split(' (')[0]}'" for g in gaps), file=sys.stderr)
+        print(
+            f"{pkg.name}: missing dependencies: {'; '.join(gaps)}\n  fix: pip install "
+            + " ".join(f"'{g.split(' (')[0]}'" for g in gaps),
+            file=sys.stderr,
+        )
         sys.exit(1)

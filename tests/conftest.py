@@ -19,10 +19,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 def mlflow_db_template(tmp_path_factory) -> Path:
     """A migrated, empty MLflow sqlite store, built once: a fresh one costs ~11 s of migrations."""
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    code = ("import mlflow, sys; c = mlflow.MlflowClient(tracking_uri='sqlite:///' + sys.argv[1]); "
-            "c.search_experiments(); c.search_registered_models()")
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=cli_env(), timeout=300,
-                   capture_output=True)
+    code = (
+        "import mlflow, sys; c = mlflow.MlflowClient(tracking_uri='sqlite:///' + sys.argv[1]); "
+        "c.search_experiments(); c.search_registered_models()"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=cli_env(), timeout=300, capture_output=True)
     return path
 
 

@@ -23,8 +23,14 @@ def cli_env(project: Path | None = None, **extra: str) -> dict[str, str]:
 
 def run_cli(project: Path, *args: str, timeout: float = 300, check: bool = False, **env: str):
     """Run ``aiinfra ARGS`` as a user would, in ``project``; returns the CompletedProcess."""
-    proc = subprocess.run([sys.executable, "-m", "aiinfra", *args], cwd=project, env=cli_env(project, **env),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiinfra", *args],
+        cwd=project,
+        env=cli_env(project, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"aiinfra {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -33,8 +39,11 @@ def run_cli(project: Path, *args: str, timeout: float = 300, check: bool = False
 def init_git_dvc(root: Path) -> None:
     """Make ``root`` a git + DVC repository (DVC's Hydra composition on, as in the repo)."""
     env = cli_env()
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
-                ["git", "config", "user.name", "test"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "t@example.com"],
+        ["git", "config", "user.name", "test"],
+    ):
         subprocess.run(cmd, cwd=root, check=True, env=env)
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "-q"], cwd=root, check=True, env=env)
@@ -57,8 +66,14 @@ def start_server(project: Path, *overrides: str) -> tuple[subprocess.Popen, str]
     long test never blocks the server on a full pipe. Returns (process, base URL) once ready."""
     port = free_port()
     log = (project / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "aiinfra", "serve", f"server.port={port}", *overrides],
-                              cwd=project, env=cli_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiinfra", "serve", f"server.port={port}", *overrides],
+        cwd=project,
+        env=cli_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, server, project / "server.log")
     return server, base
@@ -83,7 +98,13 @@ def wait_ready(base: str, server: subprocess.Popen, log: Path, timeout: float = 
 
 
 def dvc(project: Path, *args: str, timeout: float = 600) -> str:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=cli_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=project,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr

@@ -11,12 +11,12 @@ generated ``read()`` with your own data and keep the tests green.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from textwrap import dedent
 
 from aiinfra import API_VERSION
 from aiinfra.errors import AiinfraError
+from aiinfra.runner import report_errors
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
@@ -70,7 +70,7 @@ def _files(dist: str, module: str, component: str) -> dict[str, str]:
             testpaths = ["tests"]
             addopts = "-ra -p no:cacheprovider"
             ''',
-        "README.md": f'''\
+        "README.md": f"""\
             # {dist}
 
             An [aiinfra](https://pypi.org/project/aiinfra/) plugin that adds the data source `{component}`.
@@ -85,7 +85,7 @@ def _files(dist: str, module: str, component: str) -> dict[str, str]:
             options to `{module}/schema.py` and `{module}/conf/source/{component}.yaml`, then run the
             tests (`pip install -e . && pytest`). They use the `aiinfra.testing` fixtures
             (`register_plugin`, `aiinfra_project`). See aiinfra's docs/plugins.md.
-            ''',
+            """,
         f"{module}/__init__.py": f'''\
             """{dist}: the {title} data source for aiinfra."""
 
@@ -129,11 +129,12 @@ def _files(dist: str, module: str, component: str) -> dict[str, str]:
 
             from __future__ import annotations
 
-            from typing import Any
+            from {module}.schema import {cls}Config
 
 
             class {cls}:
-                def __init__(self, cfg: Any):
+                def __init__(self, cfg: {cls}Config):
+                    # the validated, typed section: every default filled in, read with attributes
                     self.cfg = cfg
 
                 def read(self):
@@ -141,14 +142,14 @@ def _files(dist: str, module: str, component: str) -> dict[str, str]:
                     import pandas as pd
 
                     # Replace with your own loading code. This generates a reproducible toy problem.
-                    rng = np.random.default_rng(int(self.cfg.seed))
-                    x = rng.normal(size=(int(self.cfg.rows), 3))
+                    rng = np.random.default_rng(self.cfg.seed)
+                    x = rng.normal(size=(self.cfg.rows, 3))
                     frame = pd.DataFrame(x, columns=["a", "b", "c"])
-                    frame[str(self.cfg.target)] = (x[:, 0] - x[:, 1] > 0).astype("int64")
+                    frame[self.cfg.target] = (x[:, 0] - x[:, 1] > 0).astype("int64")
                     return frame
             ''',
         f"{module}/conf/__init__.py": "",
-        f"{module}/conf/source/{component}.yaml": f'''\
+        f"{module}/conf/source/{component}.yaml": f"""\
             # The {title} source ({dist}). List every key: Hydra overrides only keys present here.
             type: {component}
             rows: 500
@@ -156,25 +157,38 @@ def _files(dist: str, module: str, component: str) -> dict[str, str]:
             target: target
             columns: null
             allow_nan: []
-            ''',
+            """,
         "tests/test_plugin.py": f'''\
             """Tests of {dist}, with the aiinfra.testing fixtures (a pytest plugin aiinfra installs)."""
 
             import json
 
+            import pytest
+            from omegaconf import OmegaConf
+
             import {module}.plugin as plugin
+            from {module}.schema import {cls}Config
+            from aiinfra.config.validate import validate
+            from aiinfra.errors import ConfigError
             from aiinfra.plugins.manager import get_plugins
 
 
             def test_source_registered_and_reads(register_plugin):
                 register_plugin(plugin)
-                spec = get_plugins().registry.get("source", "{component}")
-                from omegaconf import OmegaConf
-
-                cfg = OmegaConf.merge(OmegaConf.structured(spec.load_schema()), {{"type": "{component}", "rows": 50}})
-                frame = spec.load()(cfg).read()
+                registry = get_plugins().registry
+                # what `aiinfra prepare` does: validate the config, build the source with its typed section
+                cfg = validate(OmegaConf.create({{"source": {{"type": "{component}", "rows": 50}}}}), registry)
+                assert isinstance(cfg.source, {cls}Config) and cfg.source.seed == 0  # defaults filled in
+                frame = registry.get("source", "{component}").load()(cfg.source).read()
                 assert len(frame) == 50
                 assert "target" in frame.columns
+
+
+            def test_invalid_option_is_refused_by_the_schema(register_plugin):
+                register_plugin(plugin)
+                with pytest.raises(ConfigError, match="source.rows"):
+                    validate(OmegaConf.create({{"source": {{"type": "{component}", "rows": "many"}}}}),
+                             get_plugins().registry)
 
 
             def test_listed_by_aiinfra_plugins(aiinfra_project):
@@ -218,13 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", help="component name, e.g. acme (creates aiinfra-acme/)")
     parser.add_argument("dest", nargs="?", default=".", help="where to create the package (default: .)")
     args = parser.parse_args(argv)
-    try:
+
+    def create() -> int:
         root = scaffold(args.name, args.dest)
-    except AiinfraError as exc:
-        print(f"aiinfra: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"created {root}\nnext: pip install -e {root} && pytest {root}")
-    return 0
+        print(f"created {root}\nnext: pip install -e {root} && pytest {root}")
+        return 0
+
+    return report_errors(create)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,35 +3,72 @@
 Small on purpose (a test's stage run finishes fast), but every component file lists every key of
 its schema: Hydra accepts command-line overrides only of keys present in the composed files. When
 a schema gains a key, ``python -m aiinfra.project_template`` rewrites the files (values already set
-and the comment lines at the top are kept); a test fails until then.
+and the comment lines at the top are kept, keys the schema no longer has are dropped); a test fails
+until then.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from pathlib import Path
+from typing import Any
 
 CONF_DIR = Path(__file__).parent / "conf"
+
+
+def _known(schema: Any, node: Any, registry: Any) -> Any:
+    """``node`` without the keys ``schema`` does not have (nested sections and components too)."""
+    if not isinstance(node, dict):
+        return node
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    out = {}
+    for key, value in node.items():
+        f = fields.get(key)
+        if f is None:
+            continue
+        kind = f.metadata.get("component")
+        if kind is not None:  # entries validated against the schema their own `type` registered
+            out[key] = (
+                [_component(kind, v, registry) for v in value]
+                if isinstance(value, list)
+                else (_component(kind, value, registry))
+            )
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        out[key] = _known(type(default), value, registry) if dataclasses.is_dataclass(default) else value
+    return out
+
+
+def _component(kind: str, node: Any, registry: Any) -> Any:
+    if not isinstance(node, dict) or "type" not in node:
+        return node
+    schema = registry.get(kind, str(node["type"])).load_schema()
+    return _known(schema, node, registry) if schema is not None else node
 
 
 def regenerate(conf_dir: Path = CONF_DIR) -> list[Path]:
     """Rewrite ``conf_dir/<group>/<name>.yaml`` with every key of the component's schema."""
     from omegaconf import OmegaConf
 
+    from aiinfra.config.schema import COMPONENT_GROUPS
+    from aiinfra.config.typed import to_dict
+    from aiinfra.config.validate import validate
     from aiinfra.plugins.manager import get_plugins
 
     registry = get_plugins().registry
     changed = []
     for path in sorted(conf_dir.glob("*/*.yaml")):
-        header = [line for line in path.read_text().splitlines() if line.startswith("#")]
-        current = OmegaConf.load(path)
-        schema = registry.get(path.parent.name, str(current.type)).load_schema()
-        if schema is None:
+        group = path.parent.name
+        # the comment block at the top of the file (a file written by to_yaml keeps no other comments)
+        header = list(itertools.takewhile(lambda line: line.startswith("#"), path.read_text().splitlines()))
+        current = OmegaConf.to_container(OmegaConf.load(path))
+        if registry.get(COMPONENT_GROUPS[group], str(current["type"])).load_schema() is None:
             continue
-        full = OmegaConf.merge(OmegaConf.structured(schema), current)
-        text = "\n".join([*header, OmegaConf.to_yaml(full).rstrip()]) + "\n"
+        # validate fills in every default, nested components' included, and checks the values
+        typed = validate(OmegaConf.create({group: _component(COMPONENT_GROUPS[group], current, registry)}), registry)
+        text = "\n".join([*header, OmegaConf.to_yaml(to_dict(getattr(typed, group))).rstrip()]) + "\n"
         if text != path.read_text():
             path.write_text(text)
             changed.append(path)
     return changed
-
-

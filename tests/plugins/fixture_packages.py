@@ -73,7 +73,7 @@ def aiinfra_on_drift(report):
     _event("aiinfra_on_drift", drift=report.get("drift_detected"))
 '''
 
-GOOD_SOURCE = '''
+GOOD_SOURCE = """
 import numpy as np
 import pandas as pd
 
@@ -88,9 +88,9 @@ class FixtureSource:
         frame = pd.DataFrame(x, columns=["f0", "f1", "f2", "f3"])
         frame[self.cfg.target] = (x[:, 0] + x[:, 1] > 0).astype("int64")
         return frame
-'''
+"""
 
-GOOD_SCHEMA = '''
+GOOD_SCHEMA = """
 from dataclasses import dataclass
 
 from aiinfra.config.schema import SourceConfig
@@ -100,17 +100,17 @@ from aiinfra.config.schema import SourceConfig
 class FixtureSourceConfig(SourceConfig):
     rows: int = 100
     seed: int = 0
-'''
+"""
 
-GOOD_COMMANDS = '''
+GOOD_COMMANDS = """
 def hello(args):
     print("hello from fixture:", " ".join(args))
     return 3 if "--fail" in args else 0
-'''
+"""
 
 GOOD_CONF = "type: fixturesrc\nrows: 300\nseed: 1\ntarget: label\n"
 
-DUP_PLUGIN = '''
+DUP_PLUGIN = """
 from aiinfra.plugins import hookimpl
 
 AIINFRA_API = ">=1.0,<2"
@@ -123,22 +123,22 @@ def aiinfra_register_components(register):
 
 class Nothing:
     pass
-'''
+"""
 
-BROKEN_PLUGIN = '''
+BROKEN_PLUGIN = """
 import aiinfra_no_such_module_xyz  # noqa: F401  (the plugin's own dependency is missing)
-'''
+"""
 
-TYPO_PLUGIN = '''
+TYPO_PLUGIN = """
 from aiinfra.plugins import hookimpl
 
 
 @hookimpl
 def aiinfra_register_component(register):  # misspelled: the spec has aiinfra_register_components
     register("source", "typo", target="x.y:Z")
-'''
+"""
 
-FUTURE_PLUGIN = '''
+FUTURE_PLUGIN = """
 from aiinfra.plugins import hookimpl
 
 AIINFRA_API = ">=2.0,<3"
@@ -147,16 +147,27 @@ AIINFRA_API = ">=2.0,<3"
 @hookimpl
 def aiinfra_register_components(register):
     register("source", "future", target="x.y:Z")
-'''
+"""
 
-CRASH_PLUGIN = '''
+ALARM_PLUGIN = """
+from aiinfra.plugins import hookimpl
+
+AIINFRA_API = ">=1.0,<2"
+
+
+@hookimpl
+def aiinfra_stage_finished(stage):
+    raise RuntimeError("the notifier is down")
+"""
+
+CRASH_PLUGIN = """
 from aiinfra.plugins import hookimpl
 
 
 @hookimpl
 def aiinfra_register_components(register):
     raise RuntimeError("database of components is offline")
-'''
+"""
 
 
 def _package(root: Path, dist: str, files: dict[str, str], version: str = "0.1.0") -> Path:
@@ -177,15 +188,24 @@ def _package(root: Path, dist: str, files: dict[str, str], version: str = "0.1.0
 def write_all(root: Path) -> dict[str, Path]:
     """Write every fixture package under ``root``; return distribution name -> package dir."""
     return {
-        "aiinfra-fixture-good": _package(root, "aiinfra-fixture-good", {
-            "plugin.py": GOOD_PLUGIN, "source.py": GOOD_SOURCE, "schema.py": GOOD_SCHEMA,
-            "commands.py": GOOD_COMMANDS, "conf/__init__.py": "",
-            "conf/source/fixturesrc.yaml": GOOD_CONF,
-        }, version="1.2.3"),
+        "aiinfra-fixture-good": _package(
+            root,
+            "aiinfra-fixture-good",
+            {
+                "plugin.py": GOOD_PLUGIN,
+                "source.py": GOOD_SOURCE,
+                "schema.py": GOOD_SCHEMA,
+                "commands.py": GOOD_COMMANDS,
+                "conf/__init__.py": "",
+                "conf/source/fixturesrc.yaml": GOOD_CONF,
+            },
+            version="1.2.3",
+        ),
         "aiinfra-fixture-dup-a": _package(root, "aiinfra-fixture-dup-a", {"plugin.py": DUP_PLUGIN}),
         "aiinfra-fixture-dup-b": _package(root, "aiinfra-fixture-dup-b", {"plugin.py": DUP_PLUGIN}),
         "aiinfra-fixture-broken": _package(root, "aiinfra-fixture-broken", {"plugin.py": BROKEN_PLUGIN}),
         "aiinfra-fixture-typo": _package(root, "aiinfra-fixture-typo", {"plugin.py": TYPO_PLUGIN}),
         "aiinfra-fixture-future": _package(root, "aiinfra-fixture-future", {"plugin.py": FUTURE_PLUGIN}),
         "aiinfra-fixture-crash": _package(root, "aiinfra-fixture-crash", {"plugin.py": CRASH_PLUGIN}),
+        "aiinfra-fixture-alarm": _package(root, "aiinfra-fixture-alarm", {"plugin.py": ALARM_PLUGIN}),
     }

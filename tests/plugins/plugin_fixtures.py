@@ -22,8 +22,9 @@ def _load_fixture_packages():
     # loaded by path: no sys.path entry, so no clash with other test directories' module names
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("aiinfra_plugin_fixture_packages",
-                                                  Path(__file__).with_name("fixture_packages.py"))
+    spec = importlib.util.spec_from_file_location(
+        "aiinfra_plugin_fixture_packages", Path(__file__).with_name("fixture_packages.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,10 +39,7 @@ def fixture_targets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("fixture-plugins")
     packages = fixture_packages.write_all(root / "src")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        done = {
-            dist: pool.submit(pip_install_target, [pkg], root / "site" / dist)
-            for dist, pkg in packages.items()
-        }
+        done = {dist: pool.submit(pip_install_target, [pkg], root / "site" / dist) for dist, pkg in packages.items()}
     return {dist: future.result() for dist, future in done.items()}
 
 
@@ -58,16 +56,23 @@ class CLI:
         self.project = project
         self.targets = targets
 
-    def __call__(self, *args: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         full_env = self.project.env()
         for name in ("AIINFRA_LOAD_PLUGINS", "AIINFRA_STRICT_PLUGINS"):
             full_env.pop(name, None)  # only what the test sets
         paths = [str(self.targets[p]) for p in plugins]
         full_env["PYTHONPATH"] = os.pathsep.join([*paths, full_env.get("PYTHONPATH", "")]).strip(os.pathsep)
         full_env.update(env or {})
-        return subprocess.run([sys.executable, "-m", "aiinfra", *args], cwd=self.project.root,
-                              env=full_env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "aiinfra", *args],
+            cwd=self.project.root,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 @pytest.fixture

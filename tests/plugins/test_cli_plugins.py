@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
-import pytest
-from plugin_fixtures import bare_project, cli, fixture_targets  # noqa: F401  (fixtures)
+pytest_plugins = ["plugin_fixtures"]  # the fixture packages, the bare project and the `cli` runner
 
 GOOD = "aiinfra-fixture-good"
-HEAVY = ("torch", "lightning", "mlflow", "evidently", "hydra", "pandas")
+# `aiinfra plugins` lists import strings: it needs none of these (not even Hydra's config stack)
+HEAVY = ("torch", "lightning", "mlflow", "evidently", "ray", "hydra", "pandas")
 
 
 def _plugins_json(proc: subprocess.CompletedProcess[str]) -> dict[str, dict]:
@@ -19,7 +18,7 @@ def _plugins_json(proc: subprocess.CompletedProcess[str]) -> dict[str, dict]:
     return {row["distribution"]: row for row in json.loads(proc.stdout)["plugins"]}
 
 
-def test_builtins_listed_fast_without_heavy_imports(cli, fixture_targets):
+def test_plugins_lists_builtins_and_plugins_without_heavy_imports(cli, fixture_targets):
     # `aiinfra plugins` in-process in a fresh interpreter; report what it imported.
     code = (
         "import sys, io, json, contextlib\n"
@@ -36,16 +35,10 @@ def test_builtins_listed_fast_without_heavy_imports(cli, fixture_targets):
     assert result["heavy"] == [], f"`aiinfra plugins` imported {result['heavy']}"
     assert "fixturesrc" in result["out"] and "synthetic" in result["out"]
 
-    # wall time of the whole command, interpreter start included; best of 3 (a busy CI machine)
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        proc = cli("plugins", plugins=(GOOD,))
-        times.append(time.perf_counter() - started)
-        assert proc.returncode == 0, proc.stderr
-    assert min(times) < 1.0, times
-    for name in ("csv", "parquet", "sklearn", "synthetic", "mlp", "lightning", "http", "drift"):
-        assert f" {name} " in proc.stdout
+    proc = cli("plugins", plugins=(GOOD,))  # the console command itself
+    assert proc.returncode == 0, proc.stderr
+    for name in ("csv", "parquet", "sklearn", "synthetic", "mlp", "lightning", "http", "drift", "fixturesrc"):
+        assert f" {name} " in proc.stdout, name
 
 
 def test_installed_plugin_listed_with_version_hooks_components_commands(cli):
@@ -56,8 +49,11 @@ def test_installed_plugin_listed_with_version_hooks_components_commands(cli):
     assert good["api"] == ">=1.0,<2"
     assert good["entry_point"] == "aiinfra_fixture_good.plugin"
     assert good["hooks"] == [
-        "aiinfra_config_searchpath", "aiinfra_on_drift", "aiinfra_register_commands",
-        "aiinfra_register_components", "aiinfra_stage_finished",
+        "aiinfra_config_searchpath",
+        "aiinfra_on_drift",
+        "aiinfra_register_commands",
+        "aiinfra_register_components",
+        "aiinfra_stage_finished",
     ]
     assert [(c["kind"], c["name"]) for c in good["components"]] == [("source", "fixturesrc")]
     assert good["commands"] == ["fixture-hello"]
@@ -122,8 +118,14 @@ def test_duplicate_component_from_two_distributions_names_both(cli):
     assert "aiinfra-fixture-dup-a 0.1.0" in proc.stderr and "aiinfra-fixture-dup-b 0.1.0" in proc.stderr
     assert "Traceback" not in proc.stderr
     # choosing one of them resolves it
-    rows = _plugins_json(cli("plugins", "--json", plugins=("aiinfra-fixture-dup-a", "aiinfra-fixture-dup-b"),
-                             env={"AIINFRA_LOAD_PLUGINS": "aiinfra-fixture-dup-a"}))
+    rows = _plugins_json(
+        cli(
+            "plugins",
+            "--json",
+            plugins=("aiinfra-fixture-dup-a", "aiinfra-fixture-dup-b"),
+            env={"AIINFRA_LOAD_PLUGINS": "aiinfra-fixture-dup-a"},
+        )
+    )
     assert rows["aiinfra-fixture-dup-a"]["components"][0]["name"] == "dupsrc"
     assert rows["aiinfra-fixture-dup-b"]["status"] == "disabled"
 
@@ -141,7 +143,9 @@ def test_broken_plugin_warns_with_distribution_and_error_strict_fails(cli):
 
     strict = cli("plugins", plugins=("aiinfra-fixture-broken",), env={"AIINFRA_STRICT_PLUGINS": "1"})
     assert strict.returncode == 2
-    assert strict.stderr.startswith("aiinfra: error: aiinfra: skipped plugin 'fixture-broken' from aiinfra-fixture-broken 0.1.0")
+    assert strict.stderr.startswith(
+        "aiinfra: error: aiinfra: skipped plugin 'fixture-broken' from aiinfra-fixture-broken 0.1.0"
+    )
     assert "Traceback" not in strict.stderr
 
 
@@ -199,7 +203,9 @@ def test_load_plugins_all_none_subset(cli):
     missing = cli("plugins", plugins=both, env={"AIINFRA_LOAD_PLUGINS": "aiinfra-nothere"})
     assert missing.returncode == 0
     assert "plugin 'aiinfra-nothere' named in AIINFRA_LOAD_PLUGINS is not installed" in missing.stderr
-    strict = cli("plugins", plugins=both, env={"AIINFRA_LOAD_PLUGINS": "aiinfra-nothere", "AIINFRA_STRICT_PLUGINS": "1"})
+    strict = cli(
+        "plugins", plugins=both, env={"AIINFRA_LOAD_PLUGINS": "aiinfra-nothere", "AIINFRA_STRICT_PLUGINS": "1"}
+    )
     assert strict.returncode == 2 and "is not installed" in strict.stderr and "Traceback" not in strict.stderr
 
 
@@ -207,20 +213,16 @@ def test_plugins_json_shape_for_scripts(cli):
     data = json.loads(cli("plugins", "--json").stdout)
     assert set(data) == {"plugins"}
     row = next(r for r in data["plugins"] if r["distribution"] == "aiinfra")
-    assert set(row) == {"name", "distribution", "version", "entry_point", "status", "reason", "api",
-                        "hooks", "components", "commands"}
+    assert set(row) == {
+        "name",
+        "distribution",
+        "version",
+        "entry_point",
+        "status",
+        "reason",
+        "api",
+        "hooks",
+        "components",
+        "commands",
+    }
     assert row["api"] == ">=1.0,<2" and row["hooks"] == ["aiinfra_register_components"]
-
-
-def test_plugin_source_runs_in_prepare_and_aiinfra_stage_finished_fires(tmp_path, fixture_targets):
-    from aiinfra.testing import make_project
-
-    project = make_project(tmp_path / "p", git=False, dvc=False, pythonpath=[fixture_targets[GOOD]])
-    events = tmp_path / "events.jsonl"
-    project.run("prepare", "source=fixturesrc", env={"FIXTURE_EVENTS": str(events)}, check=True)
-    meta = json.loads((project.root / "data" / "prepared" / "meta.json").read_text())
-    assert meta["source"] == "fixturesrc" and meta["features"] == ["f0", "f1", "f2", "f3"]
-    assert sum(meta["rows"][s] for s in ("train", "val", "test")) == 300  # rows: 300 from the plugin's yaml
-    (event,) = [json.loads(line) for line in events.read_text().splitlines()]
-    assert event["hook"] == "aiinfra_stage_finished" and event["stage"] == "prepare"
-    assert "dataset_hash" in event["keys"]

@@ -1,4 +1,4 @@
-"""The plugin manager in-process, through aiinfra.testing's fixtures: every hook is exercised."""
+"""The plugin manager in-process, through aiinfra.testing's fixtures (the hooks themselves: test_hooks.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 from aiinfra.errors import PluginError, UnknownComponentError
 from aiinfra.plugins import hookimpl
 from aiinfra.plugins.manager import get_plugins
+
+pytest_plugins = ["pytester"]
 
 
 class SourcePlugin:
@@ -24,7 +26,7 @@ def test_fresh_manager_has_builtins_only(aiinfra_plugin_manager):
     assert [i.name for i in aiinfra_plugin_manager.infos] == ["aiinfra.builtin"]
 
 
-def test_aiinfra_register_components_via_register_plugin(register_plugin, aiinfra_plugin_manager):
+def test_register_plugin_adds_components_attributed_to_it(register_plugin, aiinfra_plugin_manager):
     assert "inproc" not in aiinfra_plugin_manager.registry.names("source")
     register_plugin(SourcePlugin(), name="inproc-plugin")
     spec = get_plugins().registry.get("source", "inproc")
@@ -32,11 +34,46 @@ def test_aiinfra_register_components_via_register_plugin(register_plugin, aiinfr
     assert spec.load().__name__ == "OrderedDict"
 
 
-def test_register_plugin_is_undone_after_the_test(aiinfra_plugin_manager):
-    # runs after the test above: a fresh manager without 'inproc'
-    with pytest.raises(UnknownComponentError) as exc:
-        aiinfra_plugin_manager.registry.get("source", "inproc")
-    assert "valid source names: csv, parquet, sklearn, synthetic" in str(exc.value)
+def test_register_plugin_is_undone_after_the_test(pytester):
+    """The fixtures' teardown, checked whatever the order tests run in: an inner pytest session
+    registers a plugin in one test and looks for it in the next, and restores the manager the
+    process had before."""
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+        from aiinfra.errors import UnknownComponentError
+        from aiinfra.plugins import hookimpl, manager
+
+        BEFORE = manager._cached
+        SEEN = []
+
+
+        class SourcePlugin:
+            @hookimpl
+            def aiinfra_register_components(self, register):
+                register("source", "inproc", target="collections:OrderedDict")
+
+
+        def test_registers(register_plugin, aiinfra_plugin_manager):
+            register_plugin(SourcePlugin(), name="inproc-plugin")
+            assert manager.get_plugins().registry.get("source", "inproc")
+            SEEN.append(aiinfra_plugin_manager)
+
+
+        def test_gone_in_the_next_test(aiinfra_plugin_manager):
+            assert aiinfra_plugin_manager is not SEEN[0]
+            with pytest.raises(UnknownComponentError, match="valid source names: csv, parquet, sklearn, synthetic"):
+                aiinfra_plugin_manager.registry.get("source", "inproc")
+            assert [i.name for i in aiinfra_plugin_manager.infos] == ["aiinfra.builtin"]
+
+
+        def test_process_manager_restored():
+            assert manager._cached is BEFORE
+            assert "inproc-plugin" not in [i.name for i in SEEN[0].infos]  # unregistered at teardown
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
 
 
 def test_unknown_component_did_you_mean(aiinfra_plugin_manager):
@@ -46,11 +83,12 @@ def test_unknown_component_did_you_mean(aiinfra_plugin_manager):
 
 
 def test_unknown_kind_and_bad_target_are_errors(register_plugin):
-    bad_kind = types.SimpleNamespace(aiinfra_register_components=hookimpl(
-        lambda register: register("sauce", "x", target="a.b:C")))
+    bad_kind = types.SimpleNamespace(
+        aiinfra_register_components=hookimpl(lambda register: register("sauce", "x", target="a.b:C"))
+    )
     register_plugin(bad_kind, name="bad-kind")
     with pytest.raises(PluginError, match="unknown kind 'sauce'. Did you mean 'source'?"):
-        get_plugins().registry
+        _ = get_plugins().registry
 
 
 def test_duplicate_within_process_names_both(register_plugin):
@@ -63,7 +101,7 @@ def test_duplicate_within_process_names_both(register_plugin):
 
     register_plugin(Other(), name="second")
     with pytest.raises(PluginError) as exc:
-        get_plugins().registry
+        _ = get_plugins().registry
     assert "first (registered)" in str(exc.value) and "second (registered)" in str(exc.value)
 
 
@@ -78,7 +116,7 @@ def test_misspelled_hook_on_register(register_plugin, aiinfra_plugin_manager):
     assert "typo" not in [i.name for i in aiinfra_plugin_manager.infos]  # left as it was
 
 
-def test_aiinfra_config_searchpath_entries_in_load_order_and_validated(register_plugin):
+def test_searchpath_entries_deduplicated_in_load_order_and_validated(register_plugin):
     class A:
         @hookimpl
         def aiinfra_config_searchpath(self):
@@ -103,7 +141,7 @@ def test_aiinfra_config_searchpath_entries_in_load_order_and_validated(register_
         get_plugins().searchpath()
 
 
-def test_aiinfra_register_commands(register_plugin):
+def test_duplicate_command_names_both_plugins(register_plugin):
     class Cmd:
         @hookimpl
         def aiinfra_register_commands(self, register):
@@ -119,29 +157,6 @@ def test_aiinfra_register_commands(register_plugin):
     register_plugin(Cmd2(), name="cmd2")
     with pytest.raises(PluginError, match="command 'hello' is registered twice"):
         get_plugins().commands()
-
-
-def test_aiinfra_stage_finished_and_aiinfra_on_drift_reach_every_plugin(register_plugin):
-    seen = []
-
-    class Listener:
-        def __init__(self, tag):
-            self.tag = tag
-
-        @hookimpl
-        def aiinfra_stage_finished(self, stage, outputs):  # takes fewer args than the spec
-            seen.append((self.tag, stage, outputs["rows"]))
-
-        @hookimpl
-        def aiinfra_on_drift(self, report, config):
-            seen.append((self.tag, "drift", report["drift_share"], config["project"]))
-
-    register_plugin(Listener("x"), name="x")
-    register_plugin(Listener("y"), name="y")
-    hook = get_plugins().hook
-    hook.aiinfra_stage_finished(stage="prepare", outputs={"rows": 10}, config={})
-    hook.aiinfra_on_drift(report={"drift_share": 0.5}, config={"project": "p"})
-    assert sorted(seen) == [("x", "drift", 0.5, "p"), ("x", "prepare", 10), ("y", "drift", 0.5, "p"), ("y", "prepare", 10)]
 
 
 def test_hook_implementation_with_unknown_argument_is_rejected(register_plugin):

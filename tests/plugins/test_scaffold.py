@@ -13,6 +13,7 @@ from aiinfra.plugins.scaffold import main, scaffold
 from aiinfra.testing import pip_install_target
 
 
+@pytest.mark.slow  # pip install, then the package's own tests: a real `aiinfra prepare` in a git + DVC project
 def test_scaffolded_plugin_passes_its_own_tests(tmp_path):
     root = scaffold("acme-crm", tmp_path / "src")
     assert root.name == "aiinfra-acme-crm"
@@ -21,12 +22,25 @@ def test_scaffolded_plugin_passes_its_own_tests(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     env.pop("AIINFRA_LOAD_PLUGINS", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(root / "tests"), "-c", str(root / "pyproject.toml"),
-         "--rootdir", str(root), "-q"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(root / "tests"),
+            "-c",
+            str(root / "pyproject.toml"),
+            "--rootdir",
+            str(root),
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed" in proc.stdout
+    assert "4 passed" in proc.stdout
 
 
 def test_bad_names_and_existing_directories(tmp_path, capsys):

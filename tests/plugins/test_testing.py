@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
 from omegaconf import OmegaConf
 
-from aiinfra.plugins.manager import get_plugins
-
 
 def test_pytest_plugin_is_import_light():
-    code = ("import sys, aiinfra.testing; "
-            "print([m for m in ('torch', 'lightning', 'mlflow', 'evidently', 'hydra', 'pandas', 'omegaconf') "
-            "if m in sys.modules])")
+    code = (
+        "import sys, aiinfra.testing; "
+        "print([m for m in ('torch', 'lightning', 'mlflow', 'evidently', 'hydra', 'pandas', 'omegaconf') "
+        "if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -30,14 +31,29 @@ def test_aiinfra_project_is_a_git_dvc_project_with_local_mlflow(aiinfra_project)
     assert bad.returncode == 2 and "Did you mean 'hidden'?" in bad.stderr
 
 
-def test_template_component_files_list_every_schema_key():
+def test_template_component_files_list_every_schema_key(tmp_path):
     # Hydra accepts overrides only of keys present in the composed files: the template must list
-    # every key of each component's schema, or `aiinfra_project.run(..., "server.x=1")` fails.
-    from aiinfra.project_template import CONF_DIR
+    # every key of each component's schema (nested sections and alert sinks included), or
+    # `aiinfra_project.run(..., "server.x=1")` fails. Regenerating a copy must change nothing.
+    from aiinfra.project_template import CONF_DIR, regenerate
 
-    registry = get_plugins().registry
-    for path in sorted(CONF_DIR.glob("*/*.yaml")):
-        node = OmegaConf.load(path)
-        schema = registry.get(path.parent.name, str(node.type)).load_schema()
-        missing = set(OmegaConf.structured(schema).keys()) - set(node.keys())
-        assert not missing, f"{path.relative_to(CONF_DIR)} lacks {sorted(missing)}: run `python -m aiinfra.project_template`"
+    copy = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    stale = [str(p.relative_to(copy)) for p in regenerate(copy)]
+    assert not stale, f"{stale} lack schema keys or have stale ones: run `python -m aiinfra.project_template`"
+
+
+def test_template_regeneration_adds_missing_keys_and_drops_stale_ones(tmp_path):
+    from aiinfra.project_template import CONF_DIR, regenerate
+
+    copy = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    path = copy / "monitor" / "drift.yaml"
+    path.write_text("# my monitor\ntype: drift\nthreshold: 0.2\nalerts:\n- type: log\n  url: http://gone\n")
+    assert regenerate(copy) == [path]
+    text = path.read_text()
+    assert text.startswith("# my monitor\ntype: drift\n")
+    node = OmegaConf.load(path)
+    assert node.threshold == 0.2 and "report_dir" in node  # kept; filled in
+    assert list(node.alerts[0]) == ["type", "always"]  # the log sink's own keys; `url` dropped
+    assert regenerate(copy) == []

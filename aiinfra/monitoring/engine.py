@@ -21,6 +21,8 @@ import numpy as np
 
 from aiinfra.errors import AiinfraError, ConfigError, DataValidationError, choices_text, did_you_mean
 from aiinfra.monitoring import stats
+from aiinfra.monitoring.schema import DriftMonitorConfig, Method
+from aiinfra.monitoring.verdict import ColumnDrift
 from aiinfra.monitoring.windows import PREDICTION, CurrentData
 
 log = logging.getLogger("aiinfra.monitor")
@@ -82,11 +84,7 @@ def _kind(arrow_type: Any, name: str, categorical: set[str]) -> str:
 
 
 def _check_method(name: str, method: str, kind: str, where: str) -> None:
-    if method not in stats.TESTS:
-        raise ConfigError(
-            f"{where}: unknown drift method '{method}' for column '{name}'." + did_you_mean(method, stats.TESTS),
-            hint=f"valid methods: auto, {choices_text(stats.TESTS)}",
-        )
+    """A method that does not fit the column's type (known only once the data is read)."""
     if kind not in stats.ALLOWED[method]:
         valid = [m for m, kinds in stats.ALLOWED.items() if kind in kinds]
         what = "numerical" if kind == stats.NUMERICAL else "categorical"
@@ -97,13 +95,18 @@ def _check_method(name: str, method: str, kind: str, where: str) -> None:
         )
 
 
-def plan_columns(mon: Any, ref: Reference, current: CurrentData) -> list[ColumnPlan]:
+def _method(method: Method | None) -> str | None:
+    """A configured method as the engine uses it: None for ``auto`` (Evidently's choice per column)."""
+    return None if method is None or method == Method.auto else str(method)
+
+
+def plan_columns(mon: DriftMonitorConfig, ref: Reference, current: CurrentData) -> list[ColumnPlan]:
     """Which columns to test, how, and that they exist on both sides (one clear error if not)."""
-    features = list(mon.get("columns") or ref.meta["features"])
+    features = list(mon.columns or ref.meta["features"])
     target = ref.meta.get("target")
-    categorical = set(mon.get("categorical") or [])
-    per_method = dict(mon.get("per_column_method") or {})
-    per_threshold = dict(mon.get("per_column_threshold") or {})
+    categorical = set(mon.categorical)
+    per_method = mon.per_column_method
+    per_threshold = mon.per_column_threshold
     for key, mapping in (("per_column_method", per_method), ("per_column_threshold", per_threshold)):
         for col in mapping:
             if col not in features and col != PREDICTION:
@@ -126,8 +129,6 @@ def plan_columns(mon: Any, ref: Reference, current: CurrentData) -> list[ColumnP
             "or monitor only some with monitor.columns=[...]",
         )
 
-    default_method = str(mon.get("method") or "auto")
-    default_threshold = mon.get("threshold")
     plans = []
     for name in features:
         kind = _kind(ref.table.schema.field(name).type, name, categorical)
@@ -138,19 +139,17 @@ def plan_columns(mon: Any, ref: Reference, current: CurrentData) -> list[ColumnP
                 f"the current data ({current.description})",
                 hint="fix the column's type in the current data, or list it in monitor.categorical",
             )
-        method = per_method.get(name) or (default_method if default_method != "auto" else None)
-        if method == "auto":
-            method = None
+        method = _method(per_method.get(name, mon.method))
         if method:
             _check_method(name, method, kind, "monitor.per_column_method" if name in per_method else "monitor.method")
-        threshold = per_threshold.get(name, default_threshold)
-        plans.append(ColumnPlan(name, name, kind, method, None if threshold is None else float(threshold)))
-    if mon.get("prediction_drift", True) and PREDICTION in current.names and target in ref.table.column_names:
-        method = per_method.get(PREDICTION)
+        threshold = per_threshold.get(name, mon.threshold)  # a column's own threshold, else the default
+        plans.append(ColumnPlan(name, name, kind, method, threshold))
+    if mon.prediction_drift and PREDICTION in current.names and target in ref.table.column_names:
+        method = _method(per_method.get(PREDICTION))
         if method:
             _check_method(PREDICTION, method, stats.CATEGORICAL, "monitor.per_column_method")
-        thr = per_threshold.get(PREDICTION)
-        plans.append(ColumnPlan(PREDICTION, target, stats.CATEGORICAL, method, thr, counted=False))
+        plans.append(ColumnPlan(PREDICTION, target, stats.CATEGORICAL, method, per_threshold.get(PREDICTION),
+                                counted=False))
     if target and target in current.names and target not in features:
         # a labelled file (or feedback joined to the log): target drift, reported apart
         plans.append(ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False))
@@ -182,11 +181,11 @@ def summarize(column: Any, kind: str) -> stats.Summary:
             values = values.fill_null(np.nan)
         return stats.numeric_summary(values.to_numpy(), rows)
     vc = pc.value_counts(column.drop_null() if hasattr(column, "drop_null") else column)
-    counts = dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+    counts = dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True))
     return stats.categorical_summary(counts, rows)
 
 
-def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> dict:
+def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> ColumnDrift:
     """One column's entry of the verdict: method (resolved), score, threshold, drifted."""
     result: dict[str, Any] = {
         "column": plan.name,
@@ -203,7 +202,7 @@ def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> di
         side = "reference" if ref.n == 0 else "current"
         result.update(method=plan.method or "auto", score=None, threshold=plan.threshold, drifted=side == "current",
                       note=f"no non-missing values in the {side} data")
-        return result
+        return ColumnDrift(**result)
     method = plan.method or stats.auto_method(ref, cur)
     threshold = plan.threshold if plan.threshold is not None else stats.METHODS[method][0]
     score = stats.TESTS[method](ref, cur)
@@ -214,29 +213,30 @@ def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> di
         threshold=threshold,
         drifted=bool(stats.is_drift(method, score, threshold)),
     )
-    return result
+    return ColumnDrift(**result)
 
 
 @dataclass
 class EngineResult:
-    columns: list[dict]
+    columns: list[ColumnDrift]
     rows_current: int
     rows_reference: int
     sample_current: Any  # pyarrow.Table: the report's rows of the current window
     models: dict
 
 
-def run(mon: Any, ref: Reference, current: CurrentData, plans: list[ColumnPlan], seed: int = 0) -> EngineResult:
+def run(mon: DriftMonitorConfig, ref: Reference, current: CurrentData, plans: list[ColumnPlan],
+        seed: int = 0) -> EngineResult:
     import pyarrow as pa
 
     rows = current.count_rows()
     if rows == 0:
         raise AiinfraError(
             f"no rows in the current data ({current.description})",
-            hint="widen the window (monitor.window.last_hours / start / end / last_rows), or check that the server logs",
+            hint="widen the window (monitor.window.last_hours / start / end / last_rows), "
+            "or check that the server logs",
         )
-    sample_rows = int(mon.get("report_sample_rows") or 0)
-    n_sample = rows if sample_rows <= 0 else min(rows, sample_rows)
+    n_sample = rows if mon.report_sample_rows == 0 else min(rows, mon.report_sample_rows)
     # one fixed set of row positions, taken from every column as it passes through memory
     take = None if n_sample == rows else pa.array(
         np.sort(np.random.default_rng(seed).choice(rows, n_sample, replace=False)))
@@ -262,7 +262,7 @@ def run(mon: Any, ref: Reference, current: CurrentData, plans: list[ColumnPlan],
         del col
         return judge_column(plan, ref_s, cur_s)
 
-    threads = int(mon.get("threads") or 0) or (os.cpu_count() or 1)
+    threads = mon.threads or os.cpu_count() or 1  # 0: one per core
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(plans)))) as pool:
         results = list(pool.map(one, plans))
 

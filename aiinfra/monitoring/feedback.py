@@ -11,7 +11,6 @@ from aiinfra.monitoring import stats
 from aiinfra.monitoring.engine import ColumnPlan, Reference, as_labels, judge_column, summarize
 from aiinfra.monitoring.windows import PREDICTION, REQUEST_ID, CurrentData, open_file
 
-
 RECEIVED = "received"  # when the server stored a label (aiinfra.serving.feedback)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 HISTORY = "history.jsonl"
 PLOT = "drift_over_time.html"
@@ -89,7 +90,8 @@ def _chart(name: str, points: list[tuple[int, float | None, float | None, bool]]
     line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v, _, _ in points if v is not None)
     thr = [(i, t) for i, _, t, _ in points if t is not None]
     parts = [f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">',
-             f'<rect x="{pad}" y="{pad / 2}" width="{w - 2 * pad}" height="{h - 1.5 * pad}" fill="#fafafa" stroke="#ddd"/>',
+             f'<rect x="{pad}" y="{pad / 2}" width="{w - 2 * pad}" height="{h - 1.5 * pad}" '
+             'fill="#fafafa" stroke="#ddd"/>',
              f'<text x="{pad}" y="12" font-size="12" font-family="sans-serif">{html.escape(name)}</text>',
              f'<text x="2" y="{h - pad + 4}" font-size="9">{lo:.3g}</text>',
              f'<text x="2" y="{pad + 4}" font-size="9">{hi:.3g}</text>']

@@ -8,8 +8,9 @@ node_exporter's textfile collector. Standard library only.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 #: (name, help) of every gauge this module emits
 GAUGES = {

@@ -3,24 +3,26 @@
 Evidently renders plotly widgets for every column and takes 40-100 s on a million rows, so the
 report gets ``monitor.report_sample_rows`` rows per side (the verdict is computed on every row by
 :mod:`aiinfra.monitoring.engine`). The report uses the methods and thresholds the verdict resolved,
-so both speak of the same tests; its scores are the sample's. Also parses an Evidently snapshot
-back into per-column verdicts (for the agreement test and the benchmark).
+so both speak of the same tests; its scores are the sample's.
+
+This module is the child side of :class:`~aiinfra.monitoring.report_worker.ReportWorker`
+(``python -m aiinfra.monitoring.report``); :func:`render` can also be called in-process.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from aiinfra.monitoring import stats
 from aiinfra.monitoring.engine import as_labels
+from aiinfra.monitoring.report_worker import sample_reference
+from aiinfra.runner import setup_environment
 
 
 def _import_evidently():
-    # No data leaves the user's machine: Evidently's telemetry stays off.
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    setup_environment()  # DO_NOT_TRACK before Evidently is imported, also when render() runs in-process
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
@@ -83,18 +85,6 @@ def _skip_discarded_plots(columns: list[str]) -> Iterator[None]:
         ValueDriftCalculation._render = original
 
 
-def sample_reference(table: Any, sample_rows: int, seed: int = 0) -> Any:
-    """The reference rows Evidently's report shows: ``sample_rows`` of them, drawn by ``seed``
-    (the same rows whichever process draws them), or all when there are fewer."""
-    import numpy as np
-    import pyarrow as pa
-
-    if sample_rows <= 0 or table.num_rows <= sample_rows:
-        return table
-    idx = np.sort(np.random.default_rng(seed + 1).choice(table.num_rows, sample_rows, replace=False))
-    return table.take(pa.array(idx))
-
-
 def render(
     *,
     sample_current: Any,
@@ -155,131 +145,6 @@ def render(
     written["rows_current"] = len(cur_df)
     written["rows_reference"] = len(ref_df)
     return written
-
-
-def evidently_columns(snapshot: dict) -> dict[str, Any]:
-    """Per-column verdicts out of an Evidently snapshot dict (``snapshot.dict()``).
-
-    Returns ``{"columns": {name: {method, score, threshold, drifted}}, "share": float | None,
-    "drift_detected": bool | None}``; a column drifted when its "Value Drift" test failed.
-    """
-    columns: dict[str, dict] = {}
-    share = detected = None
-    for metric in snapshot.get("metrics", []):
-        config = metric.get("config", {})
-        kind = str(config.get("type", ""))
-        if kind.endswith("ValueDrift"):
-            method = str(config.get("method"))
-            columns[config["column"]] = {
-                "method": stats.DISPLAY_TO_METHOD.get(method, method),
-                "score": float(metric["value"]),
-                "threshold": config.get("threshold"),
-            }
-        elif kind.endswith("DriftedColumnsCount"):
-            share = float(metric["value"]["share"])
-    for test in snapshot.get("tests", []):
-        name = str(test.get("name", ""))
-        if name.startswith("Value Drift for column "):
-            col = name[len("Value Drift for column "):]
-            if col in columns:
-                columns[col]["drifted"] = test.get("status") == "FAIL"
-        elif name.startswith("Share of Drifted Columns"):
-            detected = test.get("status") == "FAIL"
-    return {"columns": columns, "share": share, "drift_detected": detected}
-
-
-def evidently_direct(reference: Any, current: Any, *, numerical: list[str], categorical: list[str],
-                     drift_share: float = 0.5, method: str | None = None,
-                     per_column_method: dict | None = None, per_column_threshold: dict | None = None) -> dict:
-    """Evidently's own ``DataDriftPreset`` on whole pandas frames (the yardstick for the
-    agreement test and the benchmark); returns :func:`evidently_columns` of its snapshot."""
-    DataDefinition, Dataset, Report, _, DataDriftPreset = _import_evidently()
-    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    preset = DataDriftPreset(columns=numerical + categorical, drift_share=drift_share, method=method,
-                             per_column_method=per_column_method or None,
-                             per_column_threshold=per_column_threshold or None)
-    snapshot = Report([preset], include_tests=True).run(
-        Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition),
-    )
-    return evidently_columns(snapshot.dict())
-
-
-class ReportWorker:
-    """Evidently in a child process, started before the verdict is computed.
-
-    Importing evidently costs ~3.5 s (with the GC paused) and rendering ~0.1 s per column
-    whatever the sample size; the CLI starts this process before it composes the config, so
-    the import runs on the other core while the main process reads the window and tests it,
-    and Evidently's memory and any crash of it stay out of the monitor. The child reads one JSON
-    request on stdin (paths of the sample Parquet files and the resolved tests) and answers one
-    JSON line on stdout.
-    """
-
-    def __init__(self) -> None:
-        import subprocess
-        import sys
-
-        env = dict(os.environ, DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aiinfra.monitoring.report"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-
-    _spare: "ReportWorker | None" = None
-
-    @classmethod
-    def take(cls) -> "ReportWorker":
-        """A warm worker started by :meth:`prewarm` (its import already done), else a new one."""
-        spare, cls._spare = cls._spare, None
-        if spare is not None and spare.proc.poll() is None:
-            return spare
-        return cls()
-
-    @classmethod
-    def prewarm(cls) -> None:
-        """Start the next run's worker now (watch mode: it imports evidently while we sleep)."""
-        if cls._spare is None or cls._spare.proc.poll() is not None:
-            cls._spare = cls()
-
-    @classmethod
-    def discard_spare(cls) -> None:
-        if cls._spare is not None:
-            cls._spare.close()
-            cls._spare = None
-
-    def render(self, *, sample_current: Any, reference: Any, timeout_s: float = 600.0, **kwargs: Any) -> dict:
-        import json
-        import tempfile
-
-        import pyarrow.parquet as pq
-
-        html_path = kwargs.get("html_path")
-        folder = Path(html_path).parent if html_path else Path(tempfile.gettempdir())
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".report-") as tmp:
-            cur_path, ref_path = Path(tmp) / "current.parquet", Path(tmp) / "reference.parquet"
-            pq.write_table(sample_current, cur_path)
-            # only the sampled rows travel: a 1M-row reference would cost a write, a read and the
-            # worker's memory for rows the report never shows
-            pq.write_table(sample_reference(reference, int(kwargs.get("sample_rows") or 0), int(kwargs.get("seed") or 0)),
-                           ref_path)
-            request = {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}
-            request.update(sample_current=str(cur_path), reference=str(ref_path))
-            try:
-                out, err = self.proc.communicate(json.dumps(request, default=str), timeout=timeout_s)
-            except Exception:
-                self.close()
-                raise
-        lines = [line for line in out.splitlines() if line.startswith("{")]
-        answer = json.loads(lines[-1]) if lines else {}
-        if self.proc.returncode != 0 or "error" in answer or not lines:
-            raise RuntimeError(answer.get("error") or f"report process exited {self.proc.returncode}: {err[-2000:]}")
-        return answer
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _serve_one_request() -> int:

@@ -16,19 +16,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiinfra.config.schema import RootConfig
+from aiinfra.data.prepared import PreparedData
+from aiinfra.monitoring.feedback import read_labels
+from aiinfra.monitoring.verdict import DriftReport, RetrainOutcome
+from aiinfra.monitoring.windows import REQUEST_ID, CurrentData
+
 log = logging.getLogger("aiinfra.monitor")
 
 
-def export_window(cfg: Any, current: Any, stamp: str) -> Path:
+def export_window(cfg: RootConfig, current: CurrentData, stamp: str) -> Path:
     """Write the window (a :class:`~aiinfra.monitoring.windows.CurrentData`) to the feedback
     inbox (``paths.feedback``) that ``prepare`` reads. With ``monitor.feedback`` the labels are
     joined by request id, so the retrained model learns from the new data; without labels the
     rows are kept for the record and ``prepare`` skips them."""
     import pyarrow.parquet as pq
 
-    out = Path(str(cfg.paths.feedback)) / f"window-{stamp}.parquet"
+    out = Path(cfg.paths.feedback) / f"window-{stamp}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if cfg.monitor.get("feedback"):
+    if cfg.monitor.feedback:
         pq.write_table(_labelled(cfg, current), out)
         return out
     writer = None
@@ -43,29 +49,25 @@ def export_window(cfg: Any, current: Any, stamp: str) -> Path:
     return out
 
 
-def _labelled(cfg: Any, current: Any):
+def _labelled(cfg: RootConfig, current: CurrentData) -> Any:
     """The window's rows that have a label, with the target column next to the features."""
-    from aiinfra.data.prepared import PreparedData
-    from aiinfra.monitoring.feedback import read_labels
-    from aiinfra.monitoring.windows import REQUEST_ID
-
     data = PreparedData.open(cfg.paths.prepared)
-    labels = read_labels(str(cfg.monitor.feedback), data.target)
+    labels = read_labels(cfg.monitor.feedback, data.target)
     window = current.table([REQUEST_ID, *data.features])
     return window.join(labels, keys=REQUEST_ID, join_type="inner").select([*data.features, data.target])
 
 
-def retrain(cfg: Any, verdict: dict, current: Any = None) -> dict:
+def retrain(cfg: RootConfig, verdict: DriftReport, current: CurrentData | None = None) -> RetrainOutcome:
     """Run the retraining command in the project root; return what happened (never raises)."""
     policy = cfg.monitor.retrain
     command = [sys.executable if part == "{python}" else str(part) for part in policy.command]
     result: dict[str, Any] = {"command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if current is not None and policy.get("export_window", True):
+    if current is not None and policy.export_window:
         stamp = str(verdict.get("finished", "")).replace(":", "").replace("-", "")[:15] or str(int(time.time()))
         result["window"] = str(export_window(cfg, current, stamp))
     started = time.perf_counter()
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=float(policy.timeout_s))
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=policy.timeout_s)
         result.update(exit_code=proc.returncode, ok=proc.returncode == 0,
                       output_tail=(proc.stdout + proc.stderr)[-4000:])
     except subprocess.TimeoutExpired:
@@ -76,4 +78,4 @@ def retrain(cfg: Any, verdict: dict, current: Any = None) -> dict:
     (log.info if result.get("ok") else log.error)(
         "retrain %s: %s (exit %s, %.1f s)", "done" if result.get("ok") else "failed",
         " ".join(command), result.get("exit_code"), result["seconds"])
-    return result
+    return RetrainOutcome(**result)

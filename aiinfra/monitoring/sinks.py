@@ -1,19 +1,27 @@
 """Built-in alert sinks (components of kind ``sink``): a log line, a JSON-lines file, a webhook.
 
-A sink is ``sink(verdict: dict, options: Mapping, config) -> None`` and raises on failure; the
-monitor writes the report and verdict *before* any sink runs and records each sink's outcome, so
-a failing sink never loses a report. Standard library only (no requests): cheap to import.
+A sink is ``sink(verdict: DriftReport, options, config) -> None`` and raises on failure: ``options``
+is its ``monitor.alerts`` entry validated by the sink's own schema (:mod:`aiinfra.monitoring.schema`),
+``config`` the run's config as a read-only DictConfig. The monitor writes the report and verdict
+*before* any sink runs and records each sink's outcome, so a failing sink never loses a report.
+Standard library only (no requests): cheap to import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+from aiinfra.monitoring.schema import FileSinkConfig, LogSinkConfig, WebhookSinkConfig
+from aiinfra.monitoring.verdict import DriftReport
 
 log = logging.getLogger("aiinfra.monitor.alert")
 
@@ -37,17 +45,13 @@ def summary_line(verdict: Mapping[str, Any]) -> str:
     )
 
 
-def log_sink(verdict: Mapping[str, Any], options: Mapping[str, Any], config: Any = None) -> None:
+def log_sink(verdict: DriftReport, options: LogSinkConfig, config: Any = None) -> None:
     (log.warning if verdict.get("drift_detected") else log.info)("%s", summary_line(verdict))
 
 
-def file_sink(verdict: Mapping[str, Any], options: Mapping[str, Any], config: Any = None) -> None:
-    """Append the verdict as one JSON line (default ``<report_dir>/alerts.jsonl``)."""
-    path = options.get("path")
-    if not path:
-        report_dir = verdict.get("paths", {}).get("report_dir") or "."
-        path = str(Path(report_dir) / "alerts.jsonl")
-    p = Path(path)
+def file_sink(verdict: DriftReport, options: FileSinkConfig, config: Any = None) -> None:
+    """Append the verdict as one JSON line (``path``, or ``<report_dir>/alerts.jsonl``)."""
+    p = Path(options.path) if options.path else Path(verdict["paths"]["report_dir"]) / "alerts.jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
     with p.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(verdict, default=str, sort_keys=True) + "\n")
@@ -60,8 +64,6 @@ class WebhookError(RuntimeError):
 def redact_url(url: str) -> str:
     """``scheme://host/...``: webhook URLs often carry their secret in the path or query
     (Slack, Teams, PagerDuty), so messages and logs name only the host."""
-    import urllib.parse
-
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/..."
 
@@ -87,10 +89,9 @@ def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None
             detail = exc.read(200).decode("utf-8", "replace").strip()
             last = f"HTTP {exc.code}" + (f" ({detail})" if detail else "")
             if exc.code == 429:
-                try:
+                # an HTTP date instead of seconds: keep the backoff
+                with contextlib.suppress(ValueError):
                     wait = float(exc.headers.get("Retry-After") or wait)
-                except ValueError:  # an HTTP date instead of seconds: keep the backoff
-                    pass
             elif exc.code < 500:  # the receiver refused the message: retrying won't help
                 break
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
@@ -100,16 +101,11 @@ def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None
     return False, attempt + 1, last
 
 
-def webhook_sink(verdict: Mapping[str, Any], options: Mapping[str, Any], config: Any = None) -> None:
-    """POST the verdict as JSON; retry connection errors, timeouts and 5xx/429 with backoff."""
-    url = options.get("url")
-    if not url:
-        raise WebhookError("webhook sink needs a url (monitor.alerts[i].url=http://...)")
+def webhook_sink(verdict: DriftReport, options: WebhookSinkConfig, config: Any = None) -> None:
+    """POST ``{"text": <summary line>, "verdict": ...}``; retry connection errors, timeouts and 5xx/429."""
     body = json.dumps({"text": summary_line(verdict), "verdict": verdict}, default=str).encode()
     ok, attempts, last = post_json(
-        str(url), body, headers={"User-Agent": "aiinfra-monitor", **dict(options.get("headers") or {})},
-        timeout_s=float(options.get("timeout_s") or 5.0),
-        retries=int(options.get("retries") if options.get("retries") is not None else 3),
-        backoff_s=float(options.get("backoff_s") or 0.5))
+        options.url, body, headers={"User-Agent": "aiinfra-monitor", **options.headers},
+        timeout_s=options.timeout_s, retries=options.retries, backoff_s=options.backoff_s)
     if not ok:
-        raise WebhookError(f"webhook {redact_url(str(url))} failed after {attempts} attempt(s): {last}")
+        raise WebhookError(f"webhook {redact_url(options.url)} failed after {attempts} attempt(s): {last}")

@@ -66,7 +66,7 @@ class Summary:
         if self.kind == CATEGORICAL or self.values is None:
             return self.counts
         uniq, cnt = _unique_sorted(self.values)
-        return dict(zip(uniq.tolist(), cnt.tolist()))
+        return dict(zip(uniq.tolist(), cnt.tolist(), strict=True))
 
 
 def numeric_summary(values: np.ndarray, rows: int | None = None) -> Summary:

@@ -3,26 +3,29 @@
 Runs start on a fixed schedule (not "interval after the last run ended"), so hourly windows stay
 aligned. A failed run (bad file, empty window) is logged and the loop goes on: a monitor that
 stops at the first gap in traffic is no monitor. Between runs the next run's Evidently process is
-started, so its import (3-4 s) happens during the wait, not in the run. ``watch_max_runs`` bounds the loop (tests, cron
-wrappers); Ctrl-C / SIGTERM end it after the current run.
+started, so its import (3-4 s) happens during the wait, not in the run. ``watch_max_runs`` bounds
+the loop (tests, cron wrappers); Ctrl-C / SIGTERM end it after the current run.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiinfra.errors import AiinfraError
+from aiinfra.monitoring.report_worker import ReportWorker
 
 log = logging.getLogger("aiinfra.monitor")
 
 
-def watch(cfg: Any, run_once: Callable, exit_code: Callable, on_error: Callable) -> int:
-    """Return the exit status of the last run (0/1), or 2 when the last run failed."""
-    interval = float(cfg.monitor.watch_interval_s)
-    max_runs = int(cfg.monitor.get("watch_max_runs") or 0)
+def watch(cfg: Any, run_once: Callable, exit_code: Callable) -> int:
+    """Return the exit status of the last run (0/1), or the error's status (2) when it failed."""
+    interval = cfg.monitor.watch_interval_s
+    max_runs = cfg.monitor.watch_max_runs
     stop = {"now": False}
 
     def _term(signum, frame):  # finish the current run, then leave
@@ -36,14 +39,13 @@ def watch(cfg: Any, run_once: Callable, exit_code: Callable, on_error: Callable)
             runs += 1
             try:
                 status = exit_code(run_once(cfg), cfg)
-            except AiinfraError as exc:
-                status = on_error(exc)
+            except AiinfraError as exc:  # logged, not raised: the next run may find the data
+                log.error("watch: run %d failed: %s", runs, exc)
+                status = exc.exit_code
             log.info("watch: run %d done (status %d)", runs, status)
             if max_runs and runs >= max_runs:
                 break
-            if cfg.monitor.get("report", True):
-                from aiinfra.monitoring.report import ReportWorker
-
+            if cfg.monitor.report:
                 ReportWorker.prewarm()  # the next run finds Evidently imported
             next_start += interval
             while not stop["now"] and time.monotonic() < next_start:
@@ -53,8 +55,6 @@ def watch(cfg: Any, run_once: Callable, exit_code: Callable, on_error: Callable)
     except KeyboardInterrupt:
         log.info("watch: interrupted after %d run(s)", runs)
     finally:
-        from aiinfra.monitoring.report import ReportWorker
-
         ReportWorker.discard_spare()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -62,6 +62,4 @@ def watch(cfg: Any, run_once: Callable, exit_code: Callable, on_error: Callable)
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()

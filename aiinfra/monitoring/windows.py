@@ -13,13 +13,16 @@ directory names first and filter on ``timestamp`` inside, and columns are read o
 from __future__ import annotations
 
 import datetime as dt
-import os
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiinfra.config.schema import RootConfig
 from aiinfra.errors import AiinfraError, DataValidationError
+from aiinfra.monitoring.schema import WindowConfig, parse_time
+from aiinfra.monitoring.verdict import WindowBounds
 
 log = logging.getLogger("aiinfra.monitor")
 
@@ -36,7 +39,7 @@ class CurrentData:
     description: str  # for messages and the verdict: the file, or the log and window
     dataset: Any  # pyarrow.dataset.Dataset
     filter: Any = None  # pyarrow.compute.Expression or None
-    window: dict | None = None  # the resolved window (ISO strings), for the verdict
+    window: WindowBounds | None = None  # the resolved window (ISO strings), for the verdict
     skipped: list[str] = field(default_factory=list)  # unreadable log files left out (with why)
 
     @property
@@ -85,17 +88,6 @@ def open_file(path: str | Path) -> CurrentData:
         ) from None
 
 
-def _parse_time(text: str, key: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise AiinfraError(
-            f"monitor.window.{key}={text!r} is not an ISO-8601 time",
-            hint=f"e.g. monitor.window.{key}=2026-11-28T13:00:00 (UTC unless an offset is given)",
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
 def _part_files(partition: Path) -> list[str]:
     # dot/underscore names are files being written (the server writes .part-*.tmp, then renames)
     return [str(f) for f in sorted(partition.glob("*.parquet")) if not f.name.startswith((".", "_"))]
@@ -132,15 +124,16 @@ def _partitions(root: Path) -> list[tuple[str, str, Path]]:
     return sorted(out)
 
 
-def log_root(cfg: Any) -> Path:
+def log_root(cfg: RootConfig) -> Path:
     """Where the server logs: ``server.log_dir``, else ``<paths.logs>/predictions``."""
-    server = cfg.get("server") if hasattr(cfg, "get") else None
-    configured = server.get("log_dir") if server is not None and hasattr(server, "get") else None
+    # the http server has log_dir; the batch server and a plugin's server may not
+    configured = getattr(cfg.server, "log_dir", None)
     return Path(configured) if configured else Path(cfg.paths.logs) / LOG_SUBDIR
 
 
-def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> CurrentData:
-    """A window of the prediction log under ``root`` (``window``: the ``monitor.window`` node)."""
+def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = None) -> CurrentData:
+    """A window of the prediction log under ``root`` (a validated ``monitor.window``: at most one
+    kind of window, times that parse)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -153,38 +146,20 @@ def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> C
             "or compare a file: aiinfra monitor monitor.current=FILE.parquet",
         )
     footers = _Footers()
-    last_hours = window.get("last_hours") if window is not None else None
-    start_s = window.get("start") if window is not None else None
-    end_s = window.get("end") if window is not None else None
-    last_rows = window.get("last_rows") if window is not None else None
-    chosen = sum(x is not None for x in (last_hours, last_rows)) + (start_s is not None or end_s is not None)
-    if chosen > 1:
-        raise AiinfraError(
-            "monitor.window sets more than one kind of window",
-            hint="set only one of window.last_hours, window.start/end, window.last_rows",
-        )
-
-    start = end = None
+    last_hours, last_rows = window.last_hours, window.last_rows
+    start = parse_time(window.start) if window.start is not None else None
+    end = parse_time(window.end) if window.end is not None else None
     if last_hours is not None:
-        if float(last_hours) <= 0:
-            raise AiinfraError(f"monitor.window.last_hours must be > 0, got {last_hours}")
-        end_now = now or dt.datetime.now(dt.timezone.utc)
-        start = end_now - dt.timedelta(hours=float(last_hours))
-    if start_s is not None:
-        start = _parse_time(start_s, "start")
-    if end_s is not None:
-        end = _parse_time(end_s, "end")
+        start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(hours=last_hours)
 
     if last_rows is not None:
-        if int(last_rows) <= 0:
-            raise AiinfraError(f"monitor.window.last_rows must be > 0, got {last_rows}")
         # newest partitions first, until they hold enough rows (row counts come from the
         # Parquet footers, no data is read)
         picked, total = [], 0
         for date, hour, path in reversed(parts):
             picked.append((date, hour, path))
             total += sum(footers.rows(f) for f in _part_files(path))
-            if total >= int(last_rows):
+            if total >= last_rows:
                 break
         parts = sorted(picked)
 
@@ -213,25 +188,25 @@ def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> C
 
     if start is not None:
         # prune partitions by name (cheap), then filter rows by timestamp
-        d, h = start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d"), start.astimezone(dt.timezone.utc).strftime("%H")
+        d, h = start.astimezone(dt.UTC).strftime("%Y-%m-%d"), start.astimezone(dt.UTC).strftime("%H")
         expr = both(expr, (ds.field("date") > d) | ((ds.field("date") == d) & (ds.field("hour") >= h)))
         expr = both(expr, ds.field(TIMESTAMP) >= pa.scalar(start, type=ts_type))
     if end is not None:
-        d, h = end.astimezone(dt.timezone.utc).strftime("%Y-%m-%d"), end.astimezone(dt.timezone.utc).strftime("%H")
+        d, h = end.astimezone(dt.UTC).strftime("%Y-%m-%d"), end.astimezone(dt.UTC).strftime("%H")
         expr = both(expr, (ds.field("date") < d) | ((ds.field("date") == d) & (ds.field("hour") <= h)))
         expr = both(expr, ds.field(TIMESTAMP) < pa.scalar(end, type=ts_type))
-    if last_rows is not None and total > int(last_rows):
+    if last_rows is not None and total > last_rows:
         import numpy as np
 
         ts = dataset.to_table(columns=[TIMESTAMP]).column(0)
         stamps = ts.cast(pa.int64()).to_numpy(zero_copy_only=False)
-        k = stamps.size - int(last_rows)
+        k = stamps.size - last_rows
         cutoff = int(np.partition(stamps, k)[k])
         # rows logged at the very same microsecond as the cutoff are all kept
         expr = both(expr, ds.field(TIMESTAMP) >= pa.scalar(cutoff, type=pa.int64()).cast(ts_type))
 
-    described = {"last_hours": last_hours, "start": start.isoformat() if start else None,
-                 "end": end.isoformat() if end else None, "last_rows": last_rows}
+    described = WindowBounds(last_hours=last_hours, start=start.isoformat() if start else None,
+                             end=end.isoformat() if end else None, last_rows=last_rows)
     what = ", ".join(f"{k}={v}" for k, v in described.items() if v is not None) or "whole log"
     if footers.skipped:
         log.warning("prediction log: skipped %d unreadable file(s): %s", len(footers.skipped),
@@ -239,21 +214,20 @@ def open_log(root: str | Path, window: Any, now: dt.datetime | None = None) -> C
     return CurrentData(f"prediction log {root} ({what})", dataset, expr, described, footers.skipped)
 
 
-def open_current(cfg: Any) -> CurrentData:
+def open_current(cfg: RootConfig) -> CurrentData:
     """The current data of a monitor run: ``monitor.current`` or the prediction log window."""
-    current = cfg.monitor.get("current")
-    if current:
-        window = cfg.monitor.get("window") or {}
-        if any(window.get(k) is not None for k in ("last_hours", "start", "end", "last_rows")):
-            raise AiinfraError(
-                "monitor.window applies to the prediction log, but monitor.current names a file",
-                hint="drop the window settings, or set monitor.current=null to read the log",
-            )
-        return open_file(current)
-    return open_log(log_root(cfg), cfg.monitor.get("window"), now=env_now())
+    if cfg.monitor.current:  # (validation refused a window with it)
+        return open_file(cfg.monitor.current)
+    return open_log(log_root(cfg), cfg.monitor.window, now=env_now())
 
 
 def env_now() -> dt.datetime | None:
     """``AIINFRA_NOW`` (ISO time) pins "now" for windows: reproducible runs and tests."""
     raw = os.environ.get("AIINFRA_NOW")
-    return _parse_time(raw, "now") if raw else None
+    if not raw:
+        return None
+    try:
+        return parse_time(raw)
+    except ValueError:
+        raise AiinfraError(f"AIINFRA_NOW={raw!r} is not an ISO-8601 time",
+                           hint="e.g. AIINFRA_NOW=2026-11-28T13:00:00Z, or unset it") from None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from aiinfra.runner import setup_environment
 from monhelpers import REPO, MonProject, Receiver
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
+setup_environment()  # DO_NOT_TRACK for Evidently, here and in every process a test starts
 
 
 @pytest.fixture
@@ -23,8 +23,7 @@ def mon(tmp_path: Path) -> MonProject:
 
 @pytest.fixture(scope="session")
 def evidently_loaded():
-    """Import evidently once per session (~5 s), telemetry off."""
-    os.environ["DO_NOT_TRACK"] = "1"
+    """Import evidently once per session (~5 s), telemetry off (setup_environment above)."""
     import evidently  # noqa: F401
 
     return True
@@ -34,8 +33,8 @@ def evidently_loaded():
 def receiver():
     made = []
 
-    def make(statuses=(200,), delay_s=0.0):
-        r = Receiver(statuses, delay_s)
+    def make(statuses=(200,), delay_s=0.0, retry_after="0"):
+        r = Receiver(statuses, delay_s, retry_after)
         made.append(r)
         return r
 

@@ -11,17 +11,19 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import drift_scenarios
+from aiinfra.monitoring.schema import SinkConfig
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
 REPO = Path(__file__).resolve().parents[2]
-START = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)
 
 
 def env_for(project: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIINFRA_", "DVC_"))}
-    env.update(DO_NOT_TRACK="1", PYTHONUNBUFFERED="1", AIINFRA_PROJECT_DIR=str(project))
+    env.update(PYTHONUNBUFFERED="1", AIINFRA_PROJECT_DIR=str(project))
     env.update(extra)
     return env
 
@@ -36,16 +38,12 @@ class MonProject:
         self.reports = root / "reports" / "drift"
 
     def reference(self, scenario: str = "no_drift", rows: int = 3000, seed: int = 1) -> None:
-        from aiinfra.monitoring import scenarios
-
-        scenarios.write_reference(self.prepared, scenarios.make(scenario, rows, seed=seed, reference=True))
+        drift_scenarios.write_reference(self.prepared, drift_scenarios.make(scenario, rows, seed=seed, reference=True))
 
     def log(self, scenario: str = "no_drift", rows: int = 4000, hours: int = 3, seed: int = 2,
             start: dt.datetime = START, **kw) -> list[str]:
-        from aiinfra.monitoring import scenarios
-
-        return scenarios.write_prediction_log(self.logs, scenarios.make(scenario, rows, seed=seed), start,
-                                              hours=hours, **kw)
+        return drift_scenarios.write_prediction_log(self.logs, drift_scenarios.make(scenario, rows, seed=seed), start,
+                                                    hours=hours, **kw)
 
     def cfg(self, *overrides: str):
         """The validated config, as the CLI builds it (paths made absolute into this project)."""
@@ -68,24 +66,43 @@ def cfg_with(cfg, **monitor):
     validated again as the CLI would."""
     from omegaconf import OmegaConf
 
+    from aiinfra.config.typed import to_dict
     from aiinfra.config.validate import validate
     from aiinfra.plugins.manager import get_plugins
 
-    data = OmegaConf.to_container(cfg, resolve=True)
+    data = to_dict(cfg)
     data["monitor"].update(monitor)
     return validate(OmegaConf.create(data), get_plugins().registry)
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records POSTs and answers with scripted statuses."""
+@dataclass
+class PagerSinkConfig(SinkConfig):
+    """A plugin's own sink schema (registered by tests as ``monhelpers:PagerSinkConfig``)."""
 
-    def __init__(self, statuses=(200,), delay_s: float = 0.0):
+    type: str = "pager"
+    severity: str = "high"
+
+
+PAGED: list[tuple[dict, object]] = []
+
+
+def pager_sink(verdict, options: PagerSinkConfig, config) -> None:
+    PAGED.append((verdict, options))
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records POSTs (bodies, arrival times) and answers with
+    scripted statuses (the last one repeats); a 429 carries ``Retry-After: retry_after``."""
+
+    def __init__(self, statuses=(200,), delay_s: float = 0.0, retry_after: str = "0"):
         import http.server
         import threading
 
         self.statuses = list(statuses)
         self.delay_s = delay_s
+        self.retry_after = retry_after
         self.bodies: list[dict] = []
+        self.times: list[float] = []  # time.monotonic() of each request's arrival
         self.hits = 0
         outer = self
 
@@ -94,6 +111,7 @@ class Receiver:
                 import json
                 import time
 
+                outer.times.append(time.monotonic())
                 outer.hits += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if outer.delay_s:
@@ -103,6 +121,8 @@ class Receiver:
                     outer.bodies.append(json.loads(body))
                     outer.headers = dict(self.headers)
                 self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", outer.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -115,6 +135,25 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def gaps(self) -> list[float]:
+        """Seconds between consecutive requests."""
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def validate_monitor(conf_dir: Path, updates: dict):
+    """``conf/`` composed with ``monitor.<key>`` set to each value of ``updates`` (dotted keys, any
+    YAML value: lists of sink dicts too), then validated: the typed config, or the ConfigError."""
+    from omegaconf import OmegaConf
+
+    from aiinfra.config.compose import compose
+    from aiinfra.config.validate import validate
+    from aiinfra.plugins.manager import get_plugins
+
+    raw = compose([], Path(conf_dir))
+    for key, value in updates.items():
+        OmegaConf.update(raw, f"monitor.{key}", value, merge=False, force_add=True)
+    return validate(raw, get_plugins().registry)

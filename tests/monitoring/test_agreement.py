@@ -9,7 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aiinfra.monitoring import engine, report, scenarios, windows
+import drift_scenarios as scenarios
+from aiinfra.monitoring import engine, windows
+from aiinfra.monitoring.schema import DriftMonitorConfig
+from evidently_yardstick import evidently_direct
 
 
 def _compare(tmp_path, scenario, n_ref, n_cur, mon):
@@ -22,8 +25,8 @@ def _compare(tmp_path, scenario, n_ref, n_cur, mon):
     reference = engine.load_reference(tmp_path / "prepared")
     current = windows.open_file(tmp_path / "current.parquet")
     ours = engine.run(mon, reference, current, engine.plan_columns(mon, reference, current))
-    theirs = report.evidently_direct(ref, cur, numerical=names, categorical=[],
-                                     method=None if mon["method"] == "auto" else mon["method"])
+    theirs = evidently_direct(ref, cur, numerical=names, categorical=[],
+                              method=None if mon.method == "auto" else str(mon.method))
     mine = {c["column"]: c for c in ours.columns}
     assert set(theirs["columns"]) == set(names)
     for name, ev in theirs["columns"].items():
@@ -49,7 +52,7 @@ EXPECTED_SHARE = {  # what each scenario is built to show (with the auto methods
 
 @pytest.mark.parametrize("scenario", scenarios.SCENARIOS)
 def test_auto_methods_agree_with_evidently(tmp_path, scenario, evidently_loaded):
-    mon = {"method": "auto", "report_sample_rows": 500, "threads": 2}
+    mon = DriftMonitorConfig(method="auto", report_sample_rows=500, threads=2)
     share = _compare(tmp_path, scenario, 2000, 6000, mon)
     assert share == pytest.approx(EXPECTED_SHARE[scenario])
 
@@ -58,7 +61,7 @@ def test_auto_methods_agree_with_evidently(tmp_path, scenario, evidently_loaded)
                                              ("missing_rising", "psi")])
 def test_small_reference_and_explicit_methods_agree(tmp_path, scenario, method, evidently_loaded):
     # reference <= 1000 rows: Evidently's auto choice is ks / chisquare / z
-    _compare(tmp_path, scenario, 800, 3000, {"method": method, "report_sample_rows": 500, "threads": 2})
+    _compare(tmp_path, scenario, 800, 3000, DriftMonitorConfig(method=method, report_sample_rows=500, threads=2))
 
 
 def test_string_categories_and_missing_values_in_a_csv_agree(tmp_path, evidently_loaded):
@@ -75,12 +78,12 @@ def test_string_categories_and_missing_values_in_a_csv_agree(tmp_path, evidently
     ref.assign(target=0).to_parquet(tmp_path / "prepared" / "reference.parquet")
     (tmp_path / "prepared" / "meta.json").write_text('{"features": ["x", "city", "flag"], "target": "target"}')
     cur.to_csv(tmp_path / "current.csv", index=False)
-    mon = {"method": "auto", "report_sample_rows": 500, "threads": 2}
+    mon = DriftMonitorConfig(report_sample_rows=500, threads=2)
     reference = engine.load_reference(tmp_path / "prepared")
     current = windows.open_file(tmp_path / "current.csv")
     ours = {c["column"]: c for c in engine.run(mon, reference, current,
                                                engine.plan_columns(mon, reference, current)).columns}
-    theirs = report.evidently_direct(ref, cur, numerical=["x"], categorical=["city", "flag"])
+    theirs = evidently_direct(ref, cur, numerical=["x"], categorical=["city", "flag"])
     for name, ev in theirs["columns"].items():
         assert (ours[name]["method"], ours[name]["drifted"]) == (ev["method"], ev["drifted"]), name
         assert ours[name]["score"] == pytest.approx(ev["score"], rel=1e-9), name

@@ -7,10 +7,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from omegaconf import OmegaConf
 
 from aiinfra.errors import ConfigError, DataValidationError
 from aiinfra.monitoring import engine
+from aiinfra.monitoring.schema import DriftMonitorConfig
 from aiinfra.monitoring.windows import CurrentData
 
 g = np.random.default_rng(9)
@@ -27,9 +27,7 @@ def _cur(**columns):
 
 
 def _mon(**kw):
-    base = {"method": "auto", "threshold": None, "per_column_method": {}, "per_column_threshold": {},
-            "categorical": [], "columns": [], "prediction_drift": True, "report_sample_rows": 100, "threads": 2}
-    return OmegaConf.create({**base, **kw})
+    return DriftMonitorConfig(**{"report_sample_rows": 100, "threads": 2, **kw})
 
 
 def _run(mon, ref, cur):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aiinfra.monitoring import history, metrics, scenarios
-from aiinfra.monitoring.stage import run_monitor
-
+import drift_scenarios as scenarios
+from aiinfra.errors import AiinfraError
+from aiinfra.monitoring import history, metrics, report_worker
+from aiinfra.monitoring.drift_monitor import run_monitor, run_once
+from aiinfra.stages import monitor as monitor_stage
 from monhelpers import cfg_with
 
 VERDICT = {
@@ -80,24 +81,37 @@ def test_watch_runs_on_an_interval_and_keeps_going_after_a_bad_run(mon, tmp_path
     assert run_monitor(cfg) == 0
     runs = history.load(mon.reports / history.HISTORY)
     assert len(runs) == 3 and all(r["drift_detected"] is False for r in runs)
-    # a missing file is an error run (status 2), and the loop still ends where it should
+    # a missing file is an error run (status 2, logged), and the loop still ends where it should
     bad = cfg_with(cfg, current=str(tmp_path / "gone.parquet"), watch_max_runs=2)
     assert run_monitor(bad) == 2
     assert len(history.load(mon.reports / history.HISTORY)) == 3
+    # a single run raises the error (the runner prints it and exits 2)
+    with pytest.raises(AiinfraError, match="current data file not found"):
+        run_monitor(cfg_with(bad, watch_interval_s=0))
+
+
+def _imported(modules: str, heavy: tuple[str, ...]) -> list[str]:
+    code = (f"import sys, {modules}; "
+            f"print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return [m for m in out.stdout.strip().split(",") if m]
 
 
 def test_importing_the_monitor_is_light():
-    code = ("import sys, aiinfra.monitoring.schema, aiinfra.monitoring.components, aiinfra.monitoring.stage, "
-            "aiinfra.monitoring.sinks, aiinfra.monitoring.metrics; "
-            "print(sorted(m for m in ('evidently', 'mlflow', 'torch', 'pandas', 'scipy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = ("evidently", "mlflow", "torch", "pandas", "scipy")
+    assert _imported("aiinfra.monitoring.schema, aiinfra.monitoring.components, aiinfra.monitoring.drift_monitor, "
+                     "aiinfra.monitoring.sinks, aiinfra.monitoring.metrics", heavy) == []
+    # imported by the runner before the config is composed, and by the hook spec
+    assert _imported("aiinfra.stages.monitor, aiinfra.monitoring.verdict", (*heavy, "numpy", "pyarrow")) == []
 
 
 def test_sinks_are_registered_components(aiinfra_plugin_manager):
     names = aiinfra_plugin_manager.registry.names("sink")
     assert {"log", "file", "webhook"} <= set(names)
     assert aiinfra_plugin_manager.registry.get("monitor", "drift").load() is run_monitor
+    registry = aiinfra_plugin_manager.registry
+    schemas = {n: registry.get("sink", n).load_schema().__name__ for n in ("log", "file", "webhook")}
+    assert schemas == {"log": "LogSinkConfig", "file": "FileSinkConfig", "webhook": "WebhookSinkConfig"}
 
 
 def test_feedback_labels_give_accuracy_and_target_drift(mon, tmp_path, aiinfra_plugin_manager):
@@ -122,7 +136,8 @@ def test_feedback_labels_give_accuracy_and_target_drift(mon, tmp_path, aiinfra_p
     assert "aiinfra_feedback_accuracy" in (mon.reports / "drift.prom").read_text()
     pq.write_table(pa.table({"id": ["x"], "target": [1]}), tmp_path / "bad.parquet")
     bad = cfg_with(cfg, feedback=str(tmp_path / "bad.parquet"))
-    assert run_monitor(bad) == 2
+    with pytest.raises(AiinfraError, match="lacks column"):
+        run_monitor(bad)
 
 
 def test_report_on_drift_skips_evidently_when_nothing_drifted(mon, tmp_path, aiinfra_plugin_manager):
@@ -131,8 +146,6 @@ def test_report_on_drift_skips_evidently_when_nothing_drifted(mon, tmp_path, aii
     pd.DataFrame(scenarios.make("mean_shift", 2000, seed=4)).to_parquet(tmp_path / "moved.parquet")
     cfg = mon.cfg(f"monitor.current={tmp_path / 'same.parquet'}", "monitor.report_on=drift",
                   "monitor.report_sample_rows=500", "monitor.fail_on_drift=false")
-    from aiinfra.monitoring.stage import run_once
-
     verdict = run_once(cfg)
     assert "html" not in verdict["paths"] and verdict["report_skipped"].startswith("no drift")
     assert not (mon.reports / "report.html").exists()
@@ -140,62 +153,73 @@ def test_report_on_drift_skips_evidently_when_nothing_drifted(mon, tmp_path, aii
     assert verdict["drift_detected"] and Path(verdict["paths"]["html"]).is_file()
 
 
-def test_watch_prewarms_the_report_process_for_the_next_run(mon, tmp_path, aiinfra_plugin_manager):
-    from aiinfra.monitoring import report
-
+def test_watch_prewarms_the_report_process_for_the_next_run(mon, tmp_path, aiinfra_plugin_manager, monkeypatch):
     mon.reference(rows=2000)
     pd.DataFrame(scenarios.make("one_column", 2000, seed=4)).to_parquet(tmp_path / "cur.parquet")
-    started = []
-    original = report.ReportWorker.__init__
+    Worker = report_worker.ReportWorker
+    started, taken = [], []
+    original_init, original_take = Worker.__init__, Worker.take.__func__
 
     def counting_init(self):
-        original(self)
-        started.append(time.monotonic())
-
-    taken = []
-    original_take = report.ReportWorker.take.__func__
+        original_init(self)
+        started.append(self)
 
     def counting_take(cls):
         taken.append(cls._spare is not None)  # was a warm worker waiting?
         return original_take(cls)
 
-    report.ReportWorker.__init__ = counting_init
-    report.ReportWorker.take = classmethod(counting_take)
-    try:
-        cfg = mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report_sample_rows=500",
-                      "monitor.watch_interval_s=0.5", "monitor.watch_max_runs=2")
-        assert run_monitor(cfg) == 0
-    finally:
-        report.ReportWorker.__init__ = original
-        report.ReportWorker.take = classmethod(original_take)
+    monkeypatch.setattr(Worker, "__init__", counting_init)
+    monkeypatch.setattr(Worker, "take", classmethod(counting_take))
+    cfg = mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report_sample_rows=500",
+                  "monitor.watch_interval_s=0.5", "monitor.watch_max_runs=2")
+    assert run_monitor(cfg) == 0
     # two processes in all: the second run took the one started after the first run
     assert len(started) == 2 and taken == [False, True]
-    assert report.ReportWorker._spare is None  # nothing left running after the loop
+    assert Worker._spare is None  # nothing left running after the loop
+    assert all(w.proc.poll() is not None for w in started)
     assert len(history.load(mon.reports / history.HISTORY)) == 2
 
 
-def test_the_cli_prestarts_evidently_and_stops_it_when_no_report_is_wanted(mon, aiinfra_plugin_manager):
-    from aiinfra.monitoring import report
-    from aiinfra.monitoring import stage as monitor_stage
-
+def test_the_stage_prestarts_evidently_and_stops_it_when_no_report_is_wanted(mon, aiinfra_plugin_manager):
+    Worker = report_worker.ReportWorker
     for overrides, kept in ((("monitor.report=false",), False), ((), True)):
-        monitor_stage.prestart_report()
-        worker = report.ReportWorker._spare
+        early = monitor_stage.prestart()
+        worker = Worker._spare
         assert worker is not None and worker.proc.poll() is None  # importing Evidently already
-        monitor_stage.keep_report_if_wanted(mon.cfg(*overrides))
+        early.configured(mon.cfg(*overrides))
         if kept:
-            assert report.ReportWorker._spare is worker and worker.proc.poll() is None
-            assert report.ReportWorker.take() is worker  # the run uses it
+            assert Worker._spare is worker and worker.proc.poll() is None
+            assert Worker.take() is worker  # the run uses it
             worker.close()
         else:
-            assert report.ReportWorker._spare is None
+            assert Worker._spare is None
             assert worker.proc.wait(timeout=10) is not None  # killed, not left importing
+        early.close()
+        assert Worker._spare is None
+
+
+def test_the_prestarted_process_is_stopped_when_the_config_is_bad(mon, aiinfra_plugin_manager, monkeypatch):
+    from aiinfra.errors import ConfigError
+    from aiinfra.runner import run_stage_command
+
+    Worker = report_worker.ReportWorker
+    started = []
+    original_init = Worker.__init__
+
+    def recording_init(self):
+        original_init(self)
+        started.append(self)
+
+    monkeypatch.setattr(Worker, "__init__", recording_init)
+    monkeypatch.setenv("AIINFRA_PROJECT_DIR", str(mon.root))
+    monkeypatch.chdir(mon.root)
+    with pytest.raises(ConfigError, match=r"monitor\.drift_share: must be in \(0, 1\]"):
+        run_stage_command("monitor", ["monitor.drift_share=2"])
+    (worker,) = started  # the runner called the stage's prestart before composing the config ...
+    assert worker.proc.poll() is not None and Worker._spare is None  # ... and its close() after the error
 
 
 def test_a_labelled_file_reports_target_drift_apart(mon, tmp_path, aiinfra_plugin_manager):
-    from aiinfra.errors import AiinfraError
-    from aiinfra.monitoring.stage import run_once
-
     mon.reference(rows=2000)  # target = (f00 > 0)
     cols = scenarios.make("one_column", 2000, seed=4)  # f00 shifted: the labels shift too
     pd.DataFrame({**cols, "target": (cols["f00"] > 0).astype(int)}).to_parquet(tmp_path / "labelled.parquet")
@@ -203,8 +227,6 @@ def test_a_labelled_file_reports_target_drift_apart(mon, tmp_path, aiinfra_plugi
     verdict = run_once(cfg)
     assert verdict["target"]["column"] == "target" and verdict["target"]["drifted"] is True
     assert "target" not in verdict["columns"] and verdict["drifted_columns"] == 1  # only f00 counts
-    with pytest.raises(AiinfraError, match="monitor.window applies to the prediction log"):
-        run_once(cfg_with(cfg, window={"last_hours": 1}))
 
 
 def test_model_card_lists_the_monitor_history(mon, tmp_path, aiinfra_plugin_manager):

@@ -8,8 +8,9 @@ import re
 import numpy as np
 import pyarrow as pa
 
-from aiinfra.monitoring import report, scenarios, stats
-from aiinfra.monitoring.engine import ColumnPlan, judge_column, summarize
+import drift_scenarios as scenarios
+from aiinfra.monitoring import report, stats
+from aiinfra.monitoring.engine import ColumnPlan, as_labels, judge_column, summarize
 
 # Evidently names every widget and metric with a fresh uuid (with or without dashes): the only
 # bytes that differ between two renders of the same data.
@@ -30,8 +31,6 @@ def _inputs(rows: int = 3000):
     for p in plans:
         rc, cc = ref_t.column(p.ref_name), cur_t.column(p.name)
         if p.name != p.ref_name:
-            from aiinfra.monitoring.engine import as_labels
-
             rc, cc = as_labels(rc), as_labels(cc)
         results.append(judge_column(p, summarize(rc, p.kind), summarize(cc, p.kind)))
     return ref_t, cur_t, results

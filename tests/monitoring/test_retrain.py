@@ -10,10 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from aiinfra.monitoring import scenarios
+import drift_scenarios as scenarios
+from aiinfra.monitoring.drift_monitor import run_once
 from aiinfra.monitoring.retrain import retrain
-from aiinfra.monitoring.stage import run_once
-
 from monhelpers import cfg_with
 
 
@@ -53,7 +52,7 @@ def test_no_retrain_without_drift(mon, tmp_path, aiinfra_plugin_manager):
     assert "retrain" not in run_once(cfg) and not marker.exists()
 
 
-def test_a_failing_or_hanging_pipeline_is_recorded(mon, tmp_path):
+def test_a_failing_or_hanging_pipeline_is_recorded(mon, tmp_path, aiinfra_plugin_manager):
     cfg = cfg_with(mon.cfg(), retrain={"policy": "retrain", "timeout_s": 60, "export_window": False,
                                        "command": _script(tmp_path, "import sys; print('boom'); sys.exit(3)")})
     out = retrain(cfg, {"finished": "2026-11-28T12:00:00+00:00"})

@@ -13,7 +13,7 @@ import os
 
 from aiinfra.plugins import hookimpl
 
-AIINFRA_API = ">=1.1,<2"  # 1.1: aiinfra.monitoring.sinks.post_json
+AIINFRA_API = ">=1.1,<2"  # 1.1: aiinfra.monitoring.sinks.post_json; sink schemas subclass SinkConfig
 URL_ENV = "AIINFRA_SLACK_WEBHOOK_URL"
 STAGES_ENV = "AIINFRA_SLACK_STAGES"
 
@@ -26,7 +26,7 @@ def aiinfra_config_searchpath():
 @hookimpl
 def aiinfra_register_components(register):
     register("sink", "slack", target="aiinfra_slack.sink:slack_sink",
-             schema="aiinfra.monitoring.schema:AlertConfig",
+             schema="aiinfra_slack.schema:SlackSinkConfig",
              description=f"drift alert to a Slack incoming webhook (url, or ${URL_ENV})")
 
 
@@ -42,7 +42,7 @@ def _has_slack_sink(config) -> bool:
 def aiinfra_on_drift(report, config):
     if not os.environ.get(URL_ENV) or _has_slack_sink(config):
         return
-    from aiinfra_slack.sink import post, drift_message
+    from aiinfra_slack.sink import drift_message, post
 
     post(os.environ[URL_ENV], drift_message(report))
 

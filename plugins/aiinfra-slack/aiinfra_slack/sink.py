@@ -8,8 +8,8 @@ from typing import Any
 
 from aiinfra.errors import AiinfraError
 from aiinfra.monitoring.sinks import post_json, redact_url
-
 from aiinfra_slack.plugin import URL_ENV
+from aiinfra_slack.schema import SlackSinkConfig
 
 
 class SlackError(AiinfraError):
@@ -28,13 +28,13 @@ def post(url: str, message: dict[str, Any], *, timeout_s: float = 5.0, retries: 
                          hint=f"check the webhook URL (monitor.alerts[].url or ${URL_ENV})")
 
 
-def drift_message(verdict: Mapping[str, Any]) -> dict[str, Any]:
+def drift_message(verdict: Mapping[str, Any], top_columns: int = SlackSinkConfig.top_columns) -> dict[str, Any]:
     drifted = bool(verdict.get("drift_detected"))
     cols = verdict.get("columns") or {}
     worst = sorted(
         ((name, c) for name, c in cols.items() if c.get("drifted") and c.get("score") is not None),
         key=lambda item: -abs(float(item[1]["score"]) / (float(item[1].get("threshold") or 1) or 1)),
-    )[:5]
+    )[:top_columns]
     rows = verdict.get("rows") or {}
     title = ("Data drift detected" if drifted else "No data drift") + f" ({verdict.get('current', 'current data')})"
     summary = (f"{verdict.get('drifted_columns', len(worst))}/{verdict.get('columns_total', len(cols))} columns "
@@ -65,14 +65,14 @@ def stage_message(stage: str, outputs: Mapping[str, Any], project: str) -> dict[
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*" + (f"\n{lines}" if lines else "")}}]}
 
 
-def slack_sink(verdict: Mapping[str, Any], options: Mapping[str, Any], config: Any = None) -> None:
-    """The ``slack`` alert sink: ``monitor.alerts=[{type: slack, url: ...}]``."""
+def slack_sink(verdict: Mapping[str, Any], options: SlackSinkConfig, config: Any = None) -> None:
+    """The ``slack`` alert sink: ``monitor.alerts=[{type: slack, url: ...}]`` (options validated by
+    :class:`~aiinfra_slack.schema.SlackSinkConfig`)."""
     import os
 
-    url = options.get("url") or os.environ.get(URL_ENV)
+    url = options.url or os.environ.get(URL_ENV)
     if not url:
         raise SlackError("the slack sink has no webhook URL.",
                          hint=f"set ${URL_ENV}, or monitor.alerts=[{{type: slack, url: https://hooks.slack.com/...}}]")
-    post(str(url), drift_message(verdict), timeout_s=float(options.get("timeout_s") or 5.0),
-         retries=int(options.get("retries") if options.get("retries") is not None else 3),
-         backoff_s=float(options.get("backoff_s") if options.get("backoff_s") is not None else 0.5))
+    post(url, drift_message(verdict, options.top_columns), timeout_s=options.timeout_s, retries=options.retries,
+         backoff_s=options.backoff_s)

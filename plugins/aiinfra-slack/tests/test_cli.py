@@ -29,3 +29,12 @@ def test_monitor_posts_drift_to_slack(aiinfra_project, receiver):
     assert "columns drifted" in drift[0]["text"]
     verdict = json.loads((aiinfra_project.root / "reports" / "drift" / "verdict.json").read_text())
     assert verdict["drift_detected"] is True
+
+
+def test_slack_options_are_validated_by_the_sinks_schema(aiinfra_project):
+    proc = aiinfra_project.run("monitor", "source=synthetic", "monitor=drift_slack",
+                               "monitor.alerts=[{type:slack,top_colums:3}]")
+    assert proc.returncode == 2
+    assert "unknown config key 'monitor.alerts[0].top_colums'" in proc.stderr and "top_columns" in proc.stderr
+    proc = aiinfra_project.run("monitor", "source=synthetic", "monitor.alerts=[{type:slack,timeout_s:0}]")
+    assert proc.returncode == 2 and "monitor.alerts[0].timeout_s: must be > 0" in proc.stderr

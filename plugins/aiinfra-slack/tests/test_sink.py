@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aiinfra_slack import plugin
+from aiinfra_slack.schema import SlackSinkConfig
 from aiinfra_slack.sink import SlackError, drift_message, post, slack_sink
 
 VERDICT = {
@@ -18,7 +19,7 @@ VERDICT = {
 
 
 def test_sink_posts_block_kit_message(receiver):
-    slack_sink(VERDICT, {"url": receiver.url})
+    slack_sink(VERDICT, SlackSinkConfig(url=receiver.url))
     (body,) = receiver.bodies
     assert body["text"].startswith("Data drift detected (cur.parquet): 3/4 columns drifted, share 0.75")
     assert body["blocks"][0]["type"] == "header"
@@ -29,7 +30,7 @@ def test_sink_posts_block_kit_message(receiver):
 
 def test_url_from_environment(receiver, monkeypatch):
     monkeypatch.setenv(plugin.URL_ENV, receiver.url)
-    slack_sink(VERDICT, {})
+    slack_sink(VERDICT, SlackSinkConfig())
     assert len(receiver.bodies) == 1
 
 
@@ -52,8 +53,14 @@ def test_client_error_is_not_retried_and_secret_path_not_shown(receiver):
 def test_missing_url_is_a_clear_error(monkeypatch):
     monkeypatch.delenv(plugin.URL_ENV, raising=False)
     with pytest.raises(SlackError, match="no webhook URL") as exc:
-        slack_sink(VERDICT, {})
+        slack_sink(VERDICT, SlackSinkConfig())
     assert plugin.URL_ENV in exc.value.hint
+
+
+def test_top_columns_limits_the_list(receiver):
+    slack_sink(VERDICT, SlackSinkConfig(url=receiver.url, top_columns=1))
+    worst = receiver.bodies[0]["blocks"][2]["text"]["text"]
+    assert "`f0`" in worst and "`f1`" not in worst
 
 
 def test_aiinfra_on_drift_posts_unless_a_slack_sink_did(receiver, monkeypatch):

@@ -1,4 +1,4 @@
-"""Seeded drift scenarios for the agreement test and the benchmark (numpy only).
+"""Seeded drift scenarios for the monitor tests and ``bench/monitor_bench.py`` (numpy only).
 
 Sixteen columns ``f00``..``f15`` like a model's features: thirteen continuous (normal, lognormal,
 uniform, bimodal) and three low-cardinality codes (floats with 3-4 values, as a served model logs

@@ -1,0 +1,157 @@
+"""The ``drift`` monitor: one drift check (or a watch loop) of current data against the reference.
+
+Order of work, each step's output safe before the next starts:
+1. the verdict on every row (:mod:`engine`), written to ``verdict.json`` at once,
+2. Evidently's HTML + JSON on a sample (:mod:`report`, in a child process started before 1),
+3. ``verdict.json`` again with the report's paths, ``drift.prom``, ``history.jsonl`` and the
+   drift-over-time page,
+4. alerts (sinks and the ``aiinfra_on_drift`` hook) and the retrain policy, whose outcomes are
+   added to ``verdict.json`` afterwards.
+
+The config was validated before (``monitor.*`` rules: :mod:`aiinfra.monitoring.schema`); what is
+checked here depends on the data (columns, their types, the window's rows).
+
+Exit status: 0 no drift, 1 drift (only with ``monitor.fail_on_drift``); a user error raises
+(the runner reports it, status 2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from aiinfra.config.schema import RootConfig
+from aiinfra.monitoring import alerts, engine, feedback, history, metrics, windows
+from aiinfra.monitoring.report_worker import ReportWorker
+from aiinfra.monitoring.retrain import retrain
+from aiinfra.monitoring.schema import ReportOn, RetrainPolicy
+from aiinfra.monitoring.verdict import DriftReport
+from aiinfra.monitoring.watch import watch
+
+log = logging.getLogger("aiinfra.monitor")
+
+VERDICT = "verdict.json"
+HTML = "report.html"
+EVIDENTLY_JSON = "report.json"
+PROM = "drift.prom"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Atomic: a reader (or a crash) never sees half a verdict."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str, allow_nan=True))
+    os.replace(tmp, path)
+
+
+def run_once(cfg: RootConfig) -> DriftReport:
+    """One monitor run; returns the verdict (also written to ``<report_dir>/verdict.json``)."""
+    mon = cfg.monitor
+    started = time.perf_counter()
+    worker = None
+    try:
+        if mon.report:
+            # Evidently's import (3-4 s) runs on the other core while we read and test; the stage's
+            # prestart has usually started this process already, before the config was composed
+            worker = ReportWorker.take()
+        current = windows.open_current(cfg)
+        ref = engine.load_reference(cfg.paths.prepared)
+        plans = engine.plan_columns(mon, ref, current)
+        result = engine.run(mon, ref, current, plans, seed=cfg.seed)
+        labelled = feedback.evaluate(mon.feedback, ref, current) if mon.feedback else None
+    except BaseException:
+        if worker is not None:
+            worker.close()
+        raise
+    verdict_s = time.perf_counter() - started
+
+    features = [c for c in result.columns if c["counted"]]
+    drifted = sum(1 for c in features if c["drifted"])
+    share = drifted / len(features) if features else 0.0
+    threshold = mon.drift_share
+    report_dir = Path(mon.report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    verdict = DriftReport(
+        drift_detected=bool(features) and share >= threshold,  # Evidently's rule: share >= drift_share
+        drift_share=share,
+        threshold=threshold,
+        drifted_columns=drifted,
+        columns_total=len(features),
+        columns={c["column"]: c for c in features},
+        prediction=next((c for c in result.columns if c["column"] == windows.PREDICTION and not c["counted"]), None),
+        target=next((c for c in result.columns if not c["counted"] and c["column"] != windows.PREDICTION), None),
+        feedback=labelled,
+        rows={"current": result.rows_current, "reference": result.rows_reference},
+        current=current.description,
+        window=current.window,
+        skipped_files=current.skipped,
+        reference=str(ref.path),
+        dataset_hash=ref.meta.get("dataset_hash"),  # meta.json of an older prepare may lack it
+        models=result.models,
+        finished=now.isoformat(timespec="seconds"),
+        finished_unix=now.timestamp(),
+        seconds={"verdict": round(verdict_s, 3)},
+        paths={"report_dir": str(report_dir), "verdict": str(report_dir / VERDICT)},
+    )
+    _write_json(report_dir / VERDICT, verdict)  # the decision is safe before Evidently renders
+    if worker is not None and mon.report_on == ReportOn.drift and not verdict["drift_detected"]:
+        worker.close()  # nothing drifted: the verdict is the whole answer
+        worker = None
+        verdict["report_skipped"] = "no drift (monitor.report_on=drift)"
+
+    if worker is not None:
+        t = time.perf_counter()
+        try:
+            written = worker.render(
+                sample_current=result.sample_current, reference=ref.table, results=result.columns,
+                drift_share=threshold, html_path=report_dir / HTML, json_path=report_dir / EVIDENTLY_JSON,
+                sample_rows=mon.report_sample_rows, seed=cfg.seed,
+            )
+            verdict["paths"].update(html=written["html"], json=written["json"])
+            verdict["rows"]["report_sample"] = written["rows_current"]
+            verdict["rows"]["report_sample_reference"] = written["rows_reference"]
+        except Exception as exc:  # noqa: BLE001 - the verdict stands without its pictures
+            log.error("the Evidently report failed (the verdict is still written): %s: %s", type(exc).__name__, exc)
+            verdict["report_error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            worker.close()
+        verdict["seconds"]["report"] = round(time.perf_counter() - t, 3)
+
+    verdict["paths"]["prometheus"] = str(report_dir / PROM)
+    verdict["paths"]["history"] = str(report_dir / history.HISTORY)
+    verdict["paths"]["drift_over_time"] = str(report_dir / history.PLOT)
+    verdict["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    _write_json(report_dir / VERDICT, verdict)
+    metrics.write_textfile(verdict, report_dir / PROM)
+    history.render(history.append(report_dir, verdict))
+    log.info("verdict: %s (share %.3f, threshold %.3g); %s", "DRIFT" if verdict["drift_detected"] else "no drift",
+             share, threshold, report_dir / VERDICT)
+
+    # everything above is on disk: from here on, a failure only costs its own step
+    policy = mon.retrain.policy
+    if policy != RetrainPolicy.none:
+        verdict["alerts"] = alerts.dispatch(verdict, cfg)
+    if policy == RetrainPolicy.retrain and verdict["drift_detected"]:
+        verdict["retrain"] = retrain(cfg, verdict, current)
+    if "alerts" in verdict or "retrain" in verdict:
+        _write_json(report_dir / VERDICT, verdict)
+    return verdict
+
+
+def exit_code(verdict: DriftReport, cfg: RootConfig) -> int:
+    return 1 if verdict["drift_detected"] and cfg.monitor.fail_on_drift else 0
+
+
+def run_monitor(cfg: RootConfig) -> int:
+    """The ``drift`` monitor component: 0 no drift, 1 drift (with ``fail_on_drift``).
+
+    A user error (bad file, missing column, empty window) raises :class:`~aiinfra.errors.AiinfraError`
+    in a single run; in watch mode it is logged and the loop goes on.
+    """
+    if cfg.monitor.watch_interval_s > 0:
+        return watch(cfg, run_once, exit_code)
+    return exit_code(run_once(cfg), cfg)

@@ -6,7 +6,9 @@ its list in a light ``components.py`` (import strings only): listing them import
 
 from __future__ import annotations
 
+from aiinfra.monitoring.components import COMPONENTS as MONITORING
 from aiinfra.plugins import hookimpl
+from aiinfra.serving.components import COMPONENTS as SERVING
 
 AIINFRA_API = ">=1.0,<2"
 
@@ -31,9 +33,6 @@ COMPONENTS = [
 
 
 def all_components() -> list[tuple[str, str, str, str | None, str]]:
-    from aiinfra.monitoring.components import COMPONENTS as MONITORING
-    from aiinfra.serving.components import COMPONENTS as SERVING
-
     return [*COMPONENTS, *SERVING, *MONITORING]
 
 

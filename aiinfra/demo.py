@@ -22,6 +22,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
+from aiinfra.data.prepared import PreparedData
+from aiinfra.models.model_dir import Predictor
+from aiinfra.runner import setup_environment
+
 
 def _step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
@@ -56,7 +62,7 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    setup_environment()  # inherited by dvc, the server and the monitor started below
     root = Path.cwd()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -66,11 +72,6 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "dvc", "repro"], check=True, env=env)
     registration = json.loads((root / "models" / "registration.json").read_text())
     print(f"registered {registration['model_name']} v{registration['version']}: {registration['reason']}")
-
-    import numpy as np
-
-    from aiinfra.data.prepared import PreparedData
-    from aiinfra.models.model_dir import Predictor
 
     data = PreparedData.open(root / "data" / "prepared")
     x, y = data.arrays("test")

@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from project_helpers import cli_env, run_cli
 
 
+@pytest.mark.slow
 def test_sweep_trains_one_run_per_value_in_separate_job_dirs(project):
     run_cli(project, "prepare", check=True)
     proc = run_cli(project, "train", "-m", "model.hidden=8,16", "trainer.max_epochs=2", timeout=600)

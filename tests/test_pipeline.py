@@ -23,6 +23,7 @@ def pipeline(project):
     return project
 
 
+@pytest.mark.slow
 def test_dvc_repro_runs_all_stages_then_only_what_changed(pipeline):
     out = dvc(pipeline, "repro")
     assert ran(out) == {"compose", "prepare", "train", "evaluate", "register", "monitor"}

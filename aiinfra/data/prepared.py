@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiinfra.errors import AiinfraError
+
+# pandas and numpy are imported where used: every stage module imports this one, and the runner
+# imports the stage module before it validates the config
+
 SPLITS = ("train", "val", "test")
 META = "meta.json"
 
@@ -34,8 +39,6 @@ class PreparedData:
 
     @classmethod
     def open(cls, root: str | Path) -> PreparedData:
-        from aiinfra.errors import AiinfraError
-
         root = Path(root)
         if not (root / META).is_file():
             raise AiinfraError(f"no prepared data in {root} ({META} missing).",

@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sklearn.datasets
 
-from aiinfra.errors import ConfigError, DataValidationError, choices_text, did_you_mean
+from aiinfra.data.schema import SklearnDataset
+from aiinfra.errors import DataValidationError
 
-SKLEARN_DATASETS = {
-    "breast_cancer": "load_breast_cancer",
-    "wine": "load_wine",
-    "digits": "load_digits",
-    "iris": "load_iris",
+#: the scikit-learn loader of each bundled dataset
+SKLEARN_LOADERS = {
+    SklearnDataset.breast_cancer: "load_breast_cancer",
+    SklearnDataset.wine: "load_wine",
+    SklearnDataset.digits: "load_digits",
+    SklearnDataset.iris: "load_iris",
 }
 
 
@@ -30,26 +33,18 @@ class SklearnSource(Source):
     """A dataset that ships inside scikit-learn: loads offline, no download."""
 
     def read(self) -> pd.DataFrame:
-        name = str(self.cfg.dataset)
-        if name not in SKLEARN_DATASETS:
-            raise ConfigError(
-                f"unknown scikit-learn dataset '{name}'." + did_you_mean(name, SKLEARN_DATASETS),
-                hint=f"source.dataset is one of: {choices_text(SKLEARN_DATASETS)}",
-            )
-        import sklearn.datasets
-
-        bunch = getattr(sklearn.datasets, SKLEARN_DATASETS[name])(as_frame=True)
+        bunch = getattr(sklearn.datasets, SKLEARN_LOADERS[self.cfg.dataset])(as_frame=True)
         frame = bunch.frame.copy()
         # column names that survive every tool on the way (Parquet, Evidently, JSON clients)
         frame.columns = [str(c).strip().replace(" ", "_") for c in frame.columns]
         if self.cfg.target != "target":
-            frame = frame.rename(columns={"target": str(self.cfg.target)})
+            frame = frame.rename(columns={"target": self.cfg.target})
         return frame
 
 
 class _FileSource(Source):
     def _path(self) -> Path:
-        path = Path(str(self.cfg.path))
+        path = Path(self.cfg.path)
         if not path.exists():
             raise DataValidationError(
                 f"source file '{path}' does not exist.",
@@ -80,14 +75,10 @@ class SyntheticSource(Source):
     """``make_classification`` with a fixed seed: any size, for tests and benchmarks."""
 
     def read(self) -> pd.DataFrame:
-        from sklearn.datasets import make_classification
-
         c = self.cfg
-        informative = min(int(c.informative), int(c.features))
-        x, y = make_classification(
-            n_samples=int(c.rows), n_features=int(c.features), n_informative=informative,
-            n_redundant=0, n_classes=int(c.classes), random_state=int(c.seed),
-        )
+        x, y = sklearn.datasets.make_classification(
+            n_samples=c.rows, n_features=c.features, n_informative=c.informative, n_redundant=0,
+            n_classes=c.classes, random_state=c.seed)
         frame = pd.DataFrame(x.astype("float32"), columns=[f"f{i}" for i in range(x.shape[1])])
-        frame[str(c.target)] = y
+        frame[c.target] = y
         return frame

@@ -11,7 +11,7 @@ import json
 import os
 import shlex
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ def append_audit(cfg: Any, action: str, **fields: Any) -> dict[str, Any]:
     except (KeyError, OSError):
         user = "unknown"
     event = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "action": action,
         **fields,
         "command": shlex.join(["aiinfra", *sys.argv[1:]]) if sys.argv else "",
@@ -42,9 +42,3 @@ def append_audit(cfg: Any, action: str, **fields: Any) -> dict[str, Any]:
         os.fsync(f.fileno())
     return event
 
-
-def read_audit(cfg: Any) -> list[dict[str, Any]]:
-    path = audit_path(cfg)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

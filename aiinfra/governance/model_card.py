@@ -11,24 +11,29 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aiinfra.config.typed import to_dict
+from aiinfra.monitoring import history
+
+#: the trainer settings a card shows
+CARD_TRAINER_KEYS = ("accelerator", "devices", "strategy", "max_epochs", "precision")
+
 
 def _drift_history(cfg: Any, limit: int = 20) -> list[dict[str, Any]]:
-    """The monitor's last ``limit`` runs, as ``aiinfra monitor`` recorded them (monitoring.history)."""
-    from aiinfra.monitoring import history
-
-    if not cfg.get("monitor"):
+    """The monitor's last ``limit`` runs, as ``aiinfra monitor`` recorded them (monitoring.history)
+    in its ``report_dir``; none without a monitor, or with a plugin monitor that has no report_dir."""
+    report_dir = getattr(cfg.monitor, "report_dir", None)
+    if report_dir is None:
         return []
-    return history.load(Path(str(cfg.monitor.get("report_dir", "reports/drift"))) / history.HISTORY)[-limit:]
+    return history.load(Path(report_dir) / history.HISTORY)[-limit:]
 
 
 def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any], metrics: dict[str, Any],
                   gate: dict[str, Any], tags: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    from omegaconf import OmegaConf
-
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_json = Path(str(cfg.paths.models)) / "model" / "model.json"
+    model_cfg = to_dict(cfg.model)
+    model_json = Path(cfg.paths.models) / "model" / "model.json"
     classes = json.loads(model_json.read_text()).get("classes", []) if model_json.is_file() else []
-    trainer = {k: cfg.trainer[k] for k in ("accelerator", "devices", "strategy", "max_epochs", "precision")}
+    trainer_cfg = to_dict(cfg.trainer)
+    trainer = {k: trainer_cfg[k] for k in CARD_TRAINER_KEYS if k in trainer_cfg}
     history = _drift_history(cfg)
     drift_rows = [
         (str(h.get("finished") or "?"),
@@ -39,10 +44,10 @@ def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any
         for h in history
     ] or [("-", "no monitor runs recorded yet")]
     return [
-        ("Model", [("name", name), ("version", version), ("component", str(cfg.model.type)),
+        ("Model", [("name", name), ("version", version), ("component", cfg.model.type),
                    ("classes", ", ".join(str(c) for c in classes) or "-")]),
-        ("Data", [("source", str(cfg.source.type)), ("dataset hash (data version)", str(train_run.get("dataset_hash"))),
-                  ("prepared data", str(cfg.paths.prepared))]),
+        ("Data", [("source", cfg.source.type), ("dataset hash (data version)", str(train_run.get("dataset_hash"))),
+                  ("prepared data", cfg.paths.prepared)]),
         ("Metrics", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in sorted(metrics.items())]),
         ("Gate", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in gate.items()]),
         ("Lineage", [("MLflow run", str(train_run.get("run_id"))), ("model URI", str(train_run.get("model_uri"))),

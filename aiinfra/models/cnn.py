@@ -7,15 +7,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from aiinfra.errors import ConfigError
+
 
 class CNNClassifier(nn.Module):
     def __init__(self, n_features: int, n_classes: int, image_shape=(1, 8, 8), channels: int = 16,
                  hidden: int = 64, dropout: float = 0.1):
         super().__init__()
         c, h, w = (int(v) for v in image_shape)
-        if c * h * w != n_features:
-            from aiinfra.errors import ConfigError
-
+        if c * h * w != n_features:  # the one rule validation cannot check: it needs the prepared data
             raise ConfigError(
                 f"model.image_shape {list(image_shape)} holds {c * h * w} pixels but the data has "
                 f"{n_features} feature columns.",

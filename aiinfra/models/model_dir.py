@@ -20,6 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from aiinfra.errors import AiinfraError
+from aiinfra.plugins.manager import get_plugins
+
 WEIGHTS = "weights.pt"
 META = "model.json"
 FORMAT_VERSION = 1
@@ -55,8 +58,6 @@ class InferenceModel(nn.Module):
 
 
 def build_network(component: str, model_cfg: dict[str, Any], n_features: int, n_classes: int) -> nn.Module:
-    from aiinfra.plugins.manager import get_plugins
-
     cls = get_plugins().registry.get("model", component).load()
     return cls.from_config(model_cfg, n_features, n_classes)
 
@@ -93,8 +94,6 @@ class Predictor:
     def load(cls, path: str | Path) -> Predictor:
         path = Path(path)
         if not (path / META).is_file():
-            from aiinfra.errors import AiinfraError
-
             raise AiinfraError(f"{path} is not an aiinfra model directory (no {META}).",
                                hint="train one with `aiinfra train`, or give models:/<name>@<alias>")
         meta = json.loads((path / META).read_text())

@@ -6,12 +6,19 @@ Writes ``metrics.json`` (``dvc metrics show``), ``plots/confusion.csv`` and ``pl
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
+from aiinfra.data.prepared import PreparedData
+from aiinfra.tracking.mlflow_setup import setup_mlflow
+
+# numpy, scikit-learn, torch (the model) and MLflow are imported where used: the runner imports
+# this module before it validates the config, and register imports score_split from here
 log = logging.getLogger(__name__)
 
 
@@ -25,11 +32,9 @@ def compute_metrics(y: Any, proba: Any, n_classes: int) -> dict[str, float]:
         "f1_macro": float(f1_score(y, pred, average="macro")),
         "log_loss": float(log_loss(y, np.clip(proba, 1e-7, 1), labels=list(range(n_classes)))),
     }
-    try:
+    with contextlib.suppress(ValueError):  # a class absent from a tiny split: no ROC AUC
         out["roc_auc"] = float(roc_auc_score(y, proba[:, 1]) if n_classes == 2
                                else roc_auc_score(y, proba, multi_class="ovr", labels=list(range(n_classes))))
-    except ValueError:  # a class absent from a tiny split
-        pass
     return out
 
 
@@ -46,10 +51,9 @@ def score_split(predictor: Any, data: Any, split: str) -> tuple[dict[str, float]
 def run(cfg: Any) -> dict[str, Any]:
     from sklearn.metrics import roc_curve
 
-    from aiinfra.data.prepared import PreparedData
     from aiinfra.models.model_dir import Predictor
 
-    split = str(cfg.evaluate.split)
+    split = cfg.evaluate.split
     data = PreparedData.open(cfg.paths.prepared)
     predictor = Predictor.load(Path(cfg.paths.models) / "model")
     metrics, y, proba = score_split(predictor, data, split)
@@ -61,27 +65,24 @@ def run(cfg: Any) -> dict[str, Any]:
     with (plots / "confusion.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["actual", "predicted"])
-        for a, p in zip(y.tolist(), proba.argmax(1).tolist()):
+        for a, p in zip(y.tolist(), proba.argmax(1).tolist(), strict=True):
             w.writerow([classes[a], classes[p]])
     positive = 1 if len(classes) == 2 else int(proba.mean(0).argmax())
     fpr, tpr, thr = roc_curve((y == positive).astype(int), proba[:, positive])
     with (plots / "roc.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["fpr", "tpr", "threshold"])
-        w.writerows(zip(fpr.round(6).tolist(), tpr.round(6).tolist(), [min(t, 1.0) for t in thr.round(6).tolist()]))
+        thresholds = [min(t, 1.0) for t in thr.round(6).tolist()]  # sklearn's first threshold is inf
+        w.writerows(zip(fpr.round(6).tolist(), tpr.round(6).tolist(), thresholds, strict=True))
 
     run_file = Path(cfg.paths.models) / "train_run.json"
     if run_file.is_file():
-        import time
-
         import mlflow
         from mlflow.entities import Metric
-
-        from aiinfra.tracking.mlflow_setup import setup_mlflow
 
         setup_mlflow(cfg)
         run_id = json.loads(run_file.read_text())["run_id"]
         now = int(time.time() * 1000)
         mlflow.MlflowClient().log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
     log.info("%s", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())))
-    return {"metrics_file": str(cfg.paths.metrics), **metrics}
+    return {"metrics_file": cfg.paths.metrics, **metrics}

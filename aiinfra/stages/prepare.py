@@ -7,22 +7,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from aiinfra.data.prepared import META, SPLITS, content_hash
+from aiinfra.errors import DataValidationError
+from aiinfra.plugins.manager import get_plugins
+
+# pandas and scikit-learn are imported where used: the runner imports this module before it
+# validates the config
 log = logging.getLogger(__name__)
 
 
 def _split(frame, cfg):
+    """train/val/test by ``seed``; the shares are checked in validation (SplitConfig.check)."""
     from sklearn.model_selection import train_test_split
 
-    from aiinfra.errors import ConfigError
-
-    val, test = float(cfg.split.val), float(cfg.split.test)
-    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
-        raise ConfigError(f"split.val={val} and split.test={test} must be in (0, 1) and sum to less than 1.")
-    target = frame[str(cfg.source.target)]
-    stratify = target if cfg.split.stratify and target.value_counts().min() >= 3 else None
-    rest, test_df = train_test_split(frame, test_size=test, random_state=int(cfg.seed), stratify=stratify)
-    stratify_rest = rest[str(cfg.source.target)] if stratify is not None else None
-    train_df, val_df = train_test_split(rest, test_size=val / (1 - test), random_state=int(cfg.seed),
+    val, test, target = cfg.split.val, cfg.split.test, cfg.source.target
+    stratify = frame[target] if cfg.split.stratify and frame[target].value_counts().min() >= 3 else None
+    rest, test_df = train_test_split(frame, test_size=test, random_state=cfg.seed, stratify=stratify)
+    stratify_rest = rest[target] if stratify is not None else None
+    train_df, val_df = train_test_split(rest, test_size=val / (1 - test), random_state=cfg.seed,
                                         stratify=stratify_rest)
     return {"train": train_df, "val": val_df, "test": test_df}
 
@@ -33,7 +35,7 @@ def read_feedback(cfg: Any, features: list[str], target: str):
     with a log line: training needs both features and the target."""
     import pandas as pd
 
-    files = sorted(Path(str(cfg.paths.feedback)).glob("*.parquet"))
+    files = sorted(Path(cfg.paths.feedback).glob("*.parquet"))
     frames = []
     for path in files:
         frame = pd.read_parquet(path)
@@ -53,16 +55,13 @@ def read_feedback(cfg: Any, features: list[str], target: str):
 
 
 def run(cfg: Any) -> dict[str, Any]:
-    from aiinfra.data.prepared import META, SPLITS, content_hash
-    from aiinfra.data.validation import validate_frame
-    from aiinfra.errors import DataValidationError
-    from aiinfra.plugins.manager import get_plugins
+    from aiinfra.data.validation import validate_frame  # pandas
 
     source = get_plugins().registry.get("source", cfg.source.type).load()(cfg.source)
     frame = source.read()
     log.info("read %d rows x %d columns from source '%s'", len(frame), frame.shape[1], cfg.source.type)
     features = validate_frame(frame, cfg.source)
-    target = str(cfg.source.target)
+    target = cfg.source.target
     frame = frame[[*features, target]].reset_index(drop=True)
     feedback = read_feedback(cfg, features, target)
     feedback_rows = 0 if feedback is None else len(feedback)
@@ -80,8 +79,8 @@ def run(cfg: Any) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         parts[split].reset_index(drop=True).to_parquet(out / f"{split}.parquet", index=False)
-    ref_rows = min(int(cfg.reference.rows), len(parts["train"]))
-    reference = parts["train"].sample(n=ref_rows, random_state=int(cfg.seed)).reset_index(drop=True)
+    ref_rows = min(cfg.reference.rows, len(parts["train"]))
+    reference = parts["train"].sample(n=ref_rows, random_state=cfg.seed).reset_index(drop=True)
     reference.to_parquet(out / "reference.parquet", index=False)
     meta = {
         "features": features,
@@ -90,9 +89,10 @@ def run(cfg: Any) -> dict[str, Any]:
         "dataset_hash": content_hash(frame),
         "source": cfg.source.type,
         "rows": {split: len(parts[split]) for split in SPLITS} | {"reference": ref_rows},
-        "seed": int(cfg.seed),
+        "seed": cfg.seed,
         "feedback_rows": feedback_rows,
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     log.info("wrote %s: %s (dataset hash %s)", out, meta["rows"], meta["dataset_hash"])
-    return {"prepared_dir": str(out), "dataset_hash": meta["dataset_hash"], **{f"rows_{k}": v for k, v in meta["rows"].items()}}
+    return {"prepared_dir": str(out), "dataset_hash": meta["dataset_hash"],
+            **{f"rows_{k}": v for k, v in meta["rows"].items()}}

@@ -9,19 +9,32 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from aiinfra.config.schema import GateMode
+from aiinfra.data.prepared import PreparedData
+from aiinfra.errors import AiinfraError
+from aiinfra.governance.audit import append_audit
+from aiinfra.governance.model_card import write_model_card
+from aiinfra.stages.evaluate import score_split
+from aiinfra.tracking.mlflow_setup import remove_download, resolve_model, setup_mlflow
+
+# MLflow and torch (the model) are imported where used: the runner imports this module before it
+# validates the config
+
 log = logging.getLogger(__name__)
 
 
 def check_gate(gate: Any, value: float | None, champion_value: float | None) -> tuple[bool, str]:
     """Whether a metric value passes the gate; the reason in words either way."""
-    metric, mode, tol = str(gate.metric), str(gate.mode), float(gate.tolerance)
+    metric, mode, tol = gate.metric, gate.mode, gate.tolerance
     if value is None:
         return False, f"metric '{metric}' is missing from the evaluation"
-    better_or_equal = (lambda a, b: a >= b - tol) if mode == "max" else (lambda a, b: a <= b + tol)
+    higher_is_better = mode == GateMode.max
+    better_or_equal = (lambda a, b: a >= b - tol) if higher_is_better else (lambda a, b: a <= b + tol)
     if gate.min is not None:
-        floor = float(gate.min)
-        if (mode == "max" and value < floor) or (mode == "min" and value > floor):
-            return False, f"{metric}={value:.4f} does not meet the {'minimum' if mode == 'max' else 'maximum'} {floor}"
+        floor = gate.min
+        if (higher_is_better and value < floor) or (not higher_is_better and value > floor):
+            bound = "minimum" if higher_is_better else "maximum"
+            return False, f"{metric}={value:.4f} does not meet the {bound} {floor}"
     if gate.compare_to_champion and champion_value is not None and not better_or_equal(value, champion_value):
         return False, f"{metric}={value:.4f} is worse than the current champion's {champion_value:.4f}"
     if gate.compare_to_champion and champion_value is not None:
@@ -64,12 +77,9 @@ def _champion(client, cfg: Any, name: str, alias: str, metric: str):
 
 
 def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
-    from aiinfra.data.prepared import PreparedData
     from aiinfra.models.model_dir import Predictor
-    from aiinfra.stages.evaluate import score_split
-    from aiinfra.tracking.mlflow_setup import remove_download, resolve_model
 
-    split = str(cfg.evaluate.split)
+    split = cfg.evaluate.split
     data = PreparedData.open(cfg.paths.prepared)
     resolved = resolve_model(f"models:/{name}/{version}", cfg)
     try:
@@ -84,11 +94,6 @@ def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
 def run(cfg: Any) -> dict[str, Any]:
     import mlflow
 
-    from aiinfra.errors import AiinfraError
-    from aiinfra.governance.audit import append_audit
-    from aiinfra.governance.model_card import write_model_card
-    from aiinfra.tracking.mlflow_setup import setup_mlflow
-
     run_file = Path(cfg.paths.models) / "train_run.json"
     metrics_file = Path(cfg.paths.metrics)
     for f, stage in ((run_file, "train"), (metrics_file, "evaluate")):
@@ -98,16 +103,16 @@ def run(cfg: Any) -> dict[str, Any]:
     metrics = json.loads(metrics_file.read_text())
     setup_mlflow(cfg)
     client = mlflow.MlflowClient()
-    name, alias, gate = str(cfg.register.model_name), str(cfg.register.alias), cfg.register.gate
+    name, alias, gate = cfg.register.model_name, cfg.register.alias, cfg.register.gate
 
-    champion, champion_value = _champion(client, cfg, name, alias, str(gate.metric))
+    champion, champion_value = _champion(client, cfg, name, alias, gate.metric)
     mv = _version_for(client, name, train_run["model_uri"], train_run["run_id"])
     if mv is None:
         mv = mlflow.register_model(train_run["model_uri"], name, tags={"aiinfra.model_uri": train_run["model_uri"]})
         append_audit(cfg, "registered", model=name, version=str(mv.version), run_id=train_run["run_id"],
                      dataset_hash=train_run.get("dataset_hash"))
     version = str(mv.version)
-    value = metrics.get(str(gate.metric))
+    value = metrics.get(gate.metric)
     if champion is not None and str(champion.version) == version:
         passed, reason = True, f"version {version} already holds '{alias}'"
     else:
@@ -131,7 +136,7 @@ def run(cfg: Any) -> dict[str, Any]:
         log.warning("gate failed, '%s' stays on %s: %s", alias,
                     f"v{champion.version}" if champion else "no version", reason)
 
-    gate_info = {"metric": str(gate.metric), "value": value, "champion_value": champion_value,
+    gate_info = {"metric": gate.metric, "value": value, "champion_value": champion_value,
                  "passed": passed, "reason": reason, "alias": alias, "alias_moved": moved}
     md, page = write_model_card(cfg, name=name, version=version, train_run=train_run, metrics=metrics,
                                 gate=gate_info, tags=run_tags)

@@ -10,10 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aiinfra.errors import AiinfraError
+
+# MLflow is imported where it is used: this module is imported by every stage module (before the
+# config is validated) and by the server, for tracking_uri and local model directories
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +105,8 @@ class ResolvedModel:
     download_dir: Path | None = None
 
 
-def remove_download(resolved: "ResolvedModel | Any") -> None:
+def remove_download(resolved: ResolvedModel | Any) -> None:
     """Delete the temporary download behind ``resolved`` (a no-op for local directories)."""
-    import shutil
-
     folder = getattr(resolved, "download_dir", None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
@@ -109,8 +114,6 @@ def remove_download(resolved: "ResolvedModel | Any") -> None:
 
 def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
     """``models:/name@alias``, ``models:/name/3``, an MLflow model URI, or a local directory."""
-    from aiinfra.errors import AiinfraError
-
     local = Path(uri)
     if "://" not in uri and not uri.startswith("models:"):
         if (local / "model.json").is_file():
@@ -119,9 +122,6 @@ def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
             return ResolvedModel(uri, (local / "artifacts" / MODEL_ARTIFACT).resolve(), local.name, "local")
         raise AiinfraError(f"model '{uri}' not found: no such model directory.",
                            hint="give models:/<name>@<alias>, models:/<name>/<version> or a model directory")
-    import shutil
-    import tempfile
-
     import mlflow
     from mlflow.exceptions import MlflowException
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import warnings
 
 import mlflow
+import numpy as np
 from mlflow.models import set_model
 
+from aiinfra.models.model_dir import Predictor
 
 # The model takes float32 tensors on purpose (a tensor signature is what makes MLflow's own
 # scoring fast); MLflow's nudge towards type-hinted DataFrame inputs does not apply.
@@ -20,13 +22,9 @@ warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` met
 
 class AiinfraModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from aiinfra.models.model_dir import Predictor
-
         self.predictor = Predictor.load(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):  # noqa: D102 - MLflow's interface
-        import numpy as np
-
         if hasattr(model_input, "columns"):  # a DataFrame with named feature columns
             names = [str(c) for c in model_input.columns]
             if set(self.predictor.features) <= set(names):

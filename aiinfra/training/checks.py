@@ -1,5 +1,6 @@
-"""Trainer-config checks that need no torch: cheap enough to run on every job of a sweep before
-the first one starts (the CLI validates all jobs up front)."""
+"""The trainer rule of sweeps. It needs no torch, but it needs to know the run is a sweep job, so it
+is not a schema ``check``: the runner applies it to every job before the first one starts, and
+each job again with the launcher Hydra actually runs it with."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def check_sweep_trainer(tcfg: Any, launcher: str | None = None) -> None:
     is fine there. ``launcher``: the Hydra launcher's name or target, if known."""
     if launcher and "submitit_slurm" in launcher.lower().replace("slurmlauncher", "submitit_slurm"):
         return
-    if str(tcfg.get("strategy", "auto")) == "ddp":
+    if tcfg.strategy == "ddp":
         raise ConfigError(
             "trainer.strategy=ddp cannot run inside a Hydra sweep (-m): Lightning's ddp re-launches "
             "the command line, which re-runs the whole sweep in every child.",

@@ -10,10 +10,12 @@ math for a small MLP). Data larger than memory streams from the Parquet files in
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 
@@ -89,8 +91,6 @@ class ParquetStream(torch.utils.data.IterableDataset):
         self.epoch, self._passes = epoch, 0
 
     def __iter__(self):
-        import pyarrow.parquet as pq
-
         # Each pass is an epoch: persistent DataLoader workers keep their own copy of this object,
         # which set_epoch in the main process never reaches, so the copy counts its own passes.
         epoch = self.epoch + getattr(self, "_passes", 0)
@@ -107,7 +107,8 @@ class ParquetStream(torch.utils.data.IterableDataset):
             rng.shuffle(groups)
         for batch in pf.iter_batches(batch_size=self.chunk_rows, row_groups=groups,
                                      columns=[*self.features, self.target]):
-            x = np.column_stack([batch.column(f).to_numpy(zero_copy_only=False) for f in self.features]).astype(np.float32)
+            columns = [batch.column(f).to_numpy(zero_copy_only=False) for f in self.features]
+            x = np.column_stack(columns).astype(np.float32)
             y = np.fromiter((self.class_index[v] for v in batch.column(self.target).to_pylist()), np.int64)
             order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
             if world > 1:
@@ -122,19 +123,6 @@ class ParquetStream(torch.utils.data.IterableDataset):
 def _rank_world() -> tuple[int, int]:
     # DataLoader workers are separate processes without the process group: the rank travels in
     # the environment Lightning and torchrun set for each process
-    import os
-
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def auto_batch_size(rows: int) -> int:
-    """The batch size when ``data.batch_size`` is null: 512 rows (measured fastest per sample at equal
-    accuracy, docs/training.md) unless that leaves fewer than ~32 steps per epoch."""
-    return max(32, min(512, rows // 32))
-
-
-def memory_fits(rows: int, features: int, budget_bytes: int = 2 << 30) -> bool:
-    """Whether float32 features of this size fit the in-memory budget (2 GiB by default)."""
-    return rows * features * 4 <= budget_bytes

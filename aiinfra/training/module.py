@@ -9,20 +9,22 @@ import torch
 from torch import nn
 
 from aiinfra.models.model_dir import InferenceModel
+from aiinfra.models.schema import Scheduler
+from aiinfra.training.process import set_threads
 
 
 class ClassifierModule(L.LightningModule):
     def __init__(self, model: InferenceModel, lr: float, weight_decay: float = 0.0,
-                 scheduler: str | None = None, max_epochs: int = 1, threads: int = 0, seed: int = 0,
+                 scheduler: Scheduler | None = None, max_epochs: int = 1, threads: int = 0, seed: int = 0,
                  micro_batch: int | None = None):
         super().__init__()
         # micro_batch: the loader hands several batches at once (trainer.steps_per_call) and
         # training_step takes one optimizer step per micro_batch rows of it. Lightning's per-step
         # machinery then runs once per call instead of once per batch; the batches, their order
         # and the optimizer steps are the same as with one batch per call.
-        self.micro_batch = int(micro_batch) if micro_batch else None
+        self.micro_batch = micro_batch
         if self.micro_batch:
-            if scheduler:
+            if scheduler is not None:  # the training plan never asks for both
                 raise ValueError("micro_batch steps need Lightning's automatic optimization off: no LR scheduler")
             self.automatic_optimization = False
         self.model = model
@@ -47,8 +49,6 @@ class ClassifierModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         # Runs in every process, spawned DDP workers included: they start with torch's default
         # threads (or Lightning's cores/processes), not the parent's setting.
-        from aiinfra.training.trainer import set_threads
-
         set_threads(self.threads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,10 +80,10 @@ class ClassifierModule(L.LightningModule):
         # The last micro-step goes through Lightning (manual_backward, LightningOptimizer.step):
         # its hooks run and global_step advances once per call, which checkpointing relies on.
         # The others call torch directly: in one full-precision process (the only case
-        # trainer.steps_per_call is used, see stages/train.py) Lightning adds nothing to them.
+        # trainer.steps_per_call is used, see training/plan.py) Lightning adds nothing to them.
         opt = self.optimizers()
         x, y = batch
-        chunks = list(zip(x.split(self.micro_batch), y.split(self.micro_batch)))
+        chunks = list(zip(x.split(self.micro_batch), y.split(self.micro_batch), strict=True))
         for i, (xb, yb) in enumerate(chunks):
             loss = self.loss(self.model(xb), yb)
             opt.zero_grad(set_to_none=True)
@@ -120,26 +120,15 @@ class ClassifierModule(L.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay,
                                 fused=device in ("cpu", "cuda"))
         name = self.scheduler_name
-        if not name:
+        if name is None:
             return opt
-        if name == "cosine":
+        if name == Scheduler.cosine:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs))
-        elif name == "step":
+        elif name == Scheduler.step:
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.max_epochs // 3), gamma=0.3)
-        elif name == "plateau":
+        elif name == Scheduler.plateau:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=2)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
-        else:
-            from aiinfra.errors import ConfigError
-
-            raise ConfigError(f"unknown model.scheduler '{name}'", hint="use null, cosine, step or plateau")
+        else:  # a plugin model's schema that does not use the Scheduler enum
+            raise ValueError(f"unknown model.scheduler {name!r}: one of {', '.join(Scheduler)} or null")
         return {"optimizer": opt, "lr_scheduler": sched}
-
-
-def epoch_metrics(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
-    """The scalar metrics of the epoch that is ending, with this epoch's training loss."""
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    running = getattr(pl_module, "running_train_loss", None)
-    if callable(running) and running() is not None:
-        metrics["train_loss"] = running()
-    return metrics

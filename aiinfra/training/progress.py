@@ -7,6 +7,9 @@ import sys
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+from aiinfra.training.epoch_metrics import epoch_metrics
 
 log = logging.getLogger("aiinfra.train")
 
@@ -18,8 +21,6 @@ def use_bar(setting: bool | None) -> bool:
 def bar_callback(refresh_rate: int = 25) -> L.Callback:
     """Lightning's tqdm bar, redrawn every ``refresh_rate`` steps: redrawing on every step
     costs as much as a small model's step."""
-    from lightning.pytorch.callbacks import TQDMProgressBar
-
     return TQDMProgressBar(refresh_rate=refresh_rate)
 
 
@@ -47,8 +48,6 @@ class PlainProgress(L.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        from aiinfra.training.module import epoch_metrics
-
         m = epoch_metrics(trainer, pl_module)
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
         log.info("epoch %d/%d %s (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, shown,

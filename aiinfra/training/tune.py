@@ -27,6 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from aiinfra import runner
+from aiinfra.errors import ConfigError
+from aiinfra.tracking.mlflow_setup import setup_mlflow
+
+# hydra, optuna, MLflow and torch (through aiinfra.tracking.run) are imported where they are used:
+# `aiinfra tune --help` and a bad search space answer at once
 log = logging.getLogger("aiinfra.tune")
 
 #: sweep functions that make a parameter searched rather than fixed
@@ -55,8 +63,6 @@ def parse_space(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    from aiinfra.errors import ConfigError
 
     space: dict[str, Any] = {}
     fixed: list[str] = []
@@ -105,25 +111,15 @@ def _value_override(key: str, value: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv if argv is not None else sys.argv[1:])
-    from aiinfra.errors import AiinfraError
-
-    if not logging.getLogger().handlers:  # run directly, not through the aiinfra CLI
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
-    try:
-        return _tune(args)
-    except AiinfraError as exc:
-        print(f"aiinfra: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    # both no-ops under the aiinfra CLI, which set them up already; needed for `python -m aiinfra.training.tune`
+    runner.setup_environment()
+    runner.setup_logging(args.verbose)
+    return runner.report_errors(lambda: _tune(args))
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from aiinfra.cli import load_config, run_stage
-    from aiinfra.errors import ConfigError
-
     space, fixed = parse_space(args.overrides)
-    base = load_config(fixed)  # validates the fixed part (and chdirs to the project root)
+    base = runner.load_config(fixed)  # validates the fixed part (and chdirs to the project root)
     direction = args.direction or ("minimize" if "loss" in args.metric else "maximize")
     study_name = args.study or time.strftime("tune-%Y%m%d-%H%M%S")
     root = Path(".aiinfra") / "tune" / study_name
@@ -131,11 +127,10 @@ def _tune(args: argparse.Namespace) -> int:
     import mlflow
     import optuna
 
-    from aiinfra.tracking.mlflow_setup import setup_mlflow
     from aiinfra.tracking.run import PARENT_RUN_ENV
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = int(base.seed) if args.seed is None else args.seed
+    seed = base.seed if args.seed is None else args.seed
     sampler = optuna.samplers.RandomSampler(seed=seed) if args.sampler == "random" else \
         optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(study_name=study_name, storage=args.storage, direction=direction,
@@ -149,9 +144,9 @@ def _tune(args: argparse.Namespace) -> int:
         trial_dirs[trial.number] = out
         overrides = [*fixed, *(_value_override(k, v) for k, v in chosen.items()),
                      f"paths.models={out / 'models'}", f"paths.plots={out / 'plots'}",
-                     f"trainer.checkpoint.dir={out / 'checkpoints'}", f"++tracking.run_name={study_name}-{trial.number}"]
-        cfg = load_config(overrides)
-        result = run_stage("train", cfg)
+                     f"trainer.checkpoint.dir={out / 'checkpoints'}",
+                     f"++tracking.run_name={study_name}-{trial.number}"]
+        result = runner.run_stage("train", runner.load_config(overrides))
         if args.metric not in result:
             raise ConfigError(f"metric '{args.metric}' is not among the trained run's metrics "
                               f"({', '.join(sorted(k for k, v in result.items() if isinstance(v, float)))})",
@@ -180,7 +175,8 @@ def _tune(args: argparse.Namespace) -> int:
         if not done:
             raise ConfigError("no trial completed", hint="see the errors above")
         best = study.best_trial
-        client.log_batch(parent_id, metrics=[Metric(f"best_{args.metric}", float(best.value), int(time.time() * 1000), 0)],
+        now_ms = int(time.time() * 1000)
+        client.log_batch(parent_id, metrics=[Metric(f"best_{args.metric}", float(best.value), now_ms, 0)],
                          params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()],
                          tags=[RunTag("aiinfra.tune.best_run_id", str(best.user_attrs.get("run_id")))])
         status = "FINISHED"
@@ -206,10 +202,8 @@ def _tune(args: argparse.Namespace) -> int:
         "trials": len(study.trials),
         "completed": len(done),
     }
-    reports = Path(str(base.paths.reports))
+    reports = Path(base.paths.reports)
     reports.mkdir(parents=True, exist_ok=True)
-    from omegaconf import OmegaConf
-
     out = reports / "best_params.yaml"
     out.write_text(OmegaConf.to_yaml(OmegaConf.create(report)))
     print(f"best {args.metric}={best.value:.4f} (trial {best.number} of {len(study.trials)}): "

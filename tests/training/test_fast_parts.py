@@ -47,22 +47,52 @@ def test_mlp_state_dict_keys_unchanged():
     assert keys == ["net.0.weight", "net.0.bias", "net.3.weight", "net.3.bias", "net.6.weight", "net.6.bias"]
 
 
-class _Data:
-    def __init__(self, rows):
-        self.meta = {"rows": {"train": rows}}
+def _typed(**sections):
+    """A validated config of the built-in mlp model and Lightning trainer, with ``sections`` merged on."""
+    from aiinfra.config.validate import validate
+    from aiinfra.plugins.manager import get_plugins
+
+    raw = OmegaConf.merge({"model": {"type": "mlp", "lr": 3e-3}, "trainer": {"type": "lightning"}}, sections)
+    return validate(raw, get_plugins().registry)
 
 
-@pytest.mark.parametrize("batch,rows,scale,expected", [
-    (None, 200_000, True, 3e-3 * math.sqrt(2)),  # auto batch 512: square-root rule
-    (None, 4_000, True, 3e-3),                   # auto batch 125: never scaled down
-    (None, 200_000, False, 3e-3),                # switched off
-    (512, 200_000, True, 3e-3),                  # an explicit batch size takes model.lr as it is
+@pytest.mark.parametrize("batch,rows,scale,expected_batch,expected_lr", [
+    (None, 200_000, True, 512, 3e-3 * math.sqrt(2)),  # auto batch 512: square-root rule
+    (None, 4_000, True, 125, 3e-3),                    # auto batch 125: never scaled down
+    (None, 200_000, False, 512, 3e-3),                 # switched off
+    (512, 200_000, True, 512, 3e-3),                   # an explicit batch size takes model.lr as it is
 ])
-def test_learning_rate_follows_the_automatic_batch_size(batch, rows, scale, expected):
-    from aiinfra.stages.train import learning_rate
+def test_plan_scales_the_learning_rate_with_the_automatic_batch_size(batch, rows, scale, expected_batch, expected_lr):
+    from aiinfra.training.plan import plan_training
 
-    cfg = OmegaConf.create({"model": {"lr": 3e-3}, "data": {"batch_size": batch, "scale_lr": scale}})
-    assert learning_rate(cfg, _Data(rows)) == pytest.approx(expected)
+    plan = plan_training(_typed(data={"batch_size": batch, "scale_lr": scale}), train_rows=rows, n_features=16)
+    assert plan.batch_size == expected_batch
+    assert plan.lr == pytest.approx(expected_lr)
+
+
+def test_plan_picks_the_loader_by_size_and_keeps_an_explicit_one():
+    from aiinfra.config.schema import Loader
+    from aiinfra.training.plan import MEMORY_BUDGET_BYTES, plan_training
+
+    fits = MEMORY_BUDGET_BYTES // (4 * 16)
+    assert plan_training(_typed(), train_rows=fits, n_features=16).loader == Loader.memory
+    assert plan_training(_typed(), train_rows=fits + 1, n_features=16).loader == Loader.stream
+    assert plan_training(_typed(data={"loader": "stream"}), train_rows=100, n_features=16).loader == Loader.stream
+
+
+def test_plan_resumes_from_an_existing_checkpoint_only(tmp_path):
+    from aiinfra.errors import AiinfraError
+    from aiinfra.training.plan import plan_training
+
+    ckpt = {"dir": str(tmp_path), "resume": "last"}
+    with pytest.raises(AiinfraError, match="cannot resume: checkpoint .*last.ckpt does not exist"):
+        plan_training(_typed(trainer={"checkpoint": ckpt}), train_rows=100, n_features=4)
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    plan = plan_training(_typed(trainer={"checkpoint": ckpt}), train_rows=100, n_features=4)
+    assert plan.resume_from == str(tmp_path / "last.ckpt")
+    assert plan_training(_typed(), train_rows=100, n_features=4).resume_from is None
+    with pytest.raises(AttributeError):  # frozen: decided once
+        plan.lr = 1.0
 
 
 def _fit_weights(steps_per_call: int, tmp_path) -> dict:
@@ -104,12 +134,14 @@ def test_several_steps_per_call_train_exactly_like_one(tmp_path):
     ({"trainer.devices": 2, "trainer.strategy": "ddp_spawn"}, 1),
 ])
 def test_steps_per_call_only_where_the_module_can_step_itself(overrides, expected):
-    from aiinfra.stages.train import steps_per_call
+    from aiinfra.training.plan import plan_training
 
-    cfg = OmegaConf.create({"model": {"scheduler": None}, "trainer": {
-        "steps_per_call": 16, "gradient_clip_val": None, "accumulate_grad_batches": 1, "precision": None,
-        "devices": 1, "num_nodes": 1, "strategy": "auto"}})
+    raw = OmegaConf.create({"trainer": {"steps_per_call": 16, "devices": 1}})
     for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value)
-    assert steps_per_call(cfg, "memory") == expected
-    assert steps_per_call(cfg, "stream") == 1
+        OmegaConf.update(raw, key, value, force_add=True)
+    memory = plan_training(_typed(**raw, data={"loader": "memory"}), train_rows=4000, n_features=16)
+    assert memory.steps_per_call == expected
+    assert memory.micro_batch == (memory.batch_size if expected > 1 else None)
+    assert memory.loader_batch == memory.batch_size * expected
+    stream = plan_training(_typed(**raw, data={"loader": "stream"}), train_rows=4000, n_features=16)
+    assert stream.steps_per_call == 1

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
+
+@pytest.mark.slow
 def test_digits_cnn_reaches_good_accuracy(tproject, aiinfra_main):
     # the preset conf/experiment/digits_cnn.yaml: source=digits, model=cnn, batch 64
     code, _, err = aiinfra_main("prepare", "experiment=digits_cnn")

@@ -29,6 +29,7 @@ def _checkpoint_epoch(path) -> int:
         return -1
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main):
     # the reference: an uninterrupted run (in this process)
     code, _, err = aiinfra_main("train", *COMMON, "trainer.checkpoint.dir=ckpt-ref")

@@ -13,6 +13,7 @@ import yaml
 from project_helpers import cli_env
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_sweep_jobs_in_parallel_processes(tproject):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     proc = subprocess.run(
@@ -30,6 +31,7 @@ def test_joblib_launcher_runs_sweep_jobs_in_parallel_processes(tproject):
     assert len({json.loads(r.read_text())["run_id"] for r in runs}) == 2
 
 
+@pytest.mark.slow
 def test_tune_runs_optuna_trials_as_child_runs_and_saves_the_best(tproject, capsys):
     pytest.importorskip("optuna")
     from aiinfra.training.tune import main
@@ -66,6 +68,7 @@ def test_tune_without_a_search_dimension_is_a_clear_error(tproject, capsys):
     assert "nothing to search" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_the_sweep_as_submitted_jobs(tproject):
     """The cluster extra, without a cluster: submitit's local executor runs each job as a
     separately submitted process, as submitit_slurm would on SLURM."""

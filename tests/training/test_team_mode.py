@@ -62,6 +62,7 @@ def _digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_pipeline_against_tracking_server_and_dvc_remote(project, mlflow_server, tmp_path):
     init_git_dvc(project)
     env = cli_env(MLFLOW_TRACKING_URI=mlflow_server)
@@ -83,7 +84,7 @@ def test_pipeline_against_tracking_server_and_dvc_remote(project, mlflow_server,
     assert run.info.status == "FINISHED" and "val_acc" in run.data.metrics
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == summary["epochs"]
     registration = json.loads((project / "models" / "registration.json").read_text())
-    name = registration.get("model_name") or registration.get("name")
+    name = registration["model_name"]
     mv = client.get_model_version_by_alias(name, "champion")
     assert mv.run_id == summary["run_id"]
     # and nothing to the project's own sqlite store

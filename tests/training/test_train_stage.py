@@ -140,7 +140,8 @@ def test_parquet_stream_reshuffles_each_pass_and_splits_rows_evenly_between_rank
     from aiinfra.training.data import ParquetStream
 
     path = tmp_path / "t.parquet"
-    pd.DataFrame({"a": np.arange(1000, dtype=float), "target": np.arange(1000) % 2}).to_parquet(path, row_group_size=300)
+    frame = pd.DataFrame({"a": np.arange(1000, dtype=float), "target": np.arange(1000) % 2})
+    frame.to_parquet(path, row_group_size=300)
 
     def rows(ds):
         return torch.cat([x for x, _ in ds]).flatten().tolist()
@@ -163,7 +164,7 @@ def test_register_rescores_the_champion_on_the_current_split(tproject, aiinfra_m
 
     import mlflow
 
-    from aiinfra.cli import load_config
+    from aiinfra.runner import load_config
     from aiinfra.stages.register import _evaluate_version
     from aiinfra.tracking.mlflow_setup import setup_mlflow
 
@@ -172,8 +173,8 @@ def test_register_rescores_the_champion_on_the_current_split(tproject, aiinfra_m
         assert code == 0, err
     cfg = load_config([])
     setup_mlflow(cfg)
-    mv = mlflow.MlflowClient().get_model_version_by_alias(str(cfg.register.model_name), str(cfg.register.alias))
-    rescored = _evaluate_version(cfg, str(cfg.register.model_name), str(mv.version))
+    mv = mlflow.MlflowClient().get_model_version_by_alias(cfg.register.model_name, cfg.register.alias)
+    rescored = _evaluate_version(cfg, cfg.register.model_name, str(mv.version))
     evaluated = json.loads((tproject / "metrics.json").read_text())
     assert rescored.keys() == evaluated.keys()
     for key, value in evaluated.items():

@@ -23,8 +23,8 @@ def aiinfra_stage_finished(stage, config):
     # the same window again next time.
     if stage != "prepare":
         return
-    source = config.get("source") if hasattr(config, "get") else None
-    if source is None or source.get("type") != "sql" or not source.get("incremental", {}).get("enabled"):
+    source = config.source  # the validated config, read-only
+    if source is None or source.type != "sql" or not source.incremental.enabled:
         return
     from aiinfra_sql.state import commit_pending
 

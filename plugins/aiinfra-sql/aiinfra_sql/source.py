@@ -1,56 +1,31 @@
-"""The ``sql`` source: ``SQLSource(cfg).read()`` returns a DataFrame of a table or query."""
+"""The ``sql`` source: ``SQLSource(cfg).read()`` returns a DataFrame of a table or query.
+
+``cfg`` is the validated ``source`` section (:class:`aiinfra_sql.schema.SQLSourceConfig`): the rules
+between its fields hold already; what is left is the environment (the URL) and the database.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from aiinfra.errors import ConfigError, DataValidationError, did_you_mean
-
 from aiinfra_sql import state
+from aiinfra_sql.schema import Commit
+from aiinfra_sql.url import resolve_url
 
 log = logging.getLogger("aiinfra.sql")
-
-
-def resolve_url(cfg: Any) -> str:
-    url = cfg.get("url")
-    env = cfg.get("url_env")
-    if not url and env:
-        url = os.environ.get(env)
-    if not url:
-        raise ConfigError(
-            "the sql source has no database URL.",
-            hint=f"set source.url=sqlite:///path/to.db (or any SQLAlchemy URL), or the environment "
-            f"variable {env or 'named by source.url_env'}",
-        )
-    return str(url)
 
 
 class SQLSource:
     def __init__(self, cfg: Any):
         self.cfg = cfg
         self.url = resolve_url(cfg)
-        self.table = cfg.get("table")
-        self.query = cfg.get("query")
-        if bool(self.table) == bool(self.query):
-            raise ConfigError(
-                "the sql source needs exactly one of source.table and source.query.",
-                hint="source.table=orders, or source.query='SELECT * FROM orders WHERE region = :r'",
-            )
-        inc = cfg.get("incremental") or {}
-        self.incremental = bool(inc.get("enabled"))
-        self.column = inc.get("column")
-        if self.incremental and not self.column:
-            raise ConfigError(
-                "source.incremental.enabled is true but source.incremental.column is not set.",
-                hint="name a growing column: source.incremental.column=created_at (or an id)",
-            )
-        if inc.get("commit", "stage") not in ("stage", "read"):
-            raise ConfigError(f"source.incremental.commit must be 'stage' or 'read', not {inc.get('commit')!r}")
-        self.state_file = inc.get("state_file", ".aiinfra/sql_state.json")
-        self.start = inc.get("start")
-        self.commit_on_read = inc.get("commit") == "read"
+        self.table, self.query = cfg.table, cfg.query
+        inc = cfg.incremental
+        self.incremental, self.column = inc.enabled, inc.column
+        self.state_file, self.start = inc.state_file, inc.start
+        self.commit_on_read = inc.commit == Commit.read
 
     @property
     def key(self) -> str:
@@ -91,7 +66,7 @@ class SQLSource:
             newest = frame[self.column].max()
             state.record(self.state_file, self.key, newest, commit=self.commit_on_read)
             log.info("sql: %d rows with %s > %r; new watermark %r", len(frame), self.column, where, newest)
-        drop = [c for c in (self.cfg.get("exclude") or []) if c in frame.columns]
+        drop = [c for c in self.cfg.exclude if c in frame.columns]
         return frame.drop(columns=drop)
 
     def _where(self) -> str:
@@ -104,7 +79,7 @@ class SQLSource:
         import sqlalchemy as sa
 
         if self.table:
-            schema = self.cfg.get("db_schema")
+            schema = self.cfg.db_schema
             try:
                 table = sa.Table(self.table, sa.MetaData(), autoload_with=conn, schema=schema)
             except sa.exc.NoSuchTableError:
@@ -127,7 +102,7 @@ class SQLSource:
                     stmt = stmt.where(table.c[self.column] > _coerce(watermark, table.c[self.column]))
                 stmt = stmt.order_by(table.c[self.column])
             return stmt, {}
-        params = dict(self.cfg.get("params") or {})
+        params = dict(self.cfg.params)
         if not self.incremental:
             return sa.text(self.query), params
         col = conn.dialect.identifier_preparer.quote(self.column)

@@ -18,6 +18,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from aiinfra_sql.url import resolve_url
+
 
 def source_key(url: str, table: str | None, query: str | None, column: str) -> str:
     """A stable key per (database, table or query, column); the URL without its password."""
@@ -100,8 +102,6 @@ def commit(path: str | Path, key: str) -> bool:
 
 def commit_pending(source_cfg: Any) -> bool:
     """Commit the watermark of the source described by a (validated) ``source`` config section."""
-    from aiinfra_sql.source import resolve_url
-
-    inc = source_cfg["incremental"]
-    key = source_key(resolve_url(source_cfg), source_cfg.get("table"), source_cfg.get("query"), inc["column"])
-    return commit(inc["state_file"], key)
+    inc = source_cfg.incremental
+    key = source_key(resolve_url(source_cfg), source_cfg.table, source_cfg.query, inc.column)
+    return commit(inc.state_file, key)

@@ -24,6 +24,11 @@ def test_config_file_contributed_and_validated(aiinfra_project):
     assert "url_env: AIINFRA_SQL_URL" in proc.stdout and "table: orders" in proc.stdout
     bad = aiinfra_project.cli("config", "source=sql", "source.incremental.colum=id")
     assert bad.returncode == 2 and "Did you mean 'column'?" in bad.stderr
+    # the enumerated option and the rules between fields fail in validation, naming the key
+    bad = aiinfra_project.cli("config", "source=sql", "source.table=orders", "source.incremental.commit=never")
+    assert bad.returncode == 2 and "source.incremental.commit" in bad.stderr and "stage" in bad.stderr
+    bad = aiinfra_project.cli("config", "source=sql", "source.table=orders", "source.query=SELECT 1")
+    assert bad.returncode == 2 and "source.table: the sql source needs exactly one of" in bad.stderr
 
 
 def test_prepare_incremental_retraining_windows(aiinfra_project):

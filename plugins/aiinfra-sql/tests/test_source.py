@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_orders
 from omegaconf import OmegaConf
 
+from aiinfra.config.checks import run_checks
 from aiinfra.errors import ConfigError, DataValidationError
 from aiinfra_sql import state
-from aiinfra_sql.schema import SQLSourceConfig
+from aiinfra_sql.schema import Commit, SQLSourceConfig
 from aiinfra_sql.source import SQLSource
+from conftest import make_orders
 
 
-def cfg(**kw):
-    base = OmegaConf.structured(SQLSourceConfig)
-    return OmegaConf.merge(base, {"type": "sql", "target": "label", "url_env": None, **kw})
+def cfg(**kw) -> SQLSourceConfig:
+    """The typed ``source`` section the source receives: merged onto the schema, its rules checked."""
+    merged = OmegaConf.merge(OmegaConf.structured(SQLSourceConfig), {"type": "sql", "target": "label",
+                                                                      "url_env": None, **kw})
+    typed = OmegaConf.to_object(merged)
+    run_checks(typed, "source")
+    return typed
 
 
 def test_reads_a_table_and_drops_excluded_columns(db_url):
@@ -85,8 +90,6 @@ def test_clear_errors(db_url, monkeypatch):
     with pytest.raises(ConfigError, match="no database URL") as exc:
         SQLSource(cfg(url_env="AIINFRA_SQL_URL", table="orders"))
     assert "AIINFRA_SQL_URL" in exc.value.hint
-    with pytest.raises(ConfigError, match="exactly one of source.table and source.query"):
-        SQLSource(cfg(url=db_url))
     with pytest.raises(ConfigError, match="table 'order' not found.*Did you mean 'orders'"):
         SQLSource(cfg(url=db_url, table="order")).read()
     with pytest.raises(ConfigError, match="incremental column 'idd'.*Did you mean 'id'"):
@@ -98,3 +101,28 @@ def test_clear_errors(db_url, monkeypatch):
 def test_password_never_in_the_state_key():
     key = state.source_key("postgresql+psycopg://me:s3cret@db:5432/shop", "orders", None, "id")
     assert "s3cret" not in key and key.startswith("postgresql+psycopg://me:***@db:5432/shop|table:orders")
+
+
+@pytest.mark.parametrize("kw, key, message", [
+    ({"url": "sqlite://"}, "source.table", "exactly one of source.table and source.query"),
+    ({"url": "sqlite://", "table": "orders", "query": "SELECT 1"}, "source.table", "exactly one of"),
+    ({"table": "orders"}, "source.url", "no database URL"),
+    ({"url": "sqlite://", "table": "orders", "incremental": {"enabled": True}}, "source.incremental.column",
+     "must name a growing column"),
+])
+def test_rules_between_fields_fail_in_validation(kw, key, message):
+    with pytest.raises(ConfigError, match=message) as exc:
+        cfg(**kw)
+    assert str(exc.value).startswith(f"{key}: ")
+
+
+@pytest.mark.parametrize("commit", list(Commit))
+def test_every_commit_option_validates(commit):
+    assert cfg(url="sqlite://", table="orders", incremental={"enabled": True, "column": "id",
+                                                             "commit": commit.value}).incremental.commit == commit
+
+
+def test_an_unknown_commit_option_names_the_key():
+    with pytest.raises(Exception, match="never") as exc:
+        cfg(url="sqlite://", table="orders", incremental={"commit": "never"})
+    assert "incremental.commit" in str(exc.value)

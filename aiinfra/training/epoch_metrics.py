@@ -1,11 +1,21 @@
-"""Log epoch metrics to MLflow and to the DVC training-curve plot, from rank 0 only."""
+"""The metrics of each training epoch: to MLflow and to the DVC training-curve plot, from rank 0 only."""
 
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import lightning as L
+
+
+def epoch_metrics(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+    """The scalar metrics of the epoch that is ending, with this epoch's training loss."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    running = getattr(pl_module, "running_train_loss", None)
+    if callable(running) and running() is not None:
+        metrics["train_loss"] = running()
+    return metrics
 
 
 class EpochMetrics(L.Callback):
@@ -18,19 +28,17 @@ class EpochMetrics(L.Callback):
         self._sent = 0  # rows already logged to MLflow
 
     def _flush(self) -> None:
-        run_id = self.run_id
-        if not run_id or self._sent == len(self.rows):
+        if not self.run_id or self._sent == len(self.rows):
             return
-        import time
-
+        # imported here: ranks other than 0 (ddp_spawn workers unpickle this callback) never log,
+        # and importing MLflow takes seconds
         from mlflow import MlflowClient
         from mlflow.entities import Metric
 
-        uri = self.tracking_uri
         ts = int(time.time() * 1000)
         batch = [Metric(k, v, ts, int(row["epoch"])) for row in self.rows[self._sent:]
                  for k, v in row.items() if k != "epoch"]
-        MlflowClient(uri).log_batch(run_id, metrics=batch, synchronous=True)
+        MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch, synchronous=True)
         self._sent = len(self.rows)
 
     # Saved in every checkpoint, so that a resumed training's curve (training_curve.csv and the
@@ -46,8 +54,6 @@ class EpochMetrics(L.Callback):
         # only the validation of a training epoch (not sanity checks, not trainer.validate())
         if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":
             return
-        from aiinfra.training.module import epoch_metrics
-
         metrics = epoch_metrics(trainer, pl_module)
         if not metrics:
             return

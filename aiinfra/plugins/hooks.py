@@ -21,17 +21,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import pluggy
 
 from aiinfra.errors import AiinfraError, PluginError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from aiinfra.plugins.manager import Plugins
 
 log = logging.getLogger("aiinfra.plugins")
 
 REGISTRATION_HOOKS = ("aiinfra_register_components", "aiinfra_register_commands", "aiinfra_config_searchpath")
 NOTIFICATION_HOOKS = ("aiinfra_stage_finished", "aiinfra_on_drift")
+
+
+class Plugins(Protocol):
+    """What the callers need of :class:`aiinfra.plugins.manager.Plugins` (which imports this module)."""
+
+    pm: pluggy.PluginManager
+
+    def provider_of(self, plugin_name: str) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -33,16 +33,23 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+TESTS = REPO / "tests" / "monitoring"  # the drift scenarios and Evidently's yardstick live with the tests
+sys.path[:0] = [str(REPO), str(TESTS)]
+
+import drift_scenarios as scenarios  # noqa: E402 - found through the path set above
+from aiinfra.runner import setup_environment  # noqa: E402
+
+setup_environment()  # DO_NOT_TRACK for every process the benchmark starts (they inherit it)
 
 EVIDENTLY_DIRECT = r"""
 import json, os, sys, time
-os.environ["DO_NOT_TRACK"] = "1"
+sys.path.insert(0, sys.argv[4])  # tests/monitoring: the yardstick shared with the agreement test
+from aiinfra.runner import setup_environment
+setup_environment()  # DO_NOT_TRACK before Evidently is imported
 import pyarrow.dataset as ds, pyarrow.parquet as pq
 from evidently import Report, Dataset, DataDefinition
 from evidently.presets import DataDriftPreset
-sys.path.insert(0, sys.argv[4])
-from aiinfra.monitoring.report import evidently_columns
+from evidently_yardstick import evidently_columns
 prepared, logs, out = sys.argv[1], sys.argv[2], sys.argv[3]
 meta = json.load(open(os.path.join(prepared, "meta.json")))
 features = meta["features"]
@@ -90,18 +97,16 @@ def measure(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, int, st
 
 
 def one(rows: int, scenario: str, work: Path, skip_evidently: bool, reference_rows: int = 10_000) -> dict:
-    from aiinfra.monitoring import scenarios
-
     project = work / f"{scenario}-{rows}"
     shutil.rmtree(project, ignore_errors=True)
     (project).mkdir(parents=True)
     shutil.copytree(REPO / "conf", project / "conf")
     scenarios.write_reference(project / "data" / "prepared", scenarios.make(scenario, reference_rows, seed=1, reference=True))
     scenarios.write_prediction_log(project / "logs" / "predictions", scenarios.make(scenario, rows, seed=2),
-                                   dt.datetime(2026, 11, 27, 0, tzinfo=dt.timezone.utc), hours=24,
+                                   dt.datetime(2026, 11, 27, 0, tzinfo=dt.UTC), hours=24,
                                    rows_per_file=50_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIINFRA_", "MLFLOW_"))}
-    env.update(DO_NOT_TRACK="1", AIINFRA_PROJECT_DIR=str(project), PYTHONPATH=str(REPO))
+    env.update(AIINFRA_PROJECT_DIR=str(project), PYTHONPATH=str(REPO))  # DO_NOT_TRACK: setup_environment()
     ours_wall, ours_mem, code, err = measure(
         [sys.executable, "-m", "aiinfra", "monitor", "monitor.fail_on_drift=false"], project, env)
     if code != 0:
@@ -121,7 +126,7 @@ def one(rows: int, scenario: str, work: Path, skip_evidently: bool, reference_ro
         return row
     ev_wall, ev_mem, code, err = measure(
         [sys.executable, "-c", EVIDENTLY_DIRECT, str(project / "data" / "prepared"),
-         str(project / "logs" / "predictions"), str(project), str(REPO)], project, env)
+         str(project / "logs" / "predictions"), str(project), str(TESTS)], project, env)
     if code != 0:
         raise SystemExit(f"Evidently directly failed ({code}):\n{err}")
     theirs = json.loads((project / "evidently_verdict.json").read_text())
@@ -137,8 +142,6 @@ def one(rows: int, scenario: str, work: Path, skip_evidently: bool, reference_ro
 
 
 def main() -> int:
-    from aiinfra.monitoring import scenarios
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--scenarios", nargs="+", default=list(scenarios.SCENARIOS), choices=scenarios.SCENARIOS)

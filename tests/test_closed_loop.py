@@ -11,6 +11,7 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
+import pytest
 
 from project_helpers import dvc, init_git_dvc, run_cli, start_server
 
@@ -29,6 +30,7 @@ def _probabilities(answer: dict) -> np.ndarray:
     return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
 
 
+@pytest.mark.slow  # the whole loop for real: dvc repro twice, a server, the monitor (minutes)
 def test_drift_triggers_retraining_and_the_new_champion_answers(project):
     from aiinfra.data.prepared import PreparedData
     from aiinfra.models.artifact import Predictor

@@ -133,3 +133,18 @@ def test_a_plugin_sink_with_its_own_option_validates(register_plugin):
     # the webhook's options are not the pager's
     with pytest.raises(ConfigError, match=r"unknown config key 'monitor.alerts\[0\].url'"):
         validate_monitor(REPO / "conf", {"alerts": [{"type": "pager", "url": "http://x"}]})
+
+
+def test_a_plugin_sink_on_the_old_union_schema_still_validates_with_a_warning(register_plugin):
+    from aiinfra.config.validate import AiinfraDeprecationWarning
+    from aiinfra.plugins import hookimpl
+
+    class OldPlugin:
+        @hookimpl
+        def aiinfra_register_components(self, register):
+            register("sink", "old", target="monhelpers:pager_sink", schema="aiinfra.monitoring.schema:AlertConfig")
+
+    register_plugin(OldPlugin(), name="old-plugin")
+    with pytest.warns(AiinfraDeprecationWarning, match="register the sink with its own subclass"):
+        cfg = validate_monitor(REPO / "conf", {"alerts": [{"type": "old", "url": "http://x", "retries": 1}]})
+    assert (cfg.monitor.alerts[0].url, cfg.monitor.alerts[0].retries) == ("http://x", 1)

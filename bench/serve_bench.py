@@ -44,8 +44,8 @@ def build_models(work: Path, n_features: int, hidden: int) -> tuple[Path, Path]:
     """An aiinfra model directory and an MLflow pyfunc model (tensor signature) wrapping it."""
     import torch
 
-    from aiinfra.models.model_dir import InferenceModel, save_model
     from aiinfra.models.mlp import MLPClassifier
+    from aiinfra.models.model_dir import InferenceModel, save_model
 
     torch.manual_seed(0)
     features = [f"f{i}" for i in range(n_features)]
@@ -267,7 +267,8 @@ def main() -> int:
     if a:
         print(f"aiinfra p99:                   {a['p99_ms']:.1f} ms (target < 25 ms)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "generator": generator, "results": results, "runs": runs,
+        Path(args.json).write_text(json.dumps({"args": vars(args), "generator": generator, "results": results,
+                                               "runs": runs,
                                                "labels": {k: str(v) for k, v in labels.items()}}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0

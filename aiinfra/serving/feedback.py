@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,8 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
         # "label", or the training target's own name (a row copied from a labelled table)
         value = row.get("label", row.get(target))
         if value is None:
-            raise RequestError(422, f"labels[{i}] has no label: send {{\"request_id\": ..., \"label\": <the true class>}}")
+            raise RequestError(422, f"labels[{i}] has no label: "
+                                    "send {\"request_id\": ..., \"label\": <the true class>}")
         k = by_text.get(canonical(value))
         if k is None:
             shown = ", ".join(repr(c) for c in classes.tolist()[:20])
@@ -90,7 +91,7 @@ class FeedbackStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         n = len(ids)
         table = pa.table({
             "request_id": pa.array(ids, pa.string()),

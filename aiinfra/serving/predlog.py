@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,7 @@ class PredictionLog:
         total = 0
         for (hour_key, _), group in groups.items():
             features = group[0].features
-            t = datetime.fromtimestamp(hour_key * 3600, tz=timezone.utc)
+            t = datetime.fromtimestamp(hour_key * 3600, tz=UTC)
             date, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
             counts = [c.x.shape[0] for c in group]
             x = np.concatenate([c.x for c in group]).astype(np.float64)
@@ -172,7 +172,7 @@ class PredictionLog:
             table = pa.table(cols)
             part_dir = self.dir / f"date={date}" / f"hour={hour}"
             part_dir.mkdir(parents=True, exist_ok=True)
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             name = f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
             tmp = part_dir / f".{name}.tmp"
             pq.write_table(table, tmp)

@@ -96,7 +96,8 @@ def check_matrix(x: np.ndarray, features: list[str], max_rows: int, what: str) -
     if x.ndim == 1 and x.shape[0] == n and n > 1:
         x = x.reshape(1, n)  # a single row sent flat
     if x.ndim != 2 or x.shape[1] != n:
-        raise RequestError(422, f"{what}: wrong shape {list(x.shape)}: expected [rows, {n}] ({_features_hint(features)})")
+        raise RequestError(422, f"{what}: wrong shape {list(x.shape)}: expected [rows, {n}] "
+                                f"({_features_hint(features)})")
     if x.shape[0] == 0:
         raise RequestError(422, f"{what}: no rows to predict")
     if x.shape[0] > max_rows:
@@ -163,7 +164,8 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
         shape = _shape(t.get("shape"), what)
         datatype = t.get("datatype")
         if datatype not in NUMERIC_DATATYPES:
-            raise RequestError(422, f"{what}: wrong datatype {datatype!r}: expected one of FP32, FP64, INT32, INT64, ...")
+            raise RequestError(422, f"{what}: wrong datatype {datatype!r}: "
+                                    "expected one of FP32, FP64, INT32, INT64, ...")
         params = t.get("parameters") or {}
         if not isinstance(params, dict):
             raise RequestError(400, f"{what}: 'parameters' must be an object")
@@ -205,7 +207,8 @@ def _assemble_v2(tensors: dict[str, np.ndarray], features: list[str]) -> np.ndar
     missing = [f for f in features if f not in tensors]
     if missing:
         raise RequestError(422, f"with several input tensors, each must be named after a feature; missing: "
-                                f"{', '.join(missing[:10])}. Or send one tensor 'input' of shape [rows, {len(features)}]")
+                                f"{', '.join(missing[:10])}. "
+                                f"Or send one tensor 'input' of shape [rows, {len(features)}]")
     cols = [tensors[f].reshape(-1) for f in features]
     if len({c.shape[0] for c in cols}) != 1:
         raise RequestError(422, "feature tensors have different lengths")
@@ -403,7 +406,8 @@ def _csv_columns(body: bytes, features: list[str]) -> np.ndarray:
 
 def invocations_response(model: Any, proba: np.ndarray, labels: np.ndarray) -> bytes:
     return orjson.dumps(
-        {"predictions": labels if labels.dtype.kind in "iufb" else labels.tolist(), "probabilities": np.ascontiguousarray(proba, dtype=np.float32),
+        {"predictions": labels if labels.dtype.kind in "iufb" else labels.tolist(),
+         "probabilities": np.ascontiguousarray(proba, dtype=np.float32),
          "model_name": model.name, "model_version": model.version},
         option=orjson.OPT_SERIALIZE_NUMPY,
     )

@@ -94,7 +94,7 @@ class Matcher:
         parts = path.split("/")
         for template, e in self.templated.get(len(parts), ()):
             params: dict[str, str] = {}
-            for want, got in zip(template, parts):
+            for want, got in zip(template, parts, strict=True):  # same segment count
                 if want.startswith("{"):
                     if not got:
                         break

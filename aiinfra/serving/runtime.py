@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from aiinfra.errors import PluginError
 from aiinfra.serving import protocol
 
 log = logging.getLogger("aiinfra.serving")
@@ -96,6 +97,11 @@ class ServedModel(Protocol):
 
     def predict_proba(self, batch: Any) -> np.ndarray:
         """Class probabilities ``[len(batch), len(classes)]`` of a batch made by ``inputs``."""
+
+
+#: the members of ServedModel, for the message when a runtime returns something else
+_CONTRACT = ("name", "version", "uri", "path", "run_id", "features", "classes", "target", "platform", "inputs",
+             "loaded_at", "n_features", "label_datatype", "predict_proba")
 
 
 @dataclass
@@ -180,6 +186,11 @@ class ModelLoader:
             # a registry download is a temporary copy: without this, every start and every reload
             # of a long-running server left one directory behind
             remove_download(resolved)
+        if not isinstance(model, ServedModel):
+            missing = [a for a in _CONTRACT if not hasattr(model, a)]
+            raise PluginError(f"runtime '{self.runtime}' returned a {type(model).__name__}, which is not a "
+                              f"ServedModel (missing: {', '.join(missing)})",
+                              hint="return aiinfra.serving.runtime.LoadedModel, or implement ServedModel")
         if model.n_features and isinstance(model.inputs, FloatRows):
             # one warm-up pass: the first forward pass allocates; no user request should pay for it
             model.predict_proba(np.zeros((1, model.n_features), dtype=np.float32))

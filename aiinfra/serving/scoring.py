@@ -52,7 +52,8 @@ def _features(batch, features: list[str], offset: int) -> np.ndarray:
         arr = col.to_numpy(zero_copy_only=False).astype(np.float32)
         bad = ~np.isfinite(arr)
         if bad.any():
-            raise DataValidationError(f"column '{f}' has a missing or non-finite value at row {offset + int(bad.argmax())}",
+            raise DataValidationError(f"column '{f}' has a missing or non-finite value at row "
+                                      f"{offset + int(bad.argmax())}",
                                       hint="fill or drop missing values before scoring")
         cols.append(arr)
     return np.ascontiguousarray(np.stack(cols, axis=1))
@@ -83,7 +84,8 @@ def score_file(cfg: Any) -> dict[str, Any]:
                 idx = proba.argmax(1)
                 labels = model.classes[idx]
                 out = batch
-                out = out.append_column("prediction", pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels))
+                predicted = pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels)
+                out = out.append_column("prediction", predicted)
                 out = out.append_column("score", pa.array(proba[np.arange(len(idx)), idx].astype(np.float64)))
                 for k, c in enumerate(model.classes.tolist()):
                     out = out.append_column(f"proba_{c}", pa.array(proba[:, k].astype(np.float64)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -53,10 +54,8 @@ class AccessLog:
 
     def flush(self) -> None:
         if self.stream is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # a closed or broken stream: nothing to save
                 self.stream.flush()
-            except (OSError, ValueError):
-                pass
 
     def close(self) -> None:
         self.flush()

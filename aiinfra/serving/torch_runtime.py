@@ -3,6 +3,7 @@ loaded with :class:`aiinfra.models.model_dir.Predictor`."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -15,10 +16,9 @@ def configure_threads(threads: int) -> None:
     """``server.torch_threads`` intra-op threads for this process (0: torch's default)."""
     if threads > 0:
         torch.set_num_threads(threads)
-        try:
+        # RuntimeError: already set in this process (a reload, or a second server in one process)
+        with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-        except RuntimeError:  # already set in this process (a reload, or a second server in tests)
-            pass
 
 
 def load(resolved: Any, server_cfg: Any) -> LoadedModel:

@@ -101,7 +101,8 @@ def main() -> None:
     try:
         model_dir = train_model(tmp / "model")
         rows = load_breast_cancer().data.astype(np.float32)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"Python {platform.python_version()}")
         print("model: MLP 30 -> 16 -> 16 -> 2 (breast cancer), torch 1 thread, onnxruntime 1 thread")
         for k, v in in_process(model_dir, rows).items():
             print(f"in-process {k}: {v:.1f}")

@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from serving_helpers import REPO, ServerProcess, make_model
+
 
 @pytest.fixture(scope="session")
 def serving_project(tmp_path_factory) -> Path:

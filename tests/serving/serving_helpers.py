@@ -21,8 +21,8 @@ def make_model(path: Path, *, seed: int = 0, classes=(0, 1), features=FEATURES) 
     """A small real MLP saved in the aiinfra model-directory format (what `aiinfra train` writes)."""
     import torch
 
-    from aiinfra.models.model_dir import InferenceModel, save_model
     from aiinfra.models.mlp import MLPClassifier
+    from aiinfra.models.model_dir import InferenceModel, save_model
 
     torch.manual_seed(seed)
     net = MLPClassifier(n_features=len(features), n_classes=len(classes), hidden=8, layers=1, dropout=0.0)

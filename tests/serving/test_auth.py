@@ -7,6 +7,7 @@ import subprocess
 import httpx
 import orjson
 import pytest
+
 from serving_helpers import AIINFRA, ServerProcess, env_for
 
 PREDICT_SECRET = "p-" + "x" * 30
@@ -77,6 +78,47 @@ def test_health_is_open_metrics_can_be_closed(keyed):
     assert httpx.get(f"{srv.url}/metrics", headers={"X-API-Key": PREDICT_SECRET}).status_code == 200
 
 
+def _concrete(path: str) -> str:
+    return path.replace("{name}", "model").replace("{version}", "local")
+
+
+def test_openapi_lists_exactly_the_route_table(server):
+    from aiinfra.serving.routes import ENDPOINTS
+
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    table = {(e.path, method) for e in ENDPOINTS for method in e.methods}
+    assert documented == table
+    # and every table route is served: none is a 404 or 405 from the router
+    for path, method in sorted(table - {("/admin/reload", "POST"), ("/admin/config", "GET")}):
+        r = httpx.request(method, f"{server.url}{_concrete(path)}", timeout=30)
+        assert r.status_code not in (404, 405), (method, path, r.status_code, r.text)
+
+
+def test_each_route_enforces_the_role_of_the_table(keyed):
+    """The keyed server has server.metrics_public=false: /metrics needs predict like the table says."""
+    from aiinfra.serving.routes import ENDPOINTS
+    from aiinfra.serving.schema import HttpServerConfig
+
+    srv, _ = keyed
+    served = HttpServerConfig(metrics_public=False)
+    checked = 0
+    for e in ENDPOINTS:
+        role = e.role(served)
+        for method in e.methods:
+            url = f"{srv.url}{_concrete(e.path)}"
+            anonymous = httpx.request(method, url, timeout=30).status_code
+            as_predict = httpx.request(method, url, headers={"X-API-Key": PREDICT_SECRET}, timeout=30).status_code
+            if role is None:
+                assert anonymous not in (401, 403) and as_predict not in (401, 403), (method, e.path)
+            elif role == "predict":
+                assert anonymous == 401 and as_predict not in (401, 403), (method, e.path, as_predict)
+            else:
+                assert role == "admin" and anonymous == 401 and as_predict == 403, (method, e.path)
+            checked += 1
+    assert checked == sum(len(e.methods) for e in ENDPOINTS)
+
+
 def test_access_log_has_key_ids_never_keys(keyed):
     srv, access = keyed
     httpx.post(f"{srv.url}/v2/models/model/infer", content=INFER_BODY, headers={"X-API-Key": PREDICT_SECRET})
@@ -107,3 +149,4 @@ def test_malformed_key_entry_is_a_clean_error(serving_project, model_dir):
                      env={"AIINFRA_API_KEYS": "ci:superuser:0123456789abcdefghij"})
     assert proc.returncode == 2 and "unknown role 'superuser'" in proc.stderr
     assert "0123456789abcdefghij" not in proc.stderr
+

@@ -62,7 +62,7 @@ def test_v2_per_feature_tensors_and_versioned_route(server, predictor):
     {"dataframe_split": {"columns": ["d", "c", "b", "a"], "data": ROWS[:, ::-1].tolist()}},
     {"dataframe_split": {"index": [0, 1, 2], "columns": FEATURES + ["extra"],
                          "data": np.c_[ROWS, np.ones(3)].tolist()}},
-    {"dataframe_records": [dict(zip(FEATURES, map(float, r))) for r in ROWS]},
+    {"dataframe_records": [dict(zip(FEATURES, map(float, r), strict=True)) for r in ROWS]},
     {"instances": ROWS.tolist()},
     {"inputs": ROWS.tolist()},
     {"inputs": {f: ROWS[:, i].tolist() for i, f in enumerate(FEATURES)}},

@@ -10,9 +10,9 @@ import time
 import httpx
 import orjson
 import pytest
-from serving_helpers import make_model, register_versions
 
 from aiinfra.serving.predlog import read_predictions
+from serving_helpers import make_model, register_versions
 
 NAME = "churn"
 INFER = f"/v2/models/{NAME}/infer"
@@ -33,6 +33,7 @@ def registry(tmp_path_factory, mlflow_db_template):
     return uri, client, v1, v2
 
 
+@pytest.mark.slow
 def test_alias_move_under_load_fails_no_request(start_server, registry, tmp_path):
     uri, client, v1, v2 = registry
     tmp = tmp_path / "server-tmp"  # the server's temporary directory: registry downloads land here

@@ -8,9 +8,9 @@ import shutil
 import httpx
 import numpy as np
 import pytest
-from conftest import Server
 
 from aiinfra.models.model_dir import Predictor
+from conftest import Server
 
 
 @pytest.fixture(scope="module")

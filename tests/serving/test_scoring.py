@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+
 from serving_helpers import AIINFRA, env_for
 
 FEATURES = ["a", "b", "c", "d"]

@@ -27,9 +27,10 @@ import math
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiinfra.training.schema import CheckpointConfig, LightningTrainerConfig  # noqa: E402 - after sys.path
 
 
 def data(rows: int = 285_715):
@@ -45,13 +46,11 @@ def data(rows: int = 285_715):
     return x[tr], y[tr], x[va], y[va]
 
 
-def trainer_cfg(accelerator: str, precision: str | None, threads: int):
-    return SimpleNamespace(
-        accelerator=accelerator, devices=1, strategy="auto", num_nodes=1, precision=precision, max_epochs=3,
-        min_epochs=1, gradient_clip_val=None, gradient_clip_algorithm="norm", accumulate_grad_batches=1,
-        check_val_every_n_epoch=1, log_every_n_steps=50, progress_bar=False, model_summary=False,
-        num_sanity_val_steps=0, deterministic=False, limit_train_batches=None, limit_val_batches=None,
-        checkpoint=SimpleNamespace(enabled=False), threads=threads)
+def trainer_cfg(accelerator: str, precision: str | None, threads: int) -> LightningTrainerConfig:
+    cfg = LightningTrainerConfig(accelerator=accelerator, devices=1, precision=precision, max_epochs=3,
+                                 progress_bar=False, threads=threads, checkpoint=CheckpointConfig(enabled=False))
+    cfg.check()
+    return cfg
 
 
 def one(name: str, accelerator: str, precision: str | None, threads: int, k: int, batch: int, resident: bool,
@@ -59,12 +58,13 @@ def one(name: str, accelerator: str, precision: str | None, threads: int, k: int
     import lightning as L
     import torch
 
-    from aiinfra.models.model_dir import InferenceModel
     from aiinfra.models.mlp import MLPClassifier
+    from aiinfra.models.model_dir import InferenceModel
     from aiinfra.training.data import TensorBatches
     from aiinfra.training.module import ClassifierModule
+    from aiinfra.training.process import set_threads
     from aiinfra.training.progress import PlainProgress
-    from aiinfra.training.trainer import build_trainer, resolve_precision, set_threads
+    from aiinfra.training.trainer import build_trainer, resolve_precision
 
     x, y, xv, yv = (torch.from_numpy(a) for a in arrays)
     scale_x = x
@@ -91,7 +91,8 @@ def one(name: str, accelerator: str, precision: str | None, threads: int, k: int
     out = {"variant": name, "accelerator": accelerator, "precision": resolve_precision(precision, accelerator),
            "threads": torch.get_num_threads(), "steps_per_call": k, "batch": batch, "data_on_gpu": resident,
            "fit_seconds": round(fit, 3),
-           "samples_per_second": round(len(x) * 3 / fit), "val_acc": round(float(trainer.callback_metrics["val_acc"]), 4),
+           "samples_per_second": round(len(x) * 3 / fit),
+           "val_acc": round(float(trainer.callback_metrics["val_acc"]), 4),
            "device": torch.cuda.get_device_name(0) if accelerator == "gpu" else "cpu"}
     print(json.dumps(out), flush=True)
     return out
@@ -109,15 +110,13 @@ def main() -> int:
     print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}", flush=True)
     variants = []
     if gpu:
-        # the train stage's own decision for trainer=gpu on this machine
-        from aiinfra.stages.train import steps_per_call
+        # the train stage's own decision for trainer=gpu on this machine: the repository's conf/
+        from aiinfra.runner import load_config
+        from aiinfra.training.plan import plan_training
 
-        class NS(dict):
-            __getattr__ = dict.__getitem__
-
-        tc = NS(accelerator="gpu", devices=1, num_nodes=1, strategy="auto", precision="auto-mixed",
-                steps_per_call=16, gradient_clip_val=None, accumulate_grad_batches=1)
-        k_gpu = steps_per_call(NS(trainer=tc, model=NS(scheduler=None)), "memory")
+        args.json = args.json.resolve() if args.json else None  # load_config changes to the repository root
+        plan = plan_training(load_config(["trainer=gpu"]), train_rows=len(arrays[0]), n_features=16)
+        k_gpu = plan.steps_per_call
         print(f"train stage on this machine: trainer=gpu runs {k_gpu} batch(es) per Lightning step", flush=True)
         variants += [("gpu-warmup", "gpu", "auto-mixed", 0, 1, 512, False),  # CUDA context, kernels: not reported
                      ("gpu", "gpu", "auto-mixed", 0, k_gpu, 512, False),     # trainer=gpu as shipped

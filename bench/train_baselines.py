@@ -25,7 +25,8 @@ def _data(prepared: str):
     import numpy as np
     import pandas as pd
 
-    meta = json.loads(open(f"{prepared}/meta.json").read())
+    with open(f"{prepared}/meta.json") as f:
+        meta = json.load(f)
     feats, target = meta["features"], meta["target"]
     index = {c: i for i, c in enumerate(meta["classes"])}
 

@@ -31,6 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+#: the three ways of training the benchmark compares: key in the results, label in the report
+VARIANTS = (("aiinfra", "(a) aiinfra train"), ("lightning", "(b) plain Lightning"), ("loop", "(c) hand loop"))
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 AIINFRA = [str(BIN / "aiinfra")] if (BIN / "aiinfra").exists() else [sys.executable, "-m", "aiinfra"]
@@ -91,8 +94,8 @@ def one_pass(work: Path, args, label: str) -> dict:
     print(f"  (a) aiinfra train     fit {a['fit_seconds']:.2f} s  wall {a['wall_seconds']:.2f} s", flush=True)
     res["lightning"] = run_baseline(work, "lightning", args.epochs, 256, args.seed, 0)
     print(f"  (b) plain Lightning   fit {res['lightning']['fit_seconds']:.2f} s", flush=True)
-    res["loop"] = run_baseline(work, "loop", args.epochs, int(a["batch_size"] or 256), args.seed, int(a["threads"] or 0),
-                               lr=a.get("lr"))
+    res["loop"] = run_baseline(work, "loop", args.epochs, int(a["batch_size"] or 256), args.seed,
+                               int(a["threads"] or 0), lr=a.get("lr"))
     print(f"  (c) hand-written loop fit {res['loop']['fit_seconds']:.2f} s", flush=True)
     return res
 
@@ -122,7 +125,7 @@ def accuracy_pass(work: Path, args) -> list[str]:
             acc[key].append(r["val_acc"])
         print(f"  seed {seed}: (a) {a['val_acc']:.4f}  (b) {b['val_acc']:.4f}  (c) {c['val_acc']:.4f}", flush=True)
     lines = [f"validation accuracy over seeds {','.join(map(str, args.accuracy_seeds))}:"]
-    for key, name in (("aiinfra", "(a) aiinfra train"), ("lightning", "(b) plain Lightning"), ("loop", "(c) hand loop")):
+    for key, name in VARIANTS:
         v = acc[key]
         lines.append(f"  {name:<22} mean {sum(v) / len(v):.4f}  range {min(v):.4f}-{max(v):.4f}")
     return lines
@@ -132,10 +135,11 @@ def report(label: str, res: dict) -> list[str]:
     lines = [f"{label}: torch+lightning import in a fresh process {res['import_seconds']:.1f} s; "
              f"1-min load average before the pass {res['loadavg_before']:.2f}",
              f"{'':24}{'fit s':>8}{'samples/s':>12}{'wall s':>8}{'val_acc':>9}{'batch':>7}{'lr':>9}{'threads':>8}"]
-    for key, name in (("aiinfra", "(a) aiinfra train"), ("lightning", "(b) plain Lightning"), ("loop", "(c) hand loop")):
+    for key, name in VARIANTS:
         r = res[key]
         lines.append(f"{name:<24}{r['fit_seconds']:>8.2f}{r['samples_per_second']:>12,.0f}{r['wall_seconds']:>8.1f}"
-                     f"{r['val_acc']:>9.4f}{r.get('batch_size') or '':>7}{r.get('lr') or 0:>9.2e}{r.get('threads') or '':>8}")
+                     f"{r['val_acc']:>9.4f}{r.get('batch_size') or '':>7}{r.get('lr') or 0:>9.2e}"
+                     f"{r.get('threads') or '':>8}")
     a, b, c = res["aiinfra"], res["lightning"], res["loop"]
     overhead = a["wall_seconds"] - a["fit_seconds"] - res["import_seconds"]
     lines.append(f"aiinfra/plain-Lightning throughput {a['samples_per_second'] / b['samples_per_second']:.1f}x; "

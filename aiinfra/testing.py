@@ -1,8 +1,8 @@
 """pytest plugin for aiinfra plugin authors (registered as the ``pytest11`` entry point ``aiinfra``).
 
 Kept import-light: it is loaded in every pytest session of an environment with aiinfra installed,
-so this module imports only the standard library and pytest; aiinfra's own modules are imported
-inside the fixtures that need them.
+so it imports only the standard library, pytest and aiinfra's light modules (the plugin manager,
+the runner's process setup, the project template): no Hydra, OmegaConf, torch or pandas.
 
 Fixtures
 --------
@@ -36,6 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import aiinfra.builtin
+from aiinfra import runner
+from aiinfra.plugins import manager
+from aiinfra.project_template import CONF_DIR
 
 
 def pip_install_target(packages: Sequence[str | Path], target: str | Path, *, timeout: float = 300) -> Path:
@@ -93,16 +98,10 @@ class AiinfraProject:
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of a CLI run: this project, its MLflow store, extra PYTHONPATH."""
+        runner.setup_environment()  # what every aiinfra process runs with (DO_NOT_TRACK, ...): inherited
         env = dict(os.environ)
         env.pop("AIINFRA_PROJECT_DIR", None)
-        env.update(
-            {
-                "MLFLOW_TRACKING_URI": self.mlflow_uri,
-                "DO_NOT_TRACK": "1",
-                "PYTHONUNBUFFERED": "1",
-                "GIT_PYTHON_REFRESH": "quiet",
-            }
-        )
+        env.update({"MLFLOW_TRACKING_URI": self.mlflow_uri, "PYTHONUNBUFFERED": "1"})
         if self.pythonpath:
             env["PYTHONPATH"] = os.pathsep.join([*self.pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env.update(self.extra_env)
@@ -160,8 +159,6 @@ def make_project(
 ) -> AiinfraProject:
     """Create an aiinfra project in ``root``: ``conf/`` copied from ``conf`` (default: aiinfra's
     minimal template), then ``git init`` and ``dvc init`` unless turned off."""
-    from aiinfra.project_template import CONF_DIR
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(Path(conf) if conf else CONF_DIR, root / "conf", ignore=shutil.ignore_patterns("__pycache__"))
@@ -183,9 +180,6 @@ def make_project(
 @pytest.fixture
 def aiinfra_plugin_manager() -> Iterator[Any]:
     """A fresh plugin manager (built-ins only, no entry points), process-wide for one test."""
-    import aiinfra.builtin
-    from aiinfra.plugins import manager
-
     previous = manager._cached
     plugins = manager.build_plugin_manager(load_entrypoints=False, plugins=[aiinfra.builtin])
     manager.reset_plugins(plugins)

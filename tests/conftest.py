@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from aiinfra.runner import setup_environment
 from project_helpers import REPO, cli_env
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
+# the test process runs like an aiinfra process (DO_NOT_TRACK=1 ...), and so does every child it starts
+setup_environment()
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ MODEL_ARTIFACT = "model"  # name of the aiinfra model directory inside an MLflow
 
 
 def tracking_uri(tracking_cfg: Any, root: Path | None = None) -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or str(tracking_cfg.uri)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_cfg.uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         # relative sqlite paths are relative to the project root, not to wherever we are
         uri = "sqlite:///" + str(((root or Path.cwd()) / uri[len("sqlite:///"):]).resolve())
@@ -44,7 +44,7 @@ def artifact_location(cfg: Any, uri: str, root: Path) -> str | None:
     """
     if uri.startswith(("http://", "https://")):
         return None
-    location = str(cfg.tracking.artifact_location)
+    location = cfg.tracking.artifact_location
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", location) and not re.match(r"^[A-Za-z]:[\\/]", location):
         return location
     return (root / location).resolve().as_uri()
@@ -58,7 +58,7 @@ def setup_mlflow(cfg: Any, root: Path | None = None) -> str:
     uri = tracking_uri(cfg.tracking, root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    name = str(cfg.tracking.experiment)
+    name = cfg.tracking.experiment
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is None:

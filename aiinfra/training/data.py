@@ -27,11 +27,10 @@ class TensorBatches:
     Lightning calls ``sampler.set_epoch`` on whatever it iterates; ``sampler`` is this object.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
-                 drop_last: bool = False):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0):
         self.x, self.y = x, y
-        self.batch_size = int(batch_size)
-        self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
+        self.batch_size = batch_size
+        self.shuffle, self.seed = shuffle, seed
         self.epoch = 0
         self.sampler = self  # Lightning calls sampler.set_epoch(epoch) on what it iterates
         self.batch_sampler = None
@@ -59,15 +58,14 @@ class TensorBatches:
         return idx
 
     def __len__(self) -> int:
-        rank, world = self._rank()
+        _, world = self._rank()
         n = len(self.x) // world if world > 1 else len(self.x)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()
         n = len(self.x) if idx is None else len(idx)
-        stop = n - n % self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
+        for start in range(0, n, self.batch_size):
             if idx is None:
                 yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
             else:

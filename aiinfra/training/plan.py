@@ -97,7 +97,7 @@ def steps_per_call(cfg: Any, loader: Loader) -> int:
         return 1
     blockers = [name for name, on in (
         ("model.scheduler", cfg.model.scheduler is not None),
-        ("trainer.gradient_clip_val", bool(tcfg.gradient_clip_val)),
+        ("trainer.gradient_clip_val", tcfg.gradient_clip_val not in (None, 0)),
         ("trainer.accumulate_grad_batches", tcfg.accumulate_grad_batches > 1),
         ("trainer.precision", tcfg.precision is not None and tcfg.precision not in ("32", "32-true")),
         ("several processes (trainer.devices/num_nodes/strategy)",

@@ -210,3 +210,31 @@ def test_only_plugins_hooks_calls_hook_implementations():
         for line, what in _hook_calls(path)
     ]
     assert not found, "hook implementations called outside aiinfra/plugins/hooks.py:\n" + "\n".join(found)
+
+
+def test_only_the_runner_prints_aiinfra_error():
+    """``aiinfra.runner.report_errors`` (with ``print_error``) is the one place that formats a user
+    error: no other module builds an ``aiinfra: error`` line in code (docstrings may mention it)."""
+    allowed = PACKAGE / "runner.py"
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == allowed:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{path.relative_to(REPO)}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and "aiinfra: error" in node.value
+            and id(node) not in docstrings
+        ]
+    assert not found, "`aiinfra: error` printed outside aiinfra/runner.py: " + ", ".join(found)

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from aiinfra.serving.protocol import MAX_REQUEST_ID_CHARS, RequestError, loads, usable_request_id
 
@@ -88,8 +90,6 @@ class FeedbackStore:
         self.rows_written = 0
 
     def write(self, ids: list[str], labels: np.ndarray, target: str, model_name: str, model_version: str) -> Path:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         now = datetime.now(UTC)
         n = len(ids)

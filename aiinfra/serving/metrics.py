@@ -13,7 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -99,8 +107,6 @@ class ServerMetrics:
     def render(self) -> bytes:
         if not self.multiprocess:
             return generate_latest(self.registry) + self._drift_text()
-        from prometheus_client import multiprocess
-
         self.refresh()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -127,6 +133,4 @@ class ServerMetrics:
 
     def process_exit(self) -> None:
         if self.multiprocess:
-            from prometheus_client import multiprocess
-
-            multiprocess.mark_process_dead(os.getpid())
+                multiprocess.mark_process_dead(os.getpid())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 from typing import Any
 
 _ERROR = {"description": "a client error, with a message naming the problem",
@@ -137,9 +139,6 @@ def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str
 def docs_page(spec: dict[str, Any], example: dict[str, Any] | None = None) -> str:
     """The /docs page: an endpoint reference rendered here from the OpenAPI document, so it works
     on machines without internet access, plus Swagger UI's try-it-out when its CDN is reachable."""
-    import html
-    import json
-
     rows = []
     for path, ops in spec.get("paths", {}).items():
         for method, op in ops.items():

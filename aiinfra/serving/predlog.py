@@ -31,6 +31,11 @@ from typing import Any
 
 import numpy as np
 
+# at import, not in the writer thread: a first import there would hold the GIL for ~0.4 s under load
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
 log = logging.getLogger(__name__)
 
 
@@ -68,9 +73,6 @@ class PredictionLog:
         self._stop = threading.Event()
         self.rows_written = 0
         self.files_written = 0
-        # import now: a first import inside the writer thread would hold the GIL for ~0.4 s under load
-        import pyarrow.parquet  # noqa: F401
-
         self._thread = threading.Thread(target=self._run, name="aiinfra-predlog", daemon=True)
         self._thread.start()
 
@@ -137,9 +139,6 @@ class PredictionLog:
             return 0
 
     def _write(self, chunks: list[_Chunk]) -> int:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         # group by the hour partition of each chunk's time
         # (integer hour keys: formatting a datetime per chunk costs more than the rest of the write)
         # (and by feature list: a part file has one schema, a reload may bring other features)
@@ -199,11 +198,7 @@ class PredictionLog:
 
 def read_predictions(log_dir: str | Path):
     """All logged rows as one pyarrow Table (hive partitions as columns ``date`` and ``hour``)."""
-    import pyarrow.dataset as ds
-
     path = Path(log_dir)
     if not path.is_dir() or not any(path.rglob("part-*.parquet")):
-        import pyarrow as pa
-
         return pa.table({})
     return ds.dataset(str(path), format="parquet", partitioning="hive").to_table()

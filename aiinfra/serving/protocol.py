@@ -13,6 +13,8 @@ wrong and how to fix it; nothing here may end in a 500.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from typing import Any
 
@@ -387,9 +389,6 @@ def _from_tensor_like(value: Any, features: list[str], max_rows: int, what: str)
 
 
 def _csv_columns(body: bytes, features: list[str]) -> np.ndarray:
-    import csv
-    import io
-
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiinfra.serving.runtime import ModelLoader, ServedModel
+from aiinfra.tracking.mlflow_setup import setup_mlflow
 
 log = logging.getLogger("aiinfra.serving")
 
@@ -42,8 +43,6 @@ class ModelHolder:
         uri = self.uri
         if uri.startswith("models:/") and "@" in uri:
             import mlflow  # only for registry URIs: a local directory needs no mlflow
-
-            from aiinfra.tracking.mlflow_setup import setup_mlflow
 
             setup_mlflow(self.loader.cfg)
             name, alias = uri[len("models:/"):].split("@", 1)

@@ -31,7 +31,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from aiinfra.errors import PluginError
+from aiinfra.plugins.manager import get_plugins
 from aiinfra.serving import protocol
+from aiinfra.tracking.mlflow_setup import remove_download, resolve_model  # imports mlflow only for registry URIs
 
 log = logging.getLogger("aiinfra.serving")
 
@@ -161,9 +163,7 @@ class ModelLoader:
     """
 
     def __init__(self, cfg: Any, registry: Any = None):
-        if registry is None:
-            from aiinfra.plugins.manager import get_plugins  # the process's plugins (cached)
-
+        if registry is None:  # the process's plugins (cached)
             registry = get_plugins().registry
         self.cfg = cfg
         self.runtime = str(cfg.server.runtime)
@@ -172,14 +172,10 @@ class ModelLoader:
 
     def resolve(self, uri: str | None = None) -> Any:
         """A URI (default: the configured one) resolved to a local model directory."""
-        from aiinfra.tracking.mlflow_setup import resolve_model  # mlflow: only for registry URIs
-
         return resolve_model(uri or self.uri, self.cfg)
 
     def load(self, resolved: Any) -> ServedModel:
         """The model behind ``resolved``, warmed up; a registry download is deleted afterwards."""
-        from aiinfra.tracking.mlflow_setup import remove_download
-
         try:
             model = self._load(resolved, self.cfg.server)
         finally:

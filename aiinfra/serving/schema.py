@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 from aiinfra.config.checks import at_least, fail, require
+from aiinfra.errors import did_you_mean
+from aiinfra.plugins.manager import get_plugins  # pluggy and entry points: still no torch
 
 #: the file types ``server=batch`` reads and writes
 SCORING_FORMATS = (".parquet", ".pq", ".csv")
@@ -30,12 +32,8 @@ def check_runtime(name: str, key: str = "runtime") -> None:
     The registry of this process (plugins are loaded once per process and cached): ``check()`` gets
     no registry argument, and validation always runs against the process's plugins.
     """
-    from aiinfra.plugins.manager import get_plugins  # pluggy and entry points only: still no torch
-
     names = get_plugins().registry.names("runtime")
     if name not in names:
-        from aiinfra.errors import did_you_mean
-
         fail(key, f"unknown runtime '{name}'." + did_you_mean(name, names),
              hint=f"valid runtimes: {', '.join(names) or '(none)'} (see `aiinfra plugins`)")
 

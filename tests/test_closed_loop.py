@@ -33,7 +33,7 @@ def _probabilities(answer: dict) -> np.ndarray:
 @pytest.mark.slow  # the whole loop for real: dvc repro twice, a server, the monitor (minutes)
 def test_drift_triggers_retraining_and_the_new_champion_answers(project):
     from aiinfra.data.prepared import PreparedData
-    from aiinfra.models.artifact import Predictor
+    from aiinfra.models.model_dir import Predictor
 
     init_git_dvc(project)
     dvc(project, "repro")

@@ -4,7 +4,8 @@ Every component group (``source``, ``model``, ...) names its component with ``ty
 component's registered schema validates the group. A schema field declared with
 ``field(metadata={"component": KIND})`` holds components of that kind (``monitor.alerts`` holds
 alert sinks): each entry is validated against the schema its own ``type`` registered, so a
-plugin's component takes its own options. Unknown keys get a did-you-mean and the list of valid
+plugin's component takes its own options. A string field declared
+``field(metadata={"registered": KIND})`` names a component of that kind (``server.runtime``). Unknown keys get a did-you-mean and the list of valid
 keys; wrong types and values outside an enumeration name the key, the value and what is allowed;
 then every schema's ``check()`` runs (ranges, cross-field rules: :mod:`aiinfra.config.checks`).
 All of it happens before torch is imported.
@@ -109,11 +110,24 @@ def _component(kind: str, node: Any, where: str, registry: ComponentRegistry) ->
     return typed
 
 
+def _registered_name(kind: str, value: Any, where: str, registry: ComponentRegistry) -> None:
+    """A field declared ``metadata={"registered": KIND}`` names a registered component of that kind."""
+    if value is None:
+        return
+    try:
+        registry.get(kind, str(value))
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(f"{where}: {exc.message}", exc.hint) from None
+
+
 def _nested_components(schema: Any, typed: DictConfig, where: str, registry: ComponentRegistry) -> None:
-    """Validate fields declared ``field(metadata={"component": KIND})`` against their own schemas."""
+    """Validate fields declared ``field(metadata={"component": KIND})`` against their own schemas,
+    and check that fields declared ``metadata={"registered": KIND}`` name a registered component."""
     for f in dataclasses.fields(schema):
         kind = f.metadata.get("component")
         value = typed._get_node(f.name)
+        if "registered" in f.metadata:
+            _registered_name(f.metadata["registered"], typed[f.name], f"{where}.{f.name}", registry)
         if kind is None:
             sub = _field_type(schema, f.name)
             if sub is not None and isinstance(value, DictConfig) and not value._is_none():

@@ -6,14 +6,12 @@ range and cross-field rule of a server runs here (``check()``), not in the serve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
-from aiinfra.config.checks import at_least, fail, require
-from aiinfra.errors import did_you_mean
-from aiinfra.plugins.manager import get_plugins  # pluggy and entry points: still no torch
+from aiinfra.config.checks import at_least, require
 
 #: the file types ``server=batch`` reads and writes
 SCORING_FORMATS = (".parquet", ".pq", ".csv")
@@ -26,27 +24,15 @@ class Inference(StrEnum):
     thread = "thread"  # in one worker thread: keeps the loop responsive when a pass takes milliseconds
 
 
-def check_runtime(name: str, key: str = "runtime") -> None:
-    """``name`` is a registered serving runtime (component kind ``runtime``).
-
-    The registry of this process (plugins are loaded once per process and cached): ``check()`` gets
-    no registry argument, and validation always runs against the process's plugins.
-    """
-    names = get_plugins().registry.names("runtime")
-    if name not in names:
-        fail(key, f"unknown runtime '{name}'." + did_you_mean(name, names),
-             hint=f"valid runtimes: {', '.join(names) or '(none)'} (see `aiinfra plugins`)")
-
-
 @dataclass
 class HttpServerConfig:
     type: str = "http"
     # models:/<name>@<alias>, models:/<name>/<version>, or a local model directory.
     # null: models:/<register.model_name>@<register.alias>
     model_uri: Optional[str] = None
-    # what loads the model directory into a served model (component kind ``runtime``): torch
-    # (built in), onnx (aiinfra-onnx), ...
-    runtime: str = "torch"
+    # what loads the model directory into a served model (a registered component of kind
+    # ``runtime``, checked at validation): torch (built in), onnx (aiinfra-onnx), ...
+    runtime: str = field(default="torch", metadata={"registered": "runtime"})
     host: str = "127.0.0.1"
     port: int = 8000
     # --- processes and threads (defaults measured on a 2-core box: docs/serving.md)
@@ -92,14 +78,13 @@ class HttpServerConfig:
                  "graceful_timeout_s")
         require(self.log_flush_interval_s > 0, "log_flush_interval_s",
                 f"must be > 0, got {self.log_flush_interval_s!r}")
-        check_runtime(self.runtime)
 
 
 @dataclass
 class BatchServerConfig:
     type: str = "batch"
     model_uri: Optional[str] = None
-    runtime: str = "torch"  # as server.runtime of server=http
+    runtime: str = field(default="torch", metadata={"registered": "runtime"})  # as server.runtime of server=http
     input: str = "data/prepared/test.parquet"
     output: str = "reports/predictions.parquet"
     batch_rows: int = 65_536
@@ -113,4 +98,3 @@ class BatchServerConfig:
             suffix = Path(getattr(self, key)).suffix.lower()
             require(suffix in SCORING_FORMATS, key, f"unsupported file type '{suffix or '(none)'}' "
                     f"in '{getattr(self, key)}'", hint="use a .parquet or .csv file")
-        check_runtime(self.runtime)

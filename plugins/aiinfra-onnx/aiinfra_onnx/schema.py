@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from aiinfra.config.checks import at_least
@@ -12,7 +12,7 @@ from aiinfra.serving.schema import HttpServerConfig
 @dataclass
 class OnnxServerConfig(HttpServerConfig):
     type: str = "onnx"
-    runtime: str = "onnx"  # aiinfra_onnx.runtime:load
+    runtime: str = field(default="onnx", metadata={"registered": "runtime"})  # aiinfra_onnx.runtime:load
     # the .onnx file; null: <model directory>/model.onnx, exported from the torch weights at start
     # when it is missing (or older than weights.pt). Hot reload re-exports a new version the same way.
     onnx_path: Optional[str] = None

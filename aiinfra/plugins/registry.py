@@ -15,8 +15,8 @@ from typing import Any
 from aiinfra.errors import PluginError, UnknownComponentError, choices_text, did_you_mean
 
 #: Component kinds. ``sink`` is an alert sink for drift reports (an entry of ``monitor.alerts``);
-#: ``runtime`` loads a model directory into a served model for the HTTP server
-#: (:class:`aiinfra.serving.runtime.ServedModel`).
+#: ``runtime`` loads a model directory for the server: ``load(resolved, server_cfg) -> ServedModel``
+#: (:class:`aiinfra.serving.runtime.ServedModel`), picked by ``server.runtime``.
 KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "runtime")
 
 Register = Callable[..., None]

@@ -14,6 +14,7 @@ All of it happens before torch is imported.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from typing import Any
 
@@ -88,7 +89,16 @@ def _merge(schema: Any, node: Any, prefix: str) -> DictConfig:
     except OmegaConfBaseException as exc:
         key = ".".join(p for p in [prefix, str(exc.full_key or "")] if p)
         msg = getattr(exc, "msg", str(exc)).splitlines()[0]
-        raise ConfigError(f"invalid value for config key '{key}': {msg}") from None
+        raise ConfigError(f"invalid value for config key '{key}': {msg}" + _enum_hint(msg)) from None
+
+
+def _enum_hint(msg: str) -> str:
+    """" Did you mean 'x'?" for OmegaConf's "Invalid value 'y', expected one of [a, b]"."""
+    match = re.match(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", msg)
+    if not match:
+        return ""
+    hint = did_you_mean(match.group(1), [c.strip() for c in match.group(2).split(",")])
+    return f".{hint}" if hint else ""
 
 
 def _component(kind: str, node: Any, where: str, registry: ComponentRegistry) -> Any:

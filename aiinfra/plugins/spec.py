@@ -149,7 +149,7 @@ def aiinfra_on_drift(report: DriftReport, config: DictConfig) -> None:
 
     :param report: the drift verdict (:class:`aiinfra.monitoring.verdict.DriftReport`):
         ``drift_detected``, ``drift_share``, ``threshold``, per-column ``columns`` (method, score,
-        threshold, drifted), ``rows_current``, ``rows_reference`` and the paths of the HTML and
+        threshold, drifted), ``rows`` (``current``, ``reference``) and the paths of the HTML and
         JSON reports.
     :param config: the resolved config of the monitor run (an ``omegaconf.DictConfig``, read-only).
 

@@ -15,20 +15,49 @@ AIINFRA_API = ">=1.0,<2"
 
 #: (kind, name, target, schema, description) of data sources, models and trainers
 COMPONENTS = [
-    ("source", "sklearn", "aiinfra.data.sources:SklearnSource", "aiinfra.data.schema:SklearnSourceConfig",
-     "a dataset bundled with scikit-learn (breast_cancer, wine, digits, iris); no download"),
-    ("source", "csv", "aiinfra.data.sources:CSVSource", "aiinfra.data.schema:FileSourceConfig",
-     "a CSV file"),
-    ("source", "parquet", "aiinfra.data.sources:ParquetSource", "aiinfra.data.schema:FileSourceConfig",
-     "a Parquet file or directory"),
-    ("source", "synthetic", "aiinfra.data.sources:SyntheticSource", "aiinfra.data.schema:SyntheticSourceConfig",
-     "a seeded synthetic classification problem of any size"),
-    ("model", "mlp", "aiinfra.models.mlp:MLPClassifier", "aiinfra.models.schema:MLPConfig",
-     "multi-layer perceptron for tabular classification"),
-    ("model", "cnn", "aiinfra.models.cnn:CNNClassifier", "aiinfra.models.schema:CNNConfig",
-     "small convolutional network for images stored as flat pixel columns (digits)"),
-    ("trainer", "lightning", "aiinfra.training.trainer:build_trainer", "aiinfra.training.schema:LightningTrainerConfig",
-     "a Lightning Trainer: CPU, GPU, DDP, multi-node"),
+    (
+        "source",
+        "sklearn",
+        "aiinfra.data.sources:SklearnSource",
+        "aiinfra.data.schema:SklearnSourceConfig",
+        "a dataset bundled with scikit-learn (breast_cancer, wine, digits, iris); no download",
+    ),
+    ("source", "csv", "aiinfra.data.sources:CSVSource", "aiinfra.data.schema:FileSourceConfig", "a CSV file"),
+    (
+        "source",
+        "parquet",
+        "aiinfra.data.sources:ParquetSource",
+        "aiinfra.data.schema:FileSourceConfig",
+        "a Parquet file or directory",
+    ),
+    (
+        "source",
+        "synthetic",
+        "aiinfra.data.sources:SyntheticSource",
+        "aiinfra.data.schema:SyntheticSourceConfig",
+        "a seeded synthetic classification problem of any size",
+    ),
+    (
+        "model",
+        "mlp",
+        "aiinfra.models.mlp:MLPClassifier",
+        "aiinfra.models.schema:MLPConfig",
+        "multi-layer perceptron for tabular classification",
+    ),
+    (
+        "model",
+        "cnn",
+        "aiinfra.models.cnn:CNNClassifier",
+        "aiinfra.models.schema:CNNConfig",
+        "small convolutional network for images stored as flat pixel columns (digits)",
+    ),
+    (
+        "trainer",
+        "lightning",
+        "aiinfra.training.trainer:build_trainer",
+        "aiinfra.training.schema:LightningTrainerConfig",
+        "a Lightning Trainer: CPU, GPU, DDP, multi-node",
+    ),
 ]
 
 

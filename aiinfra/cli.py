@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiinfra import __version__
-from aiinfra import runner
+from aiinfra import __version__, runner
 
 EPILOG = """\
 stages take Hydra overrides:   aiinfra train model.hidden=128 trainer=gpu
@@ -153,8 +152,10 @@ def _plugin_commands(argv: list[str]) -> dict[str, Command]:
     def call(target: str) -> Callable[[list[str]], int]:
         return lambda rest: int(import_string(target)(rest) or 0)
 
-    return {name: Command(f"{help} [{provider}]", call(target), raw=True)
-            for name, (target, help, provider) in get_plugins().commands().items()}
+    return {
+        name: Command(f"{help} [{provider}]", call(target), raw=True)
+        for name, (target, help, provider) in get_plugins().commands().items()
+    }
 
 
 def build_parser(commands: dict[str, Command] | None = None) -> argparse.ArgumentParser:

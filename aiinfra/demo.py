@@ -81,8 +81,9 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     log_dir = root / "logs" / "predictions"
     _step(f"aiinfra serve on {base} (model models:/{registration['model_name']}@champion)")
-    server = subprocess.Popen([*aiinfra, "serve", f"server.port={port}", "server.log_flush_interval_s=1",
-                               "server.access_log=null"], env=env)  # a JSON line per request is noise here
+    server = subprocess.Popen(
+        [*aiinfra, "serve", f"server.port={port}", "server.log_flush_interval_s=1", "server.access_log=null"], env=env
+    )  # a JSON line per request is noise here
     try:
         _wait_ready(f"{base}/v2/health/ready", server)
         served = []
@@ -91,8 +92,10 @@ def main() -> int:
             served.append(_post(f"{base}/invocations", body, request_id=f"test-{i}")["probabilities"][0])
         served = np.asarray(served, dtype=np.float32)
         same = np.allclose(served, offline, atol=1e-5)
-        print(f"{len(served)} single-row requests: served == offline predictions: {same} "
-              f"(max abs diff {float(np.abs(served - offline).max()):.2e})")
+        print(
+            f"{len(served)} single-row requests: served == offline predictions: {same} "
+            f"(max abs diff {float(np.abs(served - offline).max()):.2e})"
+        )
         if not same:
             return 1
         # the true outcomes arrive later: labels for those requests, by request id
@@ -104,7 +107,7 @@ def main() -> int:
         shifted = x.copy()
         shifted[:, : x.shape[1] // 2] *= 1.6
         for start in range(0, len(shifted), 16):
-            _post(f"{base}/invocations", {"inputs": shifted[start:start + 16].tolist()})
+            _post(f"{base}/invocations", {"inputs": shifted[start : start + 16].tolist()})
         print(f"{len(shifted)} shifted rows served (simulated drift)")
     finally:
         server.send_signal(signal.SIGTERM)  # graceful: answers what it accepted, flushes the log
@@ -112,23 +115,27 @@ def main() -> int:
 
     _step("aiinfra monitor: the prediction log against the training reference")
     report_dir = root / "reports" / "drift-production"
-    status = subprocess.run([*aiinfra, "monitor", f"monitor.report_dir={report_dir.relative_to(root)}",
-                             "monitor.feedback=logs/feedback"], env=env)
+    status = subprocess.run(
+        [*aiinfra, "monitor", f"monitor.report_dir={report_dir.relative_to(root)}", "monitor.feedback=logs/feedback"],
+        env=env,
+    )
     verdict_file = report_dir / "verdict.json"
     if verdict_file.is_file():
         verdict = json.loads(verdict_file.read_text())
-        print(f"drift detected: {verdict.get('drift_detected')} (share {verdict.get('drift_share')}); "
-              f"exit status {status.returncode}")
+        print(
+            f"drift detected: {verdict.get('drift_detected')} (share {verdict.get('drift_share')}); "
+            f"exit status {status.returncode}"
+        )
         labelled = verdict.get("feedback") or {}
         if labelled.get("accuracy") is not None:
             print(f"accuracy on the {labelled['labelled_rows']} labelled rows of the log: {labelled['accuracy']:.4f}")
 
     _step("where to look")
     print(f"""\
-  metrics (test split):     dvc metrics show            ({root / 'metrics.json'})
+  metrics (test split):     dvc metrics show            ({root / "metrics.json"})
   plots (curve, ROC, CM):   dvc plots show              (writes dvc_plots/index.html)
   runs, models, lineage:    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (http://127.0.0.1:5000)
-  model card:               {registration['model_card_html']}
+  model card:               {registration["model_card_html"]}
   drift report (pipeline):  reports/drift/  (HTML + JSON)
   drift report (served):    {report_dir.relative_to(root)}/  (HTML + JSON)
   prediction log:           {log_dir.relative_to(root)}/date=.../hour=.../*.parquet

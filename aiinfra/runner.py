@@ -134,8 +134,9 @@ def stage_module(stage: str) -> Any:
     if stage not in STAGES:
         from aiinfra.errors import choices_text, did_you_mean
 
-        raise AiinfraError(f"unknown stage '{stage}'." + did_you_mean(stage, STAGES),
-                           hint=f"stages: {choices_text(STAGES)}")
+        raise AiinfraError(
+            f"unknown stage '{stage}'." + did_you_mean(stage, STAGES), hint=f"stages: {choices_text(STAGES)}"
+        )
     return importlib.import_module(f"aiinfra.stages.{stage}")
 
 
@@ -162,8 +163,7 @@ def run_stage(stage: str, cfg: Any) -> dict[str, Any]:
     result = stage_module(stage).run(cfg)
     outputs = result if isinstance(result, dict) else {"exit_code": exit_code(result)}
     log.info("%s finished in %.1f s", stage, time.perf_counter() - started)
-    call_notification(get_plugins(), "aiinfra_stage_finished", stage=stage, outputs=outputs,
-                      config=to_dictconfig(cfg))
+    call_notification(get_plugins(), "aiinfra_stage_finished", stage=stage, outputs=outputs, config=to_dictconfig(cfg))
     return outputs
 
 

@@ -37,24 +37,33 @@ def data(rows: int = 285_715):
     import numpy as np
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(n_samples=rows, n_features=16, n_informative=8, n_redundant=0, n_classes=2,
-                               random_state=0)
+    x, y = make_classification(
+        n_samples=rows, n_features=16, n_informative=8, n_redundant=0, n_classes=2, random_state=0
+    )
     x, y = x.astype("float32"), y.astype("int64")
     order = np.random.default_rng(0).permutation(rows)
     n_train, n_val = int(rows * 0.7), int(rows * 0.15)
-    tr, va = order[:n_train], order[n_train:n_train + n_val]
+    tr, va = order[:n_train], order[n_train : n_train + n_val]
     return x[tr], y[tr], x[va], y[va]
 
 
 def trainer_cfg(accelerator: str, precision: str | None, threads: int) -> LightningTrainerConfig:
-    cfg = LightningTrainerConfig(accelerator=accelerator, devices=1, precision=precision, max_epochs=3,
-                                 progress_bar=False, threads=threads, checkpoint=CheckpointConfig(enabled=False))
+    cfg = LightningTrainerConfig(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_epochs=3,
+        progress_bar=False,
+        threads=threads,
+        checkpoint=CheckpointConfig(enabled=False),
+    )
     cfg.check()
     return cfg
 
 
-def one(name: str, accelerator: str, precision: str | None, threads: int, k: int, batch: int, resident: bool,
-        arrays) -> dict:
+def one(
+    name: str, accelerator: str, precision: str | None, threads: int, k: int, batch: int, resident: bool, arrays
+) -> dict:
     import lightning as L
     import torch
 
@@ -75,8 +84,9 @@ def one(name: str, accelerator: str, precision: str | None, threads: int, k: int
     if resident:  # an experiment: training tensors kept on the GPU (the train stage does not do this)
         x, y, xv, yv = (t.to("cuda") for t in (x, y, xv, yv))
     lr = 3e-3 * math.sqrt(max(batch, 256) / 256)
-    module = ClassifierModule(model, lr=lr, max_epochs=3, threads=threads, seed=42,
-                              micro_batch=batch if k > 1 else None)
+    module = ClassifierModule(
+        model, lr=lr, max_epochs=3, threads=threads, seed=42, micro_batch=batch if k > 1 else None
+    )
     tcfg = trainer_cfg(accelerator, precision, threads)
     trainer = build_trainer(tcfg, callbacks=[PlainProgress(check_every=10**9)], default_root_dir="/tmp/gpu-check")
     train = TensorBatches(x, y, batch * k, shuffle=True, seed=42)
@@ -88,12 +98,19 @@ def one(name: str, accelerator: str, precision: str | None, threads: int, k: int
     if accelerator == "gpu":
         torch.cuda.synchronize()
     fit = time.perf_counter() - t
-    out = {"variant": name, "accelerator": accelerator, "precision": resolve_precision(precision, accelerator),
-           "threads": torch.get_num_threads(), "steps_per_call": k, "batch": batch, "data_on_gpu": resident,
-           "fit_seconds": round(fit, 3),
-           "samples_per_second": round(len(x) * 3 / fit),
-           "val_acc": round(float(trainer.callback_metrics["val_acc"]), 4),
-           "device": torch.cuda.get_device_name(0) if accelerator == "gpu" else "cpu"}
+    out = {
+        "variant": name,
+        "accelerator": accelerator,
+        "precision": resolve_precision(precision, accelerator),
+        "threads": torch.get_num_threads(),
+        "steps_per_call": k,
+        "batch": batch,
+        "data_on_gpu": resident,
+        "fit_seconds": round(fit, 3),
+        "samples_per_second": round(len(x) * 3 / fit),
+        "val_acc": round(float(trainer.callback_metrics["val_acc"]), 4),
+        "device": torch.cuda.get_device_name(0) if accelerator == "gpu" else "cpu",
+    }
     print(json.dumps(out), flush=True)
     return out
 
@@ -118,14 +135,16 @@ def main() -> int:
         plan = plan_training(load_config(["trainer=gpu"]), train_rows=len(arrays[0]), n_features=16)
         k_gpu = plan.steps_per_call
         print(f"train stage on this machine: trainer=gpu runs {k_gpu} batch(es) per Lightning step", flush=True)
-        variants += [("gpu-warmup", "gpu", "auto-mixed", 0, 1, 512, False),  # CUDA context, kernels: not reported
-                     ("gpu", "gpu", "auto-mixed", 0, k_gpu, 512, False),     # trainer=gpu as shipped
-                     # experiments, one change at a time (the stage uses none of them)
-                     ("gpu-bf16-k16", "gpu", "auto-mixed", 0, 16, 512, False),
-                     ("gpu-bf16-k16-data-on-gpu", "gpu", "auto-mixed", 0, 16, 512, True),
-                     ("gpu-bf16-k1-data-on-gpu", "gpu", "auto-mixed", 0, 1, 512, True),
-                     ("gpu-fp32-k16", "gpu", None, 0, 16, 512, False),
-                     ("gpu-b4096", "gpu", "auto-mixed", 0, k_gpu, 4096, False)]
+        variants += [
+            ("gpu-warmup", "gpu", "auto-mixed", 0, 1, 512, False),  # CUDA context, kernels: not reported
+            ("gpu", "gpu", "auto-mixed", 0, k_gpu, 512, False),  # trainer=gpu as shipped
+            # experiments, one change at a time (the stage uses none of them)
+            ("gpu-bf16-k16", "gpu", "auto-mixed", 0, 16, 512, False),
+            ("gpu-bf16-k16-data-on-gpu", "gpu", "auto-mixed", 0, 16, 512, True),
+            ("gpu-bf16-k1-data-on-gpu", "gpu", "auto-mixed", 0, 1, 512, True),
+            ("gpu-fp32-k16", "gpu", None, 0, 16, 512, False),
+            ("gpu-b4096", "gpu", "auto-mixed", 0, k_gpu, 4096, False),
+        ]
     variants += [("cpu-k16", "cpu", None, 1, 16, 512, False)]
     results = [one(*v, arrays) for v in variants]
     results = [r for r in results if r["variant"] != "gpu-warmup"]
@@ -133,8 +152,10 @@ def main() -> int:
         args.json.write_text(json.dumps(results, indent=2))
     cpu = next(r for r in results if r["variant"] == "cpu-k16")
     for r in results:
-        print(f"{r['variant']:<16} fit {r['fit_seconds']:7.2f} s  {r['samples_per_second']:>10,} samples/s  "
-              f"val_acc {r['val_acc']:.4f}  x{r['samples_per_second'] / cpu['samples_per_second']:.2f} of cpu-k16")
+        print(
+            f"{r['variant']:<16} fit {r['fit_seconds']:7.2f} s  {r['samples_per_second']:>10,} samples/s  "
+            f"val_acc {r['val_acc']:.4f}  x{r['samples_per_second'] / cpu['samples_per_second']:.2f} of cpu-k16"
+        )
     return 0
 
 

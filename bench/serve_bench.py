@@ -50,17 +50,26 @@ def build_models(work: Path, n_features: int, hidden: int) -> tuple[Path, Path]:
     torch.manual_seed(0)
     features = [f"f{i}" for i in range(n_features)]
     net = MLPClassifier(n_features=n_features, n_classes=2, hidden=hidden, layers=2, dropout=0.0)
-    model_dir = save_model(InferenceModel(net, n_features), work / "model_dir" / "model", component="mlp",
-                           model_cfg={"hidden": hidden, "layers": 2, "dropout": 0.0}, features=features,
-                           classes=[0, 1], target="target")
+    model_dir = save_model(
+        InferenceModel(net, n_features),
+        work / "model_dir" / "model",
+        component="mlp",
+        model_cfg={"hidden": hidden, "layers": 2, "dropout": 0.0},
+        features=features,
+        classes=[0, 1],
+        target="target",
+    )
     import mlflow
     from mlflow.models import infer_signature
 
     mlflow_dir = work / "mlflow_model"
     x = np.zeros((2, n_features), dtype=np.float32)
-    mlflow.pyfunc.save_model(path=str(mlflow_dir), python_model=str(REPO / "bench" / "serve_bench_pyfunc.py"),
-                             artifacts={"model": str(model_dir)},
-                             signature=infer_signature(x, np.zeros(2, dtype=np.int64)))
+    mlflow.pyfunc.save_model(
+        path=str(mlflow_dir),
+        python_model=str(REPO / "bench" / "serve_bench_pyfunc.py"),
+        artifacts={"model": str(model_dir)},
+        signature=infer_signature(x, np.zeros(2, dtype=np.int64)),
+    )
     return model_dir, mlflow_dir
 
 
@@ -97,10 +106,16 @@ def parse_duration(text: str) -> float:
 
 def run_wrk(url: str, body: bytes, connections: int, duration: int, work: Path) -> dict:
     script = work / "post.lua"
-    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f"wrk.body = {json.dumps(body.decode())}\n")
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, timeout=duration + 60).stdout
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = parse_duration(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = parse_duration(re.search(r"\s99%\s+(\S+)", out).group(1))
@@ -112,8 +127,9 @@ def run_wrk(url: str, body: bytes, connections: int, duration: int, work: Path) 
 
 
 async def _py_load(host: str, port: int, path: str, body: bytes, connections: int, duration: float) -> dict:
-    request = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     latencies: list[float] = []
     errors = 0
     end = time.monotonic() + duration
@@ -136,8 +152,13 @@ async def _py_load(host: str, port: int, path: str, body: bytes, connections: in
     await asyncio.gather(*(conn() for _ in range(connections)))
     elapsed = time.monotonic() - started
     lat = np.array(latencies)
-    return {"rps": len(lat) / elapsed, "p50_ms": float(np.percentile(lat, 50) * 1e3),
-            "p99_ms": float(np.percentile(lat, 99) * 1e3), "requests": len(lat), "errors": errors}
+    return {
+        "rps": len(lat) / elapsed,
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "requests": len(lat),
+        "errors": errors,
+    }
 
 
 def load(url: str, body: bytes, connections: int, duration: int, work: Path) -> dict:
@@ -153,15 +174,26 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--features", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--targets", default="mlflow,aiinfra,aiinfra-invocations,aiinfra-2workers,bare,bare-empty",
-                    help="comma-separated subset")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="run every target this many times, interleaved; the median run is reported")
+    ap.add_argument(
+        "--targets",
+        default="mlflow,aiinfra,aiinfra-invocations,aiinfra-2workers,bare,bare-empty",
+        help="comma-separated subset",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every target this many times, interleaved; the median run is reported",
+    )
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
-    env = {**os.environ, "DO_NOT_TRACK": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    env = {
+        **os.environ,
+        "DO_NOT_TRACK": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     work = Path(tempfile.mkdtemp(prefix="aiinfra-serve-bench-"))
     model_dir, mlflow_dir = build_models(work, args.features, args.hidden)
@@ -171,46 +203,128 @@ def main() -> int:
 
     rng = np.random.default_rng(0)
     row = [round(float(v), 4) for v in rng.normal(size=args.features)]
-    v2_body = json.dumps({"inputs": [{"name": "input", "shape": [1, args.features], "datatype": "FP32",
-                                      "data": row}]}).encode()
+    v2_body = json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, args.features], "datatype": "FP32", "data": row}]}
+    ).encode()
     mlflow_body = json.dumps({"inputs": [row]}).encode()
 
     def aiinfra(*overrides: str):
-        return [str(BIN / "aiinfra"), "serve", f"server.model_uri={mlflow_dir}", f"server.log_dir={work / 'predlog'}",
-                *overrides]
+        return [
+            str(BIN / "aiinfra"),
+            "serve",
+            f"server.model_uri={mlflow_dir}",
+            f"server.log_dir={work / 'predlog'}",
+            *overrides,
+        ]
 
     targets = {
         # name: (command(port), readiness path, load path, body, label extractor)
-        "mlflow": (lambda p: [str(BIN / "mlflow"), "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
-                              "-h", "127.0.0.1", "-p", str(p), "-w", "1"],
-                   "/ping", "/invocations", mlflow_body, lambda r: r["predictions"][0]),
-        "aiinfra": (lambda p: aiinfra(f"server.port={p}"), "/v2/health/ready", "/v2/models/mlflow_model/infer", v2_body,
-                    lambda r: r["outputs"][0]["data"][0]),
-        "aiinfra-invocations": (lambda p: aiinfra(f"server.port={p}"), "/v2/health/ready", "/invocations",
-                                mlflow_body, lambda r: r["predictions"][0]),
-        "aiinfra-2workers": (lambda p: aiinfra(f"server.port={p}", "server.workers=2"), "/v2/health/ready",
-                             "/v2/models/mlflow_model/infer", v2_body, lambda r: r["outputs"][0]["data"][0]),
-        "aiinfra-2threads": (lambda p: aiinfra(f"server.port={p}", "server.torch_threads=2"), "/v2/health/ready",
-                             "/v2/models/mlflow_model/infer", v2_body, lambda r: r["outputs"][0]["data"][0]),
+        "mlflow": (
+            lambda p: [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(mlflow_dir),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(p),
+                "-w",
+                "1",
+            ],
+            "/ping",
+            "/invocations",
+            mlflow_body,
+            lambda r: r["predictions"][0],
+        ),
+        "aiinfra": (
+            lambda p: aiinfra(f"server.port={p}"),
+            "/v2/health/ready",
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
+        "aiinfra-invocations": (
+            lambda p: aiinfra(f"server.port={p}"),
+            "/v2/health/ready",
+            "/invocations",
+            mlflow_body,
+            lambda r: r["predictions"][0],
+        ),
+        "aiinfra-2workers": (
+            lambda p: aiinfra(f"server.port={p}", "server.workers=2"),
+            "/v2/health/ready",
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
+        "aiinfra-2threads": (
+            lambda p: aiinfra(f"server.port={p}", "server.torch_threads=2"),
+            "/v2/health/ready",
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
         # diagnostics: where the tail latency comes from
-        "aiinfra-no-access-log": (lambda p: aiinfra(f"server.port={p}", "server.access_log=null"), "/v2/health/ready",
-                                  "/v2/models/mlflow_model/infer", v2_body, lambda r: r["outputs"][0]["data"][0]),
-        "aiinfra-no-prediction-log": (lambda p: aiinfra(f"server.port={p}", "server.prediction_log=false"),
-                                      "/v2/health/ready", "/v2/models/mlflow_model/infer", v2_body,
-                                      lambda r: r["outputs"][0]["data"][0]),
-        "aiinfra-flush-5k": (lambda p: aiinfra(f"server.port={p}", "server.log_flush_rows=5000"), "/v2/health/ready",
-                             "/v2/models/mlflow_model/infer", v2_body, lambda r: r["outputs"][0]["data"][0]),
-        "aiinfra-flush-2k": (lambda p: aiinfra(f"server.port={p}", "server.log_flush_rows=2000"), "/v2/health/ready",
-                             "/v2/models/mlflow_model/infer", v2_body, lambda r: r["outputs"][0]["data"][0]),
-        "bare": (lambda p: [str(BIN / "uvicorn"), "serve_bench_bare:app", "--app-dir", str(REPO / "bench"),
-                            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-                            "--port", str(p)], None, "/v2/models/mlflow_model/infer", v2_body,
-                 lambda r: r["outputs"][0]["data"][0]),
+        "aiinfra-no-access-log": (
+            lambda p: aiinfra(f"server.port={p}", "server.access_log=null"),
+            "/v2/health/ready",
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
+        "aiinfra-no-prediction-log": (
+            lambda p: aiinfra(f"server.port={p}", "server.prediction_log=false"),
+            "/v2/health/ready",
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
+        "aiinfra-flush-5k": (
+            lambda p: aiinfra(f"server.port={p}", "server.log_flush_rows=5000"),
+            "/v2/health/ready",
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
+        "aiinfra-flush-2k": (
+            lambda p: aiinfra(f"server.port={p}", "server.log_flush_rows=2000"),
+            "/v2/health/ready",
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
+        "bare": (
+            lambda p: [
+                str(BIN / "uvicorn"),
+                "serve_bench_bare:app",
+                "--app-dir",
+                str(REPO / "bench"),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--port",
+                str(p),
+            ],
+            None,
+            "/v2/models/mlflow_model/infer",
+            v2_body,
+            lambda r: r["outputs"][0]["data"][0],
+        ),
     }
     targets["bare-empty"] = (targets["bare"][0], None, "/v2/models/mlflow_model/infer", v2_body, None)
     generator = "wrk 1 thread" if shutil.which("wrk") else "python asyncio (wrk not found)"
-    print(f"model: MLP {args.features} features, 2 x {args.hidden} hidden; load: {generator}, "
-          f"{args.connections} connections, {args.duration} s, single-row requests; {os.cpu_count()} CPUs")
+    print(
+        f"model: MLP {args.features} features, 2 x {args.hidden} hidden; load: {generator}, "
+        f"{args.connections} connections, {args.duration} s, single-row requests; {os.cpu_count()} CPUs"
+    )
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     runs: dict[str, list[dict]] = {}
     labels: dict[str, object] = {}
@@ -247,16 +361,21 @@ def main() -> int:
                 proc.kill()
             log_file.close()
         r = runs[name][-1]
-        print(f"{name:<20} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
-              f"errors {r['errors']}", flush=True)
+        print(
+            f"{name:<20} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
+            f"errors {r['errors']}",
+            flush=True,
+        )
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     # the median run (the lower middle one for an even count: no flattering)
     results = {name: sorted(rs, key=lambda r: r["rps"])[(len(rs) - 1) // 2] for name, rs in runs.items()}
     if args.rounds > 1:
         print(f"median of {args.rounds} runs:")
         for name, r in results.items():
-            print(f"{name:<20} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
-                  f"errors {r['errors']}")
+            print(
+                f"{name:<20} {r['rps']:>9.0f} req/s   p50 {r['p50_ms']:7.2f} ms   p99 {r['p99_ms']:7.2f} ms   "
+                f"errors {r['errors']}"
+            )
     if len(set(map(str, labels.values()))) > 1:
         print(f"WARNING: targets disagree on the prediction: {labels}")
     a, m, b = results.get("aiinfra"), results.get("mlflow"), results.get("bare")
@@ -267,9 +386,18 @@ def main() -> int:
     if a:
         print(f"aiinfra p99:                   {a['p99_ms']:.1f} ms (target < 25 ms)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "generator": generator, "results": results,
-                                               "runs": runs,
-                                               "labels": {k: str(v) for k, v in labels.items()}}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "args": vars(args),
+                    "generator": generator,
+                    "results": results,
+                    "runs": runs,
+                    "labels": {k: str(v) for k, v in labels.items()},
+                },
+                indent=2,
+            )
+        )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -28,8 +28,9 @@ async def infer(request):
     t = body["inputs"][0]
     x = np.asarray(t["data"], dtype=np.float32).reshape(t["shape"])
     labels = predictor.predict(x)
-    return Response(orjson.dumps({"outputs": [{"name": "label", "data": labels.tolist()}]}),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps({"outputs": [{"name": "label", "data": labels.tolist()}]}), media_type="application/json"
+    )
 
 
 app = Starlette(routes=[Route("/v2/models/{name}/infer", infer, methods=["POST"])])

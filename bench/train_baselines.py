@@ -43,8 +43,15 @@ def _data(prepared: str):
 
 def _mlp(torch, n_in, n_out):
     nn = torch.nn
-    return nn.Sequential(nn.Linear(n_in, 64), nn.ReLU(), nn.Dropout(0.1),
-                         nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, 64),
+        nn.ReLU(),
+        nn.Dropout(0.1),
+        nn.Linear(64, 64),
+        nn.ReLU(),
+        nn.Dropout(0.1),
+        nn.Linear(64, n_out),
+    )
 
 
 def plain_lightning(prepared: str, epochs: int, batch_size: int, seed: int) -> dict:
@@ -84,8 +91,13 @@ def plain_lightning(prepared: str, epochs: int, batch_size: int, seed: int) -> d
     module.eval()
     with torch.no_grad():
         acc = float((module.net(torch.from_numpy(xv)).argmax(1) == torch.from_numpy(yv)).float().mean())
-    return {"fit_seconds": fit, "samples_per_second": len(x) * epochs / fit, "val_acc": acc,
-            "import_seconds": t_imp, "threads": torch.get_num_threads()}
+    return {
+        "fit_seconds": fit,
+        "samples_per_second": len(x) * epochs / fit,
+        "val_acc": acc,
+        "import_seconds": t_imp,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def hand_loop(prepared: str, epochs: int, batch_size: int, seed: int, threads: int, lr: float = 3e-3) -> dict:
@@ -104,7 +116,7 @@ def hand_loop(prepared: str, epochs: int, batch_size: int, seed: int, threads: i
         net.train()
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + epoch))
         for s in range(0, len(x), batch_size):
-            take = perm[s:s + batch_size]
+            take = perm[s : s + batch_size]
             loss = torch.nn.functional.cross_entropy(net(x[take]), y[take])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -113,8 +125,13 @@ def hand_loop(prepared: str, epochs: int, batch_size: int, seed: int, threads: i
         with torch.no_grad():
             acc = float((net(xv).argmax(1) == yv).float().mean())
     fit = time.perf_counter() - t
-    return {"fit_seconds": fit, "samples_per_second": len(x) * epochs / fit, "val_acc": acc,
-            "import_seconds": t_imp, "threads": torch.get_num_threads()}
+    return {
+        "fit_seconds": fit,
+        "samples_per_second": len(x) * epochs / fit,
+        "val_acc": acc,
+        "import_seconds": t_imp,
+        "threads": torch.get_num_threads(),
+    }
 
 
 if __name__ == "__main__":

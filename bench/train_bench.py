@@ -51,7 +51,7 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, str]:
 
 def _result_line(out: str) -> dict:
     line = next(ln for ln in reversed(out.splitlines()) if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def _import_seconds() -> float:
@@ -62,19 +62,35 @@ def _import_seconds() -> float:
 
 
 def run_aiinfra(work: Path, epochs: int, overrides: list[str]) -> dict:
-    wall, out = _run([*AIINFRA, "train", "source=synthetic", f"trainer.max_epochs={epochs}",
-                      "trainer.early_stopping.enabled=false", *overrides], work)
+    wall, out = _run(
+        [
+            *AIINFRA,
+            "train",
+            "source=synthetic",
+            f"trainer.max_epochs={epochs}",
+            "trainer.early_stopping.enabled=false",
+            *overrides,
+        ],
+        work,
+    )
     summary = json.loads((work / "models" / "train_run.json").read_text())
     fit = float(summary["fit_seconds"])
     rows = int(json.loads((work / "data/prepared/meta.json").read_text())["rows"]["train"])
-    return {"fit_seconds": fit, "samples_per_second": rows * epochs / fit, "val_acc": summary["metrics"]["val_acc"],
-            "wall_seconds": wall, "batch_size": summary.get("batch_size"), "threads": summary.get("threads"),
-            "lr": summary.get("lr"),
-            "timings": summary.get("timings", {})}
+    return {
+        "fit_seconds": fit,
+        "samples_per_second": rows * epochs / fit,
+        "val_acc": summary["metrics"]["val_acc"],
+        "wall_seconds": wall,
+        "batch_size": summary.get("batch_size"),
+        "threads": summary.get("threads"),
+        "lr": summary.get("lr"),
+        "timings": summary.get("timings", {}),
+    }
 
 
-def run_baseline(work: Path, kind: str, epochs: int, batch_size: int, seed: int, threads: int,
-                 lr: float | None = None) -> dict:
+def run_baseline(
+    work: Path, kind: str, epochs: int, batch_size: int, seed: int, threads: int, lr: float | None = None
+) -> dict:
     cmd = [sys.executable, BASELINES, kind, str(work / "data/prepared"), str(epochs), str(batch_size), str(seed)]
     if kind == "loop":
         cmd += [str(threads), str(lr or 3e-3)]
@@ -94,8 +110,9 @@ def one_pass(work: Path, args, label: str) -> dict:
     print(f"  (a) aiinfra train     fit {a['fit_seconds']:.2f} s  wall {a['wall_seconds']:.2f} s", flush=True)
     res["lightning"] = run_baseline(work, "lightning", args.epochs, 256, args.seed, 0)
     print(f"  (b) plain Lightning   fit {res['lightning']['fit_seconds']:.2f} s", flush=True)
-    res["loop"] = run_baseline(work, "loop", args.epochs, int(a["batch_size"] or 256), args.seed,
-                               int(a["threads"] or 0), lr=a.get("lr"))
+    res["loop"] = run_baseline(
+        work, "loop", args.epochs, int(a["batch_size"] or 256), args.seed, int(a["threads"] or 0), lr=a.get("lr")
+    )
     print(f"  (c) hand-written loop fit {res['loop']['fit_seconds']:.2f} s", flush=True)
     return res
 
@@ -106,8 +123,11 @@ def threads_pass(work: Path, args, label: str) -> dict:
     out = {}
     for n in args.threads:
         r = run_aiinfra(work, args.epochs, [*args.override, f"trainer.threads={n}"])
-        print(f"  trainer.threads={n}: fit {r['fit_seconds']:.2f} s, {r['samples_per_second']:,.0f} samples/s, "
-              f"val_acc {r['val_acc']:.4f}", flush=True)
+        print(
+            f"  trainer.threads={n}: fit {r['fit_seconds']:.2f} s, {r['samples_per_second']:,.0f} samples/s, "
+            f"val_acc {r['val_acc']:.4f}",
+            flush=True,
+        )
         out[str(n)] = r
     return out
 
@@ -119,8 +139,9 @@ def accuracy_pass(work: Path, args) -> list[str]:
     for seed in args.accuracy_seeds:
         a = run_aiinfra(work, args.epochs, [*args.override, f"seed={seed}"])
         b = run_baseline(work, "lightning", args.epochs, 256, seed, 0)
-        c = run_baseline(work, "loop", args.epochs, int(a["batch_size"] or 256), seed, int(a["threads"] or 0),
-                         lr=a.get("lr"))
+        c = run_baseline(
+            work, "loop", args.epochs, int(a["batch_size"] or 256), seed, int(a["threads"] or 0), lr=a.get("lr")
+        )
         for key, r in (("aiinfra", a), ("lightning", b), ("loop", c)):
             acc[key].append(r["val_acc"])
         print(f"  seed {seed}: (a) {a['val_acc']:.4f}  (b) {b['val_acc']:.4f}  (c) {c['val_acc']:.4f}", flush=True)
@@ -132,19 +153,25 @@ def accuracy_pass(work: Path, args) -> list[str]:
 
 
 def report(label: str, res: dict) -> list[str]:
-    lines = [f"{label}: torch+lightning import in a fresh process {res['import_seconds']:.1f} s; "
-             f"1-min load average before the pass {res['loadavg_before']:.2f}",
-             f"{'':24}{'fit s':>8}{'samples/s':>12}{'wall s':>8}{'val_acc':>9}{'batch':>7}{'lr':>9}{'threads':>8}"]
+    lines = [
+        f"{label}: torch+lightning import in a fresh process {res['import_seconds']:.1f} s; "
+        f"1-min load average before the pass {res['loadavg_before']:.2f}",
+        f"{'':24}{'fit s':>8}{'samples/s':>12}{'wall s':>8}{'val_acc':>9}{'batch':>7}{'lr':>9}{'threads':>8}",
+    ]
     for key, name in VARIANTS:
         r = res[key]
-        lines.append(f"{name:<24}{r['fit_seconds']:>8.2f}{r['samples_per_second']:>12,.0f}{r['wall_seconds']:>8.1f}"
-                     f"{r['val_acc']:>9.4f}{r.get('batch_size') or '':>7}{r.get('lr') or 0:>9.2e}"
-                     f"{r.get('threads') or '':>8}")
+        lines.append(
+            f"{name:<24}{r['fit_seconds']:>8.2f}{r['samples_per_second']:>12,.0f}{r['wall_seconds']:>8.1f}"
+            f"{r['val_acc']:>9.4f}{r.get('batch_size') or '':>7}{r.get('lr') or 0:>9.2e}"
+            f"{r.get('threads') or '':>8}"
+        )
     a, b, c = res["aiinfra"], res["lightning"], res["loop"]
     overhead = a["wall_seconds"] - a["fit_seconds"] - res["import_seconds"]
-    lines.append(f"aiinfra/plain-Lightning throughput {a['samples_per_second'] / b['samples_per_second']:.1f}x; "
-                 f"hand-loop/aiinfra fit time {c['samples_per_second'] / a['samples_per_second']:.2f}x; "
-                 f"aiinfra wall - fit - import = {overhead:.1f} s")
+    lines.append(
+        f"aiinfra/plain-Lightning throughput {a['samples_per_second'] / b['samples_per_second']:.1f}x; "
+        f"hand-loop/aiinfra fit time {c['samples_per_second'] / a['samples_per_second']:.2f}x; "
+        f"aiinfra wall - fit - import = {overhead:.1f} s"
+    )
     if a.get("timings"):
         lines.append("aiinfra phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in a["timings"].items()))
     return lines
@@ -157,10 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--load", choices=["idle", "contended", "both"], default="both")
     ap.add_argument("--override", action="append", default=[], help="extra override for aiinfra train")
-    ap.add_argument("--threads", type=lambda v: [int(x) for x in v.split(",")], default=None,
-                    help="instead of the comparison: aiinfra train at each trainer.threads value, e.g. 1,2,0")
-    ap.add_argument("--accuracy-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[],
-                    help="also compare validation accuracy over these seeds (idle), e.g. 1,2,3")
+    ap.add_argument(
+        "--threads",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        help="instead of the comparison: aiinfra train at each trainer.threads value, e.g. 1,2,0",
+    )
+    ap.add_argument(
+        "--accuracy-seeds",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[],
+        help="also compare validation accuracy over these seeds (idle), e.g. 1,2,3",
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
@@ -170,8 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     # prepare splits 70/15/15: ask for enough rows that the train split has --rows
     total = math.ceil(args.rows / 0.7)
     _run([*AIINFRA, "prepare", "source=synthetic", f"source.rows={total}", "source.features=16"], work)
-    _run([sys.executable, "-c", "import mlflow; mlflow.set_tracking_uri('sqlite:///mlflow.db'); "
-          "mlflow.MlflowClient().search_experiments()"], work)
+    _run(
+        [
+            sys.executable,
+            "-c",
+            "import mlflow; mlflow.set_tracking_uri('sqlite:///mlflow.db'); mlflow.MlflowClient().search_experiments()",
+        ],
+        work,
+    )
     print(f"work dir {work}; {os.cpu_count()} CPUs; {args.epochs} epochs", flush=True)
 
     results: dict[str, dict] = {}

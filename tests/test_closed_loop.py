@@ -17,10 +17,10 @@ from project_helpers import dvc, init_git_dvc, run_cli, start_server
 
 
 def _infer(base: str, name: str, row: np.ndarray, rid: str) -> tuple[dict, str]:
-    body = {"id": rid, "inputs": [{"name": "input", "shape": [1, len(row)], "datatype": "FP32",
-                                   "data": row.tolist()}]}
-    req = urllib.request.Request(f"{base}/v2/models/{name}/infer", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    body = {"id": rid, "inputs": [{"name": "input", "shape": [1, len(row)], "datatype": "FP32", "data": row.tolist()}]}
+    req = urllib.request.Request(
+        f"{base}/v2/models/{name}/infer", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read()), resp.headers["x-model-version"]
 
@@ -49,12 +49,15 @@ def test_drift_triggers_retraining_and_the_new_champion_answers(project):
     server, base = start_server(project, "server.reload_interval_s=1", "server.log_flush_interval_s=0.5")
     try:
         ids = [f"req-{i}" for i in range(len(shifted))]
-        versions = {_infer(base, "aiinfra-demo", row, rid)[1] for row, rid in zip(shifted, ids)}
+        versions = {_infer(base, "aiinfra-demo", row, rid)[1] for row, rid in zip(shifted, ids, strict=True)}
         assert versions == {"1"}
         # the labels arrive later, sent to the server by request id (it stores them for the monitor)
-        body = {"labels": [{"request_id": rid, "label": y} for rid, y in zip(ids, labels.tolist())]}
-        req = urllib.request.Request(f"{base}/v2/models/aiinfra-demo/feedback", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+        body = {"labels": [{"request_id": rid, "label": y} for rid, y in zip(ids, labels.tolist(), strict=True)]}
+        req = urllib.request.Request(
+            f"{base}/v2/models/aiinfra-demo/feedback",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert json.loads(resp.read())["accepted"] == len(ids)
         feedback = project / "logs" / "feedback"
@@ -67,8 +70,15 @@ def test_drift_triggers_retraining_and_the_new_champion_answers(project):
         old = Predictor.load(project / "models" / "model")
         old_accuracy = float((old.predict(shifted) == labels).mean())
 
-        monitor = run_cli(project, "monitor", f"monitor.feedback={feedback}", "monitor.retrain.policy=retrain",
-                          "monitor.report=false", "monitor.report_dir=reports/drift-production", timeout=900)
+        monitor = run_cli(
+            project,
+            "monitor",
+            f"monitor.feedback={feedback}",
+            "monitor.retrain.policy=retrain",
+            "monitor.report=false",
+            "monitor.report_dir=reports/drift-production",
+            timeout=900,
+        )
         assert monitor.returncode == 1, monitor.stderr[-3000:]  # 1: drift detected
         verdict = json.loads((project / "reports" / "drift-production" / "verdict.json").read_text())
         assert verdict["drift_detected"] and verdict["retrain"]["ok"], verdict.get("retrain")

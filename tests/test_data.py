@@ -26,12 +26,21 @@ def _frame(n: int = 60) -> pd.DataFrame:
 @pytest.mark.parametrize(
     "mutate, overrides, expected",
     [
-        (lambda f: f.drop(columns=["b"]), ["+source.columns={a: float, b: float}"],
-         "column 'b' declared in source.columns is missing"),
-        (lambda f: f.assign(b=["x"] * len(f)), ["+source.columns={a: float, b: float}"],
-         "column 'b' should be float but is object (row 0: 'x')"),
-        (lambda f: f.assign(a=[np.nan] + [1.0] * (len(f) - 1)), [],
-         "column 'a' has 1 missing value(s) (NaN), first at row 0"),
+        (
+            lambda f: f.drop(columns=["b"]),
+            ["+source.columns={a: float, b: float}"],
+            "column 'b' declared in source.columns is missing",
+        ),
+        (
+            lambda f: f.assign(b=["x"] * len(f)),
+            ["+source.columns={a: float, b: float}"],
+            "column 'b' should be float but is object (row 0: 'x')",
+        ),
+        (
+            lambda f: f.assign(a=[np.nan] + [1.0] * (len(f) - 1)),
+            [],
+            "column 'a' has 1 missing value(s) (NaN), first at row 0",
+        ),
         (lambda f: f.rename(columns={"label": "lable"}), [], "target column 'label' is missing"),
     ],
     ids=["missing-column", "wrong-type", "nan", "missing-target"],
@@ -47,8 +56,15 @@ def test_allow_nan_lets_declared_columns_through(project):
     frame = _frame()
     frame.loc[3, "a"] = np.nan
     path = _csv(project, frame)
-    run_cli(project, "prepare", "source=csv", f"source.path={path}", "source.target=label",
-            "source.allow_nan=[a]", check=True)
+    run_cli(
+        project,
+        "prepare",
+        "source=csv",
+        f"source.path={path}",
+        "source.target=label",
+        "source.allow_nan=[a]",
+        check=True,
+    )
 
 
 def test_split_is_deterministic_by_seed_and_disjoint(project):

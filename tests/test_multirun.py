@@ -19,10 +19,19 @@ def test_sweep_trains_one_run_per_value_in_separate_job_dirs(project):
     runs = sorted((project / ".aiinfra" / "multirun").glob("*/*/models/train_run.json"))
     assert len(runs) == 2
     run_ids = [json.loads(p.read_text())["run_id"] for p in runs]
-    code = ("import mlflow, json, sys; c = mlflow.MlflowClient('sqlite:///mlflow.db');"
-            "print(json.dumps([c.get_run(r).data.params['model.hidden'] for r in sys.argv[1:]]))")
-    out = subprocess.run([sys.executable, "-c", code, *run_ids], cwd=project, env=cli_env(), capture_output=True,
-                         text=True, timeout=120, check=True)
+    code = (
+        "import mlflow, json, sys; c = mlflow.MlflowClient('sqlite:///mlflow.db');"
+        "print(json.dumps([c.get_run(r).data.params['model.hidden'] for r in sys.argv[1:]]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *run_ids],
+        cwd=project,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert sorted(json.loads(out.stdout.splitlines()[-1])) == ["16", "8"]
 
 

@@ -39,12 +39,23 @@ def test_dvc_repro_runs_all_stages_then_only_what_changed(pipeline):
     assert "drift_detected" in verdict
 
     # lineage in MLflow: the run knows its data version, config and commit; the alias points at it
-    check = subprocess.run([sys.executable, "-c", (
-        "import mlflow, json; c = mlflow.MlflowClient('sqlite:///mlflow.db');"
-        "mv = c.get_model_version_by_alias('aiinfra-demo', 'champion'); r = c.get_run(mv.run_id);"
-        "print(json.dumps({'tags': r.data.tags, 'params': r.data.params, 'metrics': r.data.metrics,"
-        " 'artifacts': [a.path for a in c.list_artifacts(r.info.run_id)]}))")],
-        cwd=pipeline, env=cli_env(), capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import mlflow, json; c = mlflow.MlflowClient('sqlite:///mlflow.db');"
+                "mv = c.get_model_version_by_alias('aiinfra-demo', 'champion'); r = c.get_run(mv.run_id);"
+                "print(json.dumps({'tags': r.data.tags, 'params': r.data.params, 'metrics': r.data.metrics,"
+                " 'artifacts': [a.path for a in c.list_artifacts(r.info.run_id)]}))"
+            ),
+        ],
+        cwd=pipeline,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     info = json.loads(check.stdout.splitlines()[-1])
     meta = json.loads((pipeline / "data" / "prepared" / "meta.json").read_text())
     assert info["tags"]["aiinfra.dataset_hash"] == meta["dataset_hash"]
@@ -66,7 +77,8 @@ def test_dvc_repro_runs_all_stages_then_only_what_changed(pipeline):
     shown = json.loads(dvc(pipeline, "exp", "show", "--json"))
     hiddens = {
         exp["data"]["params"]["params.yaml"]["data"]["model"]["hidden"]
-        for rev in shown for exp in [rev, *[e for x in (rev.get("experiments") or []) for e in x["revs"]]]
+        for rev in shown
+        for exp in [rev, *[e for x in (rev.get("experiments") or []) for e in x["revs"]]]
         if exp.get("data", {}).get("params")
     }
     assert {16, 32} <= hiddens

@@ -122,7 +122,7 @@ def _valid_keys(key: str, overrides: list[str], conf_dir: Path) -> tuple[list[st
     if not isinstance(base, DictConfig):
         return [], []
     sub = OmegaConf.select(base, parent) if parent else base
-    present = [str(k) for k in sub.keys()] if isinstance(sub, DictConfig) else []
+    present = [str(k) for k in sub] if isinstance(sub, DictConfig) else []
     allowed = schema_keys_at(base, parent.split(".") if parent else [], get_plugins().registry)
     return present, allowed
 
@@ -148,9 +148,7 @@ def _unknown_key_error(full: str, overrides: list[str], conf_dir: Path) -> Confi
 
 def _missing_option(exc: Exception, conf_dir: Path) -> ConfigError:
     text = str(exc)
-    m = re.search(r"Could not find '([^'/]+)/([^']+)'", text) or re.search(
-        r"Could not load '([^'/]+)/([^']+)'", text
-    )
+    m = re.search(r"Could not find '([^'/]+)/([^']+)'", text) or re.search(r"Could not load '([^'/]+)/([^']+)'", text)
     if m:
         group, option = m.group(1), m.group(2)
         options = getattr(exc, "options", None) or _group_options(conf_dir, group)

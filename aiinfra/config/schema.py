@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Optional
+from typing import Any
 
 from aiinfra.config.checks import at_least, require
 
@@ -45,8 +45,12 @@ class SplitConfig:
     def check(self) -> None:
         for key in ("val", "test"):
             require(0.0 < getattr(self, key) < 1.0, key, f"must be a share between 0 and 1, got {getattr(self, key)!r}")
-        require(self.val + self.test < 1.0, "test", f"val + test must leave rows to train on, got {self.val} + {self.test}",
-                hint="for example split.val=0.15 split.test=0.15")
+        require(
+            self.val + self.test < 1.0,
+            "test",
+            f"val + test must leave rows to train on, got {self.val} + {self.test}",
+            hint="for example split.val=0.15 split.test=0.15",
+        )
 
 
 @dataclass
@@ -73,7 +77,7 @@ class DataConfig:
 
     # null: auto = train rows // 32, clamped to [32, 512]: 512 on large data (per-step overhead,
     # measured: docs/training.md), yet a dozen or more steps per epoch on a 400-row dataset
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
     # with the automatic batch size above 256: model.lr x sqrt(batch / 256) (Adam's square-root rule)
     scale_lr: bool = True
     loader: Loader = Loader.auto
@@ -98,7 +102,7 @@ class TrackingConfig:
     experiment: str = "aiinfra"
     artifact_location: str = "mlartifacts"  # only used when the experiment is created
     system_metrics: bool = False
-    run_name: Optional[str] = None
+    run_name: str | None = None
 
 
 @dataclass
@@ -106,7 +110,7 @@ class GateConfig:
     """A new model gets the alias only if it passes this gate."""
 
     metric: str = "test_accuracy"
-    min: Optional[float] = None  # absolute floor, None: no floor
+    min: float | None = None  # absolute floor, None: no floor
     mode: GateMode = GateMode.max
     compare_to_champion: bool = True  # must be at least as good as the current alias holder
     tolerance: float = 0.0

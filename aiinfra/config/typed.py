@@ -23,10 +23,7 @@ def to_dictconfig(cfg: Any) -> DictConfig:
     This is what hooks receive as ``config``: the same values, and no way to change them.
     A ``DictConfig`` passes through (made read-only).
     """
-    if isinstance(cfg, DictConfig):
-        node = cfg
-    else:
-        node = OmegaConf.create(to_dict(cfg))
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(to_dict(cfg))
     OmegaConf.set_struct(node, True)
     OmegaConf.set_readonly(node, True)
     return node

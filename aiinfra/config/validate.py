@@ -5,9 +5,10 @@ component's registered schema validates the group. A schema field declared with
 ``field(metadata={"component": KIND})`` holds components of that kind (``monitor.alerts`` holds
 alert sinks): each entry is validated against the schema its own ``type`` registered, so a
 plugin's component takes its own options. A string field declared
-``field(metadata={"registered": KIND})`` names a component of that kind (``server.runtime``). Unknown keys get a did-you-mean and the list of valid
-keys; wrong types and values outside an enumeration name the key, the value and what is allowed;
-then every schema's ``check()`` runs (ranges, cross-field rules: :mod:`aiinfra.config.checks`).
+``field(metadata={"registered": KIND})`` names a component of that kind (``server.runtime``).
+Unknown keys get a did-you-mean and the list of valid keys; wrong types and values outside an
+enumeration name the key, the value and what is allowed; then every schema's ``check()`` runs
+(ranges, cross-field rules: :mod:`aiinfra.config.checks`).
 All of it happens before torch is imported.
 """
 
@@ -93,7 +94,7 @@ def _merge(schema: Any, node: Any, prefix: str) -> DictConfig:
 
 
 def _enum_hint(msg: str) -> str:
-    """" Did you mean 'x'?" for OmegaConf's "Invalid value 'y', expected one of [a, b]"."""
+    """ " Did you mean 'x'?" for OmegaConf's "Invalid value 'y', expected one of [a, b]"."""
     match = re.match(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", msg)
     if not match:
         return ""

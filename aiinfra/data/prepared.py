@@ -41,8 +41,9 @@ class PreparedData:
     def open(cls, root: str | Path) -> PreparedData:
         root = Path(root)
         if not (root / META).is_file():
-            raise AiinfraError(f"no prepared data in {root} ({META} missing).",
-                               hint="run `aiinfra prepare` first (or `dvc repro`)")
+            raise AiinfraError(
+                f"no prepared data in {root} ({META} missing).", hint="run `aiinfra prepare` first (or `dvc repro`)"
+            )
         return cls(root, json.loads((root / META).read_text()))
 
     @property

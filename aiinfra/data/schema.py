@@ -72,11 +72,17 @@ class SyntheticSourceConfig(SourceConfig):
         super().check()
         at_least(self, 1, "rows", "features", "informative")
         at_least(self, 2, "classes")
-        require(self.informative <= self.features, "informative",
-                f"must be <= source.features ({self.features}), got {self.informative}",
-                hint=f"source.informative={min(self.features, 8)}")
+        require(
+            self.informative <= self.features,
+            "informative",
+            f"must be <= source.features ({self.features}), got {self.informative}",
+            hint=f"source.informative={min(self.features, 8)}",
+        )
         # scikit-learn's make_classification puts two clusters per class on the corners of an
         # `informative`-dimensional hypercube: there must be enough corners
-        require(self.classes * 2 <= 2 ** self.informative, "classes",
-                f"{self.classes} classes need source.informative >= {(self.classes * 2 - 1).bit_length()}, "
-                f"got {self.informative}")
+        require(
+            self.classes * 2 <= 2**self.informative,
+            "classes",
+            f"{self.classes} classes need source.informative >= {(self.classes * 2 - 1).bit_length()}, "
+            f"got {self.informative}",
+        )

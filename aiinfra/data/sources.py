@@ -77,8 +77,13 @@ class SyntheticSource(Source):
     def read(self) -> pd.DataFrame:
         c = self.cfg
         x, y = sklearn.datasets.make_classification(
-            n_samples=c.rows, n_features=c.features, n_informative=c.informative, n_redundant=0,
-            n_classes=c.classes, random_state=c.seed)
+            n_samples=c.rows,
+            n_features=c.features,
+            n_informative=c.informative,
+            n_redundant=0,
+            n_classes=c.classes,
+            random_state=c.seed,
+        )
         frame = pd.DataFrame(x.astype("float32"), columns=[f"f{i}" for i in range(x.shape[1])])
         frame[c.target] = y
         return frame

@@ -41,8 +41,7 @@ def validate_frame(frame: pd.DataFrame, source_cfg: Any) -> list[str]:
             col = frame[name]
             if not _HAS_TYPE[kind](col):
                 raise DataValidationError(
-                    f"column '{name}' should be {kind} but is {col.dtype}"
-                    + _example_bad_value(col, kind),
+                    f"column '{name}' should be {kind} but is {col.dtype}" + _example_bad_value(col, kind),
                     hint="fix the data, or declare the right type in source.columns",
                 )
         features = [c for c in columns if c != target]

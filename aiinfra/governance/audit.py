@@ -41,4 +41,3 @@ def append_audit(cfg: Any, action: str, **fields: Any) -> dict[str, Any]:
         f.flush()
         os.fsync(f.fileno())
     return event
-

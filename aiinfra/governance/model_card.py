@@ -27,8 +27,16 @@ def _drift_history(cfg: Any, limit: int = 20) -> list[dict[str, Any]]:
     return history.load(Path(report_dir) / history.HISTORY)[-limit:]
 
 
-def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any], metrics: dict[str, Any],
-                  gate: dict[str, Any], tags: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
+def card_sections(
+    cfg: Any,
+    *,
+    name: str,
+    version: str,
+    train_run: dict[str, Any],
+    metrics: dict[str, Any],
+    gate: dict[str, Any],
+    tags: dict[str, str],
+) -> list[tuple[str, list[tuple[str, str]]]]:
     model_cfg = to_dict(cfg.model)
     model_json = Path(cfg.paths.models) / "model" / "model.json"
     classes = json.loads(model_json.read_text()).get("classes", []) if model_json.is_file() else []
@@ -36,25 +44,55 @@ def card_sections(cfg: Any, *, name: str, version: str, train_run: dict[str, Any
     trainer = {k: trainer_cfg[k] for k in CARD_TRAINER_KEYS if k in trainer_cfg}
     history = _drift_history(cfg)
     drift_rows = [
-        (str(h.get("finished") or "?"),
-         f"drift={h.get('drift_detected')} share={h.get('drift_share')}"
-         # model quality in production, where labels arrived (monitor.feedback)
-         + (f" accuracy={h['accuracy']:.4f} on {h.get('labelled_rows')} labelled rows"
-            if h.get("accuracy") is not None else ""))
+        (
+            str(h.get("finished") or "?"),
+            f"drift={h.get('drift_detected')} share={h.get('drift_share')}"
+            # model quality in production, where labels arrived (monitor.feedback)
+            + (
+                f" accuracy={h['accuracy']:.4f} on {h.get('labelled_rows')} labelled rows"
+                if h.get("accuracy") is not None
+                else ""
+            ),
+        )
         for h in history
     ] or [("-", "no monitor runs recorded yet")]
     return [
-        ("Model", [("name", name), ("version", version), ("component", cfg.model.type),
-                   ("classes", ", ".join(str(c) for c in classes) or "-")]),
-        ("Data", [("source", cfg.source.type), ("dataset hash (data version)", str(train_run.get("dataset_hash"))),
-                  ("prepared data", cfg.paths.prepared)]),
+        (
+            "Model",
+            [
+                ("name", name),
+                ("version", version),
+                ("component", cfg.model.type),
+                ("classes", ", ".join(str(c) for c in classes) or "-"),
+            ],
+        ),
+        (
+            "Data",
+            [
+                ("source", cfg.source.type),
+                ("dataset hash (data version)", str(train_run.get("dataset_hash"))),
+                ("prepared data", cfg.paths.prepared),
+            ],
+        ),
         ("Metrics", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in sorted(metrics.items())]),
         ("Gate", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in gate.items()]),
-        ("Lineage", [("MLflow run", str(train_run.get("run_id"))), ("model URI", str(train_run.get("model_uri"))),
-                     ("git commit", tags.get("aiinfra.git_commit", "-")),
-                     ("dvc.lock sha256", tags.get("aiinfra.dvc_lock_sha256", "-"))]),
-        ("Config", [("model", json.dumps(model_cfg, sort_keys=True)), ("trainer", json.dumps(trainer, default=str)),
-                    ("seed", str(cfg.seed))]),
+        (
+            "Lineage",
+            [
+                ("MLflow run", str(train_run.get("run_id"))),
+                ("model URI", str(train_run.get("model_uri"))),
+                ("git commit", tags.get("aiinfra.git_commit", "-")),
+                ("dvc.lock sha256", tags.get("aiinfra.dvc_lock_sha256", "-")),
+            ],
+        ),
+        (
+            "Config",
+            [
+                ("model", json.dumps(model_cfg, sort_keys=True)),
+                ("trainer", json.dumps(trainer, default=str)),
+                ("seed", str(cfg.seed)),
+            ],
+        ),
         ("Drift history", drift_rows),
     ]
 
@@ -69,12 +107,14 @@ def render_markdown(title: str, sections) -> str:
 
 
 def render_html(title: str, sections) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}"
-             "table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}"
-             "td{border-bottom:1px solid #ddd;padding:.3rem .6rem;vertical-align:top}"
-             "td:first-child{width:16rem;color:#555}h2{border-bottom:2px solid #336;padding-bottom:.2rem}</style>",
-             f"</head><body><h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}"
+        "table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}"
+        "td{border-bottom:1px solid #ddd;padding:.3rem .6rem;vertical-align:top}"
+        "td:first-child{width:16rem;color:#555}h2{border-bottom:2px solid #336;padding-bottom:.2rem}</style>",
+        f"</head><body><h1>{html.escape(title)}</h1>",
+    ]
     for heading, rows in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2><table>")
         parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows]

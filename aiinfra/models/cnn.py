@@ -11,8 +11,15 @@ from aiinfra.errors import ConfigError
 
 
 class CNNClassifier(nn.Module):
-    def __init__(self, n_features: int, n_classes: int, image_shape=(1, 8, 8), channels: int = 16,
-                 hidden: int = 64, dropout: float = 0.1):
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        image_shape=(1, 8, 8),
+        channels: int = 16,
+        hidden: int = 64,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         c, h, w = (int(v) for v in image_shape)
         if c * h * w != n_features:  # the one rule validation cannot check: it needs the prepared data
@@ -23,18 +30,27 @@ class CNNClassifier(nn.Module):
             )
         self.shape = (c, h, w)
         self.features = nn.Sequential(
-            nn.Conv2d(c, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels * 2, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels * 2, 3, padding=1),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d((max(1, h // 2), max(1, w // 2))),
         )
         flat = channels * 2 * max(1, h // 2) * max(1, w // 2)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, n_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
+        )
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], n_features: int, n_classes: int) -> CNNClassifier:
-        return cls(n_features, n_classes, image_shape=cfg["image_shape"], channels=cfg["channels"],
-                   hidden=cfg["hidden"], dropout=cfg["dropout"])
+        return cls(
+            n_features,
+            n_classes,
+            image_shape=cfg["image_shape"],
+            channels=cfg["channels"],
+            hidden=cfg["hidden"],
+            dropout=cfg["dropout"],
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x.view(x.shape[0], *self.shape)))

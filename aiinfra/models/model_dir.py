@@ -62,8 +62,17 @@ def build_network(component: str, model_cfg: dict[str, Any], n_features: int, n_
     return cls.from_config(model_cfg, n_features, n_classes)
 
 
-def save_model(model: InferenceModel, path: Path, *, component: str, model_cfg: dict[str, Any],
-               features: list[str], classes: list[Any], target: str, extra: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: InferenceModel,
+    path: Path,
+    *,
+    component: str,
+    model_cfg: dict[str, Any],
+    features: list[str],
+    classes: list[Any],
+    target: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path / WEIGHTS)
     meta = {
@@ -94,8 +103,10 @@ class Predictor:
     def load(cls, path: str | Path) -> Predictor:
         path = Path(path)
         if not (path / META).is_file():
-            raise AiinfraError(f"{path} is not an aiinfra model directory (no {META}).",
-                               hint="train one with `aiinfra train`, or give models:/<name>@<alias>")
+            raise AiinfraError(
+                f"{path} is not an aiinfra model directory (no {META}).",
+                hint="train one with `aiinfra train`, or give models:/<name>@<alias>",
+            )
         meta = json.loads((path / META).read_text())
         n_features, n_classes = len(meta["features"]), len(meta["classes"])
         net = build_network(meta["component"], meta["config"], n_features, n_classes)

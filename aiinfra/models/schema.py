@@ -65,7 +65,10 @@ class CNNConfig:
 
     def check(self) -> None:
         at_least(self, 1, "channels", "hidden")
-        require(len(self.image_shape) == 3 and all(v >= 1 for v in self.image_shape), "image_shape",
-                f"must be [channels, height, width], each >= 1, got {list(self.image_shape)}")
+        require(
+            len(self.image_shape) == 3 and all(v >= 1 for v in self.image_shape),
+            "image_shape",
+            f"must be [channels, height, width], each >= 1, got {list(self.image_shape)}",
+        )
         check_dropout(self)
         check_optimizer(self)

@@ -107,9 +107,14 @@ def run_once(cfg: RootConfig) -> DriftReport:
         t = time.perf_counter()
         try:
             written = worker.render(
-                sample_current=result.sample_current, reference=ref.table, results=result.columns,
-                drift_share=threshold, html_path=report_dir / HTML, json_path=report_dir / EVIDENTLY_JSON,
-                sample_rows=mon.report_sample_rows, seed=cfg.seed,
+                sample_current=result.sample_current,
+                reference=ref.table,
+                results=result.columns,
+                drift_share=threshold,
+                html_path=report_dir / HTML,
+                json_path=report_dir / EVIDENTLY_JSON,
+                sample_rows=mon.report_sample_rows,
+                seed=cfg.seed,
             )
             verdict["paths"].update(html=written["html"], json=written["json"])
             verdict["rows"]["report_sample"] = written["rows_current"]
@@ -128,8 +133,13 @@ def run_once(cfg: RootConfig) -> DriftReport:
     _write_json(report_dir / VERDICT, verdict)
     metrics.write_textfile(verdict, report_dir / PROM)
     history.render(history.append(report_dir, verdict))
-    log.info("verdict: %s (share %.3f, threshold %.3g); %s", "DRIFT" if verdict["drift_detected"] else "no drift",
-             share, threshold, report_dir / VERDICT)
+    log.info(
+        "verdict: %s (share %.3f, threshold %.3g); %s",
+        "DRIFT" if verdict["drift_detected"] else "no drift",
+        share,
+        threshold,
+        report_dir / VERDICT,
+    )
 
     # everything above is on disk: from here on, a failure only costs its own step
     policy = mon.retrain.policy

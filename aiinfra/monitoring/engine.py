@@ -63,9 +63,7 @@ def load_reference(prepared: str | Path) -> Reference:
     except (OSError, ValueError) as exc:
         raise AiinfraError(f"cannot read {meta_path}: {exc}", hint="re-run `aiinfra prepare`") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("features"), list):
-        raise DataValidationError(
-            f"{meta_path} has no 'features' list", hint="re-run `aiinfra prepare` to rewrite it"
-        )
+        raise DataValidationError(f"{meta_path} has no 'features' list", hint="re-run `aiinfra prepare` to rewrite it")
     try:
         table = pq.read_table(ref_path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -148,8 +146,9 @@ def plan_columns(mon: DriftMonitorConfig, ref: Reference, current: CurrentData) 
         method = _method(per_method.get(PREDICTION))
         if method:
             _check_method(PREDICTION, method, stats.CATEGORICAL, "monitor.per_column_method")
-        plans.append(ColumnPlan(PREDICTION, target, stats.CATEGORICAL, method, per_threshold.get(PREDICTION),
-                                counted=False))
+        plans.append(
+            ColumnPlan(PREDICTION, target, stats.CATEGORICAL, method, per_threshold.get(PREDICTION), counted=False)
+        )
     if target and target in current.names and target not in features:
         # a labelled file (or feedback joined to the log): target drift, reported apart
         plans.append(ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False))
@@ -200,8 +199,13 @@ def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> Co
     if ref.n == 0 or cur.n == 0:
         # Evidently raises on an empty column; a feature that stopped arriving is drift
         side = "reference" if ref.n == 0 else "current"
-        result.update(method=plan.method or "auto", score=None, threshold=plan.threshold, drifted=side == "current",
-                      note=f"no non-missing values in the {side} data")
+        result.update(
+            method=plan.method or "auto",
+            score=None,
+            threshold=plan.threshold,
+            drifted=side == "current",
+            note=f"no non-missing values in the {side} data",
+        )
         return ColumnDrift(**result)
     method = plan.method or stats.auto_method(ref, cur)
     threshold = plan.threshold if plan.threshold is not None else stats.METHODS[method][0]
@@ -225,8 +229,9 @@ class EngineResult:
     models: dict
 
 
-def run(mon: DriftMonitorConfig, ref: Reference, current: CurrentData, plans: list[ColumnPlan],
-        seed: int = 0) -> EngineResult:
+def run(
+    mon: DriftMonitorConfig, ref: Reference, current: CurrentData, plans: list[ColumnPlan], seed: int = 0
+) -> EngineResult:
     import pyarrow as pa
 
     rows = current.count_rows()
@@ -238,8 +243,11 @@ def run(mon: DriftMonitorConfig, ref: Reference, current: CurrentData, plans: li
         )
     n_sample = rows if mon.report_sample_rows == 0 else min(rows, mon.report_sample_rows)
     # one fixed set of row positions, taken from every column as it passes through memory
-    take = None if n_sample == rows else pa.array(
-        np.sort(np.random.default_rng(seed).choice(rows, n_sample, replace=False)))
+    take = (
+        None
+        if n_sample == rows
+        else pa.array(np.sort(np.random.default_rng(seed).choice(rows, n_sample, replace=False)))
+    )
 
     sample: dict[str, Any] = {}
 

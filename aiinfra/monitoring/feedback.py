@@ -61,7 +61,8 @@ def evaluate(path: str, reference: Reference, current: CurrentData) -> dict:
     y, p = as_labels(joined.column("__label")), as_labels(joined.column(PREDICTION))
     out["accuracy"] = float(pc.mean(pc.cast(pc.equal(y, p), "int64")).as_py())
     plan = ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False)
-    result = judge_column(plan, summarize(as_labels(reference.table.column(target)), stats.CATEGORICAL),
-                   summarize(y, stats.CATEGORICAL))
+    result = judge_column(
+        plan, summarize(as_labels(reference.table.column(target)), stats.CATEGORICAL), summarize(y, stats.CATEGORICAL)
+    )
     out["target"] = result
     return out

@@ -89,22 +89,27 @@ def _chart(name: str, points: list[tuple[int, float | None, float | None, bool]]
 
     line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v, _, _ in points if v is not None)
     thr = [(i, t) for i, _, t, _ in points if t is not None]
-    parts = [f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">',
-             f'<rect x="{pad}" y="{pad / 2}" width="{w - 2 * pad}" height="{h - 1.5 * pad}" '
-             'fill="#fafafa" stroke="#ddd"/>',
-             f'<text x="{pad}" y="12" font-size="12" font-family="sans-serif">{html.escape(name)}</text>',
-             f'<text x="2" y="{h - pad + 4}" font-size="9">{lo:.3g}</text>',
-             f'<text x="2" y="{pad + 4}" font-size="9">{hi:.3g}</text>']
+    parts = [
+        f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">',
+        f'<rect x="{pad}" y="{pad / 2}" width="{w - 2 * pad}" height="{h - 1.5 * pad}" fill="#fafafa" stroke="#ddd"/>',
+        f'<text x="{pad}" y="12" font-size="12" font-family="sans-serif">{html.escape(name)}</text>',
+        f'<text x="2" y="{h - pad + 4}" font-size="9">{lo:.3g}</text>',
+        f'<text x="2" y="{pad + 4}" font-size="9">{hi:.3g}</text>',
+    ]
     if thr:
         parts.append(
             '<polyline fill="none" stroke="#888" stroke-dasharray="4 3" points="'
-            + " ".join(f"{x(i):.1f},{y(t):.1f}" for i, t in thr) + '"/>')
+            + " ".join(f"{x(i):.1f},{y(t):.1f}" for i, t in thr)
+            + '"/>'
+        )
     if line:
         parts.append(f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{line}"/>')
     for i, v, t, drifted in points:
         if v is not None:
-            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{"#d62728" if drifted else "#1f77b4"}">'
-                         f'<title>run {i + 1}: {v:.4g} (threshold {t})</title></circle>')
+            parts.append(
+                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{"#d62728" if drifted else "#1f77b4"}">'
+                f"<title>run {i + 1}: {v:.4g} (threshold {t})</title></circle>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -119,15 +124,19 @@ def render(history_path: str | Path, out_path: str | Path | None = None) -> Path
             if name not in names:
                 names.append(name)
     charts = []
-    share_points = [(i, r.get("drift_share"), r.get("threshold"), bool(r.get("drift_detected")))
-                    for i, r in enumerate(runs)]
+    share_points = [
+        (i, r.get("drift_share"), r.get("threshold"), bool(r.get("drift_detected"))) for i, r in enumerate(runs)
+    ]
     charts.append(_chart("dataset drift share", share_points, len(runs)))
     accuracy = [(i, r["accuracy"], None, False) for i, r in enumerate(runs) if r.get("accuracy") is not None]
     if accuracy:
         charts.append(_chart("model accuracy (rows with feedback labels)", accuracy, len(runs)))
     for key, title in (("prediction", "prediction drift"), ("target", "target drift")):
-        pts = [(i, r[key].get("score"), r[key].get("threshold"), bool(r[key].get("drifted")))
-               for i, r in enumerate(runs) if r.get(key)]
+        pts = [
+            (i, r[key].get("score"), r[key].get("threshold"), bool(r[key].get("drifted")))
+            for i, r in enumerate(runs)
+            if r.get(key)
+        ]
         if pts:
             method = next(r[key].get("method") for r in reversed(runs) if r.get(key))
             charts.append(_chart(f"{title} ({method})", pts, len(runs)))

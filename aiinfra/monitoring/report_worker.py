@@ -45,7 +45,10 @@ class ReportWorker:
         setup_environment()  # telemetry off in the child too (it inherits os.environ), whoever started us
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aiinfra.monitoring.report"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
 

@@ -68,14 +68,19 @@ def retrain(cfg: RootConfig, verdict: DriftReport, current: CurrentData | None =
     started = time.perf_counter()
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=policy.timeout_s)
-        result.update(exit_code=proc.returncode, ok=proc.returncode == 0,
-                      output_tail=(proc.stdout + proc.stderr)[-4000:])
+        result.update(
+            exit_code=proc.returncode, ok=proc.returncode == 0, output_tail=(proc.stdout + proc.stderr)[-4000:]
+        )
     except subprocess.TimeoutExpired:
         result.update(exit_code=None, ok=False, error=f"timed out after {policy.timeout_s} s")
     except OSError as exc:
         result.update(exit_code=None, ok=False, error=f"{type(exc).__name__}: {exc}")
     result["seconds"] = round(time.perf_counter() - started, 3)
     (log.info if result.get("ok") else log.error)(
-        "retrain %s: %s (exit %s, %.1f s)", "done" if result.get("ok") else "failed",
-        " ".join(command), result.get("exit_code"), result["seconds"])
+        "retrain %s: %s (exit %s, %.1f s)",
+        "done" if result.get("ok") else "failed",
+        " ".join(command),
+        result.get("exit_code"),
+        result["seconds"],
+    )
     return RetrainOutcome(**result)

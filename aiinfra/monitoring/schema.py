@@ -80,13 +80,21 @@ class WindowConfig:
         return any(v is not None for v in (self.last_hours, self.start, self.end, self.last_rows))
 
     def check(self) -> None:
-        kinds = [key for key, on in (("last_hours", self.last_hours is not None),
-                                     ("start" if self.start is not None else "end",
-                                      self.start is not None or self.end is not None),
-                                     ("last_rows", self.last_rows is not None)) if on]
+        kinds = [
+            key
+            for key, on in (
+                ("last_hours", self.last_hours is not None),
+                ("start" if self.start is not None else "end", self.start is not None or self.end is not None),
+                ("last_rows", self.last_rows is not None),
+            )
+            if on
+        ]
         if len(kinds) > 1:
-            fail(kinds[1], f"cannot be combined with window.{kinds[0]}: a window is one kind",
-                 hint="set only one of window.last_hours, window.start/end, window.last_rows")
+            fail(
+                kinds[1],
+                f"cannot be combined with window.{kinds[0]}: a window is one kind",
+                hint="set only one of window.last_hours, window.start/end, window.last_rows",
+            )
         if self.last_hours is not None:
             require(self.last_hours > 0, "last_hours", f"must be > 0, got {self.last_hours!r}")
         at_least(self, 1, "last_rows")
@@ -98,8 +106,11 @@ class WindowConfig:
             try:
                 times[key] = parse_time(text)
             except ValueError:
-                fail(key, f"{text!r} is not an ISO-8601 time",
-                     hint=f"e.g. monitor.window.{key}=2026-11-28T13:00:00 (UTC unless an offset is given)")
+                fail(
+                    key,
+                    f"{text!r} is not an ISO-8601 time",
+                    hint=f"e.g. monitor.window.{key}=2026-11-28T13:00:00 (UTC unless an offset is given)",
+                )
         if len(times) == 2:
             require(times["start"] < times["end"], "end", f"must be after start ({self.start}), got {self.end}")
 
@@ -139,8 +150,12 @@ class WebhookSinkConfig(SinkConfig):
     headers: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> None:
-        require(bool(self.url), "url", "is required: the URL the verdict is POSTed to",
-                hint="e.g. monitor.alerts=[{type: webhook, url: https://hooks.example.com/...}]")
+        require(
+            bool(self.url),
+            "url",
+            "is required: the URL the verdict is POSTed to",
+            hint="e.g. monitor.alerts=[{type: webhook, url: https://hooks.example.com/...}]",
+        )
         require(str(self.url).startswith(("http://", "https://")), "url", "must be an http:// or https:// URL")
         require(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s!r}")
         at_least(self, 0, "retries", "backoff_s")
@@ -165,7 +180,9 @@ class AlertConfig(SinkConfig):
         warnings.warn(
             f"alert sink '{self.type}' uses the schema aiinfra.monitoring.schema:AlertConfig, which is "
             "deprecated: register the sink with its own subclass of aiinfra.monitoring.schema.SinkConfig.",
-            AiinfraDeprecationWarning, stacklevel=2)
+            AiinfraDeprecationWarning,
+            stacklevel=2,
+        )
 
 
 @dataclass
@@ -178,9 +195,12 @@ class RetrainConfig:
     export_window: bool = True
 
     def check(self) -> None:
-        require(len(self.command) > 0 and all(str(part) for part in self.command), "command",
-                "must be a non-empty command line (a list of non-empty words)",
-                hint='e.g. monitor.retrain.command=["{python}","-m","aiinfra","repro"]')
+        require(
+            len(self.command) > 0 and all(str(part) for part in self.command),
+            "command",
+            "must be a non-empty command line (a list of non-empty words)",
+            hint='e.g. monitor.retrain.command=["{python}","-m","aiinfra","repro"]',
+        )
         require(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s!r}")
 
 
@@ -231,5 +251,8 @@ class DriftMonitorConfig:
         for column, value in self.per_column_threshold.items():
             require(value >= 0, f"per_column_threshold.{column}", f"must be >= 0, got {value!r}")
         if self.current and self.window.is_set:
-            fail("window", "applies to the prediction log, but monitor.current names a file",
-                 hint="drop the window settings, or set monitor.current=null to read the log")
+            fail(
+                "window",
+                "applies to the prediction log, but monitor.current names a file",
+                hint="drop the window settings, or set monitor.current=null to read the log",
+            )

@@ -30,9 +30,11 @@ def summary_line(verdict: Mapping[str, Any]) -> str:
     """One human line: what drifted, by how much, where the report is."""
     cols = verdict.get("columns", {})
     drifted = [
-        f"{name} ({c['method']} {c['score']:.4g} vs {c['threshold']:.4g})" if c.get("score") is not None
+        f"{name} ({c['method']} {c['score']:.4g} vs {c['threshold']:.4g})"
+        if c.get("score") is not None
         else f"{name} ({c.get('note', 'no data')})"
-        for name, c in cols.items() if c.get("drifted") and c.get("counted", True)
+        for name, c in cols.items()
+        if c.get("drifted") and c.get("counted", True)
     ]
     state = "DRIFT" if verdict.get("drift_detected") else "no drift"
     paths = verdict.get("paths", {})
@@ -68,8 +70,15 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/..."
 
 
-def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None, timeout_s: float = 5.0,
-              retries: int = 3, backoff_s: float = 0.5) -> tuple[bool, int, str]:
+def post_json(
+    url: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 5.0,
+    retries: int = 3,
+    backoff_s: float = 0.5,
+) -> tuple[bool, int, str]:
     """POST a JSON body; retry connection errors, timeouts, 5xx and 429 (honouring Retry-After)
     with exponential backoff; other 4xx are final. Returns (delivered, attempts, last failure).
     Shared by the webhook sink and plugin sinks (aiinfra-slack)."""
@@ -105,7 +114,12 @@ def webhook_sink(verdict: DriftReport, options: WebhookSinkConfig, config: Any =
     """POST ``{"text": <summary line>, "verdict": ...}``; retry connection errors, timeouts and 5xx/429."""
     body = json.dumps({"text": summary_line(verdict), "verdict": verdict}, default=str).encode()
     ok, attempts, last = post_json(
-        options.url, body, headers={"User-Agent": "aiinfra-monitor", **options.headers},
-        timeout_s=options.timeout_s, retries=options.retries, backoff_s=options.backoff_s)
+        options.url,
+        body,
+        headers={"User-Agent": "aiinfra-monitor", **options.headers},
+        timeout_s=options.timeout_s,
+        retries=options.retries,
+        backoff_s=options.backoff_s,
+    )
     if not ok:
         raise WebhookError(f"webhook {redact_url(options.url)} failed after {attempts} attempt(s): {last}")

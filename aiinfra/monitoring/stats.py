@@ -176,7 +176,7 @@ def wasserstein(ref: Summary, cur: Summary) -> float:
     acc, seen_u = 0.0, 0
     for lo in range(0, total - 1, _BLOCK):
         hi = min(lo + _BLOCK, total - 1)
-        deltas = merged[lo + 1:hi + 1] - merged[lo:hi]
+        deltas = merged[lo + 1 : hi + 1] - merged[lo:hi]
         cum_u = seen_u + np.cumsum(from_u[lo:hi], dtype=np.int64)
         seen_u = int(cum_u[-1])
         u_cdf = cum_u / n_u

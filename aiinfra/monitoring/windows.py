@@ -166,8 +166,10 @@ def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = N
     part_schema = pa.schema([("date", pa.string()), ("hour", pa.string())])
     files = [f for _, _, p in parts for f in _part_files(p) if footers.rows(f) >= 0]
     if not files:
-        raise AiinfraError(f"the prediction log under {root} has no readable Parquet files in the window"
-                           + (f" ({len(footers.skipped)} unreadable)" if footers.skipped else ""))
+        raise AiinfraError(
+            f"the prediction log under {root} has no readable Parquet files in the window"
+            + (f" ({len(footers.skipped)} unreadable)" if footers.skipped else "")
+        )
     try:
         dataset = ds.dataset(
             files, format="parquet", partitioning=ds.HivePartitioning(part_schema), partition_base_dir=str(root)
@@ -205,12 +207,17 @@ def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = N
         # rows logged at the very same microsecond as the cutoff are all kept
         expr = both(expr, ds.field(TIMESTAMP) >= pa.scalar(cutoff, type=pa.int64()).cast(ts_type))
 
-    described = WindowBounds(last_hours=last_hours, start=start.isoformat() if start else None,
-                             end=end.isoformat() if end else None, last_rows=last_rows)
+    described = WindowBounds(
+        last_hours=last_hours,
+        start=start.isoformat() if start else None,
+        end=end.isoformat() if end else None,
+        last_rows=last_rows,
+    )
     what = ", ".join(f"{k}={v}" for k, v in described.items() if v is not None) or "whole log"
     if footers.skipped:
-        log.warning("prediction log: skipped %d unreadable file(s): %s", len(footers.skipped),
-                    "; ".join(footers.skipped[:5]))
+        log.warning(
+            "prediction log: skipped %d unreadable file(s): %s", len(footers.skipped), "; ".join(footers.skipped[:5])
+        )
     return CurrentData(f"prediction log {root} ({what})", dataset, expr, described, footers.skipped)
 
 
@@ -229,5 +236,6 @@ def env_now() -> dt.datetime | None:
     try:
         return parse_time(raw)
     except ValueError:
-        raise AiinfraError(f"AIINFRA_NOW={raw!r} is not an ISO-8601 time",
-                           hint="e.g. AIINFRA_NOW=2026-11-28T13:00:00Z, or unset it") from None
+        raise AiinfraError(
+            f"AIINFRA_NOW={raw!r} is not an ISO-8601 time", hint="e.g. AIINFRA_NOW=2026-11-28T13:00:00Z, or unset it"
+        ) from None

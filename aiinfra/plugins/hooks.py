@@ -52,8 +52,12 @@ class HookOutcome:
     error: str | None = None  # "ExceptionType: message" when it failed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"hook": self.plugin, "provider": self.provider, "ok": self.ok,
-                **({"error": self.error} if self.error else {})}
+        return {
+            "hook": self.plugin,
+            "provider": self.provider,
+            "ok": self.ok,
+            **({"error": self.error} if self.error else {}),
+        }
 
 
 def implementations(plugins: Plugins, hook: str) -> list[Any]:

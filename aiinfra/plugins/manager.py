@@ -76,8 +76,11 @@ class Plugins:
         """Components from every loaded plugin; registration errors surface here."""
         if self._registry is None:
             registry = ComponentRegistry()
-            call_registration(self, "aiinfra_register_components",
-                              per_impl=lambda impl, provider: {"register": registry.register_callback(provider)})
+            call_registration(
+                self,
+                "aiinfra_register_components",
+                per_impl=lambda impl, provider: {"register": registry.register_callback(provider)},
+            )
             self._registry = registry
         return self._registry
 
@@ -136,7 +139,7 @@ class Plugins:
         self._registry = self._commands = None
 
     def provider_of(self, plugin_name: str) -> str:
-        """"distribution version" of a registered plugin (its name when it came from no distribution)."""
+        """ "distribution version" of a registered plugin (its name when it came from no distribution)."""
         for info in self.infos:
             if info.name == plugin_name:
                 return info.provider
@@ -170,10 +173,7 @@ def _api_compatible(required: str) -> bool:
 
 def _skip(info: PluginInfo, reason: str, strict: bool) -> None:
     info.status, info.reason = "skipped", reason
-    message = (
-        f"aiinfra: skipped plugin '{info.name}' from {info.provider} ({GROUP}: {info.value}): "
-        f"{reason}"
-    )
+    message = f"aiinfra: skipped plugin '{info.name}' from {info.provider} ({GROUP}: {info.value}): {reason}"
     if strict:
         raise PluginError(message, hint=f"fix or uninstall {info.dist}, or unset {STRICT_ENV}")
     _warn(message + f". Set {STRICT_ENV}=1 to make this an error.")
@@ -201,9 +201,7 @@ def _check_hooks(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> Non
             )
 
 
-def build_plugin_manager(
-    *, load_entrypoints: bool = True, plugins: list[Any] | None = None
-) -> Plugins:
+def build_plugin_manager(*, load_entrypoints: bool = True, plugins: list[Any] | None = None) -> Plugins:
     """Create a plugin manager with the hook spec, then load plugins.
 
     :param load_entrypoints: find plugins through the ``aiinfra`` entry-point group. Tests and
@@ -221,8 +219,10 @@ def build_plugin_manager(
         for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
             info = _info(ep)
             infos.append(info)
-            if info.dist != CORE_DIST and selection is not None and not (
-                {_norm(info.dist), _norm(info.name)} & selection
+            if (
+                info.dist != CORE_DIST
+                and selection is not None
+                and not ({_norm(info.dist), _norm(info.name)} & selection)
             ):
                 info.status, info.reason = "disabled", f"not in {LOAD_ENV}"
                 continue
@@ -230,8 +230,7 @@ def build_plugin_manager(
                 # pluggy would silently skip the second one; name both instead. Only enabled
                 # plugins conflict, so AIINFRA_LOAD_PLUGINS resolves it.
                 raise PluginError(
-                    f"two plugins use the entry-point name '{ep.name}': {seen[ep.name].provider} "
-                    f"and {info.provider}.",
+                    f"two plugins use the entry-point name '{ep.name}': {seen[ep.name].provider} and {info.provider}.",
                     hint=f"uninstall one, or choose with {LOAD_ENV}=dist1,dist2",
                 )
             seen[ep.name] = info
@@ -279,8 +278,7 @@ def _check_pending(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:
         hook = match.group(1) if match else "?"
         known = _known_hooks()
         raise PluginError(
-            f"plugin '{plugin_name}' from {provider} implements unknown hook '{hook}'."
-            + did_you_mean(hook, known),
+            f"plugin '{plugin_name}' from {provider} implements unknown hook '{hook}'." + did_you_mean(hook, known),
             hint=f"valid hooks: {', '.join(known)} (docs/hooks.md)",
         ) from None
 
@@ -301,9 +299,7 @@ def _register(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> None:
         pm.register(plugin, name=info.name)
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise PluginError(f"plugin '{info.name}' from {info.provider} is invalid: {exc}") from exc
-    info.hooks = sorted(
-        hc.name for hc in pm.get_hookcallers(plugin) or [] if hc.name.startswith("aiinfra_")
-    )
+    info.hooks = sorted(hc.name for hc in pm.get_hookcallers(plugin) or [] if hc.name.startswith("aiinfra_"))
 
 
 _cached: Plugins | None = None
@@ -321,4 +317,3 @@ def reset_plugins(plugins: Plugins | None = None) -> None:
     """Replace (or drop) the process-wide plugin manager; for tests and long-running servers."""
     global _cached
     _cached = plugins
-

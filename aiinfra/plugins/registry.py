@@ -60,8 +60,7 @@ class ComponentSpec:
             return import_string(self.schema)
         except (ImportError, AttributeError) as exc:
             raise PluginError(
-                f"schema of {self.kind} '{self.name}' (from {self.provider}) cannot be imported: "
-                f"{self.schema}: {exc}"
+                f"schema of {self.kind} '{self.name}' (from {self.provider}) cannot be imported: {self.schema}: {exc}"
             ) from exc
 
 
@@ -72,9 +71,7 @@ class ComponentRegistry:
     def register_callback(self, provider: str) -> Register:
         """A ``register(kind, name, target=..., schema=..., description=...)`` bound to a provider."""
 
-        def register(
-            kind: str, name: str, *, target: str, schema: str | None = None, description: str = ""
-        ) -> None:
+        def register(kind: str, name: str, *, target: str, schema: str | None = None, description: str = "") -> None:
             self.add(ComponentSpec(kind, name, target, schema, description, provider))
 
         return register
@@ -96,10 +93,8 @@ class ComponentRegistry:
         if other is not None and other != spec:
             # Like datasette: fail on a duplicate instead of letting entry-point order decide.
             raise PluginError(
-                f"{spec.kind} '{spec.name}' is registered twice: by {other.provider} and by "
-                f"{spec.provider}.",
-                hint="uninstall one of them, or choose the plugins to load with "
-                "AIINFRA_LOAD_PLUGINS=dist1,dist2",
+                f"{spec.kind} '{spec.name}' is registered twice: by {other.provider} and by {spec.provider}.",
+                hint="uninstall one of them, or choose the plugins to load with AIINFRA_LOAD_PLUGINS=dist1,dist2",
             )
         self.components[key] = spec
 

@@ -63,12 +63,18 @@ class Gate:
         key_id = None
         resp = None
         if role is not None and st.keys.enabled:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-                       if k in (b"authorization", b"x-api-key")}
+            headers = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in scope["headers"]
+                if k in (b"authorization", b"x-api-key")
+            }
             key = st.keys.identify(secret_from_headers(headers))
             if key is None:
-                resp = error(401, "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-                             {"WWW-Authenticate": "Bearer"})
+                resp = error(
+                    401,
+                    "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                    {"WWW-Authenticate": "Bearer"},
+                )
             else:
                 key_id = key.id
                 if role not in key.roles:
@@ -77,9 +83,12 @@ class Gate:
             # No keys configured: admin endpoints change the server, so they need a credential even
             # from this machine (behind a reverse proxy every client looks local). The model is
             # still followed by polling (server.reload_interval_s).
-            resp = error(403, "admin endpoints need an admin API key, and none is configured: set "
-                              f"{st.server_cfg.api_keys_env or 'AIINFRA_API_KEYS'}='<id>:admin:<secret>' "
-                              "(or server.api_keys_file) and restart the server")
+            resp = error(
+                403,
+                "admin endpoints need an admin API key, and none is configured: set "
+                f"{st.server_cfg.api_keys_env or 'AIINFRA_API_KEYS'}='<id>:admin:<secret>' "
+                "(or server.api_keys_file) and restart the server",
+            )
         if resp is not None:
             await resp(scope, receive, send_wrapped)
             self._observe(scope, path, status_box[0], t0, key_id)
@@ -107,13 +116,20 @@ class Gate:
         st.metrics.observe_request(template, scope["method"], status, elapsed)
         if st.access.stream is not None:
             client = scope.get("client")
-            st.access.write({
-                "ts": time.time(), "method": scope["method"], "path": path, "status": status,
-                "duration_s": round(elapsed, 6), "request_id": scope.get("aiinfra.request_id"),
-                "key_id": key_id, "rows": scope.get("aiinfra.rows"),
-                "model_version": scope.get("aiinfra.model_version"),
-                "client": client[0] if client else None,
-            })
+            st.access.write(
+                {
+                    "ts": time.time(),
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_s": round(elapsed, 6),
+                    "request_id": scope.get("aiinfra.request_id"),
+                    "key_id": key_id,
+                    "rows": scope.get("aiinfra.rows"),
+                    "model_version": scope.get("aiinfra.model_version"),
+                    "client": client[0] if client else None,
+                }
+            )
 
 
 def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> Gate:
@@ -133,8 +149,14 @@ def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) 
         gc.collect()
         gc.freeze()
         model = state.holder.current
-        log.info("serving %s version %s (%d features, %d classes) in process %d", model.name, model.version,
-                 model.n_features, len(model.classes), os.getpid())
+        log.info(
+            "serving %s version %s (%d features, %d classes) in process %d",
+            model.name,
+            model.version,
+            model.n_features,
+            len(model.classes),
+            os.getpid(),
+        )
         try:
             yield
         finally:
@@ -145,13 +167,20 @@ def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) 
                 t.cancel()
             if state.predlog is not None:
                 rows = state.predlog.close()
-                log.info("prediction log flushed: %d rows in total (%d at shutdown) under %s",
-                         state.predlog.rows_written, rows, state.predlog.dir)
+                log.info(
+                    "prediction log flushed: %d rows in total (%d at shutdown) under %s",
+                    state.predlog.rows_written,
+                    rows,
+                    state.predlog.dir,
+                )
             state.access.close()
             state.metrics.process_exit()
 
-    app = Starlette(routes=starlette_routes(endpoints), lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app = Starlette(
+        routes=starlette_routes(endpoints),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
     app.state.serving = state
     app.state.endpoints = endpoints
     return Gate(app, state, endpoints)

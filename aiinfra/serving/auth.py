@@ -40,18 +40,23 @@ def parse_keys(text: str, source: str) -> list[ApiKey]:
             continue
         parts = line.split(":", 2)
         if len(parts) != 3 or not parts[0] or not parts[2]:
-            raise AiinfraError(f"API key entry {n} in {source} is malformed (the secret is not shown)",
-                               hint="write entries as <id>:<role>[+<role>]:<secret>, e.g. ci:predict:s3cret")
+            raise AiinfraError(
+                f"API key entry {n} in {source} is malformed (the secret is not shown)",
+                hint="write entries as <id>:<role>[+<role>]:<secret>, e.g. ci:predict:s3cret",
+            )
         kid, roles_text, secret = parts
         roles: set[str] = set()
         for role in roles_text.split("+"):
             if role not in IMPLIED:
-                raise AiinfraError(f"API key '{kid}' in {source}: unknown role '{role}'",
-                                   hint=f"roles are {', '.join(ROLES)}")
+                raise AiinfraError(
+                    f"API key '{kid}' in {source}: unknown role '{role}'", hint=f"roles are {', '.join(ROLES)}"
+                )
             roles |= IMPLIED[role]
         if len(secret) < 16:
-            raise AiinfraError(f"API key '{kid}' in {source}: the secret is shorter than 16 characters",
-                               hint="generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+            raise AiinfraError(
+                f"API key '{kid}' in {source}: the secret is shorter than 16 characters",
+                hint="generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
         keys.append(ApiKey(kid, frozenset(roles), _digest(secret)))
     return keys
 
@@ -119,5 +124,5 @@ def check_bind(host: str, keys: KeyStore, allow_unauthenticated: bool) -> None:
     raise AiinfraError(
         f"refusing to listen on {host} without API keys: anyone who can reach it could use the model.",
         hint="set API keys (server.api_keys_env, default AIINFRA_API_KEYS, or server.api_keys_file), "
-             "or pass server.allow_unauthenticated=true (e.g. behind an authenticating proxy)",
+        "or pass server.allow_unauthenticated=true (e.g. behind an authenticating proxy)",
     )

@@ -42,10 +42,17 @@ class BatchResult:
 
 
 class Batcher:
-    def __init__(self, get_model: Callable[[], Any], *, max_batch_size: int, max_wait_ms: float,
-                 max_queue_rows: int, inference: str = "inline",
-                 on_batch: Callable[[int, float], None] | None = None,
-                 on_delivered: Callable[..., None] | None = None):
+    def __init__(
+        self,
+        get_model: Callable[[], Any],
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        max_queue_rows: int,
+        inference: str = "inline",
+        on_batch: Callable[[int, float], None] | None = None,
+        on_delivered: Callable[..., None] | None = None,
+    ):
         self.get_model = get_model
         # ranges: HttpServerConfig.check()
         self.max_batch_size = max_batch_size
@@ -159,8 +166,9 @@ class Batcher:
             keep = np.concatenate([np.arange(a, b) for a, b, _ in delivered])
             xs, proba, index = xs[keep], proba[keep], index[keep]
         try:
-            self.on_delivered(model, [rid for _, _, rid in delivered], [b - a for a, b, _ in delivered],
-                              xs, proba, index)
+            self.on_delivered(
+                model, [rid for _, _, rid in delivered], [b - a for a, b, _ in delivered], xs, proba, index
+            )
         except Exception:  # the log must never fail a request that already has its answer
             log.exception("prediction log: could not record a batch of %d rows", proba.shape[0])
 

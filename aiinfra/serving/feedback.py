@@ -55,8 +55,11 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
     data = loads(body)
     rows = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not rows:
-        raise RequestError(422, 'send {"labels": [{"request_id": "<id the server answered with>", '
-                                '"label": <the true class>}, ...]} with at least one label')
+        raise RequestError(
+            422,
+            'send {"labels": [{"request_id": "<id the server answered with>", '
+            '"label": <the true class>}, ...]} with at least one label',
+        )
     if len(rows) > max_rows:
         raise RequestError(413, f"{len(rows)} labels in one request; at most {max_rows} (server.max_rows)")
     by_text = {canonical(c): i for i, c in enumerate(classes.tolist())}
@@ -66,13 +69,15 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
             raise RequestError(422, f"labels[{i}] is not an object with request_id and label")
         rid = row.get("request_id")
         if not usable_request_id(rid):
-            raise RequestError(422, f"labels[{i}].request_id must be the non-empty request id the server "
-                                    f"answered with (a string of at most {MAX_REQUEST_ID_CHARS} printable characters)")
+            raise RequestError(
+                422,
+                f"labels[{i}].request_id must be the non-empty request id the server "
+                f"answered with (a string of at most {MAX_REQUEST_ID_CHARS} printable characters)",
+            )
         # "label", or the training target's own name (a row copied from a labelled table)
         value = row.get("label", row.get(target))
         if value is None:
-            raise RequestError(422, f"labels[{i}] has no label: "
-                                    "send {\"request_id\": ..., \"label\": <the true class>}")
+            raise RequestError(422, f'labels[{i}] has no label: send {{"request_id": ..., "label": <the true class>}}')
         k = by_text.get(canonical(value))
         if k is None:
             shown = ", ".join(repr(c) for c in classes.tolist()[:20])
@@ -93,13 +98,17 @@ class FeedbackStore:
 
         now = datetime.now(UTC)
         n = len(ids)
-        table = pa.table({
-            "request_id": pa.array(ids, pa.string()),
-            target: pa.array(labels.tolist()),
-            "received": pa.array(np.full(n, int(now.timestamp() * 1e6), dtype=np.int64), pa.timestamp("us", tz="UTC")),
-            "model_name": pa.array([model_name] * n, pa.string()),
-            "model_version": pa.array([model_version] * n, pa.string()),
-        })
+        table = pa.table(
+            {
+                "request_id": pa.array(ids, pa.string()),
+                target: pa.array(labels.tolist()),
+                "received": pa.array(
+                    np.full(n, int(now.timestamp() * 1e6), dtype=np.int64), pa.timestamp("us", tz="UTC")
+                ),
+                "model_name": pa.array([model_name] * n, pa.string()),
+                "model_version": pa.array([model_version] * n, pa.string()),
+            }
+        )
         folder = self.dir / f"date={now:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"

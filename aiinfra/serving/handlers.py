@@ -25,8 +25,12 @@ log = logging.getLogger("aiinfra.serving")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -47,8 +51,7 @@ def _check_name(request: Request, model: Any) -> Response | None:
 
 async def _predict(request: Request, kind: str) -> Response:
     st: ServingState = request.app.state.serving
-    status, ctype, body, headers = await predict.handle(st, kind, request.path_params, request.scope,
-                                                        request.receive)
+    status, ctype, body, headers = await predict.handle(st, kind, request.path_params, request.scope, request.receive)
     return Response(body, status, {k.decode(): v.decode() for k, v in headers}, ctype.decode())
 
 
@@ -71,8 +74,9 @@ async def ready(request: Request) -> Response:
     model = st.holder.current
     if not st.ready:
         return json_response({"ready": False, "reason": "shutting down"}, 503)
-    return json_response({"ready": True, "model_name": model.name, "model_version": model.version},
-                         headers=_model_headers(model))
+    return json_response(
+        {"ready": True, "model_name": model.name, "model_version": model.version}, headers=_model_headers(model)
+    )
 
 
 async def server_metadata(request: Request) -> Response:
@@ -90,8 +94,9 @@ async def model_ready(request: Request) -> Response:
     bad = _check_name(request, model)
     if bad is not None:
         return bad
-    return json_response({"name": model.name, "ready": st.ready}, 200 if st.ready else 503,
-                         headers=_model_headers(model))
+    return json_response(
+        {"name": model.name, "ready": st.ready}, 200 if st.ready else 503, headers=_model_headers(model)
+    )
 
 
 async def ping(request: Request) -> Response:
@@ -120,9 +125,19 @@ async def openapi_json(request: Request) -> Response:
 async def docs(request: Request) -> Response:
     st: ServingState = request.app.state.serving
     model = st.holder.current
-    example = {"url": f"{str(request.base_url).rstrip('/')}/v2/models/{model.name}/infer",
-               "body": {"inputs": [{"name": protocol.INPUT_NAME, "shape": [1, model.n_features], "datatype": "FP32",
-                                    "data": [0.0] * model.n_features}]}}
+    example = {
+        "url": f"{str(request.base_url).rstrip('/')}/v2/models/{model.name}/infer",
+        "body": {
+            "inputs": [
+                {
+                    "name": protocol.INPUT_NAME,
+                    "shape": [1, model.n_features],
+                    "datatype": "FP32",
+                    "data": [0.0] * model.n_features,
+                }
+            ]
+        },
+    }
     return HTMLResponse(docs_page(_spec(request, model), example))
 
 
@@ -135,15 +150,17 @@ async def feedback_endpoint(request: Request) -> Response:
         return bad
     target = feedback.target_of(model)
     try:
-        body = await predict.read_body(request.receive, request.headers.get("content-length"),
-                                       st.server_cfg.max_body_bytes)
+        body = await predict.read_body(
+            request.receive, request.headers.get("content-length"), st.server_cfg.max_body_bytes
+        )
         ids, labels = feedback.parse(body, model.classes, target, st.server_cfg.max_rows)
     except protocol.RequestError as exc:
         return error(exc.status, exc.message, _model_headers(model))
     await asyncio.to_thread(st.feedback.write, ids, labels, target, model.name, model.version)
     st.metrics.feedback.inc(len(ids))
-    return json_response({"accepted": len(ids), "model_name": model.name, "model_version": model.version},
-                         headers=_model_headers(model))
+    return json_response(
+        {"accepted": len(ids), "model_name": model.name, "model_version": model.version}, headers=_model_headers(model)
+    )
 
 
 async def admin_reload(request: Request) -> Response:
@@ -155,16 +172,29 @@ async def admin_reload(request: Request) -> Response:
 async def admin_config(request: Request) -> Response:
     st: ServingState = request.app.state.serving
     model = st.holder.current
-    return json_response({"server": to_dict(st.server_cfg), "model": {
-        "name": model.name, "version": model.version, "uri": st.holder.uri, "path": str(model.path),
-        "run_id": model.run_id, "features": model.features, "classes": model.classes.tolist()},
-        "auth": {"enabled": st.keys.enabled, "key_ids": [k.id for k in st.keys.keys]},
-        "reload": {"last_check": st.holder.last_check, "last_error": st.holder.last_error}})
+    return json_response(
+        {
+            "server": to_dict(st.server_cfg),
+            "model": {
+                "name": model.name,
+                "version": model.version,
+                "uri": st.holder.uri,
+                "path": str(model.path),
+                "run_id": model.run_id,
+                "features": model.features,
+                "classes": model.classes.tolist(),
+            },
+            "auth": {"enabled": st.keys.enabled, "key_ids": [k.id for k in st.keys.keys]},
+            "reload": {"last_check": st.holder.last_check, "last_error": st.holder.last_error},
+        }
+    )
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
-    messages = {404: f"no such endpoint: {request.method} {request.url.path} (see /docs)",
-                405: f"method {request.method} not allowed on {request.url.path}"}
+    messages = {
+        404: f"no such endpoint: {request.method} {request.url.path} (see /docs)",
+        405: f"method {request.method} not allowed on {request.url.path}",
+    }
     return error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), getattr(exc, "headers", None))
 
 

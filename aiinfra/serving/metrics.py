@@ -35,31 +35,54 @@ class ServerMetrics:
     def __init__(self) -> None:
         disable_created_metrics()  # the *_created series double the scrape for no operational use
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("aiinfra_http_requests", "HTTP requests by route template, method and status",
-                                ["route", "method", "status"], registry=r)
-        self.latency = Histogram("aiinfra_http_request_duration_seconds", "HTTP request latency (seconds)",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.inference = Histogram("aiinfra_inference_duration_seconds", "forward pass time per batch (seconds)",
-                                   buckets=INFERENCE_BUCKETS, registry=r)
-        self.batch_size = Histogram("aiinfra_batch_size_rows", "rows per forward pass (dynamic batching)",
-                                    buckets=BATCH_BUCKETS, registry=r)
+        self.requests = Counter(
+            "aiinfra_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "aiinfra_http_request_duration_seconds",
+            "HTTP request latency (seconds)",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "aiinfra_inference_duration_seconds",
+            "forward pass time per batch (seconds)",
+            buckets=INFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "aiinfra_batch_size_rows", "rows per forward pass (dynamic batching)", buckets=BATCH_BUCKETS, registry=r
+        )
         self.predictions = Counter("aiinfra_predictions", "rows predicted", ["model", "version"], registry=r)
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-        self.queue_rows = Gauge("aiinfra_queue_rows", "rows waiting for a forward pass", registry=r,
-                                multiprocess_mode="livesum")
-        self.log_pending = Gauge("aiinfra_prediction_log_pending_rows", "prediction-log rows not yet on disk",
-                                 registry=r, multiprocess_mode="livesum")
-        self.log_written = Counter("aiinfra_prediction_log_rows", "prediction-log rows written to Parquet",
-                                   registry=r)
+        self.queue_rows = Gauge(
+            "aiinfra_queue_rows", "rows waiting for a forward pass", registry=r, multiprocess_mode="livesum"
+        )
+        self.log_pending = Gauge(
+            "aiinfra_prediction_log_pending_rows",
+            "prediction-log rows not yet on disk",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.log_written = Counter("aiinfra_prediction_log_rows", "prediction-log rows written to Parquet", registry=r)
         self.log_errors = Counter("aiinfra_prediction_log_write_errors", "failed prediction-log writes", registry=r)
-        self.log_dropped = Counter("aiinfra_prediction_log_dropped_rows",
-                                   "prediction-log rows dropped after writes kept failing", registry=r)
-        self.model_info = Gauge("aiinfra_model_info", "the served model (value 1)", ["model", "version", "uri"],
-                                registry=r, multiprocess_mode="livemax")
+        self.log_dropped = Counter(
+            "aiinfra_prediction_log_dropped_rows", "prediction-log rows dropped after writes kept failing", registry=r
+        )
+        self.model_info = Gauge(
+            "aiinfra_model_info",
+            "the served model (value 1)",
+            ["model", "version", "uri"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._model_labels: tuple[str, str, str] | None = None
         self._gauge_functions: list[tuple[Gauge, Callable[[], float]]] = []
-        self.feedback = Counter("aiinfra_feedback_labels", "labels received on /v2/models/{name}/feedback",
-                                registry=r)
+        self.feedback = Counter("aiinfra_feedback_labels", "labels received on /v2/models/{name}/feedback", registry=r)
         self.reloads = Counter("aiinfra_model_reloads", "model reload attempts by result", ["result"], registry=r)
         self._request_children: dict[tuple[str, str, int], object] = {}
         self._latency_children: dict[str, object] = {}
@@ -133,4 +156,4 @@ class ServerMetrics:
 
     def process_exit(self) -> None:
         if self.multiprocess:
-                multiprocess.mark_process_dead(os.getpid())
+            multiprocess.mark_process_dead(os.getpid())

@@ -31,8 +31,11 @@ async def read_body(receive, content_length: str | None, limit: int) -> bytes:
         except ValueError:
             raise RequestError(400, "invalid Content-Length header") from None
         if declared > limit:
-            raise RequestError(413, f"request body of {declared} bytes is larger than the limit "
-                                    f"({limit} bytes, server.max_body_bytes): send fewer rows per request")
+            raise RequestError(
+                413,
+                f"request body of {declared} bytes is larger than the limit "
+                f"({limit} bytes, server.max_body_bytes): send fewer rows per request",
+            )
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -42,8 +45,7 @@ async def read_body(receive, content_length: str | None, limit: int) -> bytes:
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise RequestError(413, f"request body is larger than the limit ({limit} bytes, "
-                                        "server.max_body_bytes)")
+                raise RequestError(413, f"request body is larger than the limit ({limit} bytes, server.max_body_bytes)")
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -71,8 +73,9 @@ def error_body(message: str) -> bytes:
     return orjson.dumps({"error": message})
 
 
-async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receive
-                 ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+async def handle(
+    st: Any, kind: str, params: dict[str, str], scope: dict, receive
+) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
     """(status, content type, body, headers) of a prediction request."""
     model = st.holder.current
     try:
@@ -82,15 +85,13 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
                 raise RequestError(404, wrong)
         headers = {k: v for k, v in scope["headers"]}
         cl = headers.get(b"content-length")
-        body = await read_body(receive, cl.decode("latin-1") if cl is not None else None,
-                               st.server_cfg.max_body_bytes)
+        body = await read_body(receive, cl.decode("latin-1") if cl is not None else None, st.server_cfg.max_body_bytes)
         given_id = headers.get(b"x-request-id")
         given_id = given_id.decode("latin-1") if given_id is not None else None
         # the model's runtime decodes the body into its batch (aiinfra.serving.runtime.InputDecoder)
         if kind == INFER:
             bh = headers.get(protocol.BINARY_HEADER.encode())
-            req = model.inputs.from_v2(body, bh.decode("latin-1") if bh is not None else None,
-                                       st.server_cfg.max_rows)
+            req = model.inputs.from_v2(body, bh.decode("latin-1") if bh is not None else None, st.server_cfg.max_rows)
             x = req.x
             rid = st.request_id(req.id or given_id)
         else:
@@ -102,13 +103,23 @@ async def handle(st: Any, kind: str, params: dict[str, str], scope: dict, receiv
     except RequestError as exc:
         return exc.status, JSON, error_body(exc.message), model_headers(model)
     except QueueFull:
-        return (503, JSON, error_body("server is at capacity (prediction queue full): retry after the Retry-After "
-                                      "delay"),
-                [(b"retry-after", str(st.server_cfg.retry_after_s).encode()), *model_headers(model)])
+        return (
+            503,
+            JSON,
+            error_body("server is at capacity (prediction queue full): retry after the Retry-After delay"),
+            [(b"retry-after", str(st.server_cfg.retry_after_s).encode()), *model_headers(model)],
+        )
     except ShuttingDown:
-        return (503, JSON, error_body("server is shutting down: retry on another instance"),
-                [(b"retry-after", str(st.server_cfg.retry_after_s).encode()), (b"connection", b"close"),
-                 *model_headers(model)])
+        return (
+            503,
+            JSON,
+            error_body("server is shutting down: retry on another instance"),
+            [
+                (b"retry-after", str(st.server_cfg.retry_after_s).encode()),
+                (b"connection", b"close"),
+                *model_headers(model),
+            ],
+        )
     model = result.model
     labels = model.classes[result.index]
     # (the batcher has logged the rows: one prediction-log append per forward pass)

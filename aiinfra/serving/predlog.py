@@ -55,8 +55,17 @@ class _Chunk:
 
 
 class PredictionLog:
-    def __init__(self, log_dir: str | Path, features: list[str], *, flush_rows: int = 50_000,
-                 flush_interval_s: float = 10.0, on_written=None, on_error=None, on_dropped=None):
+    def __init__(
+        self,
+        log_dir: str | Path,
+        features: list[str],
+        *,
+        flush_rows: int = 50_000,
+        flush_interval_s: float = 10.0,
+        on_written=None,
+        on_error=None,
+        on_dropped=None,
+    ):
         self.dir = Path(log_dir)
         self.features = list(features)  # default for append() without features
         self.on_dropped = on_dropped
@@ -80,9 +89,17 @@ class PredictionLog:
     def pending_rows(self) -> int:
         return self._rows
 
-    def append(self, request_id: str | list[str], model_name: str, model_version: str, x: np.ndarray,
-               labels: np.ndarray, scores: np.ndarray, features: list[str] | None = None,
-               counts: list[int] | None = None) -> None:
+    def append(
+        self,
+        request_id: str | list[str],
+        model_name: str,
+        model_version: str,
+        x: np.ndarray,
+        labels: np.ndarray,
+        scores: np.ndarray,
+        features: list[str] | None = None,
+        counts: list[int] | None = None,
+    ) -> None:
         """Buffer the rows of ``x``: one request (``request_id`` a string) or a whole batch of them
         (``request_id`` a list, ``counts`` the rows of each, in the order of ``x``)."""
         if isinstance(request_id, str):
@@ -91,8 +108,17 @@ class PredictionLog:
             ids = list(request_id)
             if counts is None or len(counts) != len(ids) or sum(counts) != x.shape[0]:
                 raise ValueError("append: counts must give the rows of each request id and sum to len(x)")
-        chunk = _Chunk(ids, counts, time.time_ns() // 1000, model_name, model_version,
-                       features if features is not None else self.features, x, labels, scores)
+        chunk = _Chunk(
+            ids,
+            counts,
+            time.time_ns() // 1000,
+            model_name,
+            model_version,
+            features if features is not None else self.features,
+            x,
+            labels,
+            scores,
+        )
         with self._lock:
             self._chunks.append(chunk)
             self._rows += x.shape[0]
@@ -156,12 +182,15 @@ class PredictionLog:
             id_counts = [n for c in group for n in c.counts]
             cols: dict[str, Any] = {
                 "request_id": pa.array(np.repeat(np.array(ids, dtype=object), id_counts), pa.string()),
-                "timestamp": pa.array(np.repeat(np.array([c.ts_us for c in group], dtype="int64"), counts),
-                                      pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-                "model_name": pa.array(np.repeat(np.array([c.model_name for c in group], dtype=object), counts),
-                                       pa.string()),
-                "model_version": pa.array(np.repeat(np.array([c.model_version for c in group], dtype=object),
-                                                    counts), pa.string()),
+                "timestamp": pa.array(
+                    np.repeat(np.array([c.ts_us for c in group], dtype="int64"), counts), pa.int64()
+                ).cast(pa.timestamp("us", tz="UTC")),
+                "model_name": pa.array(
+                    np.repeat(np.array([c.model_name for c in group], dtype=object), counts), pa.string()
+                ),
+                "model_version": pa.array(
+                    np.repeat(np.array([c.model_version for c in group], dtype=object), counts), pa.string()
+                ),
             }
             for j, name in enumerate(features):
                 cols[name] = pa.array(x[:, j], pa.float64())

@@ -23,9 +23,18 @@ import orjson
 
 # V2 datatypes accepted as numeric input, with their numpy dtype for the binary extension
 NUMERIC_DATATYPES = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
 }
 OUTPUT_LABEL = "label"
 OUTPUT_PROBA = "probabilities"
@@ -98,16 +107,20 @@ def check_matrix(x: np.ndarray, features: list[str], max_rows: int, what: str) -
     if x.ndim == 1 and x.shape[0] == n and n > 1:
         x = x.reshape(1, n)  # a single row sent flat
     if x.ndim != 2 or x.shape[1] != n:
-        raise RequestError(422, f"{what}: wrong shape {list(x.shape)}: expected [rows, {n}] "
-                                f"({_features_hint(features)})")
+        raise RequestError(
+            422, f"{what}: wrong shape {list(x.shape)}: expected [rows, {n}] ({_features_hint(features)})"
+        )
     if x.shape[0] == 0:
         raise RequestError(422, f"{what}: no rows to predict")
     if x.shape[0] > max_rows:
         raise RequestError(413, f"{what}: too many rows ({x.shape[0]}); at most {max_rows} per request: split it")
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise RequestError(422, f"{what}: row {int(bad[0])}, feature '{features[int(bad[1])]}' is null/NaN/infinite; "
-                                "every value must be a finite number")
+        raise RequestError(
+            422,
+            f"{what}: row {int(bad[0])}, feature '{features[int(bad[1])]}' is null/NaN/infinite; "
+            "every value must be a finite number",
+        )
     x32 = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x32).all():
         raise RequestError(422, f"{what}: a value overflows float32; the model takes float32 inputs")
@@ -166,15 +179,19 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
         shape = _shape(t.get("shape"), what)
         datatype = t.get("datatype")
         if datatype not in NUMERIC_DATATYPES:
-            raise RequestError(422, f"{what}: wrong datatype {datatype!r}: "
-                                    "expected one of FP32, FP64, INT32, INT64, ...")
+            raise RequestError(
+                422, f"{what}: wrong datatype {datatype!r}: expected one of FP32, FP64, INT32, INT64, ..."
+            )
         params = t.get("parameters") or {}
         if not isinstance(params, dict):
             raise RequestError(400, f"{what}: 'parameters' must be an object")
         size = math.prod(shape)
         if size > max_rows * max(1, len(features)):
-            raise RequestError(413, f"{what}: too many rows ({size // max(1, len(features))} rows of {len(features)} "
-                                    f"features); at most {max_rows} per request: split it")
+            raise RequestError(
+                413,
+                f"{what}: too many rows ({size // max(1, len(features))} rows of {len(features)} "
+                f"features); at most {max_rows} per request: split it",
+            )
         if "binary_data_size" in params:
             nbytes = params["binary_data_size"]
             dtype = np.dtype(NUMERIC_DATATYPES[datatype])
@@ -208,9 +225,12 @@ def _assemble_v2(tensors: dict[str, np.ndarray], features: list[str]) -> np.ndar
     # one tensor per feature, named after it (as a DataFrame-like client would send)
     missing = [f for f in features if f not in tensors]
     if missing:
-        raise RequestError(422, f"with several input tensors, each must be named after a feature; missing: "
-                                f"{', '.join(missing[:10])}. "
-                                f"Or send one tensor 'input' of shape [rows, {len(features)}]")
+        raise RequestError(
+            422,
+            f"with several input tensors, each must be named after a feature; missing: "
+            f"{', '.join(missing[:10])}. "
+            f"Or send one tensor 'input' of shape [rows, {len(features)}]",
+        )
     cols = [tensors[f].reshape(-1) for f in features]
     if len({c.shape[0] for c in cols}) != 1:
         raise RequestError(422, "feature tensors have different lengths")
@@ -249,8 +269,9 @@ def _label_tensor(labels: np.ndarray, datatype: str) -> tuple[Any, bytes]:
     return arr, arr.tobytes()
 
 
-def v2_response(req: V2Request, model: Any, request_id: str, proba: np.ndarray, labels: np.ndarray
-                ) -> tuple[bytes, dict[str, str]]:
+def v2_response(
+    req: V2Request, model: Any, request_id: str, proba: np.ndarray, labels: np.ndarray
+) -> tuple[bytes, dict[str, str]]:
     """Body and extra headers (binary extension) of an infer response."""
     n = proba.shape[0]
     outputs, blobs = [], []
@@ -269,8 +290,7 @@ def v2_response(req: V2Request, model: Any, request_id: str, proba: np.ndarray, 
         else:
             tensor["data"] = data
         outputs.append(tensor)
-    body = {"model_name": model.name, "model_version": model.version, "id": req.id or request_id,
-            "outputs": outputs}
+    body = {"model_name": model.name, "model_version": model.version, "id": req.id or request_id, "outputs": outputs}
     head = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return head, {}
@@ -337,8 +357,10 @@ def _from_split(value: Any, features: list[str], max_rows: int) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != len(columns):
         if x.size == 0:
             raise RequestError(422, "dataframe_split: no rows to predict")
-        raise RequestError(422, f"dataframe_split: rows have {x.shape[-1] if x.ndim else 0} values but "
-                                f"{len(columns)} columns are named")
+        raise RequestError(
+            422,
+            f"dataframe_split: rows have {x.shape[-1] if x.ndim else 0} values but {len(columns)} columns are named",
+        )
     return x[:, _column_index(columns, features, "dataframe_split")]
 
 
@@ -346,8 +368,11 @@ def _column_index(columns: list[str], features: list[str], what: str) -> list[in
     pos = {c: i for i, c in enumerate(columns)}
     missing = [f for f in features if f not in pos]
     if missing:
-        raise RequestError(422, f"{what}: missing column(s) {', '.join(missing[:10])}"
-                                f"{' ...' if len(missing) > 10 else ''}; the model needs {_features_hint(features)}")
+        raise RequestError(
+            422,
+            f"{what}: missing column(s) {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''}; the model needs {_features_hint(features)}",
+        )
     return [pos[f] for f in features]
 
 
@@ -362,8 +387,9 @@ def _from_records(value: Any, features: list[str], max_rows: int, what: str) -> 
         try:
             rows.append([rec[f] for f in features])
         except KeyError as exc:
-            raise RequestError(422, f"{what}[{i}]: missing column '{exc.args[0]}'; the model needs "
-                                    f"{_features_hint(features)}") from None
+            raise RequestError(
+                422, f"{what}[{i}]: missing column '{exc.args[0]}'; the model needs {_features_hint(features)}"
+            ) from None
     if not rows:
         raise RequestError(422, f"{what}: no rows to predict")
     return to_matrix(rows, what)
@@ -373,8 +399,9 @@ def _from_tensor_like(value: Any, features: list[str], max_rows: int, what: str)
     if isinstance(value, dict):  # column format {feature: [values]}
         missing = [f for f in features if f not in value]
         if missing:
-            raise RequestError(422, f"{what}: missing column(s) {', '.join(missing[:10])}; the model needs "
-                                    f"{_features_hint(features)}")
+            raise RequestError(
+                422, f"{what}: missing column(s) {', '.join(missing[:10])}; the model needs {_features_hint(features)}"
+            )
         cols = [to_matrix(value[f], f"{what}.{f}").reshape(-1) for f in features]
         if len({c.shape[0] for c in cols}) != 1:
             raise RequestError(422, f"{what}: columns have different lengths")
@@ -405,8 +432,11 @@ def _csv_columns(body: bytes, features: list[str]) -> np.ndarray:
 
 def invocations_response(model: Any, proba: np.ndarray, labels: np.ndarray) -> bytes:
     return orjson.dumps(
-        {"predictions": labels if labels.dtype.kind in "iufb" else labels.tolist(),
-         "probabilities": np.ascontiguousarray(proba, dtype=np.float32),
-         "model_name": model.name, "model_version": model.version},
+        {
+            "predictions": labels if labels.dtype.kind in "iufb" else labels.tolist(),
+            "probabilities": np.ascontiguousarray(proba, dtype=np.float32),
+            "model_name": model.name,
+            "model_version": model.version,
+        },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )

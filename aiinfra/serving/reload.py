@@ -45,7 +45,7 @@ class ModelHolder:
             import mlflow  # only for registry URIs: a local directory needs no mlflow
 
             setup_mlflow(self.loader.cfg)
-            name, alias = uri[len("models:/"):].split("@", 1)
+            name, alias = uri[len("models:/") :].split("@", 1)
             return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
         if "://" in uri or uri.startswith("models:"):
             return self.current.version  # a fixed version: nothing to follow
@@ -70,8 +70,7 @@ class ModelHolder:
                 log.error("model reload of %s failed, still serving version %s: %s", self.uri, previous.version, msg)
                 if self.metrics:
                     self.metrics.reloads.labels("error").inc()
-                return {"reloaded": False, "error": msg, "model_name": previous.name,
-                        "model_version": previous.version}
+                return {"reloaded": False, "error": msg, "model_name": previous.name, "model_version": previous.version}
             self.current = model  # the swap: one reference assignment
             self.fingerprint = fp
             self.last_error = None
@@ -79,8 +78,12 @@ class ModelHolder:
                 self.metrics.reloads.labels("ok").inc()
                 self.metrics.set_model(model.name, model.version, model.uri)
             log.info("reloaded %s: version %s -> %s", self.uri, previous.version, model.version)
-            return {"reloaded": True, "model_name": model.name, "model_version": model.version,
-                    "previous_version": previous.version}
+            return {
+                "reloaded": True,
+                "model_name": model.name,
+                "model_version": model.version,
+                "previous_version": previous.version,
+            }
 
     async def poll(self, interval_s: float) -> None:
         while True:

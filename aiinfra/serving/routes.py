@@ -50,12 +50,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/v2/models/{name}", ("GET",), handlers.model_metadata, Access.predict, "model_metadata"),
     Endpoint("/v2/models/{name}/ready", ("GET",), handlers.model_ready, Access.predict, "model_ready"),
     Endpoint("/v2/models/{name}/infer", ("POST",), handlers.infer, Access.predict, "infer", predict.INFER),
-    Endpoint("/v2/models/{name}/versions/{version}", ("GET",), handlers.model_metadata, Access.predict,
-             "model_metadata"),
-    Endpoint("/v2/models/{name}/versions/{version}/ready", ("GET",), handlers.model_ready, Access.predict,
-             "model_ready"),
-    Endpoint("/v2/models/{name}/versions/{version}/infer", ("POST",), handlers.infer, Access.predict, "infer",
-             predict.INFER),
+    Endpoint(
+        "/v2/models/{name}/versions/{version}", ("GET",), handlers.model_metadata, Access.predict, "model_metadata"
+    ),
+    Endpoint(
+        "/v2/models/{name}/versions/{version}/ready", ("GET",), handlers.model_ready, Access.predict, "model_ready"
+    ),
+    Endpoint(
+        "/v2/models/{name}/versions/{version}/infer", ("POST",), handlers.infer, Access.predict, "infer", predict.INFER
+    ),
     Endpoint("/v2/models/{name}/feedback", ("POST",), handlers.feedback_endpoint, Access.predict, "feedback"),
     Endpoint("/invocations", ("POST",), handlers.invocations, Access.predict, "invocations", predict.INVOCATIONS),
     Endpoint("/ping", ("GET",), handlers.ping, Access.public, "ping"),

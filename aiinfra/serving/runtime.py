@@ -102,8 +102,22 @@ class ServedModel(Protocol):
 
 
 #: the members of ServedModel, for the message when a runtime returns something else
-_CONTRACT = ("name", "version", "uri", "path", "run_id", "features", "classes", "target", "platform", "inputs",
-             "loaded_at", "n_features", "label_datatype", "predict_proba")
+_CONTRACT = (
+    "name",
+    "version",
+    "uri",
+    "path",
+    "run_id",
+    "features",
+    "classes",
+    "target",
+    "platform",
+    "inputs",
+    "loaded_at",
+    "n_features",
+    "label_datatype",
+    "predict_proba",
+)
 
 
 @dataclass
@@ -131,10 +145,20 @@ class LoadedModel:
     @classmethod
     def from_resolved(cls, resolved: Any, predictor: Any, *, platform: str, **extra: Any) -> LoadedModel:
         meta = getattr(predictor, "meta", None) or {}
-        return cls(predictor=predictor, name=str(resolved.name), version=str(resolved.version),
-                   uri=str(resolved.uri), path=Path(resolved.path), run_id=resolved.run_id,
-                   features=list(predictor.features), classes=np.asarray(predictor.classes),
-                   target=str(meta.get("target") or "target"), platform=platform, loaded_at=time.time(), **extra)
+        return cls(
+            predictor=predictor,
+            name=str(resolved.name),
+            version=str(resolved.version),
+            uri=str(resolved.uri),
+            path=Path(resolved.path),
+            run_id=resolved.run_id,
+            features=list(predictor.features),
+            classes=np.asarray(predictor.classes),
+            target=str(meta.get("target") or "target"),
+            platform=platform,
+            loaded_at=time.time(),
+            **extra,
+        )
 
     @property
     def n_features(self) -> int:
@@ -184,9 +208,11 @@ class ModelLoader:
             remove_download(resolved)
         if not isinstance(model, ServedModel):
             missing = [a for a in _CONTRACT if not hasattr(model, a)]
-            raise PluginError(f"runtime '{self.runtime}' returned a {type(model).__name__}, which is not a "
-                              f"ServedModel (missing: {', '.join(missing)})",
-                              hint="return aiinfra.serving.runtime.LoadedModel, or implement ServedModel")
+            raise PluginError(
+                f"runtime '{self.runtime}' returned a {type(model).__name__}, which is not a "
+                f"ServedModel (missing: {', '.join(missing)})",
+                hint="return aiinfra.serving.runtime.LoadedModel, or implement ServedModel",
+            )
         if model.n_features and isinstance(model.inputs, FloatRows):
             # one warm-up pass: the first forward pass allocates; no user request should pay for it
             model.predict_proba(np.zeros((1, model.n_features), dtype=np.float32))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Optional
 
 from aiinfra.config.checks import at_least, require
 
@@ -29,7 +28,7 @@ class HttpServerConfig:
     type: str = "http"
     # models:/<name>@<alias>, models:/<name>/<version>, or a local model directory.
     # null: models:/<register.model_name>@<register.alias>
-    model_uri: Optional[str] = None
+    model_uri: str | None = None
     # what loads the model directory into a served model (a registered component of kind
     # ``runtime``, checked at validation): torch (built in), onnx (aiinfra-onnx), ...
     runtime: str = field(default="torch", metadata={"registered": "runtime"})
@@ -48,42 +47,41 @@ class HttpServerConfig:
     retry_after_s: int = 1
     inference: Inference = Inference.inline
     # --- prediction log (Parquet, hive-partitioned by date and hour); null: <paths.logs>/predictions
-    log_dir: Optional[str] = None
+    log_dir: str | None = None
     prediction_log: bool = True
     # a part file is written when this many rows are buffered ... (5,000: building a bigger part holds
     # the GIL long enough to show in the p99 latency; measured in docs/serving.md)
     log_flush_rows: int = 5_000
     log_flush_interval_s: float = 10.0  # ... or this long after the first buffered row
     # --- labels for earlier predictions (POST /v2/models/{name}/feedback); null: <paths.logs>/feedback
-    feedback_dir: Optional[str] = None
+    feedback_dir: str | None = None
     # --- hot reload: re-resolve model_uri (an alias moves) every N seconds; 0: only on POST /admin/reload
     reload_interval_s: float = 30.0
     # --- access control. Keys: "<id>:<role>[+<role>]:<secret>" entries separated by ';' or newlines,
     # roles: predict, admin (admin implies predict). From the env var and/or the file.
     api_keys_env: str = "AIINFRA_API_KEYS"
-    api_keys_file: Optional[str] = None
+    api_keys_file: str | None = None
     # binding to a non-loopback address without keys is refused unless this is true
     allow_unauthenticated: bool = False
     metrics_public: bool = True  # /metrics without a key (scrapers on a private network)
     # --- access log: JSON lines (key id, never the key); "-" = stderr, null/"" = off
-    access_log: Optional[str] = "-"
+    access_log: str | None = "-"
     graceful_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
 
     def check(self) -> None:
         require(0 <= self.port <= 65535, "port", f"must be between 0 and 65535, got {self.port}")
         require(bool(self.host), "host", "must name an address to listen on, e.g. 127.0.0.1")
-        at_least(self, 1, "workers", "max_body_bytes", "max_rows", "max_batch_size", "max_queue_rows",
-                 "log_flush_rows")
-        at_least(self, 0, "torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s",
-                 "graceful_timeout_s")
-        require(self.log_flush_interval_s > 0, "log_flush_interval_s",
-                f"must be > 0, got {self.log_flush_interval_s!r}")
+        at_least(self, 1, "workers", "max_body_bytes", "max_rows", "max_batch_size", "max_queue_rows", "log_flush_rows")
+        at_least(self, 0, "torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s", "graceful_timeout_s")
+        require(
+            self.log_flush_interval_s > 0, "log_flush_interval_s", f"must be > 0, got {self.log_flush_interval_s!r}"
+        )
 
 
 @dataclass
 class BatchServerConfig:
     type: str = "batch"
-    model_uri: Optional[str] = None
+    model_uri: str | None = None
     runtime: str = field(default="torch", metadata={"registered": "runtime"})  # as server.runtime of server=http
     input: str = "data/prepared/test.parquet"
     output: str = "reports/predictions.parquet"
@@ -96,5 +94,9 @@ class BatchServerConfig:
         at_least(self, 0, "torch_threads")
         for key in ("input", "output"):
             suffix = Path(getattr(self, key)).suffix.lower()
-            require(suffix in SCORING_FORMATS, key, f"unsupported file type '{suffix or '(none)'}' "
-                    f"in '{getattr(self, key)}'", hint="use a .parquet or .csv file")
+            require(
+                suffix in SCORING_FORMATS,
+                key,
+                f"unsupported file type '{suffix or '(none)'}' in '{getattr(self, key)}'",
+                hint="use a .parquet or .csv file",
+            )

@@ -42,8 +42,10 @@ def _batches(path: Path, fmt: str, batch_rows: int):
 def _features(batch, features: list[str], offset: int) -> np.ndarray:
     missing = [f for f in features if f not in batch.schema.names]
     if missing:
-        raise DataValidationError(f"input is missing the model's feature column(s): {', '.join(missing)}",
-                                  hint=f"the model needs: {', '.join(features)}")
+        raise DataValidationError(
+            f"input is missing the model's feature column(s): {', '.join(missing)}",
+            hint=f"the model needs: {', '.join(features)}",
+        )
     cols = []
     for f in features:
         col = batch.column(f)
@@ -52,9 +54,10 @@ def _features(batch, features: list[str], offset: int) -> np.ndarray:
         arr = col.to_numpy(zero_copy_only=False).astype(np.float32)
         bad = ~np.isfinite(arr)
         if bad.any():
-            raise DataValidationError(f"column '{f}' has a missing or non-finite value at row "
-                                      f"{offset + int(bad.argmax())}",
-                                      hint="fill or drop missing values before scoring")
+            raise DataValidationError(
+                f"column '{f}' has a missing or non-finite value at row {offset + int(bad.argmax())}",
+                hint="fill or drop missing values before scoring",
+            )
         cols.append(arr)
     return np.ascontiguousarray(np.stack(cols, axis=1))
 
@@ -65,8 +68,10 @@ def score_file(cfg: Any) -> dict[str, Any]:
     src, dst = Path(s.input), Path(s.output)
     in_fmt, out_fmt = _format(src), _format(dst)
     if not src.is_file():
-        raise AiinfraError(f"server.input '{src}' does not exist",
-                           hint="run `aiinfra prepare` first, or give server.input=<file.parquet|file.csv>")
+        raise AiinfraError(
+            f"server.input '{src}' does not exist",
+            hint="run `aiinfra prepare` first, or give server.input=<file.parquet|file.csv>",
+        )
     model = ModelLoader(cfg)()
     batches, total = _batches(src, in_fmt, s.batch_rows)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -104,10 +109,25 @@ def score_file(cfg: Any) -> dict[str, Any]:
     writer.close()
     os.replace(tmp, dst)
     seconds = time.perf_counter() - started
-    log.info("scored %d rows of %s with %s version %s in %.2f s (%.0f rows/s) -> %s", rows, src, model.name,
-             model.version, seconds, rows / max(seconds, 1e-9), dst)
-    return {"exit_code": 0, "rows": rows, "output": str(dst), "seconds": round(seconds, 3),
-            "rows_per_s": round(rows / max(seconds, 1e-9)), "model_name": model.name, "model_version": model.version}
+    log.info(
+        "scored %d rows of %s with %s version %s in %.2f s (%.0f rows/s) -> %s",
+        rows,
+        src,
+        model.name,
+        model.version,
+        seconds,
+        rows / max(seconds, 1e-9),
+        dst,
+    )
+    return {
+        "exit_code": 0,
+        "rows": rows,
+        "output": str(dst),
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / max(seconds, 1e-9)),
+        "model_name": model.name,
+        "model_version": model.version,
+    }
 
 
 def _writer(path: Path, fmt: str, schema):
@@ -117,5 +137,12 @@ def _writer(path: Path, fmt: str, schema):
 
 
 def _progress(enabled: bool, total: int | None, name: str):
-    return Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-                    TimeElapsedColumn(), disable=not enabled, transient=False)
+    return Progress(
+        TextColumn(f"[bold]{name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )

@@ -55,9 +55,18 @@ def worker_app() -> Any:
 
 
 def _uvicorn_options(server_cfg: Any) -> dict[str, Any]:
-    return dict(host=server_cfg.host, port=server_cfg.port, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level="warning", server_header=False,
-                timeout_graceful_shutdown=server_cfg.graceful_timeout_s, backlog=2048)
+    return dict(
+        host=server_cfg.host,
+        port=server_cfg.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=server_cfg.graceful_timeout_s,
+        backlog=2048,
+    )
 
 
 def serve(cfg: Any) -> int:
@@ -69,8 +78,15 @@ def serve(cfg: Any) -> int:
         return _serve_workers(cfg)
     state = build_state(cfg)
     model = state.holder.current
-    log.info("serving %s version %s (runtime %s) on http://%s:%d (docs: /docs, metrics: /metrics, log: %s)",
-             model.name, model.version, s.runtime, s.host, s.port, state.predlog.dir if state.predlog else "off")
+    log.info(
+        "serving %s version %s (runtime %s) on http://%s:%d (docs: /docs, metrics: /metrics, log: %s)",
+        model.name,
+        model.version,
+        s.runtime,
+        s.host,
+        s.port,
+        state.predlog.dir if state.predlog else "off",
+    )
     return run_single_process(build_app(state), s)
 
 
@@ -100,8 +116,10 @@ def run_single_process(app: Any, server_cfg: Any) -> int:
     _quiet_signals()
     server.run()
     if not server.started:
-        raise AiinfraError(f"could not start the server on {server_cfg.host}:{server_cfg.port} "
-                           "(is the port in use?)", hint="pick another one: server.port=8001")
+        raise AiinfraError(
+            f"could not start the server on {server_cfg.host}:{server_cfg.port} (is the port in use?)",
+            hint="pick another one: server.port=8001",
+        )
     return 0
 
 

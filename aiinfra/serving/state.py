@@ -76,18 +76,25 @@ class ServingState:
         self.keys = KeyStore.from_config(server_cfg)
         self.predlog = None
         if server_cfg.prediction_log:
-            self.predlog = PredictionLog(prediction_log_dir(cfg), model.features,
-                                         flush_rows=server_cfg.log_flush_rows,
-                                         flush_interval_s=server_cfg.log_flush_interval_s,
-                                         on_written=self.metrics.log_written.inc,
-                                         on_error=self.metrics.log_errors.inc,
-                                         on_dropped=self.metrics.log_dropped.inc)
-        self.batcher = Batcher(self.holder.get, max_batch_size=server_cfg.max_batch_size,
-                               max_wait_ms=server_cfg.max_wait_ms, max_queue_rows=server_cfg.max_queue_rows,
-                               inference=server_cfg.inference, on_batch=self.metrics.observe_batch,
-                               on_delivered=self._log_batch if self.predlog is not None else None)
-        self.metrics.track(lambda: self.batcher.pending_rows,
-                           lambda: self.predlog.pending_rows if self.predlog else 0)
+            self.predlog = PredictionLog(
+                prediction_log_dir(cfg),
+                model.features,
+                flush_rows=server_cfg.log_flush_rows,
+                flush_interval_s=server_cfg.log_flush_interval_s,
+                on_written=self.metrics.log_written.inc,
+                on_error=self.metrics.log_errors.inc,
+                on_dropped=self.metrics.log_dropped.inc,
+            )
+        self.batcher = Batcher(
+            self.holder.get,
+            max_batch_size=server_cfg.max_batch_size,
+            max_wait_ms=server_cfg.max_wait_ms,
+            max_queue_rows=server_cfg.max_queue_rows,
+            inference=server_cfg.inference,
+            on_batch=self.metrics.observe_batch,
+            on_delivered=self._log_batch if self.predlog is not None else None,
+        )
+        self.metrics.track(lambda: self.batcher.pending_rows, lambda: self.predlog.pending_rows if self.predlog else 0)
         self.feedback = FeedbackStore(feedback_dir(cfg))
         self.access = AccessLog(server_cfg.access_log)
         self.ready = True
@@ -96,12 +103,14 @@ class ServingState:
         self._rid = 0
         self.spec_cache: dict[str, bytes] = {}
 
-    def _log_batch(self, model: Any, request_ids: list[str], counts: list[int], x: np.ndarray,
-                   proba: np.ndarray, index: np.ndarray) -> None:
+    def _log_batch(
+        self, model: Any, request_ids: list[str], counts: list[int], x: np.ndarray, proba: np.ndarray, index: np.ndarray
+    ) -> None:
         """One prediction-log append per forward pass (the batcher calls it for the answered rows)."""
         scores = proba[np.arange(proba.shape[0]), index]
-        self.predlog.append(request_ids, model.name, model.version, x, model.classes[index], scores,
-                            model.features, counts)
+        self.predlog.append(
+            request_ids, model.name, model.version, x, model.classes[index], scores, model.features, counts
+        )
 
     def request_id(self, given: str | None) -> str:
         if protocol.usable_request_id(given):

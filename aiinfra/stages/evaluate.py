@@ -33,8 +33,11 @@ def compute_metrics(y: Any, proba: Any, n_classes: int) -> dict[str, float]:
         "log_loss": float(log_loss(y, np.clip(proba, 1e-7, 1), labels=list(range(n_classes)))),
     }
     with contextlib.suppress(ValueError):  # a class absent from a tiny split: no ROC AUC
-        out["roc_auc"] = float(roc_auc_score(y, proba[:, 1]) if n_classes == 2
-                               else roc_auc_score(y, proba, multi_class="ovr", labels=list(range(n_classes))))
+        out["roc_auc"] = float(
+            roc_auc_score(y, proba[:, 1])
+            if n_classes == 2
+            else roc_auc_score(y, proba, multi_class="ovr", labels=list(range(n_classes)))
+        )
     return out
 
 

@@ -24,8 +24,7 @@ def _split(frame, cfg):
     stratify = frame[target] if cfg.split.stratify and frame[target].value_counts().min() >= 3 else None
     rest, test_df = train_test_split(frame, test_size=test, random_state=cfg.seed, stratify=stratify)
     stratify_rest = rest[target] if stratify is not None else None
-    train_df, val_df = train_test_split(rest, test_size=val / (1 - test), random_state=cfg.seed,
-                                        stratify=stratify_rest)
+    train_df, val_df = train_test_split(rest, test_size=val / (1 - test), random_state=cfg.seed, stratify=stratify_rest)
     return {"train": train_df, "val": val_df, "test": test_df}
 
 
@@ -41,13 +40,15 @@ def read_feedback(cfg: Any, features: list[str], target: str):
         frame = pd.read_parquet(path)
         missing = [c for c in [*features, target] if c not in frame.columns]
         if missing:
-            log.warning("feedback %s skipped: no column(s) %s (windows need labels: monitor.feedback)",
-                        path, ", ".join(missing))
+            log.warning(
+                "feedback %s skipped: no column(s) %s (windows need labels: monitor.feedback)", path, ", ".join(missing)
+            )
             continue
         labelled = frame.loc[frame[target].notna(), [*features, target]]
         if len(labelled) < len(frame):
-            log.info("feedback %s: %d of %d rows have no label and are skipped", path, len(frame) - len(labelled),
-                     len(frame))
+            log.info(
+                "feedback %s: %d of %d rows have no label and are skipped", path, len(frame) - len(labelled), len(frame)
+            )
         frames.append(labelled)
     if not frames:
         return None
@@ -94,5 +95,8 @@ def run(cfg: Any) -> dict[str, Any]:
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     log.info("wrote %s: %s (dataset hash %s)", out, meta["rows"], meta["dataset_hash"])
-    return {"prepared_dir": str(out), "dataset_hash": meta["dataset_hash"],
-            **{f"rows_{k}": v for k, v in meta["rows"].items()}}
+    return {
+        "prepared_dir": str(out),
+        "dataset_hash": meta["dataset_hash"],
+        **{f"rows_{k}": v for k, v in meta["rows"].items()},
+    }

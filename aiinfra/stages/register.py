@@ -66,8 +66,13 @@ def _champion(client, cfg: Any, name: str, alias: str, metric: str):
     try:
         value = _evaluate_version(cfg, name, str(mv.version)).get(metric)
     except Exception as exc:  # noqa: BLE001 - any failure falls back to the recorded value
-        log.warning("could not re-evaluate %s v%s on the current data (%s); using its recorded %s",
-                    name, mv.version, exc, metric)
+        log.warning(
+            "could not re-evaluate %s v%s on the current data (%s); using its recorded %s",
+            name,
+            mv.version,
+            exc,
+            metric,
+        )
         value = None
     if value is None:
         value = mv.tags.get(f"aiinfra.metric.{metric}")
@@ -109,8 +114,14 @@ def run(cfg: Any) -> dict[str, Any]:
     mv = _version_for(client, name, train_run["model_uri"], train_run["run_id"])
     if mv is None:
         mv = mlflow.register_model(train_run["model_uri"], name, tags={"aiinfra.model_uri": train_run["model_uri"]})
-        append_audit(cfg, "registered", model=name, version=str(mv.version), run_id=train_run["run_id"],
-                     dataset_hash=train_run.get("dataset_hash"))
+        append_audit(
+            cfg,
+            "registered",
+            model=name,
+            version=str(mv.version),
+            run_id=train_run["run_id"],
+            dataset_hash=train_run.get("dataset_hash"),
+        )
     version = str(mv.version)
     value = metrics.get(gate.metric)
     if champion is not None and str(champion.version) == version:
@@ -118,32 +129,66 @@ def run(cfg: Any) -> dict[str, Any]:
     else:
         passed, reason = check_gate(gate, value, champion_value)
     run_tags = client.get_run(train_run["run_id"]).data.tags
-    for k, v in {**{f"aiinfra.metric.{k}": str(v) for k, v in metrics.items()},
-                 "aiinfra.gate.passed": str(passed), "aiinfra.gate.reason": reason,
-                 "aiinfra.dataset_hash": str(train_run.get("dataset_hash"))}.items():
+    for k, v in {
+        **{f"aiinfra.metric.{k}": str(v) for k, v in metrics.items()},
+        "aiinfra.gate.passed": str(passed),
+        "aiinfra.gate.reason": reason,
+        "aiinfra.dataset_hash": str(train_run.get("dataset_hash")),
+    }.items():
         client.set_model_version_tag(name, version, k, v)
 
     moved = False
     if passed and (champion is None or str(champion.version) != version):
         client.set_registered_model_alias(name, alias, version)
         moved = True
-        append_audit(cfg, "alias_moved", model=name, alias=alias, version=version,
-                     previous_version=str(champion.version) if champion else None, reason=reason)
+        append_audit(
+            cfg,
+            "alias_moved",
+            model=name,
+            alias=alias,
+            version=version,
+            previous_version=str(champion.version) if champion else None,
+            reason=reason,
+        )
         log.info("'%s' -> %s v%s: %s", alias, name, version, reason)
     elif not passed:
-        append_audit(cfg, "gate_failed", model=name, alias=alias, version=version,
-                     kept_version=str(champion.version) if champion else None, reason=reason)
-        log.warning("gate failed, '%s' stays on %s: %s", alias,
-                    f"v{champion.version}" if champion else "no version", reason)
+        append_audit(
+            cfg,
+            "gate_failed",
+            model=name,
+            alias=alias,
+            version=version,
+            kept_version=str(champion.version) if champion else None,
+            reason=reason,
+        )
+        log.warning(
+            "gate failed, '%s' stays on %s: %s", alias, f"v{champion.version}" if champion else "no version", reason
+        )
 
-    gate_info = {"metric": gate.metric, "value": value, "champion_value": champion_value,
-                 "passed": passed, "reason": reason, "alias": alias, "alias_moved": moved}
-    md, page = write_model_card(cfg, name=name, version=version, train_run=train_run, metrics=metrics,
-                                gate=gate_info, tags=run_tags)
-    result = {"model_name": name, "version": version, "model_uri": f"models:/{name}/{version}",
-              "alias": alias, "passed": passed, "alias_moved": moved, "reason": reason,
-              "champion_version": version if passed else (str(champion.version) if champion else None),
-              "model_card": str(md), "model_card_html": str(page)}
+    gate_info = {
+        "metric": gate.metric,
+        "value": value,
+        "champion_value": champion_value,
+        "passed": passed,
+        "reason": reason,
+        "alias": alias,
+        "alias_moved": moved,
+    }
+    md, page = write_model_card(
+        cfg, name=name, version=version, train_run=train_run, metrics=metrics, gate=gate_info, tags=run_tags
+    )
+    result = {
+        "model_name": name,
+        "version": version,
+        "model_uri": f"models:/{name}/{version}",
+        "alias": alias,
+        "passed": passed,
+        "alias_moved": moved,
+        "reason": reason,
+        "champion_version": version if passed else (str(champion.version) if champion else None),
+        "model_card": str(md),
+        "model_card_html": str(page),
+    }
     out = Path(cfg.paths.models) / "registration.json"
     out.write_text(json.dumps(result, indent=2))
     return result

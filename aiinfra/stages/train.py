@@ -51,14 +51,19 @@ def _loaders(cfg: Any, data: PreparedData, plan: TrainingPlan):
     if plan.loader == Loader.memory:
         x, y = data.arrays("train")  # read once: the same array feeds the loader and the scaler
         scale_x = x
-        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), plan.loader_batch, shuffle=True,
-                              seed=cfg.seed)
+        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), plan.loader_batch, shuffle=True, seed=cfg.seed)
     else:
-        ds = ParquetStream(data.path("train"), data.features, data.target, data.classes, plan.batch_size,
-                           chunk_rows=cfg.data.stream_chunk_rows, seed=cfg.seed)
+        ds = ParquetStream(
+            data.path("train"),
+            data.features,
+            data.target,
+            data.classes,
+            plan.batch_size,
+            chunk_rows=cfg.data.stream_chunk_rows,
+            seed=cfg.seed,
+        )
         workers = cfg.data.num_workers
-        train = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
-                                            persistent_workers=workers > 0)
+        train = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
         scale_x, _ = data.arrays("reference")  # a sample of train: the scaler needs no full pass
     xv, yv = data.arrays("val")
     val = TensorBatches(torch.from_numpy(xv), torch.from_numpy(yv), max(plan.batch_size, 4096), shuffle=False)
@@ -73,17 +78,27 @@ def _callbacks(tcfg: Any, plan: TrainingPlan) -> list[Any]:
     callbacks: list[Any] = []
     stopping = tcfg.early_stopping
     if stopping.enabled:
-        callbacks.append(L.pytorch.callbacks.EarlyStopping(
-            monitor=stopping.monitor, mode=stopping.mode, patience=stopping.patience))
+        callbacks.append(
+            L.pytorch.callbacks.EarlyStopping(monitor=stopping.monitor, mode=stopping.mode, patience=stopping.patience)
+        )
     if tcfg.checkpoint.enabled:
-        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=tcfg.checkpoint.dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-            save_last=True, every_n_epochs=tcfg.checkpoint.every_n_epochs, save_top_k=1,
-            monitor=stopping.monitor, mode=stopping.mode))
+        callbacks.append(
+            L.pytorch.callbacks.ModelCheckpoint(
+                dirpath=tcfg.checkpoint.dir,
+                filename="epoch{epoch:03d}",
+                auto_insert_metric_name=False,
+                save_last=True,
+                every_n_epochs=tcfg.checkpoint.every_n_epochs,
+                save_top_k=1,
+                monitor=stopping.monitor,
+                mode=stopping.mode,
+            )
+        )
     # redraw / check the clock every ~25 / ~64 batches, whatever a Lightning step holds
     k = plan.steps_per_call
-    callbacks.append(bar_callback(max(1, 25 // k)) if use_bar(tcfg.progress_bar)
-                     else PlainProgress(check_every=max(1, 64 // k)))
+    callbacks.append(
+        bar_callback(max(1, 25 // k)) if use_bar(tcfg.progress_bar) else PlainProgress(check_every=max(1, 64 // k))
+    )
     return callbacks
 
 
@@ -111,9 +126,16 @@ def run(cfg: Any) -> dict[str, Any]:
     model = InferenceModel(build_network(cfg.model.type, model_cfg, n_features, n_classes), n_features)
     train_loader, val_loader, scale_x = _loaders(cfg, data, plan)
     model.scaler.fit(torch.from_numpy(scale_x))
-    module = ClassifierModule(model, lr=plan.lr, weight_decay=cfg.model.weight_decay, scheduler=cfg.model.scheduler,
-                              max_epochs=tcfg.max_epochs, threads=tcfg.threads, seed=cfg.seed,
-                              micro_batch=plan.micro_batch)
+    module = ClassifierModule(
+        model,
+        lr=plan.lr,
+        weight_decay=cfg.model.weight_decay,
+        scheduler=cfg.model.scheduler,
+        max_epochs=tcfg.max_epochs,
+        threads=tcfg.threads,
+        seed=cfg.seed,
+        micro_batch=plan.micro_batch,
+    )
     callbacks = _callbacks(tcfg, plan)
     phases.mark("data")
 
@@ -126,25 +148,33 @@ def run(cfg: Any) -> dict[str, Any]:
         from aiinfra.tracking.run import TrainRun, config_params, lineage_tags  # rank 0 alone imports MLflow
 
         # the params hold the effective values, where the automatic batch size and its learning rate apply
-        tracking = TrainRun(cfg, tags=lineage_tags(cfg, data.meta["dataset_hash"]),
-                            params={**config_params(cfg), "train.batch_size": str(plan.batch_size),
-                                    "train.lr": str(plan.lr)},
-                            artifacts={"config/resolved.yaml": to_yaml(cfg), "data/meta.json": data.meta})
+        tracking = TrainRun(
+            cfg,
+            tags=lineage_tags(cfg, data.meta["dataset_hash"]),
+            params={**config_params(cfg), "train.batch_size": str(plan.batch_size), "train.lr": str(plan.lr)},
+            artifacts={"config/resolved.yaml": to_yaml(cfg), "data/meta.json": data.meta},
+        )
         callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, curve))
     else:
         callbacks.append(EpochMetrics(None, None, curve))
     phases.mark("mlflow_start")
     try:
-        trainer = get_plugins().registry.get("trainer", tcfg.type).load()(
-            tcfg, callbacks=callbacks, default_root_dir=str(Path(".aiinfra") / "lightning"))
+        trainer = (
+            get_plugins()
+            .registry.get("trainer", tcfg.type)
+            .load()(tcfg, callbacks=callbacks, default_root_dir=str(Path(".aiinfra") / "lightning"))
+        )
         t_fit = time.perf_counter()
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=plan.resume_from)
         fit_s = time.perf_counter() - t_fit
         if plan.resume_from and "val_loss" not in trainer.callback_metrics:
             # the checkpoint had finished every epoch (killed while saving the model, say):
             # nothing was left to train, so validate it for the final metrics
-            log.warning("checkpoint %s had finished all %d epochs: validating it for the final metrics",
-                        plan.resume_from, tcfg.max_epochs)
+            log.warning(
+                "checkpoint %s had finished all %d epochs: validating it for the final metrics",
+                plan.resume_from,
+                tcfg.max_epochs,
+            )
             trainer.validate(module, dataloaders=val_loader, verbose=False)
         phases.mark("fit")
         if tracking is None:
@@ -157,8 +187,17 @@ def run(cfg: Any) -> dict[str, Any]:
     return result
 
 
-def _finish(cfg: Any, data: PreparedData, plan: TrainingPlan, model, model_cfg: dict[str, Any], trainer, tracking,
-            fit_s: float, phases: _Phases) -> dict[str, Any]:
+def _finish(
+    cfg: Any,
+    data: PreparedData,
+    plan: TrainingPlan,
+    model,
+    model_cfg: dict[str, Any],
+    trainer,
+    tracking,
+    fit_s: float,
+    phases: _Phases,
+) -> dict[str, Any]:
     """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
     import mlflow
 
@@ -174,17 +213,31 @@ def _finish(cfg: Any, data: PreparedData, plan: TrainingPlan, model, model_cfg: 
         epochs_done = _curve_epochs(Path(cfg.paths.plots) / "training_curve.csv")
     rows = data.meta["rows"]["train"] * max(1, epochs_done)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    mlflow.log_metrics({"fit_seconds": fit_s, "epochs": float(epochs_done),
-                        "samples_per_second": rows / fit_s if fit_s else 0.0})
+    mlflow.log_metrics(
+        {"fit_seconds": fit_s, "epochs": float(epochs_done), "samples_per_second": rows / fit_s if fit_s else 0.0}
+    )
     model.eval()
     models_dir = Path(cfg.paths.models)
     model_dir = models_dir / "model"
-    save_model(model, model_dir, component=cfg.model.type, model_cfg=model_cfg,
-               features=data.features, classes=data.classes, target=data.target,
-               extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id})
+    save_model(
+        model,
+        model_dir,
+        component=cfg.model.type,
+        model_cfg=model_cfg,
+        features=data.features,
+        classes=data.classes,
+        target=data.target,
+        extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id},
+    )
     x_val, _ = data.arrays("val")
-    info = log_model_dir(model_dir, x_val[:5], artifact_name=MODEL_ARTIFACT, features=data.features,
-                         classes=data.classes, target=data.target)
+    info = log_model_dir(
+        model_dir,
+        x_val[:5],
+        artifact_name=MODEL_ARTIFACT,
+        features=data.features,
+        classes=data.classes,
+        target=data.target,
+    )
     phases.mark("log_model")
     tracking.close()
     phases.mark("end_run")
@@ -205,12 +258,21 @@ def _finish(cfg: Any, data: PreparedData, plan: TrainingPlan, model, model_cfg: 
         "timings": phases.seconds,
     }
     (models_dir / "train_run.json").write_text(json.dumps(summary, indent=2))
-    log.info("trained %s: %s; fit %.1f s; MLflow run %s", cfg.model.type,
-             " ".join(f"{k}={v:.4f}" for k, v in sorted(final.items())), fit_s, summary["run_id"])
-    log.info("train stage phases (s): %s (pid %d)",
-             ", ".join(f"{k} {v:.2f}" for k, v in phases.seconds.items()), os.getpid())
-    return {"model_dir": str(model_dir), **{k: v for k, v in summary.items() if k not in ("metrics", "timings")},
-            **final}
+    log.info(
+        "trained %s: %s; fit %.1f s; MLflow run %s",
+        cfg.model.type,
+        " ".join(f"{k}={v:.4f}" for k, v in sorted(final.items())),
+        fit_s,
+        summary["run_id"],
+    )
+    log.info(
+        "train stage phases (s): %s (pid %d)", ", ".join(f"{k} {v:.2f}" for k, v in phases.seconds.items()), os.getpid()
+    )
+    return {
+        "model_dir": str(model_dir),
+        **{k: v for k, v in summary.items() if k not in ("metrics", "timings")},
+        **final,
+    }
 
 
 def _curve_epochs(curve: Path) -> int:

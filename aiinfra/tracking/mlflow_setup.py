@@ -31,7 +31,7 @@ def tracking_uri(tracking_cfg: Any, root: Path | None = None) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_cfg.uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         # relative sqlite paths are relative to the project root, not to wherever we are
-        uri = "sqlite:///" + str(((root or Path.cwd()) / uri[len("sqlite:///"):]).resolve())
+        uri = "sqlite:///" + str(((root or Path.cwd()) / uri[len("sqlite:///") :]).resolve())
     return uri
 
 
@@ -80,12 +80,18 @@ def setup_mlflow(cfg: Any, root: Path | None = None) -> str:
 
 def git_commit(root: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or Path.cwd(), capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root or Path.cwd(), capture_output=True, text=True, timeout=10
+        )
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root or Path.cwd(),
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root or Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -120,8 +126,10 @@ def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
             return ResolvedModel(uri, local.resolve(), local.name, "local")
         if (local / "artifacts" / MODEL_ARTIFACT / "model.json").is_file():
             return ResolvedModel(uri, (local / "artifacts" / MODEL_ARTIFACT).resolve(), local.name, "local")
-        raise AiinfraError(f"model '{uri}' not found: no such model directory.",
-                           hint="give models:/<name>@<alias>, models:/<name>/<version> or a model directory")
+        raise AiinfraError(
+            f"model '{uri}' not found: no such model directory.",
+            hint="give models:/<name>@<alias>, models:/<name>/<version> or a model directory",
+        )
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -131,7 +139,7 @@ def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
     dst = tempfile.mkdtemp(prefix="aiinfra-model-")
     try:
         if uri.startswith("models:/"):
-            ref = uri[len("models:/"):]
+            ref = uri[len("models:/") :]
             if "@" in ref:
                 name, alias = ref.split("@", 1)
                 mv = client.get_model_version_by_alias(name, alias)
@@ -145,9 +153,11 @@ def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
         downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=dst))
     except MlflowException as exc:
         shutil.rmtree(dst, ignore_errors=True)
-        raise AiinfraError(f"cannot load model '{uri}': {exc.message.splitlines()[0]}",
-                           hint="train and register one first (`aiinfra train` then `aiinfra register`), "
-                           "or check the name and alias with the MLflow UI") from None
+        raise AiinfraError(
+            f"cannot load model '{uri}': {exc.message.splitlines()[0]}",
+            hint="train and register one first (`aiinfra train` then `aiinfra register`), "
+            "or check the name and alias with the MLflow UI",
+        ) from None
     except BaseException:
         shutil.rmtree(dst, ignore_errors=True)
         raise

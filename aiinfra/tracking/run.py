@@ -111,8 +111,9 @@ class TrainRun:
             mlflow.MlflowClient().set_terminated(self.run_id, status=status)
 
 
-def log_model_dir(model_dir: Path, example: Any, *, artifact_name: str, features: list[str], classes: list[Any],
-                  target: str):
+def log_model_dir(
+    model_dir: Path, example: Any, *, artifact_name: str, features: list[str], classes: list[Any], target: str
+):
     """Log a model directory to the active run as an MLflow pyfunc (models from code) with a tensor
     signature inferred from ``example`` (a few float32 rows); returns MLflow's ModelInfo."""
     probs = Predictor.load(model_dir).predict_proba(example)
@@ -125,7 +126,11 @@ def log_model_dir(model_dir: Path, example: Any, *, artifact_name: str, features
         signature=signature,
         input_example=example,
         # explicit requirements: inferring them would load the model in a subprocess (slow)
-        pip_requirements=[f"aiinfra=={aiinfra.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                          f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"],
+        pip_requirements=[
+            f"aiinfra=={aiinfra.__version__}",
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"mlflow=={mlflow.__version__}",
+            f"numpy=={np.__version__}",
+        ],
         metadata={"features": features, "classes": classes, "target": target},
     )

@@ -67,9 +67,9 @@ class TensorBatches:
         n = len(self.x) if idx is None else len(idx)
         for start in range(0, n, self.batch_size):
             if idx is None:
-                yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
             else:
-                take = idx[start:start + self.batch_size]
+                take = idx[start : start + self.batch_size]
                 yield self.x[take], self.y[take]
 
 
@@ -78,8 +78,17 @@ class ParquetStream(torch.utils.data.IterableDataset):
     a disjoint set of row groups, so memory stays bounded by chunk size x workers. Under DDP each
     rank reads every chunk and keeps a disjoint 1/world of its rows."""
 
-    def __init__(self, path: Path, features: list[str], target: str, classes: list, batch_size: int,
-                 chunk_rows: int = 65536, shuffle: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        features: list[str],
+        target: str,
+        classes: list,
+        batch_size: int,
+        chunk_rows: int = 65536,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
         self.path, self.features, self.target = Path(path), list(features), target
         self.class_index = {c: i for i, c in enumerate(classes)}
         self.batch_size, self.chunk_rows, self.shuffle, self.seed = batch_size, chunk_rows, shuffle, seed
@@ -103,8 +112,9 @@ class ParquetStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng(self.seed + epoch * 1009 + wid)
         if self.shuffle:
             rng.shuffle(groups)
-        for batch in pf.iter_batches(batch_size=self.chunk_rows, row_groups=groups,
-                                     columns=[*self.features, self.target]):
+        for batch in pf.iter_batches(
+            batch_size=self.chunk_rows, row_groups=groups, columns=[*self.features, self.target]
+        ):
             columns = [batch.column(f).to_numpy(zero_copy_only=False) for f in self.features]
             x = np.column_stack(columns).astype(np.float32)
             y = np.fromiter((self.class_index[v] for v in batch.column(self.target).to_pylist()), np.int64)
@@ -114,7 +124,7 @@ class ParquetStream(torch.utils.data.IterableDataset):
                 # all ranks see the same number of batches: DDP hangs when one runs out first
                 order = order[: len(order) - len(order) % world][rank::world]
             for s in range(0, len(order), self.batch_size):
-                take = order[s:s + self.batch_size]
+                take = order[s : s + self.batch_size]
                 yield torch.from_numpy(x[take]), torch.from_numpy(y[take])
 
 

@@ -36,8 +36,12 @@ class EpochMetrics(L.Callback):
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        batch = [Metric(k, v, ts, int(row["epoch"])) for row in self.rows[self._sent:]
-                 for k, v in row.items() if k != "epoch"]
+        batch = [
+            Metric(k, v, ts, int(row["epoch"]))
+            for row in self.rows[self._sent :]
+            for k, v in row.items()
+            if k != "epoch"
+        ]
         MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch, synchronous=True)
         self._sent = len(self.rows)
 

@@ -14,9 +14,17 @@ from aiinfra.training.process import set_threads
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model: InferenceModel, lr: float, weight_decay: float = 0.0,
-                 scheduler: Scheduler | None = None, max_epochs: int = 1, threads: int = 0, seed: int = 0,
-                 micro_batch: int | None = None):
+    def __init__(
+        self,
+        model: InferenceModel,
+        lr: float,
+        weight_decay: float = 0.0,
+        scheduler: Scheduler | None = None,
+        max_epochs: int = 1,
+        threads: int = 0,
+        seed: int = 0,
+        micro_batch: int | None = None,
+    ):
         super().__init__()
         # micro_batch: the loader hands several batches at once (trainer.steps_per_call) and
         # training_step takes one optimizer step per micro_batch rows of it. Lightning's per-step
@@ -110,15 +118,15 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self.model(x)
         self.log("val_loss", self.loss(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
-        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, batch_size=len(y),
-                 sync_dist=True)
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         # fused: one kernel for all parameters instead of a dozen small ops per tensor; on CPU the
         # optimizer step of the MLP went from 0.19 to 0.05 ms (about a tenth of a training step)
         device = next(self.parameters()).device.type
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay,
-                                fused=device in ("cpu", "cuda"))
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=device in ("cpu", "cuda")
+        )
         name = self.scheduler_name
         if name is None:
             return opt

@@ -48,9 +48,13 @@ def plan_training(cfg: Any, *, train_rows: int, n_features: int) -> TrainingPlan
     """The plan for this config and a prepared training split of ``train_rows`` x ``n_features``."""
     batch = batch_size(cfg, train_rows)
     loader = loader_kind(cfg, train_rows, n_features)
-    return TrainingPlan(batch_size=batch, lr=learning_rate(cfg, batch), loader=loader,
-                        steps_per_call=steps_per_call(cfg, loader),
-                        resume_from=resume_checkpoint(cfg.trainer.checkpoint))
+    return TrainingPlan(
+        batch_size=batch,
+        lr=learning_rate(cfg, batch),
+        loader=loader,
+        steps_per_call=steps_per_call(cfg, loader),
+        resume_from=resume_checkpoint(cfg.trainer.checkpoint),
+    )
 
 
 def auto_batch_size(rows: int) -> int:
@@ -95,14 +99,20 @@ def steps_per_call(cfg: Any, loader: Loader) -> int:
     k = tcfg.steps_per_call
     if k <= 1 or loader != Loader.memory:
         return 1
-    blockers = [name for name, on in (
-        ("model.scheduler", cfg.model.scheduler is not None),
-        ("trainer.gradient_clip_val", tcfg.gradient_clip_val not in (None, 0)),
-        ("trainer.accumulate_grad_batches", tcfg.accumulate_grad_batches > 1),
-        ("trainer.precision", tcfg.precision is not None and tcfg.precision not in ("32", "32-true")),
-        ("several processes (trainer.devices/num_nodes/strategy)",
-         str(tcfg.devices) != "1" or tcfg.num_nodes != 1 or tcfg.strategy not in ("auto", "single_device")),
-    ) if on]
+    blockers = [
+        name
+        for name, on in (
+            ("model.scheduler", cfg.model.scheduler is not None),
+            ("trainer.gradient_clip_val", tcfg.gradient_clip_val not in (None, 0)),
+            ("trainer.accumulate_grad_batches", tcfg.accumulate_grad_batches > 1),
+            ("trainer.precision", tcfg.precision is not None and tcfg.precision not in ("32", "32-true")),
+            (
+                "several processes (trainer.devices/num_nodes/strategy)",
+                str(tcfg.devices) != "1" or tcfg.num_nodes != 1 or tcfg.strategy not in ("auto", "single_device"),
+            ),
+        )
+        if on
+    ]
     if blockers:
         log.info("trainer.steps_per_call=%d off: %s need Lightning's automatic optimization", k, ", ".join(blockers))
         return 1
@@ -118,6 +128,8 @@ def resume_checkpoint(checkpoint_cfg: Any) -> str | None:
         return None
     path = Path(checkpoint_cfg.dir) / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
-        raise AiinfraError(f"cannot resume: checkpoint {path} does not exist.",
-                           hint="train once with trainer.checkpoint.enabled=true, or drop trainer.checkpoint.resume")
+        raise AiinfraError(
+            f"cannot resume: checkpoint {path} does not exist.",
+            hint="train once with trainer.checkpoint.enabled=true, or drop trainer.checkpoint.resume",
+        )
     return str(path)

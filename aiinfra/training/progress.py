@@ -50,5 +50,10 @@ class PlainProgress(L.Callback):
             return
         m = epoch_metrics(trainer, pl_module)
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
-        log.info("epoch %d/%d %s (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, shown,
-                 time.perf_counter() - self._t0)
+        log.info(
+            "epoch %d/%d %s (%.1f s)",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            shown,
+            time.perf_counter() - self._t0,
+        )

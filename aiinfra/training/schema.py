@@ -30,8 +30,21 @@ class Accelerator(StrEnum):
 #: what ``trainer.precision`` takes: Lightning's precisions and aiinfra's ``auto-mixed`` (bf16-mixed
 #: on GPUs with bf16, 16-mixed on older ones, full precision on CPU). Not an enum: OmegaConf looks
 #: enum members up by name, and ``16-mixed`` cannot be one.
-PRECISIONS = ("auto-mixed", "16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true",
-              "transformer-engine", "transformer-engine-float16", "16", "32", "64", "bf16")
+PRECISIONS = (
+    "auto-mixed",
+    "16-mixed",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+    "16-true",
+    "bf16-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+    "16",
+    "32",
+    "64",
+    "bf16",
+)
 
 
 class ClipAlgorithm(StrEnum):
@@ -76,9 +89,12 @@ class CheckpointConfig:
         if self.resume is None:
             return
         require(bool(self.resume.strip()), "resume", "must be null, 'last' or a checkpoint path, got ''")
-        require(self.resume not in _LIGHTNING_CKPT_WORDS, "resume",
-                f"must be null, 'last' or a checkpoint path, got {self.resume!r}",
-                hint="trainer.checkpoint.resume=last resumes from <trainer.checkpoint.dir>/last.ckpt")
+        require(
+            self.resume not in _LIGHTNING_CKPT_WORDS,
+            "resume",
+            f"must be null, 'last' or a checkpoint path, got {self.resume!r}",
+            hint="trainer.checkpoint.resume=last resumes from <trainer.checkpoint.dir>/last.ckpt",
+        )
 
 
 @dataclass
@@ -116,24 +132,49 @@ class LightningTrainerConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     def check(self) -> None:
-        at_least(self, 1, "num_nodes", "max_epochs", "accumulate_grad_batches", "check_val_every_n_epoch",
-                 "steps_per_call", "log_every_n_steps")
+        at_least(
+            self,
+            1,
+            "num_nodes",
+            "accumulate_grad_batches",
+            "check_val_every_n_epoch",
+            "steps_per_call",
+            "log_every_n_steps",
+        )
+        # -1 is Lightning's "no limit" (early stopping or a time limit ends the run)
+        require(
+            self.max_epochs == -1 or self.max_epochs >= 1,
+            "max_epochs",
+            f"must be >= 1, or -1 for no limit, got {self.max_epochs!r}",
+        )
         at_least(self, 0, "min_epochs", "threads", "gradient_clip_val")
         at_least(self, -1, "num_sanity_val_steps")
-        require(self.min_epochs <= self.max_epochs, "min_epochs",
-                f"must be <= trainer.max_epochs ({self.max_epochs}), got {self.min_epochs}")
+        require(
+            self.max_epochs == -1 or self.min_epochs <= self.max_epochs,
+            "min_epochs",
+            f"must be <= trainer.max_epochs ({self.max_epochs}), got {self.min_epochs}",
+        )
         if self.precision is not None and self.precision not in PRECISIONS:
-            fail("precision", f"unknown precision {self.precision!r}." + did_you_mean(self.precision, PRECISIONS),
-                 hint=f"one of: null (full precision), {choices_text(PRECISIONS)}")
+            fail(
+                "precision",
+                f"unknown precision {self.precision!r}." + did_you_mean(self.precision, PRECISIONS),
+                hint=f"one of: null (full precision), {choices_text(PRECISIONS)}",
+            )
         for key in ("limit_train_batches", "limit_val_batches"):
             limit = getattr(self, key)
             if limit is not None:
-                require(limit >= 0 and (limit <= 1 or limit == int(limit)), key,
-                        f"must be a share between 0.0 and 1.0 or a whole number of batches, got {limit!r}")
+                require(
+                    limit >= 0 and (limit <= 1 or limit == int(limit)),
+                    key,
+                    f"must be a share between 0.0 and 1.0 or a whole number of batches, got {limit!r}",
+                )
         self._check_devices()
         if os.environ.get("TORCHELASTIC_RUN_ID") and self.devices == "auto":
-            fail("devices", "must be set explicitly under torchrun (auto would start independent "
-                 "single-process trainings).", hint="trainer.devices=<processes per node> trainer.num_nodes=<nodes>")
+            fail(
+                "devices",
+                "must be set explicitly under torchrun (auto would start independent single-process trainings).",
+                hint="trainer.devices=<processes per node> trainer.num_nodes=<nodes>",
+            )
 
     def _check_devices(self) -> None:
         devices = self.devices
@@ -143,10 +184,16 @@ class LightningTrainerConfig:
             require(devices >= 1 or devices == -1, "devices", f"must be >= 1 (or -1: all), got {devices}")
         elif isinstance(devices, str):
             text = devices.strip()
-            require(text == "auto" or text.lstrip("-").isdigit() or all(p.strip().isdigit() for p in text.split(",")),
-                    "devices", f"must be 'auto', a number of devices or a list of device indices, got {devices!r}")
+            require(
+                text == "auto" or text.lstrip("-").isdigit() or all(p.strip().isdigit() for p in text.split(",")),
+                "devices",
+                f"must be 'auto', a number of devices or a list of device indices, got {devices!r}",
+            )
         elif isinstance(devices, (list, tuple)):
-            require(bool(devices) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices),
-                    "devices", f"a list of devices holds device indices (>= 0), got {list(devices)!r}")
+            require(
+                bool(devices) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices),
+                "devices",
+                f"a list of devices holds device indices (>= 0), got {list(devices)!r}",
+            )
         else:
             fail("devices", f"must be 'auto', a number of devices or a list of device indices, got {devices!r}")

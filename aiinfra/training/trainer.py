@@ -94,5 +94,7 @@ def build_trainer(tcfg: Any, *, callbacks: list[Any], default_root_dir: str) -> 
     try:
         return L.Trainer(**kwargs)
     except Exception as exc:  # Lightning's MisconfigurationException and ValueErrors are user errors here
-        raise ConfigError(f"cannot build the Lightning Trainer: {exc}",
-                          hint="check the trainer.* settings (`aiinfra config` shows them)") from None
+        raise ConfigError(
+            f"cannot build the Lightning Trainer: {exc}",
+            hint="check the trainer.* settings (`aiinfra config` shows them)",
+        ) from None

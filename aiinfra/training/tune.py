@@ -42,16 +42,24 @@ SEARCH_FUNCTIONS = ("choice(", "range(", "interval(", "tag(")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aiinfra tune", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="aiinfra tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("overrides", nargs="*", help="search space (choice/range/interval/tag) and fixed overrides")
     p.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")
     p.add_argument("--metric", default="val_acc", help="metric to optimise, from the trained run (default val_acc)")
-    p.add_argument("--direction", choices=["maximize", "minimize"], default=None,
-                   help="default: minimize for *loss*, else maximize")
+    p.add_argument(
+        "--direction",
+        choices=["maximize", "minimize"],
+        default=None,
+        help="default: minimize for *loss*, else maximize",
+    )
     p.add_argument("--study", default=None, help="study name (default tune-<timestamp>)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL to persist/resume a study, e.g. "
-                   "sqlite:///optuna.db (default: in memory)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL to persist/resume a study, e.g. sqlite:///optuna.db (default: in memory)",
+    )
     p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default: the config's seed)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -71,8 +79,10 @@ def parse_space(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(searched)
     except Exception as exc:  # hydra's OverrideParseException
-        raise ConfigError(f"cannot parse the search space: {exc}",
-                          hint="e.g. 'model.lr=tag(log, interval(1e-4, 1e-1))' 'model.hidden=choice(32,64)'") from None
+        raise ConfigError(
+            f"cannot parse the search space: {exc}",
+            hint="e.g. 'model.lr=tag(log, interval(1e-4, 1e-1))' 'model.hidden=choice(32,64)'",
+        ) from None
     for ov in parsed:
         key, value = ov.get_key_element(), ov.value()
         log_scale = "log" in getattr(value, "tags", set())
@@ -87,11 +97,15 @@ def parse_space(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
         elif isinstance(value, IntervalSweep):
             space[key] = FloatDistribution(float(value.start), float(value.end), log=log_scale)
         else:
-            raise ConfigError(f"'{ov.input_line}' is not a search dimension",
-                              hint="use choice(...), range(lo, hi), interval(lo, hi) or tag(log, ...)")
+            raise ConfigError(
+                f"'{ov.input_line}' is not a search dimension",
+                hint="use choice(...), range(lo, hi), interval(lo, hi) or tag(log, ...)",
+            )
     if not space:
-        raise ConfigError("nothing to search: no choice(...), range(...) or interval(...) override given",
-                          hint="e.g. aiinfra tune 'model.hidden=choice(32,64)' --trials 4")
+        raise ConfigError(
+            "nothing to search: no choice(...), range(...) or interval(...) override given",
+            hint="e.g. aiinfra tune 'model.hidden=choice(32,64)' --trials 4",
+        )
     return space, fixed
 
 
@@ -131,10 +145,16 @@ def _tune(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = base.seed if args.seed is None else args.seed
-    sampler = optuna.samplers.RandomSampler(seed=seed) if args.sampler == "random" else \
-        optuna.samplers.TPESampler(seed=seed)
-    study = optuna.create_study(study_name=study_name, storage=args.storage, direction=direction,
-                                sampler=sampler, load_if_exists=args.storage is not None)
+    sampler = (
+        optuna.samplers.RandomSampler(seed=seed) if args.sampler == "random" else optuna.samplers.TPESampler(seed=seed)
+    )
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=args.storage,
+        direction=direction,
+        sampler=sampler,
+        load_if_exists=args.storage is not None,
+    )
     exp_id = setup_mlflow(base)
     trial_dirs: dict[int, Path] = {}
 
@@ -142,15 +162,21 @@ def _tune(args: argparse.Namespace) -> int:
         chosen = {key: _suggest(trial, key, dist) for key, dist in space.items()}
         out = root / f"trial-{trial.number}"
         trial_dirs[trial.number] = out
-        overrides = [*fixed, *(_value_override(k, v) for k, v in chosen.items()),
-                     f"paths.models={out / 'models'}", f"paths.plots={out / 'plots'}",
-                     f"trainer.checkpoint.dir={out / 'checkpoints'}",
-                     f"++tracking.run_name={study_name}-{trial.number}"]
+        overrides = [
+            *fixed,
+            *(_value_override(k, v) for k, v in chosen.items()),
+            f"paths.models={out / 'models'}",
+            f"paths.plots={out / 'plots'}",
+            f"trainer.checkpoint.dir={out / 'checkpoints'}",
+            f"++tracking.run_name={study_name}-{trial.number}",
+        ]
         result = runner.run_stage("train", runner.load_config(overrides))
         if args.metric not in result:
-            raise ConfigError(f"metric '{args.metric}' is not among the trained run's metrics "
-                              f"({', '.join(sorted(k for k, v in result.items() if isinstance(v, float)))})",
-                              hint="pass --metric val_acc or --metric val_loss")
+            raise ConfigError(
+                f"metric '{args.metric}' is not among the trained run's metrics "
+                f"({', '.join(sorted(k for k, v in result.items() if isinstance(v, float)))})",
+                hint="pass --metric val_acc or --metric val_loss",
+            )
         value = float(result[args.metric])
         trial.set_user_attr("run_id", result.get("run_id"))
         log.info("trial %d: %s -> %s=%.4f", trial.number, chosen, args.metric, value)
@@ -162,8 +188,11 @@ def _tune(args: argparse.Namespace) -> int:
     from mlflow.tracking.context.registry import resolve_tags
 
     client = mlflow.MlflowClient()
-    parent_id = client.create_run(exp_id, run_name=study_name, tags=resolve_tags(
-        {"aiinfra.tune.metric": args.metric, "aiinfra.tune.direction": direction})).info.run_id
+    parent_id = client.create_run(
+        exp_id,
+        run_name=study_name,
+        tags=resolve_tags({"aiinfra.tune.metric": args.metric, "aiinfra.tune.direction": direction}),
+    ).info.run_id
     client.log_batch(parent_id, params=[Param(f"space.{k}", str(v)[:500]) for k, v in space.items()])
     previous = os.environ.get(PARENT_RUN_ENV)
     os.environ[PARENT_RUN_ENV] = parent_id
@@ -176,9 +205,12 @@ def _tune(args: argparse.Namespace) -> int:
             raise ConfigError("no trial completed", hint="see the errors above")
         best = study.best_trial
         now_ms = int(time.time() * 1000)
-        client.log_batch(parent_id, metrics=[Metric(f"best_{args.metric}", float(best.value), now_ms, 0)],
-                         params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()],
-                         tags=[RunTag("aiinfra.tune.best_run_id", str(best.user_attrs.get("run_id")))])
+        client.log_batch(
+            parent_id,
+            metrics=[Metric(f"best_{args.metric}", float(best.value), now_ms, 0)],
+            params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()],
+            tags=[RunTag("aiinfra.tune.best_run_id", str(best.user_attrs.get("run_id")))],
+        )
         status = "FINISHED"
     finally:
         client.set_terminated(parent_id, status=status)
@@ -206,8 +238,9 @@ def _tune(args: argparse.Namespace) -> int:
     reports.mkdir(parents=True, exist_ok=True)
     out = reports / "best_params.yaml"
     out.write_text(OmegaConf.to_yaml(OmegaConf.create(report)))
-    print(f"best {args.metric}={best.value:.4f} (trial {best.number} of {len(study.trials)}): "
-          f"{' '.join(best_overrides)}")
+    print(
+        f"best {args.metric}={best.value:.4f} (trial {best.number} of {len(study.trials)}): {' '.join(best_overrides)}"
+    )
     print(f"train it:  aiinfra train {' '.join(report['overrides'])}")
     print(f"saved {out}")
     return 0

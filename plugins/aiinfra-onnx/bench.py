@@ -55,8 +55,9 @@ def in_process(model_dir: Path, rows: np.ndarray) -> dict:
 
 
 def body(x: np.ndarray) -> bytes:
-    return json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
-                                   "data": x.reshape(-1).tolist()}]}).encode()
+    return json.dumps(
+        {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]}
+    ).encode()
 
 
 def http_bench(url: str, rows: np.ndarray) -> dict:
@@ -88,8 +89,13 @@ def http_bench(url: str, rows: np.ndarray) -> dict:
         list(pool.map(worker, [250] * 8))
     conc = 2000 / (time.perf_counter() - s)
     lat.sort()
-    return {"p50_ms": 1e3 * statistics.median(lat), "p99_ms": 1e3 * lat[int(0.99 * len(lat))],
-            "seq_rps": len(lat) / sum(lat), "conc8_rps": conc, "rows1000_ms": 1e3 * big_s}
+    return {
+        "p50_ms": 1e3 * statistics.median(lat),
+        "p99_ms": 1e3 * lat[int(0.99 * len(lat))],
+        "seq_rps": len(lat) / sum(lat),
+        "conc8_rps": conc,
+        "rows1000_ms": 1e3 * big_s,
+    }
 
 
 def main() -> None:
@@ -101,8 +107,10 @@ def main() -> None:
     try:
         model_dir = train_model(tmp / "model")
         rows = load_breast_cancer().data.astype(np.float32)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}"
+        )
         print("model: MLP 30 -> 16 -> 16 -> 2 (breast cancer), torch 1 thread, onnxruntime 1 thread")
         for k, v in in_process(model_dir, rows).items():
             print(f"in-process {k}: {v:.1f}")

@@ -19,8 +19,14 @@ def feature_names(n: int = N_COLUMNS) -> list[str]:
     return [f"f{i:02d}" for i in range(n)]
 
 
-def _column(rng: np.random.Generator, name: str, rows: int, shift: float = 0.0, scale: float = 1.0,
-            probs: list[float] | None = None) -> np.ndarray:
+def _column(
+    rng: np.random.Generator,
+    name: str,
+    rows: int,
+    shift: float = 0.0,
+    scale: float = 1.0,
+    probs: list[float] | None = None,
+) -> np.ndarray:
     if name in CODES:
         p = np.asarray(probs if probs is not None else CODES[name], dtype=float)
         return rng.choice(np.arange(len(p), dtype=np.float64), size=rows, p=p / p.sum())
@@ -65,9 +71,17 @@ def make(scenario: str, rows: int, seed: int = 0, reference: bool = False) -> di
     return cols
 
 
-def write_prediction_log(root, columns: dict[str, np.ndarray], start, hours: int = 1,
-                         rows_per_file: int = 100_000, model_name: str = "model", model_version: str = "1",
-                         prediction: np.ndarray | None = None, seed: int = 0) -> list[str]:
+def write_prediction_log(
+    root,
+    columns: dict[str, np.ndarray],
+    start,
+    hours: int = 1,
+    rows_per_file: int = 100_000,
+    model_name: str = "model",
+    model_version: str = "1",
+    prediction: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[str]:
     """Write ``columns`` as the server's prediction log under ``root`` (the serving contract:
     ``date=YYYY-MM-DD/hour=HH/part-*.parquet`` with request_id, timestamp[us, UTC], model_name,
     model_version, the features as doubles, prediction, score), rows spread evenly over
@@ -94,24 +108,27 @@ def write_prediction_log(root, columns: dict[str, np.ndarray], start, hours: int
         part = Path(root) / f"date={when:%Y-%m-%d}" / f"hour={when:%H}"
         part.mkdir(parents=True, exist_ok=True)
         for k in range(0, idx.size, rows_per_file):
-            sel = idx[k:k + rows_per_file]
-            table = pa.table({
-                "request_id": pa.array([f"r{i}" for i in sel], pa.string()),
-                "timestamp": pa.array(stamps[sel], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-                "model_name": pa.array([model_name] * sel.size, pa.string()),
-                "model_version": pa.array([model_version] * sel.size, pa.string()),
-                **{n: pa.array(columns[n][sel], pa.float64()) for n in names},
-                "prediction": pa.array(prediction[sel]),
-                "score": pa.array(rng.uniform(0.5, 1.0, sel.size), pa.float64()),
-            })
+            sel = idx[k : k + rows_per_file]
+            table = pa.table(
+                {
+                    "request_id": pa.array([f"r{i}" for i in sel], pa.string()),
+                    "timestamp": pa.array(stamps[sel], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                    "model_name": pa.array([model_name] * sel.size, pa.string()),
+                    "model_version": pa.array([model_version] * sel.size, pa.string()),
+                    **{n: pa.array(columns[n][sel], pa.float64()) for n in names},
+                    "prediction": pa.array(prediction[sel]),
+                    "score": pa.array(rng.uniform(0.5, 1.0, sel.size), pa.float64()),
+                }
+            )
             f = part / f"part-{when:%Y%m%dT%H}-{k // rows_per_file:05d}.parquet"
             pq.write_table(table, f)
             files.append(str(f))
     return files
 
 
-def write_reference(prepared, columns: dict[str, np.ndarray], target: np.ndarray | None = None,
-                    target_name: str = "target") -> None:
+def write_reference(
+    prepared, columns: dict[str, np.ndarray], target: np.ndarray | None = None, target_name: str = "target"
+) -> None:
     """``reference.parquet`` + ``meta.json`` as the prepare stage writes them."""
     import json
     from pathlib import Path
@@ -125,8 +142,15 @@ def write_reference(prepared, columns: dict[str, np.ndarray], target: np.ndarray
     rows = len(columns[names[0]])
     if target is None:
         target = (np.nan_to_num(columns[names[0]]) > 0).astype(np.int64)
-    pq.write_table(pa.table({**{n: pa.array(columns[n], pa.float64()) for n in names}, target_name: target}),
-                   out / "reference.parquet")
-    meta = {"features": names, "target": target_name, "classes": sorted(np.unique(target).tolist()),
-            "dataset_hash": "scenario", "rows": {"reference": rows}}
+    pq.write_table(
+        pa.table({**{n: pa.array(columns[n], pa.float64()) for n in names}, target_name: target}),
+        out / "reference.parquet",
+    )
+    meta = {
+        "features": names,
+        "target": target_name,
+        "classes": sorted(np.unique(target).tolist()),
+        "dataset_hash": "scenario",
+        "rows": {"reference": rows},
+    }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))

@@ -35,7 +35,7 @@ def evidently_columns(snapshot: dict) -> dict[str, Any]:
     for test in snapshot.get("tests", []):
         name = str(test.get("name", ""))
         if name.startswith("Value Drift for column "):
-            col = name[len("Value Drift for column "):]
+            col = name[len("Value Drift for column ") :]
             if col in columns:
                 columns[col]["drifted"] = test.get("status") == "FAIL"
         elif name.startswith("Share of Drifted Columns"):
@@ -43,18 +43,30 @@ def evidently_columns(snapshot: dict) -> dict[str, Any]:
     return {"columns": columns, "share": share, "drift_detected": detected}
 
 
-def evidently_direct(reference: Any, current: Any, *, numerical: list[str], categorical: list[str],
-                     drift_share: float = 0.5, method: str | None = None,
-                     per_column_method: dict | None = None, per_column_threshold: dict | None = None) -> dict:
+def evidently_direct(
+    reference: Any,
+    current: Any,
+    *,
+    numerical: list[str],
+    categorical: list[str],
+    drift_share: float = 0.5,
+    method: str | None = None,
+    per_column_method: dict | None = None,
+    per_column_threshold: dict | None = None,
+) -> dict:
     """Evidently's own ``DataDriftPreset`` on whole pandas frames; returns :func:`evidently_columns`."""
     setup_environment()  # DO_NOT_TRACK before Evidently is imported
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    preset = DataDriftPreset(columns=numerical + categorical, drift_share=drift_share, method=method,
-                             per_column_method=per_column_method or None,
-                             per_column_threshold=per_column_threshold or None)
+    preset = DataDriftPreset(
+        columns=numerical + categorical,
+        drift_share=drift_share,
+        method=method,
+        per_column_method=per_column_method or None,
+        per_column_threshold=per_column_threshold or None,
+    )
     snapshot = Report([preset], include_tests=True).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),

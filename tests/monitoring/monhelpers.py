@@ -40,10 +40,18 @@ class MonProject:
     def reference(self, scenario: str = "no_drift", rows: int = 3000, seed: int = 1) -> None:
         drift_scenarios.write_reference(self.prepared, drift_scenarios.make(scenario, rows, seed=seed, reference=True))
 
-    def log(self, scenario: str = "no_drift", rows: int = 4000, hours: int = 3, seed: int = 2,
-            start: dt.datetime = START, **kw) -> list[str]:
-        return drift_scenarios.write_prediction_log(self.logs, drift_scenarios.make(scenario, rows, seed=seed), start,
-                                                    hours=hours, **kw)
+    def log(
+        self,
+        scenario: str = "no_drift",
+        rows: int = 4000,
+        hours: int = 3,
+        seed: int = 2,
+        start: dt.datetime = START,
+        **kw,
+    ) -> list[str]:
+        return drift_scenarios.write_prediction_log(
+            self.logs, drift_scenarios.make(scenario, rows, seed=seed), start, hours=hours, **kw
+        )
 
     def cfg(self, *overrides: str):
         """The validated config, as the CLI builds it (paths made absolute into this project)."""
@@ -51,14 +59,24 @@ class MonProject:
         from aiinfra.config.validate import validate
         from aiinfra.plugins.manager import get_plugins
 
-        base = [f"paths.prepared={self.prepared}", f"paths.logs={self.root / 'logs'}",
-                f"paths.data={self.root / 'data'}", f"paths.feedback={self.root / 'data' / 'feedback'}",
-                f"monitor.report_dir={self.reports}"]
+        base = [
+            f"paths.prepared={self.prepared}",
+            f"paths.logs={self.root / 'logs'}",
+            f"paths.data={self.root / 'data'}",
+            f"paths.feedback={self.root / 'data' / 'feedback'}",
+            f"monitor.report_dir={self.reports}",
+        ]
         return validate(compose([*base, *overrides], self.root / "conf"), get_plugins().registry)
 
     def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "aiinfra", *args], cwd=self.root, env=env_for(self.root, **env),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "aiinfra", *args],
+            cwd=self.root,
+            env=env_for(self.root, **env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def cfg_with(cfg, **monitor):

@@ -25,8 +25,9 @@ def _compare(tmp_path, scenario, n_ref, n_cur, mon):
     reference = engine.load_reference(tmp_path / "prepared")
     current = windows.open_file(tmp_path / "current.parquet")
     ours = engine.run(mon, reference, current, engine.plan_columns(mon, reference, current))
-    theirs = evidently_direct(ref, cur, numerical=names, categorical=[],
-                              method=None if mon.method == "auto" else str(mon.method))
+    theirs = evidently_direct(
+        ref, cur, numerical=names, categorical=[], method=None if mon.method == "auto" else str(mon.method)
+    )
     mine = {c["column"]: c for c in ours.columns}
     assert set(theirs["columns"]) == set(names)
     for name, ev in theirs["columns"].items():
@@ -45,8 +46,12 @@ def frame_of(columns):
 
 
 EXPECTED_SHARE = {  # what each scenario is built to show (with the auto methods, reference > 1000)
-    "no_drift": 0.0, "mean_shift": 10 / 16, "variance_shift": 12 / 16, "category_shift": 3 / 16,
-    "missing_rising": 12 / 16, "one_column": 1 / 16,
+    "no_drift": 0.0,
+    "mean_shift": 10 / 16,
+    "variance_shift": 12 / 16,
+    "category_shift": 3 / 16,
+    "missing_rising": 12 / 16,
+    "one_column": 1 / 16,
 }
 
 
@@ -57,8 +62,9 @@ def test_auto_methods_agree_with_evidently(tmp_path, scenario, evidently_loaded)
     assert share == pytest.approx(EXPECTED_SHARE[scenario])
 
 
-@pytest.mark.parametrize("scenario,method", [("mean_shift", "auto"), ("category_shift", "auto"),
-                                             ("missing_rising", "psi")])
+@pytest.mark.parametrize(
+    "scenario,method", [("mean_shift", "auto"), ("category_shift", "auto"), ("missing_rising", "psi")]
+)
 def test_small_reference_and_explicit_methods_agree(tmp_path, scenario, method, evidently_loaded):
     # reference <= 1000 rows: Evidently's auto choice is ks / chisquare / z
     _compare(tmp_path, scenario, 800, 3000, DriftMonitorConfig(method=method, report_sample_rows=500, threads=2))
@@ -69,11 +75,20 @@ def test_string_categories_and_missing_values_in_a_csv_agree(tmp_path, evidently
     import pandas as pd
 
     g = np.random.default_rng(5)
-    ref = pd.DataFrame({"x": g.normal(size=1500), "city": g.choice(["oslo", "rome", "lima"], 1500),
-                        "flag": g.choice(["yes", "no"], 1500)})
-    cur = pd.DataFrame({"x": np.where(g.random(2500) < 0.3, np.nan, g.normal(0.05, size=2500)),
-                        "city": g.choice(["oslo", "rome", "lima", "kyiv"], 2500, p=[.2, .3, .3, .2]),
-                        "flag": g.choice(["yes", "no", None], 2500)})
+    ref = pd.DataFrame(
+        {
+            "x": g.normal(size=1500),
+            "city": g.choice(["oslo", "rome", "lima"], 1500),
+            "flag": g.choice(["yes", "no"], 1500),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "x": np.where(g.random(2500) < 0.3, np.nan, g.normal(0.05, size=2500)),
+            "city": g.choice(["oslo", "rome", "lima", "kyiv"], 2500, p=[0.2, 0.3, 0.3, 0.2]),
+            "flag": g.choice(["yes", "no", None], 2500),
+        }
+    )
     (tmp_path / "prepared").mkdir()
     ref.assign(target=0).to_parquet(tmp_path / "prepared" / "reference.parquet")
     (tmp_path / "prepared" / "meta.json").write_text('{"features": ["x", "city", "flag"], "target": "target"}')
@@ -81,8 +96,10 @@ def test_string_categories_and_missing_values_in_a_csv_agree(tmp_path, evidently
     mon = DriftMonitorConfig(report_sample_rows=500, threads=2)
     reference = engine.load_reference(tmp_path / "prepared")
     current = windows.open_file(tmp_path / "current.csv")
-    ours = {c["column"]: c for c in engine.run(mon, reference, current,
-                                               engine.plan_columns(mon, reference, current)).columns}
+    ours = {
+        c["column"]: c
+        for c in engine.run(mon, reference, current, engine.plan_columns(mon, reference, current)).columns
+    }
     theirs = evidently_direct(ref, cur, numerical=["x"], categorical=["city", "flag"])
     for name, ev in theirs["columns"].items():
         assert (ours[name]["method"], ours[name]["drifted"]) == (ev["method"], ev["drifted"]), name

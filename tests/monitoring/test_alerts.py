@@ -53,10 +53,13 @@ def test_drift_calls_plugins_hook_with_the_verdict(drifting, register_plugin):
 
 def test_webhook_posts_the_verdict_and_file_sink_appends(drifting, receiver, tmp_path):
     r = receiver()
-    cfg = cfg_with(drifting, alerts=[
-        {"type": "webhook", "url": r.url, "headers": {"X-Team": "ml"}},
-        {"type": "file", "path": str(tmp_path / "alerts.jsonl")},
-    ])
+    cfg = cfg_with(
+        drifting,
+        alerts=[
+            {"type": "webhook", "url": r.url, "headers": {"X-Team": "ml"}},
+            {"type": "file", "path": str(tmp_path / "alerts.jsonl")},
+        ],
+    )
     assert isinstance(cfg.monitor.alerts[0], WebhookSinkConfig) and cfg.monitor.alerts[0].retries == 3
     verdict = run_once(cfg)
     assert [a["ok"] for a in verdict["alerts"]] == [True, True]
@@ -138,10 +141,13 @@ def test_a_failing_sink_loses_nothing(drifting, receiver, tmp_path, register_plu
 
     register_plugin(Broken(), name="broken")
     register_plugin(Fine(), name="fine")
-    cfg = cfg_with(drifting, alerts=[
-        {"type": "webhook", "url": dead.url, "retries": 1, "backoff_s": 0.01},
-        {"type": "file", "path": str(tmp_path / "alerts.jsonl")},
-    ])
+    cfg = cfg_with(
+        drifting,
+        alerts=[
+            {"type": "webhook", "url": dead.url, "retries": 1, "backoff_s": 0.01},
+            {"type": "file", "path": str(tmp_path / "alerts.jsonl")},
+        ],
+    )
     status = run_monitor(cfg)
     assert status == 1  # still the drift verdict, not an error
     verdict = json.loads((Path(drifting.monitor.report_dir) / "verdict.json").read_text())
@@ -162,9 +168,13 @@ def test_no_alert_without_drift_unless_always(mon, tmp_path, receiver, aiinfra_p
     mon.reference(rows=2000)
     pd.DataFrame(scenarios.make("no_drift", 3000, seed=4)).to_parquet(tmp_path / "cur.parquet")
     r = receiver()
-    cfg = cfg_with(mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report=false"),
-                   alerts=[{"type": "webhook", "url": r.url}, {"type": "file", "path": str(tmp_path / "hb.jsonl"),
-                                                                "always": True}])
+    cfg = cfg_with(
+        mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report=false"),
+        alerts=[
+            {"type": "webhook", "url": r.url},
+            {"type": "file", "path": str(tmp_path / "hb.jsonl"), "always": True},
+        ],
+    )
     verdict = run_once(cfg)
     assert not verdict["drift_detected"] and r.hits == 0
     assert json.loads((tmp_path / "hb.jsonl").read_text())["drift_detected"] is False

@@ -35,16 +35,24 @@ RULES = [
     ({"retrain.command": ["dvc", ""]}, "monitor.retrain.command: must be a non-empty command line"),
     ({"window.last_hours": 0}, "monitor.window.last_hours: must be > 0"),
     ({"window.last_rows": 0}, "monitor.window.last_rows: must be >= 1"),
-    ({"window.last_hours": 1, "window.last_rows": 5},
-     "monitor.window.last_rows: cannot be combined with window.last_hours"),
-    ({"window.end": "2026-11-28T12:00", "window.last_rows": 5},
-     "monitor.window.last_rows: cannot be combined with window.end"),
+    (
+        {"window.last_hours": 1, "window.last_rows": 5},
+        "monitor.window.last_rows: cannot be combined with window.last_hours",
+    ),
+    (
+        {"window.end": "2026-11-28T12:00", "window.last_rows": 5},
+        "monitor.window.last_rows: cannot be combined with window.end",
+    ),
     ({"window.start": "yesterday"}, "monitor.window.start: 'yesterday' is not an ISO-8601 time"),
     ({"window.end": "2026-13-01"}, "monitor.window.end: '2026-13-01' is not an ISO-8601 time"),
-    ({"window.start": "2026-11-28T12:00", "window.end": "2026-11-28T11:00Z"},
-     "monitor.window.end: must be after start"),
-    ({"current": "new.parquet", "window.last_hours": 24},
-     "monitor.window: applies to the prediction log, but monitor.current"),
+    (
+        {"window.start": "2026-11-28T12:00", "window.end": "2026-11-28T11:00Z"},
+        "monitor.window.end: must be after start",
+    ),
+    (
+        {"current": "new.parquet", "window.last_hours": 24},
+        "monitor.window: applies to the prediction log, but monitor.current",
+    ),
     ({"alerts": [{"type": "log"}, {"type": "webhook"}]}, "monitor.alerts[1].url: is required"),
     ({"alerts": [{**WEBHOOK, "url": "ftp://x"}]}, "monitor.alerts[0].url: must be an http:// or https:// URL"),
     ({"alerts": [{**WEBHOOK, "timeout_s": 0}]}, "monitor.alerts[0].timeout_s: must be > 0"),
@@ -80,8 +88,15 @@ def test_every_rule_fails_before_torch_or_evidently_is_imported(tmp_path):
         "print(json.dumps({'errors': errors, 'heavy': heavy}))\n"
     )
     env = env_for(tmp_path, AIINFRA_LOAD_PLUGINS="", PYTHONPATH=str(REPO / "tests" / "monitoring"))
-    out = subprocess.run([sys.executable, "-c", code, json.dumps([u for u, _ in RULES])], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([u for u, _ in RULES])],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
     for (updates, words), error in zip(RULES, result["errors"], strict=True):
@@ -109,8 +124,14 @@ def test_every_retrain_policy_is_accepted(policy, aiinfra_plugin_manager):
 
 
 def test_valid_windows_and_sinks_pass(aiinfra_plugin_manager):
-    cfg = validate_monitor(REPO / "conf", {"window.start": "2026-11-28T10:00", "window.end": "2026-11-28T11:00Z",
-                                           "alerts": [{**WEBHOOK, "headers": {"X-Team": "ml"}}, {"type": "file"}]})
+    cfg = validate_monitor(
+        REPO / "conf",
+        {
+            "window.start": "2026-11-28T10:00",
+            "window.end": "2026-11-28T11:00Z",
+            "alerts": [{**WEBHOOK, "headers": {"X-Team": "ml"}}, {"type": "file"}],
+        },
+    )
     webhook, file = cfg.monitor.alerts
     assert isinstance(webhook, WebhookSinkConfig) and webhook.headers == {"X-Team": "ml"} and webhook.retries == 3
     assert file.path is None and file.always is False

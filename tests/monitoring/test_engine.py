@@ -18,8 +18,11 @@ g = np.random.default_rng(9)
 
 def _ref(**columns):
     data = pd.DataFrame(columns)
-    return engine.Reference(pa.Table.from_pandas(data, preserve_index=False),
-                            {"features": [c for c in columns if c != "target"], "target": "target"}, "ref")
+    return engine.Reference(
+        pa.Table.from_pandas(data, preserve_index=False),
+        {"features": [c for c in columns if c != "target"], "target": "target"},
+        "ref",
+    )
 
 
 def _cur(**columns):
@@ -61,13 +64,20 @@ def test_logged_string_labels_compare_with_an_integer_target():
     assert out["prediction"]["score"] < 0.05  # "0"/"1" matched 0/1, not four disjoint categories
 
 
-@pytest.mark.parametrize("mon,cur,error,words", [
-    (_mon(per_column_method={"aa": "ks"}), {"a": [0.1, 0.2]}, ConfigError, "Did you mean 'a'"),
-    (_mon(method="wasserstein", categorical=["a"]), {"a": [0.1, 0.2]}, ConfigError,
-     "does not apply to categorical column 'a'"),
-    (_mon(), {"a": ["x", "y"]}, DataValidationError, "numerical in the reference"),
-    (_mon(), {"b": [1.0, 2.0]}, DataValidationError, "lacks column(s) a"),
-])
+@pytest.mark.parametrize(
+    "mon,cur,error,words",
+    [
+        (_mon(per_column_method={"aa": "ks"}), {"a": [0.1, 0.2]}, ConfigError, "Did you mean 'a'"),
+        (
+            _mon(method="wasserstein", categorical=["a"]),
+            {"a": [0.1, 0.2]},
+            ConfigError,
+            "does not apply to categorical column 'a'",
+        ),
+        (_mon(), {"a": ["x", "y"]}, DataValidationError, "numerical in the reference"),
+        (_mon(), {"b": [1.0, 2.0]}, DataValidationError, "lacks column(s) a"),
+    ],
+)
 def test_plan_errors_name_the_column_and_the_fix(mon, cur, error, words):
     ref = _ref(a=g.normal(size=50), target=g.integers(0, 2, 50))
     with pytest.raises(error) as info:

@@ -18,8 +18,12 @@ from aiinfra.stages import monitor as monitor_stage
 from monhelpers import cfg_with
 
 VERDICT = {
-    "drift_detected": True, "drift_share": 0.5, "threshold": 0.5, "rows": {"current": 1234},
-    "finished_unix": 1700000000.0, "finished": "2026-11-28T12:00:00+00:00",
+    "drift_detected": True,
+    "drift_share": 0.5,
+    "threshold": 0.5,
+    "rows": {"current": 1234},
+    "finished_unix": 1700000000.0,
+    "finished": "2026-11-28T12:00:00+00:00",
     "columns": {
         "age": {"method": "ks", "score": 0.001, "threshold": 0.05, "drifted": True},
         'we"ird': {"method": "wasserstein", "score": 0.02, "threshold": 0.1, "drifted": False},
@@ -56,10 +60,15 @@ def test_history_plot_has_a_chart_per_column(tmp_path):
 
 def test_history_plots_model_quality_and_target_drift_when_labels_arrive(tmp_path):
     history.append(tmp_path, VERDICT)  # a run before any label arrived (and an older record's shape)
-    labelled = {**VERDICT,
-                "prediction": {"method": "jensenshannon", "score": 0.03, "threshold": 0.1, "drifted": False},
-                "feedback": {"labelled_rows": 800, "accuracy": 0.81,
-                             "target": {"method": "jensenshannon", "score": 0.2, "threshold": 0.1, "drifted": True}}}
+    labelled = {
+        **VERDICT,
+        "prediction": {"method": "jensenshannon", "score": 0.03, "threshold": 0.1, "drifted": False},
+        "feedback": {
+            "labelled_rows": 800,
+            "accuracy": 0.81,
+            "target": {"method": "jensenshannon", "score": 0.2, "threshold": 0.1, "drifted": True},
+        },
+    }
     history.append(tmp_path, labelled)
     history.append(tmp_path, {**labelled, "feedback": {**labelled["feedback"], "accuracy": 0.64}})
     runs = history.load(tmp_path / history.HISTORY)
@@ -76,8 +85,12 @@ def test_history_plots_model_quality_and_target_drift_when_labels_arrive(tmp_pat
 def test_watch_runs_on_an_interval_and_keeps_going_after_a_bad_run(mon, tmp_path, aiinfra_plugin_manager):
     mon.reference(rows=2000)
     pd.DataFrame(scenarios.make("no_drift", 2000, seed=4)).to_parquet(tmp_path / "cur.parquet")
-    cfg = mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report=false",
-                  "monitor.watch_interval_s=0.2", "monitor.watch_max_runs=3")
+    cfg = mon.cfg(
+        f"monitor.current={tmp_path / 'cur.parquet'}",
+        "monitor.report=false",
+        "monitor.watch_interval_s=0.2",
+        "monitor.watch_max_runs=3",
+    )
     assert run_monitor(cfg) == 0
     runs = history.load(mon.reports / history.HISTORY)
     assert len(runs) == 3 and all(r["drift_detected"] is False for r in runs)
@@ -91,16 +104,21 @@ def test_watch_runs_on_an_interval_and_keeps_going_after_a_bad_run(mon, tmp_path
 
 
 def _imported(modules: str, heavy: tuple[str, ...]) -> list[str]:
-    code = (f"import sys, {modules}; "
-            f"print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))")
+    code = f"import sys, {modules}; print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     return [m for m in out.stdout.strip().split(",") if m]
 
 
 def test_importing_the_monitor_is_light():
     heavy = ("evidently", "mlflow", "torch", "pandas", "scipy")
-    assert _imported("aiinfra.monitoring.schema, aiinfra.monitoring.components, aiinfra.monitoring.drift_monitor, "
-                     "aiinfra.monitoring.sinks, aiinfra.monitoring.metrics", heavy) == []
+    assert (
+        _imported(
+            "aiinfra.monitoring.schema, aiinfra.monitoring.components, aiinfra.monitoring.drift_monitor, "
+            "aiinfra.monitoring.sinks, aiinfra.monitoring.metrics",
+            heavy,
+        )
+        == []
+    )
     # imported by the runner before the config is composed, and by the hook spec
     assert _imported("aiinfra.stages.monitor, aiinfra.monitoring.verdict", (*heavy, "numpy", "pyarrow")) == []
 
@@ -124,8 +142,9 @@ def test_feedback_labels_give_accuracy_and_target_drift(mon, tmp_path, aiinfra_p
     logged = pq.read_table(mon.logs).to_pandas()  # hive columns date/hour come along; unused
     truth = (logged["f00"] > 0).astype(int).to_numpy()
     truth[:300] = 1 - truth[:300]  # 10% of the labels disagree with the prediction
-    pq.write_table(pa.table({"request_id": logged["request_id"].iloc[::2], "target": truth[::2]}),
-                   tmp_path / "labels.parquet")
+    pq.write_table(
+        pa.table({"request_id": logged["request_id"].iloc[::2], "target": truth[::2]}), tmp_path / "labels.parquet"
+    )
     cfg = mon.cfg(f"monitor.feedback={tmp_path / 'labels.parquet'}", "monitor.report=false")
     verdict = run_monitor(cfg) is not None and json.loads((mon.reports / "verdict.json").read_text())
     fb = verdict["feedback"]
@@ -144,8 +163,12 @@ def test_report_on_drift_skips_evidently_when_nothing_drifted(mon, tmp_path, aii
     mon.reference(rows=2000)
     pd.DataFrame(scenarios.make("no_drift", 2000, seed=4)).to_parquet(tmp_path / "same.parquet")
     pd.DataFrame(scenarios.make("mean_shift", 2000, seed=4)).to_parquet(tmp_path / "moved.parquet")
-    cfg = mon.cfg(f"monitor.current={tmp_path / 'same.parquet'}", "monitor.report_on=drift",
-                  "monitor.report_sample_rows=500", "monitor.fail_on_drift=false")
+    cfg = mon.cfg(
+        f"monitor.current={tmp_path / 'same.parquet'}",
+        "monitor.report_on=drift",
+        "monitor.report_sample_rows=500",
+        "monitor.fail_on_drift=false",
+    )
     verdict = run_once(cfg)
     assert "html" not in verdict["paths"] and verdict["report_skipped"].startswith("no drift")
     assert not (mon.reports / "report.html").exists()
@@ -170,8 +193,12 @@ def test_watch_prewarms_the_report_process_for_the_next_run(mon, tmp_path, aiinf
 
     monkeypatch.setattr(Worker, "__init__", counting_init)
     monkeypatch.setattr(Worker, "take", classmethod(counting_take))
-    cfg = mon.cfg(f"monitor.current={tmp_path / 'cur.parquet'}", "monitor.report_sample_rows=500",
-                  "monitor.watch_interval_s=0.5", "monitor.watch_max_runs=2")
+    cfg = mon.cfg(
+        f"monitor.current={tmp_path / 'cur.parquet'}",
+        "monitor.report_sample_rows=500",
+        "monitor.watch_interval_s=0.5",
+        "monitor.watch_max_runs=2",
+    )
     assert run_monitor(cfg) == 0
     # two processes in all: the second run took the one started after the first run
     assert len(started) == 2 and taken == [False, True]
@@ -244,8 +271,17 @@ def test_model_card_lists_the_monitor_history(mon, tmp_path, aiinfra_plugin_mana
     assert sections["Drift history"] == [(run["finished"], f"drift=True share={run['drift_share']}")]
     # the next run's record is not glued onto the torn line (it was lost that way before), and a
     # run with feedback labels shows the model's accuracy in production
-    history.append(mon.reports, {"finished": "2026-11-29T10:00:00+00:00", "drift_detected": False, "drift_share": 0.0,
-                                 "feedback": {"accuracy": 0.8125, "labelled_rows": 16}})
+    history.append(
+        mon.reports,
+        {
+            "finished": "2026-11-29T10:00:00+00:00",
+            "drift_detected": False,
+            "drift_share": 0.0,
+            "feedback": {"accuracy": 0.8125, "labelled_rows": 16},
+        },
+    )
     sections = dict(card_sections(cfg, name="m", version="1", train_run={}, metrics={}, gate={}, tags={}))
-    assert sections["Drift history"][-1] == ("2026-11-29T10:00:00+00:00",
-                                             "drift=False share=0.0 accuracy=0.8125 on 16 labelled rows")
+    assert sections["Drift history"][-1] == (
+        "2026-11-29T10:00:00+00:00",
+        "drift=False share=0.0 accuracy=0.8125 on 16 labelled rows",
+    )

@@ -39,8 +39,16 @@ def _inputs(rows: int = 3000):
 def _render(tmp_path, name, skip):
     ref_t, cur_t, results = _inputs()
     html, js = tmp_path / f"{name}.html", tmp_path / f"{name}.json"
-    report.render(sample_current=cur_t, reference=ref_t, results=results, drift_share=0.5,
-                  html_path=html, json_path=js, sample_rows=0, skip_discarded_plots=skip)
+    report.render(
+        sample_current=cur_t,
+        reference=ref_t,
+        results=results,
+        drift_share=0.5,
+        html_path=html,
+        json_path=js,
+        sample_rows=0,
+        skip_discarded_plots=skip,
+    )
     return _IDS.sub("ID", html.read_text()), _IDS.sub("ID", js.read_text())
 
 

@@ -113,7 +113,9 @@ def test_reads_what_the_servers_prediction_log_writes(mon, aiinfra_plugin_manage
     x = np.column_stack([cols[n] for n in names])
     plog = predlog.PredictionLog(mon.logs, names, flush_rows=1000, flush_interval_s=60)
     for i in range(0, 3000, 100):
-        plog.append(f"req-{i}", "demo", "3", x[i:i + 100], (x[i:i + 100, 0] > 0).astype(np.int64), np.full(100, 0.9))
+        plog.append(
+            f"req-{i}", "demo", "3", x[i : i + 100], (x[i : i + 100, 0] > 0).astype(np.int64), np.full(100, 0.9)
+        )
     plog.close()
     verdict = run_once(mon.cfg("monitor.window.last_hours=1", "monitor.report=false"))
     assert verdict["rows"]["current"] == 3000

@@ -26,9 +26,11 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(serving_project, model_dir):
     """One shared server for the read-mostly protocol tests of a module."""
-    srv = ServerProcess(serving_project, [f"server.model_uri={model_dir}", "server.log_flush_interval_s=0.2",
-                                         "server.max_rows=100"],
-                        name="shared").start()
+    srv = ServerProcess(
+        serving_project,
+        [f"server.model_uri={model_dir}", "server.log_flush_interval_s=0.2", "server.max_rows=100"],
+        name="shared",
+    ).start()
     yield srv
     assert srv.stop() == 0, srv.text()
 

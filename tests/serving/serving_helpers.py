@@ -26,9 +26,15 @@ def make_model(path: Path, *, seed: int = 0, classes=(0, 1), features=FEATURES) 
 
     torch.manual_seed(seed)
     net = MLPClassifier(n_features=len(features), n_classes=len(classes), hidden=8, layers=1, dropout=0.0)
-    save_model(InferenceModel(net, len(features)), path, component="mlp",
-               model_cfg={"hidden": 8, "layers": 1, "dropout": 0.0}, features=list(features),
-               classes=list(classes), target="target")
+    save_model(
+        InferenceModel(net, len(features)),
+        path,
+        component="mlp",
+        model_cfg={"hidden": 8, "layers": 1, "dropout": 0.0},
+        features=list(features),
+        classes=list(classes),
+        target="target",
+    )
     return path
 
 
@@ -49,8 +55,7 @@ def env_for(project: Path, **extra: str) -> dict[str, str]:
 class ServerProcess:
     """`aiinfra serve ...` as a subprocess; output goes to a file (a full pipe would stall it)."""
 
-    def __init__(self, project: Path, overrides: list[str], env: dict[str, str] | None = None,
-                 name: str = "server"):
+    def __init__(self, project: Path, overrides: list[str], env: dict[str, str] | None = None, name: str = "server"):
         self.port = free_port()
         self.project = project
         self.log_dir = project / "logs" / f"{name}-{self.port}" / "predictions"
@@ -62,8 +67,9 @@ class ServerProcess:
 
     def start(self, timeout: float = 90) -> ServerProcess:
         self._out = open(self.output, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(self.args, cwd=self.project, env=self.env, stdout=self._out,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.args, cwd=self.project, env=self.env, stdout=self._out, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -94,8 +100,6 @@ class ServerProcess:
         return rc
 
 
-
-
 def register_versions(tracking_uri: str, name: str, model_dirs: list[Path], artifact_root: Path) -> list[str]:
     """Log each aiinfra model directory (named ``model``) as an MLflow model and register it.
 
@@ -116,7 +120,8 @@ def register_versions(tracking_uri: str, name: str, model_dirs: list[Path], arti
     versions = []
     for d in model_dirs:
         assert d.name == "model", d
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Stub(), artifacts={"model": str(d)},
-                                       registered_model_name=name)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=_Stub(), artifacts={"model": str(d)}, registered_model_name=name
+        )
         versions.append(str(info.registered_model_version))
     return versions

@@ -20,20 +20,31 @@ def keyed(serving_project, model_dir, tmp_path_factory):
     keyfile = tmp_path_factory.mktemp("keys") / "keys.txt"
     keyfile.write_text(f"# operators\nops:admin:{ADMIN_SECRET}\n")
     access = serving_project / "access.jsonl"
-    srv = ServerProcess(serving_project, [f"server.model_uri={model_dir}", f"server.api_keys_file={keyfile}",
-                                          f"server.access_log={access}", "server.metrics_public=false"],
-                        env={"AIINFRA_API_KEYS": f"ci:predict:{PREDICT_SECRET}"}, name="auth").start()
+    srv = ServerProcess(
+        serving_project,
+        [
+            f"server.model_uri={model_dir}",
+            f"server.api_keys_file={keyfile}",
+            f"server.access_log={access}",
+            "server.metrics_public=false",
+        ],
+        env={"AIINFRA_API_KEYS": f"ci:predict:{PREDICT_SECRET}"},
+        name="auth",
+    ).start()
     yield srv, access
     srv.stop()
 
 
-@pytest.mark.parametrize("headers,status", [
-    ({}, 401),
-    ({"Authorization": "Bearer wrong-key-wrong-key-wrong"}, 401),
-    ({"X-API-Key": PREDICT_SECRET[:-1]}, 401),
-    ({"Authorization": f"Bearer {PREDICT_SECRET}"}, 200),
-    ({"X-API-Key": ADMIN_SECRET}, 200),  # admin implies predict
-])
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong-key-wrong-key-wrong"}, 401),
+        ({"X-API-Key": PREDICT_SECRET[:-1]}, 401),
+        ({"Authorization": f"Bearer {PREDICT_SECRET}"}, 200),
+        ({"X-API-Key": ADMIN_SECRET}, 200),  # admin implies predict
+    ],
+)
 def test_predict_needs_a_key(keyed, headers, status):
     srv, _ = keyed
     r = httpx.post(f"{srv.url}/v2/models/model/infer", content=INFER_BODY, headers=headers)
@@ -133,8 +144,14 @@ def test_access_log_has_key_ids_never_keys(keyed):
 
 
 def run_serve(project, *overrides, env=None):
-    return subprocess.run([*AIINFRA, "serve", *overrides], cwd=project, env=env_for(project, **(env or {})),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*AIINFRA, "serve", *overrides],
+        cwd=project,
+        env=env_for(project, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_refuses_public_bind_without_keys(serving_project, model_dir):
@@ -145,8 +162,8 @@ def test_refuses_public_bind_without_keys(serving_project, model_dir):
 
 
 def test_malformed_key_entry_is_a_clean_error(serving_project, model_dir):
-    proc = run_serve(serving_project, f"server.model_uri={model_dir}",
-                     env={"AIINFRA_API_KEYS": "ci:superuser:0123456789abcdefghij"})
+    proc = run_serve(
+        serving_project, f"server.model_uri={model_dir}", env={"AIINFRA_API_KEYS": "ci:superuser:0123456789abcdefghij"}
+    )
     assert proc.returncode == 2 and "unknown role 'superuser'" in proc.stderr
     assert "0123456789abcdefghij" not in proc.stderr
-

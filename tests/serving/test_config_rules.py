@@ -26,13 +26,26 @@ CASES = {
     "host-empty": (["server.host=''"], "server.host"),
     "runtime-unknown": (["server.runtime=tensorflow"], "server.runtime"),
     "runtime-torch": (["server.runtime=torch"], None),
-    **{f"{key}-zero": ([f"server.{key}=0"], f"server.{key}")
-       for key in ("workers", "max_body_bytes", "max_rows", "max_batch_size", "max_queue_rows", "log_flush_rows",
-                   "log_flush_interval_s")},
-    **{f"{key}-negative": ([f"server.{key}=-1"], f"server.{key}")
-       for key in ("torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s", "graceful_timeout_s")},
-    **{f"{key}-zero-ok": ([f"server.{key}=0"], None)
-       for key in ("torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s", "graceful_timeout_s")},
+    **{
+        f"{key}-zero": ([f"server.{key}=0"], f"server.{key}")
+        for key in (
+            "workers",
+            "max_body_bytes",
+            "max_rows",
+            "max_batch_size",
+            "max_queue_rows",
+            "log_flush_rows",
+            "log_flush_interval_s",
+        )
+    },
+    **{
+        f"{key}-negative": ([f"server.{key}=-1"], f"server.{key}")
+        for key in ("torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s", "graceful_timeout_s")
+    },
+    **{
+        f"{key}-zero-ok": ([f"server.{key}=0"], None)
+        for key in ("torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s", "graceful_timeout_s")
+    },
     "batch-defaults": (["server=batch"], None),
     "batch-csv": (["server=batch", "server.input=in.csv", "server.output=out.pq"], None),
     "batch-rows-zero": (["server=batch", "server.batch_rows=0"], "server.batch_rows"),
@@ -61,9 +74,14 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def outcomes(serving_project):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps({k: v[0] for k, v in CASES.items()})],
-                          cwd=serving_project, env=env_for(serving_project), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps({k: v[0] for k, v in CASES.items()})],
+        cwd=serving_project,
+        env=env_for(serving_project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

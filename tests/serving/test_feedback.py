@@ -15,16 +15,25 @@ FEATURES = ["f0", "f1", "f2", "f3"]
 
 
 def _predict(srv, rid: str, x: list[float]) -> int:
-    r = httpx.post(f"{srv.url}/v2/models/model/infer",
-                   json={"id": rid, "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": x}]})
+    r = httpx.post(
+        f"{srv.url}/v2/models/model/infer",
+        json={"id": rid, "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": x}]},
+    )
     assert r.status_code == 200, r.text
     return next(o for o in r.json()["outputs"] if o["name"] == "label")["data"][0]
 
 
 def test_labels_posted_to_the_server_give_the_monitor_its_accuracy(start_server, model_dir, tmp_path):
     fb_dir = tmp_path / "feedback"
-    srv = start_server([f"server.model_uri={model_dir}", f"server.feedback_dir={fb_dir}",
-                        "server.log_flush_interval_s=0.2", "server.access_log=null"], name="feedback")
+    srv = start_server(
+        [
+            f"server.model_uri={model_dir}",
+            f"server.feedback_dir={fb_dir}",
+            "server.log_flush_interval_s=0.2",
+            "server.access_log=null",
+        ],
+        name="feedback",
+    )
     url = f"{srv.url}/v2/models/model/feedback"
     rng = np.random.default_rng(0)
     predicted = {f"r{i}": _predict(srv, f"r{i}", rng.normal(size=4).tolist()) for i in range(40)}
@@ -34,8 +43,11 @@ def test_labels_posted_to_the_server_give_the_monitor_its_accuracy(start_server,
         (b"{not json", 400, "JSON"),
         (json.dumps({"labels": []}).encode(), 422, "at least one label"),
         (json.dumps({"labels": [{"label": 1}]}).encode(), 422, "labels[0].request_id"),
-        (json.dumps({"labels": [{"request_id": "r1", "label": 1}, {"request_id": "r2", "label": 7}]}).encode(),
-         422, "labels[1].label 7 is not one of the model's classes: 0, 1"),
+        (
+            json.dumps({"labels": [{"request_id": "r1", "label": 1}, {"request_id": "r2", "label": 7}]}).encode(),
+            422,
+            "labels[1].label 7 is not one of the model's classes: 0, 1",
+        ),
     ]
     for body, status, words in bad:
         r = httpx.post(url, content=body, headers={"content-type": "application/json"})
@@ -65,9 +77,11 @@ def test_labels_posted_to_the_server_give_the_monitor_its_accuracy(start_server,
     assert set(stored.column_names) == {"request_id", "target", "received", "model_name", "model_version"}
 
     # the monitor joins them to the prediction log by request id
-    ref = engine.Reference(pa.table({**{f: rng.normal(size=50) for f in FEATURES},
-                                     "target": rng.integers(0, 2, 50)}),
-                           {"features": FEATURES, "target": "target"}, tmp_path / "reference.parquet")
+    ref = engine.Reference(
+        pa.table({**{f: rng.normal(size=50) for f in FEATURES}, "target": rng.integers(0, 2, 50)}),
+        {"features": FEATURES, "target": "target"},
+        tmp_path / "reference.parquet",
+    )
     result = feedback.evaluate(str(fb_dir), ref, windows.open_file(srv.log_dir))
     assert result["labelled_rows"] == 40 and result["window_rows"] == 40
     assert result["accuracy"] == 30 / 40
@@ -81,8 +95,20 @@ def test_label_forms_and_clear_errors():
     from aiinfra.serving.protocol import RequestError
 
     ints, words = np.array([0, 1]), np.array(["cat", "dog"], dtype=object)
-    ids, labels = parse(json.dumps({"labels": [{"request_id": "a", "label": "1"}, {"request_id": "b", "label": 0.0},
-                                               {"request_id": "c", "target": 1}]}).encode(), ints, "target", 10)
+    ids, labels = parse(
+        json.dumps(
+            {
+                "labels": [
+                    {"request_id": "a", "label": "1"},
+                    {"request_id": "b", "label": 0.0},
+                    {"request_id": "c", "target": 1},
+                ]
+            }
+        ).encode(),
+        ints,
+        "target",
+        10,
+    )
     assert ids == ["a", "b", "c"] and labels.tolist() == [1, 0, 1]  # "1", 0.0 and the target's own name
     assert parse(b'{"labels": [{"request_id": "a", "label": "dog"}]}', words, "y", 10)[1].tolist() == ["dog"]
     for body, status, words_in_error in [

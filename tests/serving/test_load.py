@@ -20,12 +20,19 @@ INFER = "/v2/models/model/infer"
 def body(i: int, rows: int = 1) -> bytes:
     rnd = random.Random(i)
     data = [[rnd.uniform(-3, 3) for _ in range(4)] for _ in range(rows)]
-    return orjson.dumps({"id": f"r{i}", "inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32",
-                                                    "data": data}]})
+    return orjson.dumps(
+        {"id": f"r{i}", "inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32", "data": data}]}
+    )
 
 
-async def hammer(url: str, clients: int, requests_each: int, start: int = 0, stop_after: float | None = None,
-                 answered: dict[str, int] | None = None):
+async def hammer(
+    url: str,
+    clients: int,
+    requests_each: int,
+    start: int = 0,
+    stop_after: float | None = None,
+    answered: dict[str, int] | None = None,
+):
     """`clients` concurrent keep-alive clients; returns (answered rows by request id, statuses, errors)."""
     answered = {} if answered is None else answered
     statuses: dict[int, int] = {}
@@ -70,8 +77,11 @@ def test_load_then_sigterm_under_load_loses_nothing(start_server, model_dir):
     assert statuses == {200: 32 * 40} and not errors
     # concurrent requests shared forward passes: a request has at most 3 rows, so a forward pass of
     # more than 4 rows (above the histogram's le="4.0" bucket) served several requests at once
-    samples = dict(line.rsplit(" ", 1) for line in httpx.get(f"{srv.url}/metrics").text.splitlines()
-                   if line.startswith("aiinfra_batch_size_rows_"))
+    samples = dict(
+        line.rsplit(" ", 1)
+        for line in httpx.get(f"{srv.url}/metrics").text.splitlines()
+        if line.startswith("aiinfra_batch_size_rows_")
+    )
     passes = float(samples["aiinfra_batch_size_rows_count"])
     small = float(samples['aiinfra_batch_size_rows_bucket{le="4.0"}'])
     assert passes < 32 * 40 and passes > small, samples
@@ -79,8 +89,9 @@ def test_load_then_sigterm_under_load_loses_nothing(start_server, model_dir):
     # 2. SIGTERM while 32 clients are sending: everything answered is logged, exit status 0
     async def load_and_kill():
         live: dict[str, int] = {}
-        task = asyncio.create_task(hammer(srv.url, clients=32, requests_each=10_000, start=10**6, stop_after=60,
-                                          answered=live))
+        task = asyncio.create_task(
+            hammer(srv.url, clients=32, requests_each=10_000, start=10**6, stop_after=60, answered=live)
+        )
         deadline = time.monotonic() + 30
         while len(live) < 300 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -98,8 +109,16 @@ def test_load_then_sigterm_under_load_loses_nothing(start_server, model_dir):
 
 
 def test_full_queue_is_503_with_retry_after(start_server, model_dir):
-    srv = start_server([f"server.model_uri={model_dir}", "server.max_queue_rows=2", "server.inference=thread",
-                        "server.max_wait_ms=5", "server.access_log=null"], name="backpressure")
+    srv = start_server(
+        [
+            f"server.model_uri={model_dir}",
+            "server.max_queue_rows=2",
+            "server.inference=thread",
+            "server.max_wait_ms=5",
+            "server.access_log=null",
+        ],
+        name="backpressure",
+    )
     answered, statuses, errors = asyncio.run(hammer(srv.url, clients=32, requests_each=5))
     assert not errors and set(statuses) == {200, 503} and statuses[503] > 0, statuses
     # one request at a time never overflows a queue of 2 rows
@@ -113,8 +132,17 @@ def test_full_queue_is_503_with_retry_after(start_server, model_dir):
 
 
 def test_retry_after_header(start_server, model_dir):
-    srv = start_server([f"server.model_uri={model_dir}", "server.max_queue_rows=1", "server.inference=thread",
-                        "server.max_wait_ms=300", "server.retry_after_s=3", "server.access_log=null"], name="retry")
+    srv = start_server(
+        [
+            f"server.model_uri={model_dir}",
+            "server.max_queue_rows=1",
+            "server.inference=thread",
+            "server.max_wait_ms=300",
+            "server.retry_after_s=3",
+            "server.access_log=null",
+        ],
+        name="retry",
+    )
 
     async def burst():
         async with httpx.AsyncClient(base_url=srv.url) as c:
@@ -142,8 +170,11 @@ def test_two_workers_string_labels_and_clean_stop(start_server, model_factory, t
     assert statuses == {200: 400} and not errors
     # any worker's /metrics reports the rows of both (multiprocess collector)
     for _ in range(3):
-        lines = [ln for ln in httpx.get(f"{srv.url}/metrics").text.splitlines()
-                 if ln.startswith("aiinfra_predictions_total{")]
+        lines = [
+            ln
+            for ln in httpx.get(f"{srv.url}/metrics").text.splitlines()
+            if ln.startswith("aiinfra_predictions_total{")
+        ]
         assert len(lines) == 1 and float(lines[0].split()[-1]) == sum(answered.values()), lines
     x = np.array([[0.5, -1, 2, 0], [3, 3, -3, 1]], dtype=np.float32)
     client = triton.InferenceServerClient(url=srv.url.removeprefix("http://"))

@@ -46,8 +46,9 @@ def test_one_append_per_batch_keeps_each_rows_request_id(tmp_path):
 
     log = PredictionLog(tmp_path, ["a"], flush_rows=10**6, flush_interval_s=3600)
     x = np.array([[1], [2], [3], [4]], np.float32)
-    log.append(["r1", "r2", "r3"], "m", "1", x, np.array([0, 1, 1, 0]), np.array([0.5, 0.6, 0.7, 0.8]),
-               counts=[1, 2, 1])
+    log.append(
+        ["r1", "r2", "r3"], "m", "1", x, np.array([0, 1, 1, 0]), np.array([0.5, 0.6, 0.7, 0.8]), counts=[1, 2, 1]
+    )
     log.append("r4", "m", "1", x[:1], np.array([1]), np.array([0.9]))
     with pytest.raises(ValueError, match="counts"):
         log.append(["r5", "r6"], "m", "1", x, np.array([0] * 4), np.array([0.5] * 4), counts=[1, 1])

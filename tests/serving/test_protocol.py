@@ -27,8 +27,10 @@ def client(server):
 def test_triton_client_infer_matches_offline(client, predictor, binary):
     inp = triton.InferInput("input", list(ROWS.shape), "FP32")
     inp.set_data_from_numpy(ROWS, binary_data=binary)
-    outs = [triton.InferRequestedOutput("label", binary_data=binary),
-            triton.InferRequestedOutput("probabilities", binary_data=binary)]
+    outs = [
+        triton.InferRequestedOutput("label", binary_data=binary),
+        triton.InferRequestedOutput("probabilities", binary_data=binary),
+    ]
     result = client.infer("model", [inp], outputs=outs, request_id="req-1")
     np.testing.assert_allclose(result.as_numpy("probabilities"), predictor.predict_proba(ROWS), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(result.as_numpy("label"), predictor.predict(ROWS))
@@ -49,8 +51,12 @@ def test_triton_client_health_and_metadata(client):
 
 def test_v2_per_feature_tensors_and_versioned_route(server, predictor):
     # one tensor per feature, in another order than the model's
-    body = {"inputs": [{"name": f, "shape": [3], "datatype": "FP64", "data": ROWS[:, FEATURES.index(f)].tolist()}
-                       for f in reversed(FEATURES)]}
+    body = {
+        "inputs": [
+            {"name": f, "shape": [3], "datatype": "FP64", "data": ROWS[:, FEATURES.index(f)].tolist()}
+            for f in reversed(FEATURES)
+        ]
+    }
     r = httpx.post(f"{server.url}/v2/models/model/versions/local/infer", json=body)
     assert r.status_code == 200, r.text
     assert r.headers["x-model-version"] == "local" and r.headers["x-request-id"]
@@ -58,15 +64,24 @@ def test_v2_per_feature_tensors_and_versioned_route(server, predictor):
     assert label["data"] == predictor.predict(ROWS).tolist()
 
 
-@pytest.mark.parametrize("body", [
-    {"dataframe_split": {"columns": ["d", "c", "b", "a"], "data": ROWS[:, ::-1].tolist()}},
-    {"dataframe_split": {"index": [0, 1, 2], "columns": FEATURES + ["extra"],
-                         "data": np.c_[ROWS, np.ones(3)].tolist()}},
-    {"dataframe_records": [dict(zip(FEATURES, map(float, r), strict=True)) for r in ROWS]},
-    {"instances": ROWS.tolist()},
-    {"inputs": ROWS.tolist()},
-    {"inputs": {f: ROWS[:, i].tolist() for i, f in enumerate(FEATURES)}},
-], ids=["split", "split-extra-column", "records", "instances", "inputs", "inputs-columns"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": ["d", "c", "b", "a"], "data": ROWS[:, ::-1].tolist()}},
+        {
+            "dataframe_split": {
+                "index": [0, 1, 2],
+                "columns": FEATURES + ["extra"],
+                "data": np.c_[ROWS, np.ones(3)].tolist(),
+            }
+        },
+        {"dataframe_records": [dict(zip(FEATURES, map(float, r), strict=True)) for r in ROWS]},
+        {"instances": ROWS.tolist()},
+        {"inputs": ROWS.tolist()},
+        {"inputs": {f: ROWS[:, i].tolist() for i, f in enumerate(FEATURES)}},
+    ],
+    ids=["split", "split-extra-column", "records", "instances", "inputs", "inputs-columns"],
+)
 def test_invocations_formats_match_offline(server, predictor, body):
     r = httpx.post(f"{server.url}/invocations", json=body)
     assert r.status_code == 200, r.text
@@ -90,32 +105,53 @@ def v2(data, shape=None, datatype="FP32", name="input"):
     return orjson.dumps({"inputs": [{"name": name, "shape": shape or [1, 4], "datatype": datatype, "data": data}]})
 
 
-@pytest.mark.parametrize("path,body,status,words", [
-    (INFER, b"{not json", 400, "malformed JSON"),
-    (INFER, b"", 400, "empty request body"),
-    (INFER, b"[1,2]", 400, "JSON object"),
-    (INFER, b'{"inputs": []}', 400, "non-empty list"),
-    (INFER, v2([1, 2, 3], [1, 3]), 422, "wrong shape [1, 3]"),
-    (INFER, v2([1, 2, 3, 4, 5], [1, 4]), 422, "do not fill shape"),
-    (INFER, v2(["a", "b", "c", "d"]), 422, "wrong dtype"),
-    (INFER, v2([1, 2, 3, 4], datatype="BYTES"), 422, "wrong datatype"),
-    (INFER, v2([1, None, 3, 4]), 422, "feature 'b' is null/NaN"),
-    (INFER, b'{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,NaN,3,4]}]}', 400, "NaN"),
-    (INFER, v2([1, 2, 3, 1e300], datatype="FP64"), 422, "overflows float32"),
-    (INFER, v2([[1, 2, 3, 4], [1, 2]], [2, 4]), 422, "ragged"),
-    (INFER, orjson.dumps({"inputs": [{"name": "input", "shape": "x", "datatype": "FP32", "data": []}]}), 422, "shape"),
-    (INFER, orjson.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
-                          "outputs": [{"name": "nope"}]}), 400, "unknown output 'nope'"),
-    (INFER, v2([1] * 4 * 200, [200, 4]), 413, "too many rows (200 rows"),
-    ("/v2/models/other/infer", v2([1, 2, 3, 4]), 404, "unknown model 'other'"),
-    ("/invocations", b'{"instances": [[1, 2, 3, 4]], "inputs": [[1, 2, 3, 4]]}', 400, "exactly one of"),
-    ("/invocations", b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}', 422,
-     "missing column(s) c, d"),
-    ("/invocations", b'{"dataframe_records": [{"a": 1, "b": 2, "c": 3}]}', 422, "missing column 'd'"),
-    ("/invocations", b'{"instances": [[1, 2, 3, 4, 5]]}', 422, "wrong shape [1, 5]"),
-    ("/invocations", b'{"instances": [[1, true, "x", 4]]}', 422, "wrong dtype"),
-    ("/invocations", b'{"instances": []}', 422, "no rows"),
-])
+@pytest.mark.parametrize(
+    "path,body,status,words",
+    [
+        (INFER, b"{not json", 400, "malformed JSON"),
+        (INFER, b"", 400, "empty request body"),
+        (INFER, b"[1,2]", 400, "JSON object"),
+        (INFER, b'{"inputs": []}', 400, "non-empty list"),
+        (INFER, v2([1, 2, 3], [1, 3]), 422, "wrong shape [1, 3]"),
+        (INFER, v2([1, 2, 3, 4, 5], [1, 4]), 422, "do not fill shape"),
+        (INFER, v2(["a", "b", "c", "d"]), 422, "wrong dtype"),
+        (INFER, v2([1, 2, 3, 4], datatype="BYTES"), 422, "wrong datatype"),
+        (INFER, v2([1, None, 3, 4]), 422, "feature 'b' is null/NaN"),
+        (INFER, b'{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,NaN,3,4]}]}', 400, "NaN"),
+        (INFER, v2([1, 2, 3, 1e300], datatype="FP64"), 422, "overflows float32"),
+        (INFER, v2([[1, 2, 3, 4], [1, 2]], [2, 4]), 422, "ragged"),
+        (
+            INFER,
+            orjson.dumps({"inputs": [{"name": "input", "shape": "x", "datatype": "FP32", "data": []}]}),
+            422,
+            "shape",
+        ),
+        (
+            INFER,
+            orjson.dumps(
+                {
+                    "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
+                    "outputs": [{"name": "nope"}],
+                }
+            ),
+            400,
+            "unknown output 'nope'",
+        ),
+        (INFER, v2([1] * 4 * 200, [200, 4]), 413, "too many rows (200 rows"),
+        ("/v2/models/other/infer", v2([1, 2, 3, 4]), 404, "unknown model 'other'"),
+        ("/invocations", b'{"instances": [[1, 2, 3, 4]], "inputs": [[1, 2, 3, 4]]}', 400, "exactly one of"),
+        (
+            "/invocations",
+            b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
+            422,
+            "missing column(s) c, d",
+        ),
+        ("/invocations", b'{"dataframe_records": [{"a": 1, "b": 2, "c": 3}]}', 422, "missing column 'd'"),
+        ("/invocations", b'{"instances": [[1, 2, 3, 4, 5]]}', 422, "wrong shape [1, 5]"),
+        ("/invocations", b'{"instances": [[1, true, "x", 4]]}', 422, "wrong dtype"),
+        ("/invocations", b'{"instances": []}', 422, "no rows"),
+    ],
+)
 def test_bad_requests_get_4xx_naming_the_problem(server, path, body, status, words):
     r = httpx.post(f"{server.url}{path}", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == status, r.text
@@ -170,8 +206,15 @@ def test_metrics_in_base_units(server):
 def test_prediction_log_rows_match_requests(server, predictor):
     from aiinfra.serving.predlog import read_predictions
 
-    r = httpx.post(f"{server.url}{INFER}", content=orjson.dumps(
-        {"id": "logged-1", "inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP32", "data": ROWS.tolist()}]}))
+    r = httpx.post(
+        f"{server.url}{INFER}",
+        content=orjson.dumps(
+            {
+                "id": "logged-1",
+                "inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP32", "data": ROWS.tolist()}],
+            }
+        ),
+    )
     assert r.status_code == 200
     deadline = time.monotonic() + 10
     rows = None

@@ -24,8 +24,12 @@ def registry(tmp_path_factory, mlflow_db_template):
     root = tmp_path_factory.mktemp("registry")
     shutil.copy(mlflow_db_template, root / "mlflow.db")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    v1, v2 = register_versions(uri, NAME, [make_model(root / "v1" / "model", seed=1),
-                                           make_model(root / "v2" / "model", seed=2)], root / "artifacts")
+    v1, v2 = register_versions(
+        uri,
+        NAME,
+        [make_model(root / "v1" / "model", seed=1), make_model(root / "v2" / "model", seed=2)],
+        root / "artifacts",
+    )
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -38,9 +42,11 @@ def test_alias_move_under_load_fails_no_request(start_server, registry, tmp_path
     uri, client, v1, v2 = registry
     tmp = tmp_path / "server-tmp"  # the server's temporary directory: registry downloads land here
     tmp.mkdir()
-    srv = start_server([f"register.model_name={NAME}", "server.reload_interval_s=0.5", "server.access_log=null"],
-                       env={"MLFLOW_TRACKING_URI": uri, "TMPDIR": str(tmp),
-                            "AIINFRA_API_KEYS": f"ops:admin:{ADMIN['X-API-Key']}"}, name="reload")
+    srv = start_server(
+        [f"register.model_name={NAME}", "server.reload_interval_s=0.5", "server.access_log=null"],
+        env={"MLFLOW_TRACKING_URI": uri, "TMPDIR": str(tmp), "AIINFRA_API_KEYS": f"ops:admin:{ADMIN['X-API-Key']}"},
+        name="reload",
+    )
     assert httpx.get(f"{srv.url}/v2/models/{NAME}", headers=ADMIN).json()["versions"] == [v1]
 
     seen: dict[str, int] = {}
@@ -55,8 +61,17 @@ def test_alias_move_under_load_fails_no_request(start_server, registry, tmp_path
                 while not stop.is_set():
                     rid = f"c{c}-{k}"
                     k += 1
-                    r = await http.post(INFER, content=orjson.dumps({"id": rid, "inputs": [
-                        {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [c, k % 7, 1.5, -2]}]}))
+                    r = await http.post(
+                        INFER,
+                        content=orjson.dumps(
+                            {
+                                "id": rid,
+                                "inputs": [
+                                    {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [c, k % 7, 1.5, -2]}
+                                ],
+                            }
+                        ),
+                    )
                     statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                     if r.status_code == 200:
                         version = r.json()["model_version"]

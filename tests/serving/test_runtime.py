@@ -41,8 +41,9 @@ def test_torch_runtime_loads_warms_up_and_deletes_the_download(model_dir, tmp_pa
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(model.predict_proba(x), Predictor.load(model_dir).predict_proba(x), rtol=1e-6)
     # the default decoder: a V2 body becomes the float32 matrix of the features, in order
-    req = model.inputs.from_v2(b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", '
-                               b'"data": [1, 2, 3, 4]}]}', None, max_rows=10)
+    req = model.inputs.from_v2(
+        b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}', None, max_rows=10
+    )
     assert req.x.dtype == np.float32 and req.x.tolist() == [[1, 2, 3, 4]]
 
 
@@ -50,8 +51,11 @@ def test_a_runtime_that_returns_no_served_model_is_a_clear_error(model_dir):
     registry = ComponentRegistry()
     registry.add(ComponentSpec("runtime", "torch", "test_runtime:not_a_model", provider="tests 0"))
     loader = ModelLoader(typed(model_uri=str(model_dir)), registry)
-    with pytest.raises(PluginError, match=r"runtime 'torch' returned a Predictor, which is not a ServedModel "
-                                          r"\(missing: name, version, uri, path, run_id, target"):
+    with pytest.raises(
+        PluginError,
+        match=r"runtime 'torch' returned a Predictor, which is not a ServedModel "
+        r"\(missing: name, version, uri, path, run_id, target",
+    ):
         loader()
 
 
@@ -82,16 +86,30 @@ class CountingPredictor:
 
 def test_a_runtime_with_its_own_batch_type_is_batched(tmp_path):
     predictor = CountingPredictor()
-    model = LoadedModel(predictor=predictor, name="m", version="1", uri="u", path=tmp_path, features=["city"],
-                        classes=np.array([0, 1]), inputs=RawRows())
+    model = LoadedModel(
+        predictor=predictor,
+        name="m",
+        version="1",
+        uri="u",
+        path=tmp_path,
+        features=["city"],
+        classes=np.array([0, 1]),
+        inputs=RawRows(),
+    )
     assert isinstance(model, ServedModel)
     batches: list[int] = []
 
     async def two_requests():
-        batcher = Batcher(lambda: model, max_batch_size=16, max_wait_ms=0, max_queue_rows=16,
-                          on_batch=lambda rows, seconds: batches.append(rows))
-        results = await asyncio.gather(batcher.predict([{"city": "Lyon"}, {"city": None}], model),
-                                       batcher.predict([{"city": "Oslo"}], model))
+        batcher = Batcher(
+            lambda: model,
+            max_batch_size=16,
+            max_wait_ms=0,
+            max_queue_rows=16,
+            on_batch=lambda rows, seconds: batches.append(rows),
+        )
+        results = await asyncio.gather(
+            batcher.predict([{"city": "Lyon"}, {"city": None}], model), batcher.predict([{"city": "Oslo"}], model)
+        )
         await batcher.close()
         return results
 

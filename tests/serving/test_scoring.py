@@ -16,8 +16,14 @@ FEATURES = ["a", "b", "c", "d"]
 
 
 def run(project, *overrides):
-    return subprocess.run([*AIINFRA, "serve", "server=batch", *overrides], cwd=project, env=env_for(project),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*AIINFRA, "serve", "server=batch", *overrides],
+        cwd=project,
+        env=env_for(project),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
@@ -27,8 +33,13 @@ def test_scores_file_like_offline(serving_project, model_dir, predictor, tmp_pat
     table = pa.table({**{f: x[:, i] for i, f in enumerate(FEATURES[::-1])}, "id": np.arange(2500)})
     src, dst = tmp_path / f"in.{suffix}", tmp_path / f"out.{suffix}"
     (pq.write_table if suffix == "parquet" else pcsv.write_csv)(table, src)
-    proc = run(serving_project, f"server.model_uri={model_dir}", f"server.input={src}", f"server.output={dst}",
-               "server.batch_rows=1000")
+    proc = run(
+        serving_project,
+        f"server.model_uri={model_dir}",
+        f"server.input={src}",
+        f"server.output={dst}",
+        "server.batch_rows=1000",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "scored 2500 rows" in proc.stderr
     out = pq.read_table(dst) if suffix == "parquet" else pcsv.read_csv(dst)
@@ -43,7 +54,11 @@ def test_scores_file_like_offline(serving_project, model_dir, predictor, tmp_pat
 def test_missing_column_is_a_clean_error(serving_project, model_dir, tmp_path):
     src = tmp_path / "in.parquet"
     pq.write_table(pa.table({"a": [1.0], "b": [2.0], "c": [3.0]}), src)
-    proc = run(serving_project, f"server.model_uri={model_dir}", f"server.input={src}",
-               f"server.output={tmp_path / 'out.parquet'}")
+    proc = run(
+        serving_project,
+        f"server.model_uri={model_dir}",
+        f"server.input={src}",
+        f"server.output={tmp_path / 'out.parquet'}",
+    )
     assert proc.returncode == 2 and "missing the model's feature column(s): d" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out.parquet").exists()

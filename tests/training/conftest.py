@@ -19,8 +19,14 @@ def prepared_synthetic(tmp_path_factory) -> Path:
     """``aiinfra prepare source=synthetic source.rows=4000`` run once (real CLI, subprocess)."""
     root = tmp_path_factory.mktemp("prepared-synthetic")
     shutil.copytree(REPO / "conf", root / "conf")
-    subprocess.run([sys.executable, "-m", "aiinfra", "prepare", "source=synthetic", "source.rows=4000"],
-                   cwd=root, env=cli_env(), check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "aiinfra", "prepare", "source=synthetic", "source.rows=4000"],
+        cwd=root,
+        env=cli_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return root / "data" / "prepared"
 
 
@@ -48,4 +54,3 @@ def aiinfra_main(capsys):
         return code, out.out, out.err
 
     return run
-

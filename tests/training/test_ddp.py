@@ -21,9 +21,24 @@ def test_ddp_two_cpu_processes_in_a_multirun_match_one_process(tproject, aiinfra
     single = json.loads((tproject / "models" / "train_run.json").read_text())
 
     proc = subprocess.run(
-        [sys.executable, "-m", "aiinfra", "train", "-m", "trainer=ddp", "trainer.accelerator=cpu",
-         "trainer.devices=2", *COMMON, "model.hidden=64"],
-        cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "aiinfra",
+            "train",
+            "-m",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            *COMMON,
+            "model.hidden=64",
+        ],
+        cwd=tproject,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Starting with 2 processes" in proc.stdout + proc.stderr
     runs = sorted((tproject / ".aiinfra" / "multirun").glob("*/*/models/train_run.json"))
@@ -49,9 +64,24 @@ def test_ddp_two_cpu_processes_in_a_multirun_match_one_process(tproject, aiinfra
 @pytest.mark.slow
 def test_plain_ddp_is_refused_inside_a_multirun(tproject):
     proc = subprocess.run(
-        [sys.executable, "-m", "aiinfra", "train", "-m", "trainer=ddp", "trainer.accelerator=cpu",
-         "trainer.strategy=ddp", "trainer.devices=2", "trainer.max_epochs=1"],
-        cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "aiinfra",
+            "train",
+            "-m",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.strategy=ddp",
+            "trainer.devices=2",
+            "trainer.max_epochs=1",
+        ],
+        cwd=tproject,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "cannot run inside a Hydra sweep" in proc.stderr and "ddp_spawn" in proc.stderr
 
@@ -65,8 +95,10 @@ def test_sweeps_refuse_plain_ddp_except_under_the_slurm_launcher():
     with pytest.raises(ConfigError, match="ddp_spawn"):
         check_sweep_trainer(LightningTrainerConfig(strategy="ddp"))
     # SLURM starts the processes under submitit: nothing is re-launched
-    check_sweep_trainer(LightningTrainerConfig(strategy="ddp"),
-                        launcher="hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")
+    check_sweep_trainer(
+        LightningTrainerConfig(strategy="ddp"),
+        launcher="hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+    )
     check_sweep_trainer(LightningTrainerConfig(strategy="ddp"), launcher="submitit_slurm")
     with pytest.raises(ConfigError):
         check_sweep_trainer(LightningTrainerConfig(strategy="ddp"), launcher="submitit_local")
@@ -77,10 +109,27 @@ def test_torchrun_starts_ranks_and_only_rank_zero_tracks(tproject):
     """The multi-node path on one machine: torchrun starts two processes (RANK 0 and 1), each runs
     the whole `aiinfra train`; Lightning's ddp joins them; rank 1 opens no MLflow run."""
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "aiinfra",
-         "train", "trainer=multinode", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.num_nodes=1",
-         *COMMON],
-        cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "aiinfra",
+            "train",
+            "trainer=multinode",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.num_nodes=1",
+            *COMMON,
+        ],
+        cwd=tproject,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads((tproject / "models" / "train_run.json").read_text())
     assert summary["epochs"] == 4 and summary["metrics"]["val_acc"] > 0.85

@@ -56,12 +56,15 @@ def _typed(**sections):
     return validate(raw, get_plugins().registry)
 
 
-@pytest.mark.parametrize("batch,rows,scale,expected_batch,expected_lr", [
-    (None, 200_000, True, 512, 3e-3 * math.sqrt(2)),  # auto batch 512: square-root rule
-    (None, 4_000, True, 125, 3e-3),                    # auto batch 125: never scaled down
-    (None, 200_000, False, 512, 3e-3),                 # switched off
-    (512, 200_000, True, 512, 3e-3),                   # an explicit batch size takes model.lr as it is
-])
+@pytest.mark.parametrize(
+    "batch,rows,scale,expected_batch,expected_lr",
+    [
+        (None, 200_000, True, 512, 3e-3 * math.sqrt(2)),  # auto batch 512: square-root rule
+        (None, 4_000, True, 125, 3e-3),  # auto batch 125: never scaled down
+        (None, 200_000, False, 512, 3e-3),  # switched off
+        (512, 200_000, True, 512, 3e-3),  # an explicit batch size takes model.lr as it is
+    ],
+)
 def test_plan_scales_the_learning_rate_with_the_automatic_batch_size(batch, rows, scale, expected_batch, expected_lr):
     from aiinfra.training.plan import plan_training
 
@@ -107,11 +110,18 @@ def _fit_weights(steps_per_call: int, tmp_path) -> dict:
     y = (x[:, 0] + x[:, 1] > 0).long()
     L.seed_everything(3, verbose=False)
     model = InferenceModel(MLPClassifier(6, 2, hidden=16, layers=2, dropout=0.1), 6)
-    module = ClassifierModule(model, lr=1e-2, threads=1, seed=3,
-                              micro_batch=32 if steps_per_call > 1 else None)
+    module = ClassifierModule(model, lr=1e-2, threads=1, seed=3, micro_batch=32 if steps_per_call > 1 else None)
     train = TensorBatches(x, y, 32 * steps_per_call, shuffle=True, seed=3)
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(module, train)
     return {k: v.clone() for k, v in module.model.state_dict().items()}
 
@@ -125,14 +135,17 @@ def test_several_steps_per_call_train_exactly_like_one(tmp_path):
         assert torch.allclose(one[name], several[name], atol=1e-6), name
 
 
-@pytest.mark.parametrize("overrides,expected", [
-    ({}, 16),
-    ({"model.scheduler": "cosine"}, 1),
-    ({"trainer.gradient_clip_val": 1.0}, 1),
-    ({"trainer.accumulate_grad_batches": 2}, 1),
-    ({"trainer.precision": "bf16-mixed"}, 1),
-    ({"trainer.devices": 2, "trainer.strategy": "ddp_spawn"}, 1),
-])
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ({}, 16),
+        ({"model.scheduler": "cosine"}, 1),
+        ({"trainer.gradient_clip_val": 1.0}, 1),
+        ({"trainer.accumulate_grad_batches": 2}, 1),
+        ({"trainer.precision": "bf16-mixed"}, 1),
+        ({"trainer.devices": 2, "trainer.strategy": "ddp_spawn"}, 1),
+    ],
+)
 def test_steps_per_call_only_where_the_module_can_step_itself(overrides, expected):
     from aiinfra.training.plan import plan_training
 

@@ -38,8 +38,14 @@ def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main):
     shutil.rmtree(tproject / "models")
 
     # the same training as a user's process, SIGKILLed inside the epoch after epoch index 2
-    proc = subprocess.Popen([sys.executable, "-m", "aiinfra", "train", *COMMON], cwd=tproject, env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiinfra", "train", *COMMON],
+        cwd=tproject,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     last = tproject / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     seen: dict[int, float] = {}  # checkpoint epoch -> when it first appeared

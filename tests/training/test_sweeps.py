@@ -17,16 +17,33 @@ from project_helpers import cli_env
 def test_joblib_launcher_runs_sweep_jobs_in_parallel_processes(tproject):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     proc = subprocess.run(
-        [sys.executable, "-m", "aiinfra", "train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-         "model.hidden=8,16", "trainer.max_epochs=2"],
-        cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "aiinfra",
+            "train",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "model.hidden=8,16",
+            "trainer.max_epochs=2",
+        ],
+        cwd=tproject,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     runs = sorted((tproject / ".aiinfra" / "multirun").glob("*/*/models/train_run.json"))
     assert len(runs) == 2
     # each job ran in its own worker process
-    pids = {line.rsplit("(pid ", 1)[1].rstrip(")") for line in (proc.stdout + proc.stderr).splitlines()
-            if "train stage phases" in line}
+    pids = {
+        line.rsplit("(pid ", 1)[1].rstrip(")")
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if "train stage phases" in line
+    }
     assert len(pids) == 2 and all(p.isdigit() for p in pids)
     assert len({json.loads(r.read_text())["run_id"] for r in runs}) == 2
 
@@ -36,8 +53,17 @@ def test_tune_runs_optuna_trials_as_child_runs_and_saves_the_best(tproject, caps
     pytest.importorskip("optuna")
     from aiinfra.training.tune import main
 
-    code = main(["--trials", "3", "--study", "t1", "model.hidden=choice(8, 32)",
-                 "model.lr=tag(log, interval(1e-3, 1e-2))", "trainer.max_epochs=2"])
+    code = main(
+        [
+            "--trials",
+            "3",
+            "--study",
+            "t1",
+            "model.hidden=choice(8, 32)",
+            "model.lr=tag(log, interval(1e-3, 1e-2))",
+            "trainer.max_epochs=2",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     best = yaml.safe_load((tproject / "reports" / "best_params.yaml").read_text())
@@ -51,8 +77,9 @@ def test_tune_runs_optuna_trials_as_child_runs_and_saves_the_best(tproject, caps
 
     client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
     exp = client.get_experiment_by_name("aiinfra-demo")
-    children = client.search_runs([exp.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{best['mlflow_parent_run_id']}'")
+    children = client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{best['mlflow_parent_run_id']}'"
+    )
     assert len(children) == 3
     values = [c.data.metrics["val_acc"] for c in children]
     assert best["best_value"] == pytest.approx(max(values))
@@ -74,10 +101,24 @@ def test_submitit_local_launcher_runs_the_sweep_as_submitted_jobs(tproject):
     separately submitted process, as submitit_slurm would on SLURM."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     proc = subprocess.run(
-        [sys.executable, "-m", "aiinfra", "train", "-m", "hydra/launcher=submitit_local",
-         "hydra.launcher.timeout_min=10", "model.hidden=8,16", "trainer.max_epochs=2",
-         "data.batch_size=64"],  # tiny data: enough optimizer steps to learn in two epochs
-        cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "aiinfra",
+            "train",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "model.hidden=8,16",
+            "trainer.max_epochs=2",
+            "data.batch_size=64",
+        ],  # tiny data: enough optimizer steps to learn in two epochs
+        cwd=tproject,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Submitit 'local' sweep output dir" in proc.stdout + proc.stderr
     runs = sorted((tproject / ".aiinfra" / "multirun").glob("*/*/models/train_run.json"))

@@ -22,9 +22,14 @@ def _client(project):
 def test_train_logs_epochs_system_metrics_model_and_lineage(tproject, aiinfra_main, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     caplog.set_level("INFO", logger="aiinfra.train")
-    code, _, err = aiinfra_main("train", "trainer.max_epochs=4", "trainer.early_stopping.enabled=false",
-                                "model.scheduler=cosine", "trainer.gradient_clip_val=0.5",
-                                "tracking.system_metrics=true")
+    code, _, err = aiinfra_main(
+        "train",
+        "trainer.max_epochs=4",
+        "trainer.early_stopping.enabled=false",
+        "model.scheduler=cosine",
+        "trainer.gradient_clip_val=0.5",
+        "tracking.system_metrics=true",
+    )
     assert code == 0, err
     # not a terminal: plain progress lines (one per epoch), no bar
     lines = [r.getMessage() for r in caplog.records if r.name == "aiinfra.train"]
@@ -60,24 +65,35 @@ def test_train_logs_epochs_system_metrics_model_and_lineage(tproject, aiinfra_ma
 
 
 def test_early_stopping_from_config_stops_before_max_epochs(tproject, aiinfra_main):
-    code, _, err = aiinfra_main("train", "trainer.max_epochs=60", "trainer.early_stopping.monitor=val_acc",
-                                "trainer.early_stopping.mode=max", "trainer.early_stopping.patience=1",
-                                "trainer.checkpoint.enabled=false")
+    code, _, err = aiinfra_main(
+        "train",
+        "trainer.max_epochs=60",
+        "trainer.early_stopping.monitor=val_acc",
+        "trainer.early_stopping.mode=max",
+        "trainer.early_stopping.patience=1",
+        "trainer.checkpoint.enabled=false",
+    )
     assert code == 0, err
     summary = json.loads((tproject / "models" / "train_run.json").read_text())
     assert 2 <= summary["epochs"] < 60
 
 
 def test_progress_bar_when_asked_for(tproject, aiinfra_main):
-    code, out, err = aiinfra_main("train", "trainer.max_epochs=1", "trainer.progress_bar=true",
-                                  "trainer.checkpoint.enabled=false")
+    code, out, err = aiinfra_main(
+        "train", "trainer.max_epochs=1", "trainer.progress_bar=true", "trainer.checkpoint.enabled=false"
+    )
     assert code == 0, err
     assert "Epoch 0: 100%" in out + err and "it/s" in out + err  # Lightning's tqdm bar
 
 
 def test_stream_loader_trains_from_parquet_chunks(tproject, aiinfra_main):
-    code, _, err = aiinfra_main("train", "data.loader=stream", "data.stream_chunk_rows=512", "trainer.max_epochs=3",
-                                "trainer.checkpoint.enabled=false")
+    code, _, err = aiinfra_main(
+        "train",
+        "data.loader=stream",
+        "data.stream_chunk_rows=512",
+        "trainer.max_epochs=3",
+        "trainer.checkpoint.enabled=false",
+    )
     assert code == 0, err
     summary = json.loads((tproject / "models" / "train_run.json").read_text())
     assert summary["epochs"] == 3 and summary["metrics"]["val_acc"] > 0.8
@@ -102,13 +118,16 @@ def test_precision_auto_mixed_is_full_precision_on_cpu():
 
 
 def test_every_trainer_config_validates_without_importing_torch(tproject):
-    code = ("import sys; from aiinfra.cli import main\n"
-            "for t in ('cpu', 'gpu', 'ddp', 'multinode', 'auto'):\n"
-            "    assert main(['config', 'trainer=' + t]) == 0, t\n"
-            "heavy = [m for m in ('torch', 'lightning', 'mlflow', 'optuna') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tproject, env=cli_env(), capture_output=True,
-                         text=True, timeout=120)
+    code = (
+        "import sys; from aiinfra.cli import main\n"
+        "for t in ('cpu', 'gpu', 'ddp', 'multinode', 'auto'):\n"
+        "    assert main(['config', 'trainer=' + t]) == 0, t\n"
+        "heavy = [m for m in ('torch', 'lightning', 'mlflow', 'optuna') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tproject, env=cli_env(), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "HEAVY []" in out.stdout
     assert "num_nodes: 2" in out.stdout and "strategy: ddp_spawn" in out.stdout

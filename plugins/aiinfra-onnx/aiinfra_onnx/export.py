@@ -42,26 +42,43 @@ def export(model_dir: str | Path, out: str | Path | None = None, *, opset: int =
         # the torch.export-based one is the fallback where it has been removed
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            torch.onnx.export(graph, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
-                              dynamic_axes={INPUT: {0: "rows"}, OUTPUT: {0: "rows"}}, opset_version=opset,
-                              dynamo=False)
+            torch.onnx.export(
+                graph,
+                (example,),
+                str(tmp),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "rows"}, OUTPUT: {0: "rows"}},
+                opset_version=opset,
+                dynamo=False,
+            )
         except (TypeError, RuntimeError, NotImplementedError) as exc:
             log.info("TorchScript ONNX exporter unavailable (%s); using torch.export", exc)
-            torch.onnx.export(graph, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
-                              dynamic_shapes=({0: torch.export.Dim("rows")},), opset_version=opset,
-                              dynamo=True)
+            torch.onnx.export(
+                graph,
+                (example,),
+                str(tmp),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_shapes=({0: torch.export.Dim("rows")},),
+                opset_version=opset,
+                dynamo=True,
+            )
     proto = onnx.load(str(tmp))
     meta = dict(predictor.meta)
-    for key, value in {META_KEY: json.dumps(meta, sort_keys=True),
-                       "aiinfra.features": json.dumps(predictor.features),
-                                      "aiinfra.classes": json.dumps(predictor.classes)}.items():
+    for key, value in {
+        META_KEY: json.dumps(meta, sort_keys=True),
+        "aiinfra.features": json.dumps(predictor.features),
+        "aiinfra.classes": json.dumps(predictor.classes),
+    }.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
     tmp.unlink(missing_ok=True)
-    log.info("exported %s to %s (%d features, %d classes)", model_dir, out, len(predictor.features),
-             len(predictor.classes))
+    log.info(
+        "exported %s to %s (%d features, %d classes)", model_dir, out, len(predictor.features), len(predictor.classes)
+    )
     return out
 
 
@@ -72,6 +89,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     proto = onnx.load(str(path), load_external_data=False)
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props:
-        raise AiinfraError(f"{path} was not exported by aiinfra-onnx (no {META_KEY} metadata).",
-                           hint="export it with `aiinfra onnx-export MODEL_DIR --out FILE`")
+        raise AiinfraError(
+            f"{path} was not exported by aiinfra-onnx (no {META_KEY} metadata).",
+            hint="export it with `aiinfra onnx-export MODEL_DIR --out FILE`",
+        )
     return json.loads(props[META_KEY])

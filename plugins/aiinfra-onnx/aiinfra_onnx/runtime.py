@@ -31,8 +31,9 @@ class OnnxPredictor:
             opts.inter_op_num_threads = 1
         # from bytes, not the path: the file may be a temporary export or part of a registry
         # download, which is deleted once the model is in memory
-        self.session = ort.InferenceSession(self.path.read_bytes(), sess_options=opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            self.path.read_bytes(), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT: np.ascontiguousarray(x, dtype=np.float32)})[0]
@@ -59,9 +60,11 @@ def ensure_onnx(model_dir: Path, onnx_path: str | Path | None) -> Path:
     if onnx_path:
         path = Path(onnx_path)
         if not path.is_file():
-            raise AiinfraError(f"server.onnx_path {path} does not exist.",
-                               hint="export it with `aiinfra onnx-export MODEL_DIR --out FILE`, or set "
-                               "server.onnx_path=null to export the served model at start")
+            raise AiinfraError(
+                f"server.onnx_path {path} does not exist.",
+                hint="export it with `aiinfra onnx-export MODEL_DIR --out FILE`, or set "
+                "server.onnx_path=null to export the served model at start",
+            )
         return path
     path = Path(model_dir) / "model.onnx"
     weights = Path(model_dir) / "weights.pt"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from aiinfra.config.checks import at_least
 from aiinfra.serving.schema import HttpServerConfig
@@ -15,7 +14,7 @@ class OnnxServerConfig(HttpServerConfig):
     runtime: str = field(default="onnx", metadata={"registered": "runtime"})  # aiinfra_onnx.runtime:load
     # the .onnx file; null: <model directory>/model.onnx, exported from the torch weights at start
     # when it is missing (or older than weights.pt). Hot reload re-exports a new version the same way.
-    onnx_path: Optional[str] = None
+    onnx_path: str | None = None
     # onnxruntime intra-op threads per process (1: measured fastest for small models; README); 0: its default
     ort_threads: int = 1
 

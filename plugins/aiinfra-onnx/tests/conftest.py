@@ -29,8 +29,15 @@ def train_model(path: Path, steps: int = 60) -> Path:
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    return save_model(model.eval(), path, component="mlp", model_cfg=cfg, features=list(data.data.columns),
-                      classes=[0, 1], target="target")
+    return save_model(
+        model.eval(),
+        path,
+        component="mlp",
+        model_cfg=cfg,
+        features=list(data.data.columns),
+        classes=[0, 1],
+        target="target",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +64,16 @@ class Server:
     def __init__(self, project, server: str, model: Path, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = ["serve", f"server={server}", f"server.model_uri={model}", f"server.port={self.port}",
-                "server.prediction_log=false", "server.reload_interval_s=0", "server.access_log=null", *extra]
+        args = [
+            "serve",
+            f"server={server}",
+            f"server.model_uri={model}",
+            f"server.port={self.port}",
+            "server.prediction_log=false",
+            "server.reload_interval_s=0",
+            "server.access_log=null",
+            *extra,
+        ]
         self.proc = project.popen(*args)
 
     def wait(self, timeout: float = 90) -> Server:

@@ -90,8 +90,9 @@ def test_loading_deletes_the_temporary_download_and_the_model_still_answers(mode
     copy = shutil.copytree(model_dir, download / "model")
     served = loader.load(ResolvedModel("models:/m/3", copy, "m", "3", download_dir=download))
     assert not download.exists()
-    np.testing.assert_allclose(served.predict_proba(rows), Predictor.load(model_dir).predict_proba(rows),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        served.predict_proba(rows), Predictor.load(model_dir).predict_proba(rows), rtol=0, atol=1e-5
+    )
     assert served.version == "3" and served.platform == "aiinfra_onnxruntime"
     # a local model directory is the user's: it stays, with its exported model.onnx
     local = shutil.copytree(model_dir, tmp_path / "local")
@@ -108,15 +109,19 @@ def test_runtime_onnx_under_the_http_server_schema(model_dir, rows, tmp_path):
     local = shutil.copytree(model_dir, tmp_path / "model")
     served = ModelLoader(_typed({"type": "http", "model_uri": str(local), "runtime": "onnx"}))()
     assert served.platform == "aiinfra_onnxruntime" and (local / "model.onnx").is_file()
-    np.testing.assert_allclose(served.predict_proba(rows[:5]), Predictor.load(model_dir).predict_proba(rows[:5]),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        served.predict_proba(rows[:5]), Predictor.load(model_dir).predict_proba(rows[:5]), rtol=0, atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("server,key", [
-    ({"type": "onnx", "ort_threads": -1}, "server.ort_threads"),
-    ({"type": "onnx", "port": 70000}, "server.port"),
-    ({"type": "onnx", "runtime": "onnxx"}, "server.runtime"),
-])
+@pytest.mark.parametrize(
+    "server,key",
+    [
+        ({"type": "onnx", "ort_threads": -1}, "server.ort_threads"),
+        ({"type": "onnx", "port": 70000}, "server.port"),
+        ({"type": "onnx", "runtime": "onnxx"}, "server.runtime"),
+    ],
+)
 def test_onnx_server_rules_fail_in_validation(server, key):
     from aiinfra.errors import ConfigError
 

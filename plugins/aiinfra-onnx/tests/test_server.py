@@ -29,8 +29,9 @@ def servers(tmp_path_factory, model_dir):
 
 
 def _v2(rows):
-    return {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32",
-                        "data": rows.reshape(-1).tolist()}]}
+    return {
+        "inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32", "data": rows.reshape(-1).tolist()}]
+    }
 
 
 def test_v2_infer_equals_torch_and_builtin_server(servers, rows):
@@ -41,8 +42,9 @@ def test_v2_infer_equals_torch_and_builtin_server(servers, rows):
     ref = httpx.post(f"{http_server.url}/v2/models/model/infer", json=_v2(x), timeout=30)
     assert got.status_code == ref.status_code == 200, got.text
     body, ref_body = got.json(), ref.json()
-    assert [(o["name"], o["datatype"], o["shape"]) for o in body["outputs"]] == \
-           [(o["name"], o["datatype"], o["shape"]) for o in ref_body["outputs"]]
+    assert [(o["name"], o["datatype"], o["shape"]) for o in body["outputs"]] == [
+        (o["name"], o["datatype"], o["shape"]) for o in ref_body["outputs"]
+    ]
     assert {k for k in body if k != "id"} == {k for k in ref_body if k != "id"}
     out = {o["name"]: o for o in body["outputs"]}
     proba = np.asarray(out["probabilities"]["data"], dtype=np.float32).reshape(out["probabilities"]["shape"])
@@ -86,10 +88,11 @@ def test_two_workers_share_one_metrics_directory(tmp_path_factory, model_dir, ro
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as client:
             for i in range(20):
-                assert client.post("/v2/models/model/infer", json=_v2(rows[i:i + 3])).status_code == 200
+                assert client.post("/v2/models/model/infer", json=_v2(rows[i : i + 3])).status_code == 200
             for _ in range(4):  # four scrapes: whichever worker answers, it reports all 60 rows
-                lines = [ln for ln in client.get("/metrics").text.splitlines()
-                         if ln.startswith("aiinfra_predictions_total{")]
+                lines = [
+                    ln for ln in client.get("/metrics").text.splitlines() if ln.startswith("aiinfra_predictions_total{")
+                ]
                 assert len(lines) == 1 and float(lines[0].split()[-1]) == 60, lines
     finally:
         output = srv.stop()

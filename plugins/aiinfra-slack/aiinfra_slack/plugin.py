@@ -25,9 +25,13 @@ def aiinfra_config_searchpath():
 
 @hookimpl
 def aiinfra_register_components(register):
-    register("sink", "slack", target="aiinfra_slack.sink:slack_sink",
-             schema="aiinfra_slack.schema:SlackSinkConfig",
-             description=f"drift alert to a Slack incoming webhook (url, or ${URL_ENV})")
+    register(
+        "sink",
+        "slack",
+        target="aiinfra_slack.sink:slack_sink",
+        schema="aiinfra_slack.schema:SlackSinkConfig",
+        description=f"drift alert to a Slack incoming webhook (url, or ${URL_ENV})",
+    )
 
 
 def _has_slack_sink(config) -> bool:

@@ -22,8 +22,11 @@ class SlackSinkConfig(SinkConfig):
 
     def check(self) -> None:
         if self.url is not None:
-            require(self.url.startswith("https://") or self.url.startswith("http://"), "url",
-                    "must be an https:// URL (a Slack incoming webhook)")
+            require(
+                self.url.startswith("https://") or self.url.startswith("http://"),
+                "url",
+                "must be an https:// URL (a Slack incoming webhook)",
+            )
         require(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s!r}")
         at_least(self, 0, "retries", "backoff_s")
         at_least(self, 1, "top_columns")

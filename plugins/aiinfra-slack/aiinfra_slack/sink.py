@@ -16,16 +16,24 @@ class SlackError(AiinfraError):
     """Posting to Slack failed; the message never contains the webhook URL's secret path."""
 
 
-def post(url: str, message: dict[str, Any], *, timeout_s: float = 5.0, retries: int = 3,
-         backoff_s: float = 0.5) -> None:
+def post(
+    url: str, message: dict[str, Any], *, timeout_s: float = 5.0, retries: int = 3, backoff_s: float = 0.5
+) -> None:
     """POST ``message`` as JSON with the core's retrying client (connection errors, 5xx and 429,
     honouring Retry-After); raise :class:`SlackError` without the URL's secret path."""
-    ok, attempts, last = post_json(url, json.dumps(message, default=str).encode(),
-                                   headers={"User-Agent": "aiinfra-slack"}, timeout_s=timeout_s,
-                                   retries=retries, backoff_s=backoff_s)
+    ok, attempts, last = post_json(
+        url,
+        json.dumps(message, default=str).encode(),
+        headers={"User-Agent": "aiinfra-slack"},
+        timeout_s=timeout_s,
+        retries=retries,
+        backoff_s=backoff_s,
+    )
     if not ok:
-        raise SlackError(f"posting to Slack ({redact_url(url)}) failed after {attempts} attempt(s): {last}",
-                         hint=f"check the webhook URL (monitor.alerts[].url or ${URL_ENV})")
+        raise SlackError(
+            f"posting to Slack ({redact_url(url)}) failed after {attempts} attempt(s): {last}",
+            hint=f"check the webhook URL (monitor.alerts[].url or ${URL_ENV})",
+        )
 
 
 def drift_message(verdict: Mapping[str, Any], top_columns: int = SlackSinkConfig.top_columns) -> dict[str, Any]:
@@ -37,32 +45,45 @@ def drift_message(verdict: Mapping[str, Any], top_columns: int = SlackSinkConfig
     )[:top_columns]
     rows = verdict.get("rows") or {}
     title = ("Data drift detected" if drifted else "No data drift") + f" ({verdict.get('current', 'current data')})"
-    summary = (f"{verdict.get('drifted_columns', len(worst))}/{verdict.get('columns_total', len(cols))} columns "
-               f"drifted, share {float(verdict.get('drift_share') or 0):.2f} "
-               f"(threshold {verdict.get('threshold')}); {rows.get('current', '?')} rows vs "
-               f"{rows.get('reference', '?')} reference rows")
+    summary = (
+        f"{verdict.get('drifted_columns', len(worst))}/{verdict.get('columns_total', len(cols))} columns "
+        f"drifted, share {float(verdict.get('drift_share') or 0):.2f} "
+        f"(threshold {verdict.get('threshold')}); {rows.get('current', '?')} rows vs "
+        f"{rows.get('reference', '?')} reference rows"
+    )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
     ]
     if worst:
-        lines = "\n".join(f"• `{name}`: {c.get('method')} {float(c['score']):.4g} (threshold "
-                          f"{float(c.get('threshold') or 0):.4g})" for name, c in worst)
+        lines = "\n".join(
+            f"• `{name}`: {c.get('method')} {float(c['score']):.4g} (threshold {float(c.get('threshold') or 0):.4g})"
+            for name, c in worst
+        )
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Most drifted columns*\n" + lines}})
     paths = verdict.get("paths") or {}
     if paths.get("html") or paths.get("verdict"):
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"report: `{paths.get('html') or paths.get('verdict')}`"}]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"report: `{paths.get('html') or paths.get('verdict')}`"}],
+            }
+        )
     return {"text": f"{title}: {summary}", "blocks": blocks}
 
 
 def stage_message(stage: str, outputs: Mapping[str, Any], project: str) -> dict[str, Any]:
     shown = {k: v for k, v in outputs.items() if isinstance(v, (int, float, str, bool)) and len(str(v)) < 200}
-    lines = "\n".join(f"• {k}: `{v:.4g}`" if isinstance(v, float) else f"• {k}: `{v}`"
-                      for k, v in sorted(shown.items())[:20])
+    lines = "\n".join(
+        f"• {k}: `{v:.4g}`" if isinstance(v, float) else f"• {k}: `{v}`" for k, v in sorted(shown.items())[:20]
+    )
     text = f"{project}: {stage} finished"
-    return {"text": text, "blocks": [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*" + (f"\n{lines}" if lines else "")}}]}
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*" + (f"\n{lines}" if lines else "")}}
+        ],
+    }
 
 
 def slack_sink(verdict: Mapping[str, Any], options: SlackSinkConfig, config: Any = None) -> None:
@@ -72,7 +93,14 @@ def slack_sink(verdict: Mapping[str, Any], options: SlackSinkConfig, config: Any
 
     url = options.url or os.environ.get(URL_ENV)
     if not url:
-        raise SlackError("the slack sink has no webhook URL.",
-                         hint=f"set ${URL_ENV}, or monitor.alerts=[{{type: slack, url: https://hooks.slack.com/...}}]")
-    post(url, drift_message(verdict, options.top_columns), timeout_s=options.timeout_s, retries=options.retries,
-         backoff_s=options.backoff_s)
+        raise SlackError(
+            "the slack sink has no webhook URL.",
+            hint=f"set ${URL_ENV}, or monitor.alerts=[{{type: slack, url: https://hooks.slack.com/...}}]",
+        )
+    post(
+        url,
+        drift_message(verdict, options.top_columns),
+        timeout_s=options.timeout_s,
+        retries=options.retries,
+        backoff_s=options.backoff_s,
+    )

@@ -9,11 +9,18 @@ from aiinfra_slack.schema import SlackSinkConfig
 from aiinfra_slack.sink import SlackError, drift_message, post, slack_sink
 
 VERDICT = {
-    "drift_detected": True, "drift_share": 0.75, "threshold": 0.5, "drifted_columns": 3, "columns_total": 4,
-    "current": "cur.parquet", "rows": {"current": 300, "reference": 1400},
-    "columns": {"f0": {"method": "wasserstein", "score": 1.8, "threshold": 0.1, "drifted": True},
-                "f1": {"method": "wasserstein", "score": 0.3, "threshold": 0.1, "drifted": True},
-                "f2": {"method": "wasserstein", "score": 0.01, "threshold": 0.1, "drifted": False}},
+    "drift_detected": True,
+    "drift_share": 0.75,
+    "threshold": 0.5,
+    "drifted_columns": 3,
+    "columns_total": 4,
+    "current": "cur.parquet",
+    "rows": {"current": 300, "reference": 1400},
+    "columns": {
+        "f0": {"method": "wasserstein", "score": 1.8, "threshold": 0.1, "drifted": True},
+        "f1": {"method": "wasserstein", "score": 0.3, "threshold": 0.1, "drifted": True},
+        "f2": {"method": "wasserstein", "score": 0.01, "threshold": 0.1, "drifted": False},
+    },
     "paths": {"html": "reports/drift/report.html"},
 }
 
@@ -75,8 +82,9 @@ def test_aiinfra_stage_finished_only_for_chosen_stages(receiver, monkeypatch):
     monkeypatch.setenv(plugin.URL_ENV, receiver.url)
     monkeypatch.setenv(plugin.STAGES_ENV, "register")
     plugin.aiinfra_stage_finished(stage="train", outputs={"val_loss": 0.1}, config={"project": "p"})
-    plugin.aiinfra_stage_finished(stage="register", outputs={"version": "3", "promoted": True,
-                                                             "test_accuracy": 0.97123}, config={"project": "p"})
+    plugin.aiinfra_stage_finished(
+        stage="register", outputs={"version": "3", "promoted": True, "test_accuracy": 0.97123}, config={"project": "p"}
+    )
     (body,) = receiver.bodies
     assert body["text"] == "p: register finished"
     assert "• test_accuracy: `0.9712`" in body["blocks"][0]["text"]["text"]

@@ -7,9 +7,13 @@ AIINFRA_API = ">=1.0,<2"
 
 @hookimpl
 def aiinfra_register_components(register):
-    register("source", "sql", target="aiinfra_sql.source:SQLSource",
-             schema="aiinfra_sql.schema:SQLSourceConfig",
-             description="a SQL table or query (SQLAlchemy URL), optionally incremental")
+    register(
+        "source",
+        "sql",
+        target="aiinfra_sql.source:SQLSource",
+        schema="aiinfra_sql.schema:SQLSourceConfig",
+        description="a SQL table or query (SQLAlchemy URL), optionally incremental",
+    )
 
 
 @hookimpl

@@ -33,9 +33,12 @@ class IncrementalConfig:
     commit: Commit = Commit.stage
 
     def check(self) -> None:
-        require(not self.enabled or bool(self.column), "column",
-                "must name a growing column when incremental.enabled is true",
-                hint="source.incremental.column=created_at (or an id)")
+        require(
+            not self.enabled or bool(self.column),
+            "column",
+            "must name a growing column when incremental.enabled is true",
+            hint="source.incremental.column=created_at (or an id)",
+        )
         require(bool(self.state_file), "state_file", "must be a file path")
 
 
@@ -55,8 +58,15 @@ class SQLSourceConfig(SourceConfig):
     def check(self) -> None:
         super().check()
         if bool(self.table) == bool(self.query):
-            fail("table", "the sql source needs exactly one of source.table and source.query.",
-                 hint="source.table=orders, or source.query='SELECT * FROM orders WHERE region = :r'")
-        require(bool(self.url) or bool(self.url_env), "url", "the sql source has no database URL.",
-                hint="set source.url=sqlite:///path/to.db (or any SQLAlchemy URL), or source.url_env to the "
-                "name of an environment variable that holds it")
+            fail(
+                "table",
+                "the sql source needs exactly one of source.table and source.query.",
+                hint="source.table=orders, or source.query='SELECT * FROM orders WHERE region = :r'",
+            )
+        require(
+            bool(self.url) or bool(self.url_env),
+            "url",
+            "the sql source has no database URL.",
+            hint="set source.url=sqlite:///path/to.db (or any SQLAlchemy URL), or source.url_env to the "
+            "name of an environment variable that holds it",
+        )

@@ -14,18 +14,28 @@ def make_orders(url: str, start: int, n: int) -> None:
     engine = sa.create_engine(url)
     meta = sa.MetaData()
     orders = sa.Table(
-        "orders", meta,
+        "orders",
+        meta,
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("amount", sa.Float), sa.Column("items", sa.Float),
-        sa.Column("created_at", sa.DateTime), sa.Column("label", sa.Integer),
+        sa.Column("amount", sa.Float),
+        sa.Column("items", sa.Float),
+        sa.Column("created_at", sa.DateTime),
+        sa.Column("label", sa.Integer),
     )
     meta.create_all(engine)
     rng = np.random.default_rng(start)
     rows = []
     for i in range(start + 1, start + n + 1):
         amount, items = float(rng.normal(50, 10)), float(rng.integers(1, 9))
-        rows.append({"id": i, "amount": amount, "items": items,
-                     "created_at": T0 + timedelta(minutes=i), "label": int(amount > 50)})
+        rows.append(
+            {
+                "id": i,
+                "amount": amount,
+                "items": items,
+                "created_at": T0 + timedelta(minutes=i),
+                "label": int(amount > 50),
+            }
+        )
     with engine.begin() as conn:
         conn.execute(orders.insert(), rows)
     engine.dispose()

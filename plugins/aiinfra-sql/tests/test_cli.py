@@ -6,8 +6,14 @@ import json
 
 from conftest import make_orders
 
-ARGS = ["source=sql", "source.table=orders", "source.target=label", "source.exclude=[id,created_at]",
-        "source.incremental.enabled=true", "source.incremental.column=id"]
+ARGS = [
+    "source=sql",
+    "source.table=orders",
+    "source.target=label",
+    "source.exclude=[id,created_at]",
+    "source.incremental.enabled=true",
+    "source.incremental.column=id",
+]
 
 
 def test_listed(aiinfra_project):

@@ -17,8 +17,9 @@ from conftest import make_orders
 
 def cfg(**kw) -> SQLSourceConfig:
     """The typed ``source`` section the source receives: merged onto the schema, its rules checked."""
-    merged = OmegaConf.merge(OmegaConf.structured(SQLSourceConfig), {"type": "sql", "target": "label",
-                                                                      "url_env": None, **kw})
+    merged = OmegaConf.merge(
+        OmegaConf.structured(SQLSourceConfig), {"type": "sql", "target": "label", "url_env": None, **kw}
+    )
     typed = OmegaConf.to_object(merged)
     run_checks(typed, "source")
     return typed
@@ -32,8 +33,9 @@ def test_reads_a_table_and_drops_excluded_columns(db_url):
 
 
 def test_reads_a_query_with_parameters(db_url):
-    frame = SQLSource(cfg(url=db_url, query="SELECT id, amount, label FROM orders WHERE items >= :n",
-                          params={"n": 5})).read()
+    frame = SQLSource(
+        cfg(url=db_url, query="SELECT id, amount, label FROM orders WHERE items >= :n", params={"n": 5})
+    ).read()
     assert 0 < len(frame) < 100
     assert set(frame.columns) == {"id", "amount", "label"}
 
@@ -64,9 +66,17 @@ def test_incremental_table_reads_only_rows_newer_than_the_last_run(db_url, tmp_p
 
 
 def test_incremental_by_timestamp_with_a_start_and_commit_on_read(db_url, tmp_path):
-    c = cfg(url=db_url, table="orders", incremental={
-        "enabled": True, "column": "created_at", "state_file": str(tmp_path / "s.json"),
-        "start": "2026-01-01T09:00:00", "commit": "read"})
+    c = cfg(
+        url=db_url,
+        table="orders",
+        incremental={
+            "enabled": True,
+            "column": "created_at",
+            "state_file": str(tmp_path / "s.json"),
+            "start": "2026-01-01T09:00:00",
+            "commit": "read",
+        },
+    )
     first = SQLSource(c).read()
     assert first["id"].min() == 61 and first["id"].max() == 100  # 08:00 + 61 min > 09:00
     make_orders(db_url, 100, 5)
@@ -76,8 +86,11 @@ def test_incremental_by_timestamp_with_a_start_and_commit_on_read(db_url, tmp_pa
 
 
 def test_incremental_query(db_url, tmp_path):
-    c = cfg(url=db_url, query="SELECT id, amount, label FROM orders WHERE items > 1",
-            incremental={"enabled": True, "column": "id", "state_file": str(tmp_path / "s.json"), "commit": "read"})
+    c = cfg(
+        url=db_url,
+        query="SELECT id, amount, label FROM orders WHERE items > 1",
+        incremental={"enabled": True, "column": "id", "state_file": str(tmp_path / "s.json"), "commit": "read"},
+    )
     first = SQLSource(c).read()
     make_orders(db_url, 100, 40)
     second = SQLSource(c).read()
@@ -103,13 +116,19 @@ def test_password_never_in_the_state_key():
     assert "s3cret" not in key and key.startswith("postgresql+psycopg://me:***@db:5432/shop|table:orders")
 
 
-@pytest.mark.parametrize("kw, key, message", [
-    ({"url": "sqlite://"}, "source.table", "exactly one of source.table and source.query"),
-    ({"url": "sqlite://", "table": "orders", "query": "SELECT 1"}, "source.table", "exactly one of"),
-    ({"table": "orders"}, "source.url", "no database URL"),
-    ({"url": "sqlite://", "table": "orders", "incremental": {"enabled": True}}, "source.incremental.column",
-     "must name a growing column"),
-])
+@pytest.mark.parametrize(
+    "kw, key, message",
+    [
+        ({"url": "sqlite://"}, "source.table", "exactly one of source.table and source.query"),
+        ({"url": "sqlite://", "table": "orders", "query": "SELECT 1"}, "source.table", "exactly one of"),
+        ({"table": "orders"}, "source.url", "no database URL"),
+        (
+            {"url": "sqlite://", "table": "orders", "incremental": {"enabled": True}},
+            "source.incremental.column",
+            "must name a growing column",
+        ),
+    ],
+)
 def test_rules_between_fields_fail_in_validation(kw, key, message):
     with pytest.raises(ConfigError, match=message) as exc:
         cfg(**kw)
@@ -118,8 +137,12 @@ def test_rules_between_fields_fail_in_validation(kw, key, message):
 
 @pytest.mark.parametrize("commit", list(Commit))
 def test_every_commit_option_validates(commit):
-    assert cfg(url="sqlite://", table="orders", incremental={"enabled": True, "column": "id",
-                                                             "commit": commit.value}).incremental.commit == commit
+    assert (
+        cfg(
+            url="sqlite://", table="orders", incremental={"enabled": True, "column": "id", "commit": commit.value}
+        ).incremental.commit
+        == commit
+    )
 
 
 def test_an_unknown_commit_option_names_the_key():

@@ -13,7 +13,11 @@ from aiinfra.monitoring import engine
 from aiinfra.monitoring.schema import DriftMonitorConfig
 from aiinfra.monitoring.windows import CurrentData
 
-g = np.random.default_rng(9)
+
+@pytest.fixture
+def g() -> np.random.Generator:
+    """A generator per test: its data does not depend on which tests ran before it."""
+    return np.random.default_rng(9)
 
 
 def _ref(**columns):
@@ -37,7 +41,7 @@ def _run(mon, ref, cur):
     return {c["column"]: c for c in engine.run(mon, ref, cur, engine.plan_columns(mon, ref, cur)).columns}
 
 
-def test_per_column_threshold_and_categorical_override():
+def test_per_column_threshold_and_categorical_override(g):
     ref = _ref(a=g.normal(size=3000), code=g.integers(0, 8, 3000).astype(float), target=g.integers(0, 2, 3000))
     cur = _cur(a=g.normal(0.08, size=3000), code=g.integers(0, 8, 3000).astype(float))
     plain = _run(_mon(), ref, cur)
@@ -47,7 +51,7 @@ def test_per_column_threshold_and_categorical_override():
     assert tuned["code"]["type"] == "categorical" and tuned["code"]["method"] == "jensenshannon"
 
 
-def test_a_feature_that_stopped_arriving_is_drift():
+def test_a_feature_that_stopped_arriving_is_drift(g):
     ref = _ref(a=g.normal(size=2000), b=g.normal(size=2000), target=g.integers(0, 2, 2000))
     cur = _cur(a=np.full(500, np.nan), b=g.normal(size=500))
     out = _run(_mon(), ref, cur)
@@ -55,7 +59,7 @@ def test_a_feature_that_stopped_arriving_is_drift():
     assert out["a"]["missing_share_current"] == 1.0 and out["b"]["drifted"] is False
 
 
-def test_logged_string_labels_compare_with_an_integer_target():
+def test_logged_string_labels_compare_with_an_integer_target(g):
     labels = g.integers(0, 2, 2000)
     ref = _ref(a=g.normal(size=2000), target=labels)
     cur = _cur(a=g.normal(size=2000), prediction=np.where(g.random(2000) < 0.5, "1", "0"))
@@ -78,7 +82,7 @@ def test_logged_string_labels_compare_with_an_integer_target():
         (_mon(), {"b": [1.0, 2.0]}, DataValidationError, "lacks column(s) a"),
     ],
 )
-def test_plan_errors_name_the_column_and_the_fix(mon, cur, error, words):
+def test_plan_errors_name_the_column_and_the_fix(mon, cur, error, words, g):
     ref = _ref(a=g.normal(size=50), target=g.integers(0, 2, 50))
     with pytest.raises(error) as info:
         engine.plan_columns(mon, ref, _cur(**cur))

@@ -32,66 +32,73 @@ def _ours(method, ref: pd.Series, cur: pd.Series, kind: str, threshold=None):
     return name, score, stats.is_drift(name, score, thr), thr
 
 
-rng = np.random.default_rng(7)
 N = pd.Series
-CASES = [
-    # (id, method, reference, current, kind)
-    ("ks", "ks", N(rng.normal(size=800)), N(rng.normal(0.15, size=3000)), stats.NUMERICAL),
-    ("ks-large", "ks", N(rng.normal(size=12000)), N(rng.normal(0.02, size=15000)), stats.NUMERICAL),
-    ("wasserstein", "wasserstein", N(rng.normal(size=3000)), N(rng.normal(0.1, 1.2, size=5000)), stats.NUMERICAL),
-    (
-        "wasserstein-ties",
-        "wasserstein",
-        N(np.round(rng.normal(size=2000), 1)),
-        N(np.round(rng.normal(size=900), 1)),
-        stats.NUMERICAL,
-    ),
-    ("psi-binned", "psi", N(rng.lognormal(size=3000)), N(rng.lognormal(0.1, size=4000)), stats.NUMERICAL),
-    (
-        "psi-few-values",
-        "psi",
-        N(rng.choice([0.0, 1, 2, 3], 3000)),
-        N(rng.choice([0.0, 1, 2, 3, 4], 2000)),
-        stats.NUMERICAL,
-    ),
-    ("js-binned", "jensenshannon", N(rng.uniform(size=3000)), N(rng.uniform(0.05, 1, size=2500)), stats.NUMERICAL),
-    (
-        "js-categorical",
-        "jensenshannon",
-        N(rng.choice(list("abcd"), 3000)),
-        N(rng.choice(list("abcde"), 2000)),
-        stats.CATEGORICAL,
-    ),
-    (
-        "chisquare",
-        "chisquare",
-        N(rng.choice(list("abc"), 900)),
-        N(rng.choice(list("abc"), 700, p=[0.4, 0.3, 0.3])),
-        stats.CATEGORICAL,
-    ),
-    ("z", "z", N(rng.choice(["x", "y"], 500)), N(rng.choice(["x", "y"], 600, p=[0.6, 0.4])), stats.CATEGORICAL),
-    (
-        "with-missing",
-        "wasserstein",
-        N(np.where(rng.random(3000) < 0.2, np.nan, rng.normal(size=3000))),
-        N(np.where(rng.random(4000) < 0.4, np.inf, rng.normal(size=4000))),
-        stats.NUMERICAL,
-    ),
-    ("custom-threshold", "psi", N(rng.normal(size=3000)), N(rng.normal(0.05, size=3000)), stats.NUMERICAL),
-    # Evidently's automatic choice: small/large reference, few/many values, numerical/categorical
-    ("auto-small-num", None, N(rng.normal(size=500)), N(rng.normal(size=900)), stats.NUMERICAL),
-    ("auto-small-few", None, N(rng.choice([1.0, 2, 3], 500)), N(rng.choice([1.0, 2, 3], 900)), stats.NUMERICAL),
-    ("auto-small-binary", None, N(rng.choice([0.0, 1], 500)), N(rng.choice([0.0, 1], 900)), stats.NUMERICAL),
-    ("auto-small-cat", None, N(rng.choice(list("pqr"), 500)), N(rng.choice(list("pqr"), 900)), stats.CATEGORICAL),
-    ("auto-large-num", None, N(rng.normal(size=2000)), N(rng.normal(size=900)), stats.NUMERICAL),
-    ("auto-large-few", None, N(rng.choice([1.0, 2, 3], 2000)), N(rng.choice([1.0, 2, 3, 4], 900)), stats.NUMERICAL),
-    ("auto-large-cat", None, N(rng.choice(list("pqr"), 2000)), N(rng.choice(list("pq"), 900)), stats.CATEGORICAL),
-]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_same_method_score_and_verdict_as_evidently(case, evidently_loaded):
-    name, method, ref, cur, kind = case
+def _cases(rng: np.random.Generator) -> list[tuple]:
+    """Every case, drawn from ``rng`` in this order: each test builds the whole list from a fresh
+    generator, so a case's data does not depend on which other tests ran, or in what order."""
+    return [
+        # (id, method, reference, current, kind)
+        ("ks", "ks", N(rng.normal(size=800)), N(rng.normal(0.15, size=3000)), stats.NUMERICAL),
+        ("ks-large", "ks", N(rng.normal(size=12000)), N(rng.normal(0.02, size=15000)), stats.NUMERICAL),
+        ("wasserstein", "wasserstein", N(rng.normal(size=3000)), N(rng.normal(0.1, 1.2, size=5000)), stats.NUMERICAL),
+        (
+            "wasserstein-ties",
+            "wasserstein",
+            N(np.round(rng.normal(size=2000), 1)),
+            N(np.round(rng.normal(size=900), 1)),
+            stats.NUMERICAL,
+        ),
+        ("psi-binned", "psi", N(rng.lognormal(size=3000)), N(rng.lognormal(0.1, size=4000)), stats.NUMERICAL),
+        (
+            "psi-few-values",
+            "psi",
+            N(rng.choice([0.0, 1, 2, 3], 3000)),
+            N(rng.choice([0.0, 1, 2, 3, 4], 2000)),
+            stats.NUMERICAL,
+        ),
+        ("js-binned", "jensenshannon", N(rng.uniform(size=3000)), N(rng.uniform(0.05, 1, size=2500)), stats.NUMERICAL),
+        (
+            "js-categorical",
+            "jensenshannon",
+            N(rng.choice(list("abcd"), 3000)),
+            N(rng.choice(list("abcde"), 2000)),
+            stats.CATEGORICAL,
+        ),
+        (
+            "chisquare",
+            "chisquare",
+            N(rng.choice(list("abc"), 900)),
+            N(rng.choice(list("abc"), 700, p=[0.4, 0.3, 0.3])),
+            stats.CATEGORICAL,
+        ),
+        ("z", "z", N(rng.choice(["x", "y"], 500)), N(rng.choice(["x", "y"], 600, p=[0.6, 0.4])), stats.CATEGORICAL),
+        (
+            "with-missing",
+            "wasserstein",
+            N(np.where(rng.random(3000) < 0.2, np.nan, rng.normal(size=3000))),
+            N(np.where(rng.random(4000) < 0.4, np.inf, rng.normal(size=4000))),
+            stats.NUMERICAL,
+        ),
+        ("custom-threshold", "psi", N(rng.normal(size=3000)), N(rng.normal(0.05, size=3000)), stats.NUMERICAL),
+        # Evidently's automatic choice: small/large reference, few/many values, numerical/categorical
+        ("auto-small-num", None, N(rng.normal(size=500)), N(rng.normal(size=900)), stats.NUMERICAL),
+        ("auto-small-few", None, N(rng.choice([1.0, 2, 3], 500)), N(rng.choice([1.0, 2, 3], 900)), stats.NUMERICAL),
+        ("auto-small-binary", None, N(rng.choice([0.0, 1], 500)), N(rng.choice([0.0, 1], 900)), stats.NUMERICAL),
+        ("auto-small-cat", None, N(rng.choice(list("pqr"), 500)), N(rng.choice(list("pqr"), 900)), stats.CATEGORICAL),
+        ("auto-large-num", None, N(rng.normal(size=2000)), N(rng.normal(size=900)), stats.NUMERICAL),
+        ("auto-large-few", None, N(rng.choice([1.0, 2, 3], 2000)), N(rng.choice([1.0, 2, 3, 4], 900)), stats.NUMERICAL),
+        ("auto-large-cat", None, N(rng.choice(list("pqr"), 2000)), N(rng.choice(list("pq"), 900)), stats.CATEGORICAL),
+    ]
+
+
+CASE_IDS = [c[0] for c in _cases(np.random.default_rng(7))]
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_same_method_score_and_verdict_as_evidently(case_id, evidently_loaded):
+    name, method, ref, cur, kind = next(c for c in _cases(np.random.default_rng(7)) if c[0] == case_id)
     threshold = 0.02 if name == "custom-threshold" else None
     ev_name, ev_score, ev_drift, ev_thr = _evidently(method, ref, cur, kind, threshold)
     our_name, our_score, our_drift, our_thr = _ours(method, ref, cur, kind, threshold)

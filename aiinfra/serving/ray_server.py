@@ -78,7 +78,12 @@ class AiinfraServer:
         os.chdir(project_dir)  # the config's relative paths (logs/, reports/) are the project's
         if metrics_dir:
             os.makedirs(metrics_dir, exist_ok=True)
-        cfg = validate(OmegaConf.create(spec), get_plugins().registry)
+        plugins = get_plugins()
+        if "ray" not in plugins.registry.names("server"):  # until aiinfra/builtin.py lists server=ray
+            import aiinfra.deploy.plugin
+
+            plugins.register(aiinfra.deploy.plugin, name="aiinfra-deploy")
+        cfg = validate(OmegaConf.create(spec), plugins.registry)
         from aiinfra.serving.server import build_state
 
         self.state = build_state(cfg)
@@ -111,7 +116,7 @@ def application(cfg: Any, metrics_dir: str | None = None) -> Any:
         options["autoscaling_config"] = s.autoscaling.as_ray()
     else:
         options["num_replicas"] = int(s.num_replicas)
-    return AiinfraServer.options(**options).bind(to_yaml(cfg), str(Path.cwd()), metrics_dir)
+    return serve.deployment(AiinfraServer).options(**options).bind(to_yaml(cfg), str(Path.cwd()), metrics_dir)
 
 
 def _replica_env(metrics_dir: str | None) -> dict[str, str]:
@@ -137,8 +142,8 @@ def serve_ray(cfg: Any) -> int:
     s = cfg.server
     keys = KeyStore.from_config(s)  # a malformed key or an open bind fails here, before Ray starts
     check_bind(s.host, keys, s.allow_unauthenticated)
-    started_ray = not ray.is_initialized()
-    if started_ray:
+    started_ray = s.address is None and not ray.is_initialized()  # ours to stop; a cluster's Serve is not
+    if not ray.is_initialized():
         ray.init(address=s.address, num_cpus=s.num_cpus, include_dashboard=False, log_to_driver=False)
     metrics_dir = tempfile.mkdtemp(prefix="aiinfra-metrics-")
     stop = threading.Event()
@@ -154,7 +159,8 @@ def serve_ray(cfg: Any) -> int:
             f"{s.autoscaling.min_replicas}..{s.autoscaling.max_replicas}" if s.autoscale else s.num_replicas,
         )
         print(f"aiinfra: ray serve app '{s.app_name}' ready", flush=True)
-        stop.wait()
+        while not stop.wait(0.5):
+            pass
         log.info("stopping: draining the replicas of '%s' (up to %.0f s)", s.app_name, s.graceful_timeout_s)
         serve.delete(s.app_name, _blocking=True)  # each replica finishes its requests and flushes its log
     finally:

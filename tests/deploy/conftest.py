@@ -47,3 +47,35 @@ def render(deploy_project, deploy_plugin, monkeypatch, tmp_path):
         return dest
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ray_serve(tmp_path_factory):
+    """ONE local Ray instance (4 logical CPUs) and Serve's proxy on a free port, for the session.
+
+    Short autoscaling metric intervals (Ray's own autoscaling tests use 0.1 s) keep scaling tests short.
+    Yields (proxy port, GCS address) and the deploy plugin is registered for the session.
+    """
+    ray = pytest.importorskip("ray")
+    from ray import serve
+
+    import aiinfra.builtin
+    import aiinfra.deploy.plugin
+    from aiinfra.plugins import manager
+    from serving_helpers import free_port
+
+    os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.1")
+    os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.1")
+    previous = manager._cached
+    plugins = manager.build_plugin_manager(load_entrypoints=False, plugins=[aiinfra.builtin])
+    plugins.register(aiinfra.deploy.plugin, name="aiinfra-deploy-test")
+    manager.reset_plugins(plugins)
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield port, ray.get_runtime_context().gcs_address
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        manager.reset_plugins(previous)

@@ -224,15 +224,17 @@ def test_every_command_in_the_table_is_in_help(capsys):
 def test_plugin_command_is_dispatched_with_its_arguments(
     aiinfra_plugin_manager, register_plugin, tmp_path, monkeypatch, capsys
 ):
-    (tmp_path / "aiinfra_cmd_fixture.py").write_text(
+    # a module name no other test uses (sys.modules is shared by the whole session)
+    (tmp_path / "aiinfra_greet_command_fixture.py").write_text(
         "def greet(args):\n    print('greet', *args)\n    return 4 if '--fail' in args else None\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "aiinfra_greet_command_fixture", raising=False)
 
     class Commands:
         @hookimpl
         def aiinfra_register_commands(self, register):
-            register("greet", target="aiinfra_cmd_fixture:greet", help="say hello")
+            register("greet", target="aiinfra_greet_command_fixture:greet", help="say hello")
 
     register_plugin(Commands(), name="cmd-plugin")
     assert cli.main(["greet", "a", "b"]) == 0

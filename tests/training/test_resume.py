@@ -1,10 +1,13 @@
 """A training killed mid-epoch (SIGKILL) resumes from its last checkpoint with one override and
-ends with the same metrics as an uninterrupted run with the same seed."""
+ends with the same metrics as an uninterrupted run with the same seed, training only the epochs
+that were left (a seeded run from scratch would reach the same metrics: the epochs the resumed
+process trained are what tells a resume from a restart)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import signal
@@ -17,7 +20,23 @@ import pytest
 from project_helpers import cli_env
 
 # Small batches make each epoch long enough (a few tenths of a second) to kill the process inside one.
-COMMON = ["trainer.max_epochs=5", "trainer.early_stopping.enabled=false", "data.batch_size=16", "seed=7"]
+# Plain progress lines (no bar): one "epoch N/M" line per epoch this process trained.
+COMMON = [
+    "trainer.max_epochs=5",
+    "trainer.early_stopping.enabled=false",
+    "data.batch_size=16",
+    "seed=7",
+    "trainer.progress_bar=false",
+]
+
+
+def _trained_epochs(caplog) -> list[int]:
+    """The epochs (0-based) that this process trained, from the trainer's per-epoch progress lines."""
+    return [
+        int(r.args[0]) - 1
+        for r in caplog.records
+        if r.name == "aiinfra.train" and r.msg.startswith("epoch %d/%d") and isinstance(r.args, tuple)
+    ]
 
 
 def _checkpoint_epoch(path) -> int:
@@ -30,10 +49,13 @@ def _checkpoint_epoch(path) -> int:
 
 
 @pytest.mark.slow
-def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main):
+def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main, caplog):
+    caplog.set_level(logging.INFO, logger="aiinfra.train")
     # the reference: an uninterrupted run (in this process)
     code, _, err = aiinfra_main("train", *COMMON, "trainer.checkpoint.dir=ckpt-ref")
     assert code == 0, err
+    assert _trained_epochs(caplog) == [0, 1, 2, 3, 4]  # what the progress lines show for a whole run
+    caplog.clear()
     reference = json.loads((tproject / "models" / "train_run.json").read_text())
     shutil.rmtree(tproject / "models")
 
@@ -71,6 +93,8 @@ def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main):
 
     code, _, err = aiinfra_main("train", *COMMON, "trainer.checkpoint.resume=last")
     assert code == 0, err
+    # only the epochs after the checkpoint's were trained again (a restart would train 0-4)
+    assert _trained_epochs(caplog) == list(range(killed_at + 1, 5))
     resumed = json.loads((tproject / "models" / "train_run.json").read_text())
     assert resumed["epochs"] == reference["epochs"] == 5
     for key, value in reference["metrics"].items():
@@ -86,6 +110,29 @@ def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main):
     client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
     history = client.get_metric_history(resumed["run_id"], "val_loss")
     assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
+
+
+def test_resume_trains_only_the_remaining_epochs(tproject, aiinfra_main, caplog):
+    """The resume path without a kill (fast): two epochs, then the same training resumed with four
+    trains epochs 2 and 3 only, and the curve and the MLflow run still hold all four."""
+    caplog.set_level(logging.INFO, logger="aiinfra.train")
+    common = ["trainer.early_stopping.enabled=false", "seed=7", "trainer.progress_bar=false"]
+    code, _, err = aiinfra_main("train", *common, "trainer.max_epochs=2")
+    assert code == 0, err
+    assert _trained_epochs(caplog) == [0, 1]
+    assert _checkpoint_epoch(tproject / "checkpoints" / "last.ckpt") == 1
+    caplog.clear()
+    code, _, err = aiinfra_main("train", *common, "trainer.max_epochs=4", "trainer.checkpoint.resume=last")
+    assert code == 0, err
+    assert _trained_epochs(caplog) == [2, 3]
+    resumed = json.loads((tproject / "models" / "train_run.json").read_text())
+    assert resumed["epochs"] == 4
+    with (tproject / "plots" / "training_curve.csv").open() as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    assert sorted(m.step for m in client.get_metric_history(resumed["run_id"], "val_loss")) == [0, 1, 2, 3]
 
 
 def test_resume_without_a_checkpoint_is_one_clear_error(tproject, aiinfra_main):

@@ -9,8 +9,8 @@ Environment variables:
     unset: load every installed plugin; empty: load none but aiinfra's own built-in components;
     ``dist-a,dist-b``: load only those distributions (or entry-point names).
 ``AIINFRA_STRICT_PLUGINS=1``
-    a plugin that fails to import, or needs another API version, is an error instead of a
-    warning.
+    a plugin that fails to import, needs another API version or implements an unknown
+    (misspelled) hook is an error instead of a warning.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def _skip(info: PluginInfo, reason: str, strict: bool) -> None:
     message = f"aiinfra: skipped plugin '{info.name}' from {info.provider} ({GROUP}: {info.value}): {reason}"
     if strict:
         raise PluginError(message, hint=f"fix or uninstall {info.dist}, or unset {STRICT_ENV}")
-    _warn(message + f". Set {STRICT_ENV}=1 to make this an error.")
+    _warn(message + ("" if message.endswith((".", "?")) else ".") + f" Set {STRICT_ENV}=1 to make this an error.")
 
 
 def _warn(message: str) -> None:
@@ -189,16 +189,29 @@ def _known_hooks() -> list[str]:
     return [n for n in dir(spec) if n.startswith("aiinfra_")]
 
 
-def _check_hooks(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> None:
-    """Like pluggy's check_pending, but names the plugin's distribution and the closest hook."""
+def _unknown_hook(plugin: Any) -> str | None:
+    """The first ``aiinfra_*`` callable of ``plugin`` that the hook spec does not declare, or None."""
     known = _known_hooks()
     for attr in dir(plugin):
-        if attr.startswith("aiinfra_") and attr not in known and callable(getattr(plugin, attr)):
-            raise PluginError(
-                f"plugin '{info.name}' from {info.provider} implements unknown hook '{attr}'."
-                + did_you_mean(attr, known),
-                hint=f"valid hooks: {', '.join(known)} (docs/hooks.md)",
-            )
+        if attr.startswith("aiinfra_") and attr not in known and callable(getattr(plugin, attr, None)):
+            return attr
+    return None
+
+
+def _unknown_hook_text(hook: str) -> str:
+    known = _known_hooks()
+    return f"it implements unknown hook '{hook}'." + (did_you_mean(hook, known) or f" Valid hooks: {', '.join(known)}")
+
+
+def _check_hooks(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> None:
+    """Like pluggy's check_pending, but names the plugin's distribution and the closest hook."""
+    hook = _unknown_hook(plugin)
+    if hook is not None:
+        raise PluginError(
+            f"plugin '{info.name}' from {info.provider} implements unknown hook '{hook}'."
+            + did_you_mean(hook, _known_hooks()),
+            hint=f"valid hooks: {', '.join(_known_hooks())} (docs/hooks.md)",
+        )
 
 
 def build_plugin_manager(*, load_entrypoints: bool = True, plugins: list[Any] | None = None) -> Plugins:
@@ -250,7 +263,19 @@ def build_plugin_manager(*, load_entrypoints: bool = True, plugins: list[Any] | 
                         strict,
                     )
                     continue
+            # a misspelled hook is the plugin's defect, like a failed import: the host (and
+            # `aiinfra plugins`, which shows why) keeps working without it
+            hook = _unknown_hook(plugin)
+            if hook is not None:
+                _skip(info, _unknown_hook_text(hook), strict)
+                continue
             _register(pm, plugin, info)
+            pending = _unspecified_hooks(pm, plugin)
+            if pending:
+                pm.unregister(plugin)
+                info.hooks = []
+                _skip(info, _unknown_hook_text(pending[0]), strict)
+                continue
         if selection:
             installed = {_norm(i.dist) for i in infos} | {_norm(i.name) for i in infos}
             for name in sorted(selection - installed):
@@ -264,6 +289,11 @@ def build_plugin_manager(*, load_entrypoints: bool = True, plugins: list[Any] | 
     for obj in plugins or []:
         result.register(obj)
     return result
+
+
+def _unspecified_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+    """Hooks ``plugin`` implements (``@hookimpl``) that no spec declares (pluggy's check_pending, for one plugin)."""
+    return sorted(hc.name for hc in pm.get_hookcallers(plugin) or [] if not hc.has_spec())
 
 
 def _check_pending(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:

@@ -149,12 +149,31 @@ def test_broken_plugin_warns_with_distribution_and_error_strict_fails(cli):
     assert "Traceback" not in strict.stderr
 
 
-def test_misspelled_hook_is_an_error_with_did_you_mean(cli):
-    proc = cli("plugins", plugins=("aiinfra-fixture-typo",))
-    assert proc.returncode == 2
-    assert "aiinfra-fixture-typo 0.1.0 implements unknown hook 'aiinfra_register_component'" in proc.stderr
-    assert "Did you mean 'aiinfra_register_components'?" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_misspelled_hook_skips_the_plugin_with_did_you_mean_strict_fails(cli):
+    # like a plugin that fails to import: skipped with a warning naming it, the host keeps working
+    proc = cli("plugins", "--json", plugins=("aiinfra-fixture-typo", GOOD))
+    rows = _plugins_json(proc)
+    assert "PluginSkippedWarning" in proc.stderr and "aiinfra-fixture-typo 0.1.0" in proc.stderr
+    assert "unknown hook 'aiinfra_register_component'" in proc.stderr
+    assert "AIINFRA_STRICT_PLUGINS=1" in proc.stderr
+    typo = rows["aiinfra-fixture-typo"]
+    assert typo["status"] == "skipped" and typo["hooks"] == [] and typo["components"] == []
+    assert "Did you mean 'aiinfra_register_components'?" in typo["reason"]
+    assert rows[GOOD]["status"] == "loaded"
+    # the plain listing shows it as skipped with the reason
+    listing = cli("plugins", plugins=("aiinfra-fixture-typo",))
+    assert listing.returncode == 0, listing.stderr
+    line = next(ln for ln in listing.stdout.splitlines() if ln.startswith("aiinfra-fixture-typo"))
+    assert "[skipped: it implements unknown hook 'aiinfra_register_component'" in line
+    # other commands run too (config validation composes with every loaded plugin)
+    other = cli("config", plugins=("aiinfra-fixture-typo",))
+    assert other.returncode == 0, other.stderr
+
+    strict = cli("plugins", plugins=("aiinfra-fixture-typo",), env={"AIINFRA_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 2
+    assert strict.stderr.startswith("aiinfra: error: aiinfra: skipped plugin 'fixture-typo' from aiinfra-fixture-typo")
+    assert "Did you mean 'aiinfra_register_components'?" in strict.stderr
+    assert "Traceback" not in strict.stderr
 
 
 def test_crash_inside_a_hook_names_the_distribution(cli):

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from aiinfra.serving import predict
 from aiinfra.serving.auth import secret_from_headers
+from aiinfra.serving.guard import HeaderSweeper, Shutdown, uvicorn_server
 from aiinfra.serving.handlers import error, http_error, server_error
 from aiinfra.serving.routes import ENDPOINTS, Endpoint, Matcher, starlette_routes
 from aiinfra.serving.state import ServingState
@@ -41,6 +42,14 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        st = self.state
+        st.inflight += 1  # aiinfra_inflight_requests, read at scrape time
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            st.inflight -= 1
+
+    async def _handle(self, scope, receive, send) -> None:
         st = self.state
         t0 = time.perf_counter()
         path = scope["path"]
@@ -144,6 +153,12 @@ def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) 
             state.tasks.append(asyncio.create_task(_every(1.0, state.access.flush)))
         if state.metrics.multiprocess:
             state.tasks.append(asyncio.create_task(_every(1.0, state.metrics.refresh)))
+        # stalled clients and the order of a shutdown (aiinfra.serving.guard), under uvicorn
+        server = uvicorn_server()
+        if server is not None:
+            sweeper = HeaderSweeper(server.server_state, state.server_cfg.body_timeout_s, state.metrics.timed_out.inc)
+            state.tasks.append(asyncio.create_task(sweeper.run()))
+            Shutdown(state, state.body_guard, state.server_cfg.shutdown_delay_s).install(server)
         # Everything loaded so far (torch, the model, the app) lives for the whole process: keep it
         # out of the cyclic GC's full collections, which otherwise stall the event loop for tens of ms.
         gc.collect()

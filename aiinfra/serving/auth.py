@@ -45,17 +45,23 @@ def parse_keys(text: str, source: str) -> list[ApiKey]:
                 hint="write entries as <id>:<role>[+<role>]:<secret>, e.g. ci:predict:s3cret",
             )
         kid, roles_text, secret = parts
+        # An entry with its fields in the wrong order puts the secret where the id or the role
+        # belongs, so no message names any field of an entry: only its number and the source.
         roles: set[str] = set()
         for role in roles_text.split("+"):
             if role not in IMPLIED:
                 raise AiinfraError(
-                    f"API key '{kid}' in {source}: unknown role '{role}'", hint=f"roles are {', '.join(ROLES)}"
+                    f"API key entry {n} in {source}: the role field is not one of {', '.join(ROLES)} "
+                    "(the entry is not shown: its fields may be in the wrong order)",
+                    hint="write entries as <id>:<role>[+<role>]:<secret>, e.g. ci:predict:s3cret...",
                 )
             roles |= IMPLIED[role]
         if len(secret) < 16:
             raise AiinfraError(
-                f"API key '{kid}' in {source}: the secret is shorter than 16 characters",
-                hint="generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                f"API key entry {n} in {source}: the secret (third field) is shorter than 16 characters "
+                "(the entry is not shown)",
+                hint="write entries as <id>:<role>[+<role>]:<secret>; generate a secret: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
             )
         keys.append(ApiKey(kid, frozenset(roles), _digest(secret)))
     return keys
@@ -64,9 +70,12 @@ def parse_keys(text: str, source: str) -> list[ApiKey]:
 class KeyStore:
     def __init__(self, keys: list[ApiKey]):
         ids = [k.id for k in keys]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise AiinfraError(f"API key id(s) defined twice: {', '.join(dupes)}")
+        dupes = [n for n, i in enumerate(ids, 1) if ids.count(i) > 1]
+        if dupes:  # by position: an id may be a secret written in the wrong field
+            raise AiinfraError(
+                f"API keys {', '.join(map(str, dupes))} (counting entries in the order read) share an id",
+                hint="give every key its own id: <id>:<role>[+<role>]:<secret>",
+            )
         self.keys = keys
 
     @classmethod

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aiinfra.serving.protocol import MAX_REQUEST_ID_CHARS, RequestError, loads, usable_request_id
+from aiinfra.serving.protocol import RequestError, loads, request_id_problem, shown
 
 
 def canonical(value: Any) -> str | None:
@@ -68,20 +68,17 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
         if not isinstance(row, dict):
             raise RequestError(422, f"labels[{i}] is not an object with request_id and label")
         rid = row.get("request_id")
-        if not usable_request_id(rid):
-            raise RequestError(
-                422,
-                f"labels[{i}].request_id must be the non-empty request id the server "
-                f"answered with (a string of at most {MAX_REQUEST_ID_CHARS} printable characters)",
-            )
+        problem = request_id_problem(rid)
+        if problem:
+            raise RequestError(422, f"labels[{i}].request_id {problem} (send the request id the server answered with)")
         # "label", or the training target's own name (a row copied from a labelled table)
         value = row.get("label", row.get(target))
         if value is None:
             raise RequestError(422, f'labels[{i}] has no label: send {{"request_id": ..., "label": <the true class>}}')
         k = by_text.get(canonical(value))
         if k is None:
-            shown = ", ".join(repr(c) for c in classes.tolist()[:20])
-            raise RequestError(422, f"labels[{i}].label {value!r} is not one of the model's classes: {shown}")
+            names = ", ".join(repr(c) for c in classes.tolist()[:20])
+            raise RequestError(422, f"labels[{i}].label {shown(value)} is not one of the model's classes: {names}")
         ids.append(rid)
         index[i] = k
     return ids, classes[index]

@@ -74,9 +74,14 @@ async def ready(request: Request) -> Response:
     model = st.holder.current
     if not st.ready:
         return json_response({"ready": False, "reason": "shutting down"}, 503)
-    return json_response(
-        {"ready": True, "model_name": model.name, "model_version": model.version}, headers=_model_headers(model)
-    )
+    body: dict[str, Any] = {"ready": True, "model_name": model.name, "model_version": model.version}
+    if st.predlog is not None:
+        health = st.predlog.health()
+        body["prediction_log"] = health
+        if st.predlog.refusing:  # policy block with a full buffer: predictions answer 503, so does readiness
+            body.update(ready=False, reason="prediction log cannot be written and its buffer is full")
+            return json_response(body, 503, headers=_model_headers(model))
+    return json_response(body, headers=_model_headers(model))
 
 
 async def server_metadata(request: Request) -> Response:
@@ -151,11 +156,14 @@ async def feedback_endpoint(request: Request) -> Response:
     target = feedback.target_of(model)
     try:
         body = await predict.read_body(
-            request.receive, request.headers.get("content-length"), st.server_cfg.max_body_bytes
+            request.receive, request.headers.get("content-length"), st.server_cfg.max_body_bytes, st.body_guard
         )
         ids, labels = feedback.parse(body, model.classes, target, st.server_cfg.max_rows)
     except protocol.RequestError as exc:
-        return error(exc.status, exc.message, _model_headers(model))
+        headers = _model_headers(model)
+        if exc.status in predict.CLOSE_AFTER or exc.status == 503:
+            headers["Connection"] = "close"
+        return error(exc.status, exc.message, headers)
     await asyncio.to_thread(st.feedback.write, ids, labels, target, model.name, model.version)
     st.metrics.feedback.inc(len(ids))
     return json_response(

@@ -62,6 +62,29 @@ class ServerMetrics:
         self.queue_rows = Gauge(
             "aiinfra_queue_rows", "rows waiting for a forward pass", registry=r, multiprocess_mode="livesum"
         )
+        self.inflight = Gauge(
+            "aiinfra_inflight_requests",
+            "HTTP requests being handled by this process (an autoscaling signal)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.log_degraded = Gauge(
+            "aiinfra_prediction_log_degraded",
+            "1 while prediction-log writes fail or spooled rows wait for replay",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.log_spooled = Gauge(
+            "aiinfra_prediction_log_spooled_rows",
+            "prediction-log rows in server.log_spool_dir, not yet replayed into the log",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.timed_out = Counter(
+            "aiinfra_connections_timed_out",
+            "connections closed with 408 because their request headers stalled (server.body_timeout_s)",
+            registry=r,
+        )
         self.log_pending = Gauge(
             "aiinfra_prediction_log_pending_rows",
             "prediction-log rows not yet on disk",
@@ -71,7 +94,9 @@ class ServerMetrics:
         self.log_written = Counter("aiinfra_prediction_log_rows", "prediction-log rows written to Parquet", registry=r)
         self.log_errors = Counter("aiinfra_prediction_log_write_errors", "failed prediction-log writes", registry=r)
         self.log_dropped = Counter(
-            "aiinfra_prediction_log_dropped_rows", "prediction-log rows dropped after writes kept failing", registry=r
+            "aiinfra_prediction_log_dropped_rows",
+            "prediction-log rows dropped: buffer full while writes failed (drop/spool) or unwritable at shutdown",
+            registry=r,
         )
         self.model_info = Gauge(
             "aiinfra_model_info",
@@ -115,13 +140,24 @@ class ServerMetrics:
         self.model_info.labels(name, version, uri).set(1)
         self._prediction_child = self.predictions.labels(name, version)
 
-    def track(self, queue_rows: Callable[[], float], log_pending: Callable[[], float]) -> None:
+    def track(
+        self,
+        queue_rows: Callable[[], float],
+        log_pending: Callable[[], float],
+        inflight: Callable[[], float] | None = None,
+        log_degraded: Callable[[], float] | None = None,
+        log_spooled: Callable[[], float] | None = None,
+    ) -> None:
         # read at scrape time: no per-request cost (multiprocess: refreshed every second instead)
+        pairs = [(self.queue_rows, queue_rows), (self.log_pending, log_pending)]
+        pairs += [(g, fn) for g, fn in ((self.inflight, inflight), (self.log_degraded, log_degraded)) if fn]
+        if log_spooled is not None:
+            pairs.append((self.log_spooled, log_spooled))
         if self.multiprocess:
-            self._gauge_functions = [(self.queue_rows, queue_rows), (self.log_pending, log_pending)]
+            self._gauge_functions = pairs
         else:
-            self.queue_rows.set_function(queue_rows)
-            self.log_pending.set_function(log_pending)
+            for gauge, fn in pairs:
+                gauge.set_function(fn)
 
     def refresh(self) -> None:
         for gauge, fn in self._gauge_functions:

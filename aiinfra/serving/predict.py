@@ -14,6 +14,7 @@ import orjson
 
 from aiinfra.serving import protocol
 from aiinfra.serving.batcher import QueueFull, ShuttingDown
+from aiinfra.serving.guard import BodyAborted, BodyGuard, BodyTimeout
 from aiinfra.serving.protocol import RequestError
 
 JSON = b"application/json"
@@ -24,7 +25,13 @@ INFER = "infer"  # Open Inference Protocol
 INVOCATIONS = "invocations"  # MLflow scoring server
 
 
-async def read_body(receive, content_length: str | None, limit: int) -> bytes:
+#: statuses after which the connection is closed: the rest of the body may still be on its way
+CLOSE_AFTER = frozenset((408, 413))
+CONNECTION_CLOSE = (b"connection", b"close")
+
+
+async def read_body(receive, content_length: str | None, limit: int, guard: BodyGuard | None = None) -> bytes:
+    """The whole body, within ``limit`` bytes and, with a ``guard``, within ``server.body_timeout_s``."""
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -36,6 +43,21 @@ async def read_body(receive, content_length: str | None, limit: int) -> bytes:
                 f"request body of {declared} bytes is larger than the limit "
                 f"({limit} bytes, server.max_body_bytes): send fewer rows per request",
             )
+    if guard is None:
+        return await _receive_body(receive, limit)
+    try:
+        return await guard.read(lambda: _receive_body(receive, limit))
+    except BodyTimeout:
+        raise RequestError(
+            408,
+            f"request body not received within {guard.timeout_s:g} s (server.body_timeout_s): "
+            "send the whole body promptly",
+        ) from None
+    except BodyAborted:
+        raise RequestError(503, "server is shutting down: retry on another instance") from None
+
+
+async def _receive_body(receive, limit: int) -> bytes:
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -50,6 +72,10 @@ async def read_body(receive, content_length: str | None, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class LogFull(Exception):
+    """Policy ``block``: the prediction log's buffer is full while its writes fail."""
 
 
 def unknown_model(model: Any, name: str, version: str | None) -> str | None:
@@ -83,11 +109,19 @@ async def handle(
             wrong = unknown_model(model, params["name"], params.get("version"))
             if wrong:
                 raise RequestError(404, wrong)
+        if st.predlog is not None and st.predlog.refusing:
+            raise LogFull()
         headers = {k: v for k, v in scope["headers"]}
         cl = headers.get(b"content-length")
-        body = await read_body(receive, cl.decode("latin-1") if cl is not None else None, st.server_cfg.max_body_bytes)
+        body = await read_body(
+            receive, cl.decode("latin-1") if cl is not None else None, st.server_cfg.max_body_bytes, st.body_guard
+        )
         given_id = headers.get(b"x-request-id")
-        given_id = given_id.decode("latin-1") if given_id is not None else None
+        if given_id is not None:
+            given_id = given_id.decode("latin-1")
+            problem = protocol.request_id_problem(given_id)
+            if problem:
+                raise RequestError(400, f"X-Request-ID header {problem}")
         # the model's runtime decodes the body into its batch (aiinfra.serving.runtime.InputDecoder)
         if kind == INFER:
             bh = headers.get(protocol.BINARY_HEADER.encode())
@@ -101,7 +135,22 @@ async def handle(
         scope["aiinfra.request_id"] = rid
         result = await st.batcher.predict(x, model, rid)
     except RequestError as exc:
-        return exc.status, JSON, error_body(exc.message), model_headers(model)
+        out = model_headers(model)
+        if exc.status in CLOSE_AFTER:
+            out.append(CONNECTION_CLOSE)
+        elif exc.status == 503:
+            out += [(b"retry-after", str(st.server_cfg.retry_after_s).encode()), CONNECTION_CLOSE]
+        return exc.status, JSON, error_body(exc.message), out
+    except LogFull:
+        return (
+            503,
+            JSON,
+            error_body(
+                "the prediction log cannot be written and its buffer is full (server.log_failure_policy=block): "
+                "retry after the Retry-After delay"
+            ),
+            [(b"retry-after", str(st.server_cfg.retry_after_s).encode()), *model_headers(model)],
+        )
     except QueueFull:
         return (
             503,

@@ -16,12 +16,23 @@ One row per predicted row. Requests append in-memory chunks (a list append: noth
 the request path); a background thread writes a part file when ``flush_rows`` rows are buffered or
 ``flush_interval_s`` after the oldest buffered row, and :meth:`PredictionLog.close` writes the rest.
 Part files are written under a dot-name and renamed, so a reader never sees half a file.
+
+When the disk fails or fills (``server.log_failure_policy``): a failed write keeps its rows in
+memory and is retried with exponential backoff (0.1 s doubling up to ``flush_interval_s``, within 1 to 30 s),
+with one log line when writes start failing and one when they work again, not one per retry.
+``block`` keeps every row and, once ``buffer_rows`` wait, the server answers predictions 503 (and
+readiness 503) until the disk is back; ``spool`` writes the parts to ``spool_dir`` instead and moves
+them into the log when it is back (also at the next start); ``drop`` drops the oldest rows beyond
+``buffer_rows``, counted in ``rows_dropped`` (``aiinfra_prediction_log_dropped_rows``). Rows
+waiting or being written count as pending (``aiinfra_prediction_log_pending_rows``) until on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -54,6 +65,10 @@ class _Chunk:
         self.scores = scores
 
 
+POLICIES = ("block", "spool", "drop")
+RETRY_FIRST_S = 0.1
+
+
 class PredictionLog:
     def __init__(
         self,
@@ -62,32 +77,69 @@ class PredictionLog:
         *,
         flush_rows: int = 50_000,
         flush_interval_s: float = 10.0,
+        policy: str = "block",
+        buffer_rows: int | None = None,
+        spool_dir: str | Path | None = None,
         on_written=None,
         on_error=None,
         on_dropped=None,
     ):
         self.dir = Path(log_dir)
         self.features = list(features)  # default for append() without features
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if policy == "spool" and not spool_dir:
+            raise ValueError("policy 'spool' needs a spool_dir")
+        self.policy = str(policy)
+        self.spool_dir = Path(spool_dir) if spool_dir else None
         self.on_dropped = on_dropped
         self.rows_dropped = 0
         self.flush_rows = max(1, int(flush_rows))
         self.flush_interval_s = max(0.05, float(flush_interval_s))
+        self.buffer_rows = max(self.flush_rows, int(buffer_rows or 20 * self.flush_rows))
+        self.retry_max_s = min(30.0, max(1.0, self.flush_interval_s))
         self.on_written = on_written
         self.on_error = on_error
         self._chunks: list[_Chunk] = []
         self._rows = 0
+        self._inflight = 0  # rows taken by a write in progress: still pending until on disk
         self._oldest: float | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.rows_written = 0
         self.files_written = 0
+        # failure state: one log line per change, retries with exponential backoff
+        self.failing = False
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
+        self._retry_at = 0.0
+        self._backoff = RETRY_FIRST_S
+        self._dropping = False
+        self._spool_failing = False
+        self.spooled_rows = self._count_spooled()
         self._thread = threading.Thread(target=self._run, name="aiinfra-predlog", daemon=True)
         self._thread.start()
 
     @property
     def pending_rows(self) -> int:
-        return self._rows
+        """Rows not yet on disk (buffered or being written); spooled rows are not pending."""
+        return self._rows + self._inflight
+
+    @property
+    def refusing(self) -> bool:
+        """Policy ``block``: writes fail and the buffer is full, so new predictions must wait (503)."""
+        return self.policy == "block" and self.failing and self.pending_rows >= self.buffer_rows
+
+    def health(self) -> dict[str, Any]:
+        """The log's state for readiness: ``ok`` or ``degraded`` (writes failing or rows spooled)."""
+        degraded = self.failing or self.spooled_rows > 0
+        out: dict[str, Any] = {"state": "degraded" if degraded else "ok", "policy": self.policy}
+        out.update(pending_rows=self.pending_rows, dropped_rows=self.rows_dropped, spooled_rows=self.spooled_rows)
+        if self.failing:
+            out["error"] = self.last_error
+            out["failing_for_s"] = round(time.monotonic() - (self.failing_since or time.monotonic()), 1)
+        return out
 
     def append(
         self,
@@ -126,45 +178,192 @@ class PredictionLog:
                 self._oldest = time.monotonic()
             if self._rows >= self.flush_rows:
                 self._wake.set()
+            if self.policy != "block" and self._rows + self._inflight > self.buffer_rows:
+                self._drop_oldest_locked()
+
+    def _drop_oldest_locked(self) -> None:
+        """Bounded memory (policies drop and spool): the oldest buffered rows go, counted."""
+        dropped = 0
+        while self._chunks and self._rows + self._inflight > self.buffer_rows:
+            chunk = self._chunks.pop(0)
+            n = chunk.x.shape[0]
+            self._rows -= n
+            dropped += n
+        if not dropped:
+            return
+        self.rows_dropped += dropped
+        if self.on_dropped:
+            self.on_dropped(dropped)
+        if not self._dropping:
+            self._dropping = True
+            log.error(
+                "prediction log: buffer full (%d rows, server.log_buffer_rows): dropping the oldest rows "
+                "until writes to %s work again (counted in aiinfra_prediction_log_dropped_rows)",
+                self.buffer_rows,
+                self.dir,
+            )
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(timeout=min(1.0, self.flush_interval_s))
+            timeout = min(1.0, self.flush_interval_s)
+            if self.failing:
+                timeout = max(0.01, min(timeout, self._retry_at - time.monotonic()))
+            self._wake.wait(timeout=timeout)
             self._wake.clear()
-            oldest = self._oldest
-            due = oldest is not None and time.monotonic() - oldest >= self.flush_interval_s
-            if self._rows >= self.flush_rows or due:
-                self.flush()
+            if self._stop.is_set():
+                break
+            try:
+                if self.failing:
+                    if time.monotonic() >= self._retry_at:
+                        self.flush()
+                    continue
+                oldest = self._oldest
+                due = oldest is not None and time.monotonic() - oldest >= self.flush_interval_s
+                if self._rows >= self.flush_rows or due:
+                    self.flush()
+                elif self.spooled_rows:
+                    self._replay()
+            except Exception:  # the writer thread must not die
+                log.exception("prediction log: writer error")
 
     def flush(self) -> int:
-        """Write everything buffered now; returns the rows written."""
+        """Write everything buffered now; returns the rows written to the log directory."""
         with self._lock:
             chunks, self._chunks = self._chunks, []
+            taken = self._rows
+            self._inflight += taken
             self._rows = 0
             self._oldest = None
         if not chunks:
+            if self.failing or self.spooled_rows:
+                self._probe()
             return 0
         try:
-            return self._write(chunks)
+            written = self._write(chunks, self.dir)
         except Exception as exc:  # the log must not take the server down; keep the rows for a retry
-            log.error("prediction log write failed (%s: %s); will retry", type(exc).__name__, exc)
-            if self.on_error:
-                self.on_error()
-            rows = sum(c.x.shape[0] for c in chunks)
-            if self._rows + rows > 20 * self.flush_rows:
-                # the disk has been failing for a while: bounded memory beats an out-of-memory kill
-                log.error("prediction log: dropping %d rows that could not be written", rows)
-                self.rows_dropped += rows
-                if self.on_dropped:
-                    self.on_dropped(rows)
+            self._failed(exc)
+            left = sum(c.x.shape[0] for c in chunks)  # _write removed the chunks it did write
+            with self._lock:
+                self._inflight -= taken
+            if self.policy == "spool" and self._spool(chunks):
                 return 0
             with self._lock:
                 self._chunks[:0] = chunks
-                self._rows += rows
+                self._rows += left
                 self._oldest = self._oldest or time.monotonic()
+                if self.policy != "block" and self._rows + self._inflight > self.buffer_rows:
+                    self._drop_oldest_locked()
             return 0
+        with self._lock:
+            self._inflight -= taken
+        self._succeeded()
+        return written
 
-    def _write(self, chunks: list[_Chunk]) -> int:
+    def _probe(self) -> None:
+        """No rows to write while failing (or spooled rows waiting): does the directory work again?"""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self._succeeded()
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.on_error:
+            self.on_error()
+        now = time.monotonic()
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if not self.failing:
+            self.failing = True
+            self.failing_since = now
+            self._backoff = RETRY_FIRST_S
+            log.error(
+                "prediction log: writes to %s fail (%s); policy %s: retrying with backoff up to %g s",
+                self.dir,
+                self.last_error,
+                self.policy,
+                self.retry_max_s,
+            )
+        self._retry_at = now + self._backoff
+        self._backoff = min(self._backoff * 2, self.retry_max_s)
+
+    def _succeeded(self) -> None:
+        if self.failing:
+            self.failing = False
+            log.warning(
+                "prediction log: writes to %s work again after %.1f s (%d rows dropped in total, %d spooled)",
+                self.dir,
+                time.monotonic() - (self.failing_since or time.monotonic()),
+                self.rows_dropped,
+                self.spooled_rows,
+            )
+            self.failing_since = None
+            self.last_error = None
+            self._dropping = False
+        if self.spooled_rows:
+            self._replay()
+
+    # --- spool: a second directory while the first fails, replayed into it when it works again
+
+    def _spool(self, chunks: list[_Chunk]) -> bool:
+        """Write ``chunks`` to the spool directory (removing what it wrote); True if all went."""
+        rows = sum(c.x.shape[0] for c in chunks)
+        try:
+            self._write(chunks, self.spool_dir, count=False)
+        except Exception as exc:
+            self.spooled_rows += rows - sum(c.x.shape[0] for c in chunks)
+            if not self._spool_failing:
+                self._spool_failing = True
+                log.error("prediction log: the spool %s fails too (%s: %s)", self.spool_dir, type(exc).__name__, exc)
+            return False
+        self.spooled_rows += rows
+        self._spool_failing = False
+        return True
+
+    def _spooled_parts(self) -> list[Path]:
+        if self.spool_dir is None or not self.spool_dir.is_dir():
+            return []
+        return sorted(self.spool_dir.rglob("part-*.parquet"))
+
+    def _count_spooled(self) -> int:
+        total = 0
+        for part in self._spooled_parts():
+            try:
+                total += pq.read_metadata(part).num_rows
+            except Exception:  # a broken spool file: skipped by the replay as well
+                log.error("prediction log: unreadable spool file %s (left in place)", part)
+        return total
+
+    def _replay(self) -> int:
+        """Move spooled parts into the log directory; returns the rows moved."""
+        moved = 0
+        for part in self._spooled_parts():
+            try:
+                rows = pq.read_metadata(part).num_rows
+                dest = self.dir / part.relative_to(self.spool_dir)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.parent / f".{dest.name}.tmp"
+                shutil.copyfile(part, tmp)  # another disk: copy, then rename (atomic for readers)
+                os.replace(tmp, dest)
+                part.unlink()
+            except Exception as exc:
+                self._failed(exc)
+                break
+            moved += rows
+            self.spooled_rows = max(0, self.spooled_rows - rows)
+            self.rows_written += rows
+            if self.on_written:
+                self.on_written(rows)
+        if moved:
+            log.info("prediction log: replayed %d spooled rows from %s into %s", moved, self.spool_dir, self.dir)
+        return moved
+
+    def _write(self, chunks: list[_Chunk], directory: Path, count: bool = True) -> int:
+        """Write ``chunks`` under ``directory``; each written group is removed from ``chunks``, so
+        after a failure ``chunks`` holds exactly what is still unwritten (no row is written twice)."""
         # group by the hour partition of each chunk's time
         # (integer hour keys: formatting a datetime per chunk costs more than the rest of the write)
         # (and by feature list: a part file has one schema, a reload may bring other features)
@@ -173,55 +372,79 @@ class PredictionLog:
             groups.setdefault((c.ts_us // 3_600_000_000, id(c.features)), []).append(c)
         total = 0
         for (hour_key, _), group in groups.items():
-            features = group[0].features
-            t = datetime.fromtimestamp(hour_key * 3600, tz=UTC)
-            date, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
-            counts = [c.x.shape[0] for c in group]
-            x = np.concatenate([c.x for c in group]).astype(np.float64)
-            ids = [i for c in group for i in c.ids]
-            id_counts = [n for c in group for n in c.counts]
-            cols: dict[str, Any] = {
-                "request_id": pa.array(np.repeat(np.array(ids, dtype=object), id_counts), pa.string()),
-                "timestamp": pa.array(
-                    np.repeat(np.array([c.ts_us for c in group], dtype="int64"), counts), pa.int64()
-                ).cast(pa.timestamp("us", tz="UTC")),
-                "model_name": pa.array(
-                    np.repeat(np.array([c.model_name for c in group], dtype=object), counts), pa.string()
-                ),
-                "model_version": pa.array(
-                    np.repeat(np.array([c.model_version for c in group], dtype=object), counts), pa.string()
-                ),
-            }
-            for j, name in enumerate(features):
-                cols[name] = pa.array(x[:, j], pa.float64())
-            labels = np.concatenate([c.labels for c in group])
-            cols["prediction"] = pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels)
-            cols["score"] = pa.array(np.concatenate([c.scores for c in group]).astype(np.float64), pa.float64())
-            table = pa.table(cols)
-            part_dir = self.dir / f"date={date}" / f"hour={hour}"
+            table, date, hour = self._table(hour_key, group)
+            part_dir = directory / f"date={date}" / f"hour={hour}"
             part_dir.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             name = f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
             tmp = part_dir / f".{name}.tmp"
-            pq.write_table(table, tmp)
-            os.replace(tmp, part_dir / name)
+            try:
+                pq.write_table(table, tmp)
+                os.replace(tmp, part_dir / name)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
+            written = {id(c) for c in group}
+            chunks[:] = [c for c in chunks if id(c) not in written]
             total += table.num_rows
-            self.files_written += 1
-        self.rows_written += total
-        if self.on_written:
-            self.on_written(total)
+            if count:
+                self.files_written += 1
+                self.rows_written += table.num_rows
+                if self.on_written:
+                    self.on_written(table.num_rows)
         return total
 
+    def _table(self, hour_key: int, group: list[_Chunk]):
+        features = group[0].features
+        t = datetime.fromtimestamp(hour_key * 3600, tz=UTC)
+        date, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
+        counts = [c.x.shape[0] for c in group]
+        x = np.concatenate([c.x for c in group]).astype(np.float64)
+        ids = [i for c in group for i in c.ids]
+        id_counts = [n for c in group for n in c.counts]
+        cols: dict[str, Any] = {
+            "request_id": pa.array(np.repeat(np.array(ids, dtype=object), id_counts), pa.string()),
+            "timestamp": pa.array(
+                np.repeat(np.array([c.ts_us for c in group], dtype="int64"), counts), pa.int64()
+            ).cast(pa.timestamp("us", tz="UTC")),
+            "model_name": pa.array(
+                np.repeat(np.array([c.model_name for c in group], dtype=object), counts), pa.string()
+            ),
+            "model_version": pa.array(
+                np.repeat(np.array([c.model_version for c in group], dtype=object), counts), pa.string()
+            ),
+        }
+        for j, name in enumerate(features):
+            cols[name] = pa.array(x[:, j], pa.float64())
+        labels = np.concatenate([c.labels for c in group])
+        cols["prediction"] = pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels)
+        cols["score"] = pa.array(np.concatenate([c.scores for c in group]).astype(np.float64), pa.float64())
+        return pa.table(cols), date, hour
+
     def close(self) -> int:
-        """Stop the writer thread and write what is buffered (SIGTERM path)."""
+        """Stop the writer thread and write what is buffered (SIGTERM path). Rows that still cannot
+        be written are counted as dropped (policy spool: spooled, for the next start to replay)."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
         written = self.flush()
         if self._rows:  # a failed write: one more try before giving up, loudly
             written += self.flush()
-            if self._rows:
-                log.error("prediction log: %d rows could not be written to %s", self._rows, self.dir)
+        if self._rows:
+            with self._lock:
+                lost, self._chunks, self._rows = self._rows, [], 0
+            self.rows_dropped += lost
+            if self.on_dropped:
+                self.on_dropped(lost)
+            log.error("prediction log: %d rows could not be written to %s (counted as dropped)", lost, self.dir)
+        if self.spooled_rows:
+            log.warning(
+                "prediction log: %d rows stay in the spool %s; the next start moves them into %s",
+                self.spooled_rows,
+                self.spool_dir,
+                self.dir,
+            )
         return written
 
 

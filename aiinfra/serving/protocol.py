@@ -45,12 +45,54 @@ BINARY_HEADER = "inference-header-content-length"
 
 
 MAX_REQUEST_ID_CHARS = 128
+#: the longest value shown back in an error message (a hostile body may be megabytes or deeply nested)
+MAX_SHOWN_CHARS = 60
+
+
+def request_id_problem(value: Any) -> str | None:
+    """Why ``value`` is not a usable request id, or None. One rule for the V2 body's ``id``, the
+    ``X-Request-ID`` header, the prediction log and a feedback row's ``request_id``: a string of 1 to
+    ``MAX_REQUEST_ID_CHARS`` printable ASCII characters without spaces (what an HTTP header carries
+    unchanged), so what a client sent is exactly what it gets back and what feedback joins on."""
+    if not isinstance(value, str):
+        return f"must be a string, got {json_type(value)}"
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_REQUEST_ID_CHARS:
+        return f"is {len(value)} characters long; at most {MAX_REQUEST_ID_CHARS}"
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        return "may hold only printable ASCII characters without spaces"
+    return None
 
 
 def usable_request_id(value: Any) -> bool:
-    """A client's request id the server keeps (``X-Request-ID``, the V2 ``id``, a feedback row's
-    ``request_id``): a non-empty printable string of at most ``MAX_REQUEST_ID_CHARS``."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_CHARS and value.isprintable()
+    """``value`` follows the request-id rule (:func:`request_id_problem`)."""
+    return request_id_problem(value) is None
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def shown(value: Any) -> str:
+    """A short, safe rendering of a client's value inside an error message."""
+    if isinstance(value, (list, dict)):
+        return json_type(value)  # repr() of a deeply nested value would hit the recursion limit
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
 
 
 class RequestError(Exception):
@@ -85,6 +127,10 @@ def to_matrix(data: Any, what: str) -> np.ndarray:
         arr = np.asarray(data)
     except (ValueError, TypeError):
         raise RequestError(422, f"{what}: rows have different lengths (ragged nested lists)") from None
+    except OverflowError:  # an integer beyond 64 bits
+        raise RequestError(422, f"{what}: a number is too large; the model takes float32 inputs") from None
+    except RecursionError:
+        raise RequestError(422, f"{what}: values are nested too deeply; send rows of numbers") from None
     kind = arr.dtype.kind
     if kind in "fiub":
         return arr.astype(np.float64, copy=False)
@@ -93,7 +139,7 @@ def to_matrix(data: Any, what: str) -> np.ndarray:
     if kind == "O":
         try:
             arr = arr.astype(np.float64)
-        except (ValueError, TypeError, OverflowError):
+        except (ValueError, TypeError, OverflowError, RecursionError):
             raise RequestError(422, f"{what}: wrong dtype or ragged rows: every value must be a number") from None
         return arr
     raise RequestError(422, f"{what}: wrong dtype {arr.dtype}, expected numbers")
@@ -153,9 +199,16 @@ def _split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]
     return body[:n], body[n:]
 
 
-def _shape(value: Any, what: str) -> list[int]:
+def _shape(value: Any, what: str, max_values: int) -> list[int]:
     if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
         raise RequestError(422, f"{what}: 'shape' must be a list of non-negative integers")
+    if not 1 <= len(value) <= 4:
+        raise RequestError(422, f"{what}: 'shape' must have 1 to 4 dimensions ([rows, features]), got {len(value)}")
+    # each dimension on its own: [0, 10**30] has 0 values but no array can have that shape
+    if any(d > max_values for d in value):
+        raise RequestError(
+            413, f"{what}: 'shape' {value} has a dimension over {max_values} (server.max_rows x features): split it"
+        )
     return value
 
 
@@ -176,17 +229,18 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
         what = f"input '{name}'" if isinstance(name, str) else f"inputs[{i}]"
         if not isinstance(name, str):
             raise RequestError(400, f"{what}: 'name' is required")
-        shape = _shape(t.get("shape"), what)
+        max_values = max_rows * max(1, len(features))
+        shape = _shape(t.get("shape"), what, max_values)
         datatype = t.get("datatype")
-        if datatype not in NUMERIC_DATATYPES:
+        if not isinstance(datatype, str) or datatype not in NUMERIC_DATATYPES:
             raise RequestError(
-                422, f"{what}: wrong datatype {datatype!r}: expected one of FP32, FP64, INT32, INT64, ..."
+                422, f"{what}: wrong datatype {shown(datatype)}: expected one of FP32, FP64, INT32, INT64, ..."
             )
         params = t.get("parameters") or {}
         if not isinstance(params, dict):
             raise RequestError(400, f"{what}: 'parameters' must be an object")
         size = math.prod(shape)
-        if size > max_rows * max(1, len(features)):
+        if size > max_values:
             raise RequestError(
                 413,
                 f"{what}: too many rows ({size // max(1, len(features))} rows of {len(features)} "
@@ -195,8 +249,10 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
         if "binary_data_size" in params:
             nbytes = params["binary_data_size"]
             dtype = np.dtype(NUMERIC_DATATYPES[datatype])
-            if not isinstance(nbytes, int) or nbytes < 0 or offset + nbytes > len(binary):
-                raise RequestError(400, f"{what}: binary_data_size {nbytes!r} does not fit the binary part of the body")
+            if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0 or offset + nbytes > len(binary):
+                raise RequestError(
+                    400, f"{what}: binary_data_size {shown(nbytes)} does not fit the binary part of the body"
+                )
             if nbytes != size * dtype.itemsize:
                 raise RequestError(422, f"{what}: binary_data_size {nbytes} does not match shape {shape} of {datatype}")
             arr = np.frombuffer(binary, dtype=dtype, count=size, offset=offset).astype(np.float64)
@@ -212,7 +268,11 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
     x = check_matrix(x, features, max_rows, "inputs")
     outputs, binary_outputs = _requested_outputs(req)
     rid = req.get("id")
-    return V2Request(str(rid) if rid is not None else None, x, outputs, binary_outputs)
+    if rid is not None:
+        problem = request_id_problem(rid)
+        if problem:
+            raise RequestError(400, f"'id' {problem}")
+    return V2Request(rid, x, outputs, binary_outputs)
 
 
 def _assemble_v2(tensors: dict[str, np.ndarray], features: list[str]) -> np.ndarray:
@@ -249,8 +309,10 @@ def _requested_outputs(req: dict) -> tuple[list[str], set[str]]:
     names, binary = [], set()
     for o in outs:
         name = o.get("name") if isinstance(o, dict) else None
-        if name not in OUTPUT_NAMES:
-            raise RequestError(400, f"unknown output {name!r}: this model has outputs {', '.join(OUTPUT_NAMES)}")
+        if not isinstance(name, str) or name not in OUTPUT_NAMES:
+            raise RequestError(
+                400, f"outputs: unknown output {shown(name)}: this model has outputs {', '.join(OUTPUT_NAMES)}"
+            )
         names.append(name)
         p = o.get("parameters") or {}
         if all_binary or (isinstance(p, dict) and p.get("binary_data") is True):
@@ -420,7 +482,11 @@ def _csv_columns(body: bytes, features: list[str]) -> np.ndarray:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise RequestError(400, "CSV body is not UTF-8") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        # newline="": the csv module itself splits rows (CRLF, LF, a bare CR) and reads quoted newlines
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # a field over the csv module's size limit, a NUL byte, a stray quote
+        raise RequestError(400, f"CSV body: malformed CSV ({exc})") from None
     if len(rows) < 2:
         raise RequestError(422, "CSV body needs a header row and at least one data row")
     idx = _column_index([c.strip() for c in rows[0]], features, "CSV body")

@@ -58,14 +58,15 @@ class ModelHolder:
         async with self._lock:
             previous = self.current
             self.last_check = time.time()
+            fp = None
             try:
                 fp = await asyncio.to_thread(self._fingerprint_blocking)
                 if fp == self.fingerprint and not force:
                     return {"reloaded": False, "model_name": previous.name, "model_version": previous.version}
                 resolved = await asyncio.to_thread(self.loader.resolve, self.uri)
                 model = await asyncio.to_thread(self.loader.load, resolved)
-            except Exception as exc:  # keep serving the old version; say why
-                msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            except Exception as exc:  # keep serving the old version; say why, with the whole cause
+                msg = describe_failure(self.uri, fp, exc)
                 self.last_error = msg
                 log.error("model reload of %s failed, still serving version %s: %s", self.uri, previous.version, msg)
                 if self.metrics:
@@ -94,3 +95,17 @@ class ModelHolder:
                 raise
             except Exception as exc:  # never let the poller die
                 log.error("reload poll failed: %s", exc)
+
+
+def describe_failure(uri: str, version: str | None, exc: BaseException) -> str:
+    """A reload failure with its whole cause: every line of the exception, its chained causes, and
+    the version an alias pointed at (an alias alone does not say which version failed)."""
+    target = uri
+    if version and uri.startswith("models:/") and "@" in uri:
+        target = f"{uri} (version {version})"
+    parts = [f"{type(exc).__name__}: {exc}"]
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and len(parts) < 5:
+        parts.append(f"caused by {type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
+    return f"loading {target} failed: " + "; ".join(" ".join(p.split()) for p in parts)

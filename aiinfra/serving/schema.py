@@ -23,6 +23,14 @@ class Inference(StrEnum):
     thread = "thread"  # in one worker thread: keeps the loop responsive when a pass takes milliseconds
 
 
+class LogFailurePolicy(StrEnum):
+    """What the prediction log does while its disk fails or is full (docs/serving.md, Reliability)."""
+
+    block = "block"  # keep every row; once log_buffer_rows are buffered, predictions answer 503 + Retry-After
+    spool = "spool"  # write the parts to log_spool_dir instead; replayed into log_dir when it is back
+    drop = "drop"  # keep answering; beyond log_buffer_rows drop the oldest rows (counted)
+
+
 @dataclass
 class HttpServerConfig:
     type: str = "http"
@@ -53,6 +61,10 @@ class HttpServerConfig:
     # the GIL long enough to show in the p99 latency; measured in docs/serving.md)
     log_flush_rows: int = 5_000
     log_flush_interval_s: float = 10.0  # ... or this long after the first buffered row
+    # --- when the log's disk fails or fills: block | spool | drop (writes retried with exponential backoff)
+    log_failure_policy: LogFailurePolicy = LogFailurePolicy.block
+    log_buffer_rows: int = 100_000  # rows held in memory while writes fail (block: then 503; drop: then drop oldest)
+    log_spool_dir: str | None = None  # policy spool: a directory on another disk (required for spool)
     # --- labels for earlier predictions (POST /v2/models/{name}/feedback); null: <paths.logs>/feedback
     feedback_dir: str | None = None
     # --- hot reload: re-resolve model_uri (an alias moves) every N seconds; 0: only on POST /admin/reload
@@ -67,15 +79,50 @@ class HttpServerConfig:
     # --- access log: JSON lines (key id, never the key); "-" = stderr, null/"" = off
     access_log: str | None = "-"
     graceful_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
+    # SIGTERM: readiness answers 503 at once; requests are still served this long (a load balancer
+    # notices and stops sending), then the drain starts. 0: drain at once
+    shutdown_delay_s: float = 0.0
+    # --- hostile clients: a request whose headers and body take longer than this is answered 408
+    # and closed (slowloris, stalled uploads); beyond max_connections open connections: 503
+    body_timeout_s: float = 30.0
+    max_connections: int = 1000
 
     def check(self) -> None:
         require(0 <= self.port <= 65535, "port", f"must be between 0 and 65535, got {self.port}")
         require(bool(self.host), "host", "must name an address to listen on, e.g. 127.0.0.1")
         at_least(self, 1, "workers", "max_body_bytes", "max_rows", "max_batch_size", "max_queue_rows", "log_flush_rows")
-        at_least(self, 0, "torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s", "graceful_timeout_s")
+        at_least(self, 1, "max_connections")
+        at_least(
+            self,
+            0,
+            "torch_threads",
+            "max_wait_ms",
+            "retry_after_s",
+            "reload_interval_s",
+            "graceful_timeout_s",
+            "shutdown_delay_s",
+        )
         require(
             self.log_flush_interval_s > 0, "log_flush_interval_s", f"must be > 0, got {self.log_flush_interval_s!r}"
         )
+        require(self.body_timeout_s > 0, "body_timeout_s", f"must be > 0, got {self.body_timeout_s!r}")
+        require(
+            self.log_buffer_rows >= self.log_flush_rows,
+            "log_buffer_rows",
+            f"must be at least log_flush_rows ({self.log_flush_rows}), got {self.log_buffer_rows}",
+        )
+        if self.log_failure_policy == LogFailurePolicy.spool:
+            require(
+                bool(self.log_spool_dir),
+                "log_spool_dir",
+                "is required with log_failure_policy=spool",
+                hint="server.log_spool_dir=/other/disk/predictions-spool (a directory on another disk)",
+            )
+            require(
+                not self.log_dir or Path(self.log_spool_dir).resolve() != Path(self.log_dir).resolve(),
+                "log_spool_dir",
+                "must differ from log_dir (the spool holds what log_dir could not take)",
+            )
 
 
 @dataclass

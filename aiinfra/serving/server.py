@@ -1,9 +1,11 @@
 """``aiinfra serve`` with ``server=http`` (and any server built on it, e.g. ``server=onnx``): load
 the model with the configured runtime, build the app, run uvicorn.
 
-uvicorn (httptools + uvloop) does the HTTP; on SIGTERM it stops accepting, lets in-flight requests
-finish (``server.graceful_timeout_s``), then the app's shutdown drains the batcher and flushes the
-prediction log, and ``serve`` returns 0.
+uvicorn (httptools + uvloop) does the HTTP; on SIGTERM readiness answers 503 at once
+(``aiinfra.serving.guard``), requests are served ``server.shutdown_delay_s`` more, stalled body
+reads are answered 503, then uvicorn stops accepting, lets in-flight requests finish
+(``server.graceful_timeout_s``), the app's shutdown drains the batcher and flushes the prediction
+log, and ``serve`` returns 0.
 
 With ``server.workers > 1`` uvicorn's supervisor starts that many processes; each one rebuilds the
 typed config from YAML (:data:`SPEC_ENV`) and loads the model itself, and all of them share one
@@ -65,6 +67,7 @@ def _uvicorn_options(server_cfg: Any) -> dict[str, Any]:
         log_level="warning",
         server_header=False,
         timeout_graceful_shutdown=server_cfg.graceful_timeout_s,
+        limit_concurrency=server_cfg.max_connections,  # open connections (and tasks); beyond: 503
         backlog=2048,
     )
 

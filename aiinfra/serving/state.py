@@ -16,6 +16,7 @@ from aiinfra.serving import protocol
 from aiinfra.serving.auth import KeyStore
 from aiinfra.serving.batcher import Batcher
 from aiinfra.serving.feedback import FeedbackStore
+from aiinfra.serving.guard import BodyGuard
 from aiinfra.serving.metrics import ServerMetrics
 from aiinfra.serving.predlog import PredictionLog
 from aiinfra.serving.reload import ModelHolder
@@ -84,6 +85,9 @@ class ServingState:
                 on_written=self.metrics.log_written.inc,
                 on_error=self.metrics.log_errors.inc,
                 on_dropped=self.metrics.log_dropped.inc,
+                policy=str(server_cfg.log_failure_policy),
+                buffer_rows=server_cfg.log_buffer_rows,
+                spool_dir=str(Path(server_cfg.log_spool_dir).resolve()) if server_cfg.log_spool_dir else None,
             )
         self.batcher = Batcher(
             self.holder.get,
@@ -94,7 +98,16 @@ class ServingState:
             on_batch=self.metrics.observe_batch,
             on_delivered=self._log_batch if self.predlog is not None else None,
         )
-        self.metrics.track(lambda: self.batcher.pending_rows, lambda: self.predlog.pending_rows if self.predlog else 0)
+        self.inflight = 0  # requests being handled by this process (the Gate counts them)
+        self.body_guard = BodyGuard(server_cfg.body_timeout_s)
+        log = self.predlog
+        self.metrics.track(
+            lambda: self.batcher.pending_rows,
+            lambda: log.pending_rows if log else 0,
+            inflight=lambda: self.inflight,
+            log_degraded=lambda: 1 if log is not None and (log.failing or log.spooled_rows) else 0,
+            log_spooled=lambda: log.spooled_rows if log else 0,
+        )
         self.feedback = FeedbackStore(feedback_dir(cfg))
         self.access = AccessLog(server_cfg.access_log)
         self.ready = True

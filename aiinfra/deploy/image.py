@@ -27,7 +27,7 @@ from aiinfra.deploy.container import APP_DIR, PARAMS, VENV_DIR, check_port, http
 from aiinfra.errors import AiinfraError, ConfigError
 
 #: packages the lock never pins: the installer's own, and the project itself
-_NOT_LOCKED = {"pip", "setuptools", "wheel", "aiinfra", "torch"}
+_NOT_LOCKED = {"pip", "wheel", "aiinfra", "torch"}  # setuptools stays: torch needs it at run time
 
 
 def _norm(name: str) -> str:
@@ -75,16 +75,33 @@ def source_dir() -> Path:
 
 
 def build_wheel(dest: Path) -> Path:
-    """This project's wheel (no dependencies; offline: setuptools from this environment)."""
+    """This project's wheel (no dependencies; offline: setuptools from this environment).
+
+    Built from a copy of the sources: setuptools reuses a checkout's ``build/lib``, which can hold
+    files older than the sources.
+    """
+    import tempfile
+
+    src = source_dir()
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("aiinfra-*.whl"):
         old.unlink()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), "."],
-        cwd=source_dir(),
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="aiinfra-wheel-") as tmp:
+        copy = Path(tmp) / "src"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+        copy.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
+            if (src / name).is_file():
+                shutil.copy2(src / name, copy / name)
+        for package in ("aiinfra", "hydra_plugins"):
+            if (src / package).is_dir():
+                shutil.copytree(src / package, copy / package, ignore=ignore)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), "."],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+        )
     wheels = sorted(dest.glob("aiinfra-*.whl"))
     if proc.returncode != 0 or not wheels:
         raise AiinfraError(
@@ -97,8 +114,9 @@ def build_wheel(dest: Path) -> Path:
 def torch_requirements(d: Any) -> str:
     version = metadata.version("torch").split("+")[0]
     if d.torch == "cuda":
-        return f"--index-url https://download.pytorch.org/whl/{d.cuda}\ntorch=={version}+{d.cuda}\n"
-    return f"--index-url https://download.pytorch.org/whl/cpu\ntorch=={version}+cpu\n"
+        return f"--extra-index-url https://download.pytorch.org/whl/{d.cuda}\ntorch=={version}+{d.cuda}\n"
+    # the local version (+cpu) exists only on PyTorch's index: PyPI's torch is the CUDA build
+    return f"--extra-index-url https://download.pytorch.org/whl/cpu\ntorch=={version}+cpu\n"
 
 
 def _bake_model(cfg: Any, dest: Path) -> tuple[str, str, str]:
@@ -144,8 +162,8 @@ ENV PATH={venv}/bin:$PATH VIRTUAL_ENV={venv}
 
 # dependencies first: this layer is rebuilt only when the lock changes
 COPY requirements/ /tmp/requirements/
-RUN pip install -r /tmp/requirements/torch.txt
-RUN pip install -r /tmp/requirements/lock.txt
+# one resolution: torch's own dependencies get the locked versions too
+RUN pip install -r /tmp/requirements/torch.txt -r /tmp/requirements/lock.txt
 COPY wheels/ /tmp/wheels/
 RUN pip install --no-deps /tmp/wheels/{wheel}
 

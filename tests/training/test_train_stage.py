@@ -203,3 +203,39 @@ def test_register_rescores_the_champion_on_the_current_split(tproject, aiinfra_m
     code, _, err = aiinfra_main("register")
     assert code == 0, err
     assert "could not re-evaluate" not in caplog.text + err
+
+
+def test_training_and_loading_the_mlflow_model_print_no_type_hint_warning(tproject):
+    """The pyfunc model's predict is type-hinted (np.ndarray): MLflow's "Add type hints" nudge is
+    gone at its cause, at logging (train) and at loading, and both input forms still predict."""
+    from project_helpers import run_cli
+
+    proc = run_cli(tproject, "train", "trainer.max_epochs=1", "trainer.checkpoint.enabled=false", check=True)
+    assert "type hint" not in (proc.stdout + proc.stderr).lower()
+    uri = json.loads((tproject / "models" / "train_run.json").read_text())["model_uri"]
+    load = (
+        "import sys, warnings, numpy as np, pandas as pd, mlflow\n"
+        "warnings.simplefilter('always')\n"
+        "mlflow.set_tracking_uri(sys.argv[2])\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    m = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "features = m.metadata.metadata['features']\n"
+        "x = np.zeros((3, len(features)), dtype=np.float32)\n"
+        "a = m.predict(x)\n"
+        "b = m.predict(pd.DataFrame(x, columns=features))\n"
+        "assert a.shape == b.shape == (3, len(m.metadata.metadata['classes'])), (a.shape, b.shape)\n"
+        "print('\\n'.join(str(w.message) for w in caught))\n"
+        "print('rows', len(a))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", load, uri, f"sqlite:///{tproject / 'mlflow.db'}"],
+        cwd=tproject,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "rows 3" in loaded.stdout
+    assert "type hint" not in (loaded.stdout + loaded.stderr).lower(), loaded.stdout + loaded.stderr

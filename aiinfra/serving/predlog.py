@@ -198,7 +198,7 @@ class PredictionLog:
             self._dropping = True
             log.error(
                 "prediction log: buffer full (%d rows, server.log_buffer_rows): dropping the oldest rows "
-                "until writes to %s work again (counted in aiinfra_prediction_log_dropped_rows)",
+                "while writes to %s fail (counted in aiinfra_prediction_log_dropped_rows)",
                 self.buffer_rows,
                 self.dir,
             )
@@ -213,12 +213,16 @@ class PredictionLog:
             if self._stop.is_set():
                 break
             try:
-                if self.failing:
-                    if time.monotonic() >= self._retry_at:
-                        self.flush()
-                    continue
                 oldest = self._oldest
                 due = oldest is not None and time.monotonic() - oldest >= self.flush_interval_s
+                if self.failing:
+                    # retry the log directory on the backoff schedule; policy spool keeps its cadence
+                    # meanwhile, into the spool
+                    if time.monotonic() >= self._retry_at or (
+                        self.policy == "spool" and (self._rows >= self.flush_rows or due)
+                    ):
+                        self.flush()
+                    continue
                 if self._rows >= self.flush_rows or due:
                     self.flush()
                 elif self.spooled_rows:
@@ -237,6 +241,18 @@ class PredictionLog:
         if not chunks:
             if self.failing or self.spooled_rows:
                 self._probe()
+            return 0
+        if self.failing and self.policy == "spool" and time.monotonic() < self._retry_at:
+            # between retries of the log directory: straight to the spool
+            rows = sum(c.x.shape[0] for c in chunks)
+            spooled = self._spool(chunks)
+            with self._lock:
+                self._inflight -= taken
+                if not spooled:
+                    self._chunks[:0] = chunks
+                    self._rows += taken - (rows - sum(c.x.shape[0] for c in chunks))
+                    self._oldest = self._oldest or time.monotonic()
+                    self._drop_oldest_locked()
             return 0
         try:
             written = self._write(chunks, self.dir)

@@ -111,6 +111,9 @@ def application(cfg: Any, metrics_dir: str | None = None) -> Any:
         graceful_shutdown_timeout_s=float(s.graceful_timeout_s),
         graceful_shutdown_wait_loop_s=float(s.graceful_shutdown_wait_loop_s),
         health_check_period_s=2.0,
+        # Ray's own per-request log line costs the replica more than the forward pass of a small
+        # model; the app's access log (server.access_log) is the one aiinfra documents
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
     if s.autoscale:
         options["autoscaling_config"] = s.autoscaling.as_ray()

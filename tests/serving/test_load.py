@@ -154,9 +154,93 @@ def test_retry_after_header(start_server, model_dir):
     assert any(r.status_code == 200 for r in responses)
 
 
+class WorkerLoad:
+    """Concurrent keep-alive clients against a ``server.workers=2`` server, recording which worker
+    process answered each request: a client's connection is matched to the worker holding its
+    other end (psutil's view of each worker's sockets, sampled while the load runs)."""
+
+    def __init__(self, srv, workers: set[int]):
+        self.srv, self.workers = srv, workers
+        self.answered: dict[str, tuple[int, int]] = {}  # request id -> (rows, client port)
+        self.statuses: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.owner: dict[int, int] = {}  # client port -> worker pid
+        self.sigterm_at: int | None = None  # answers received when SIGTERM was sent
+
+    def sample(self) -> None:
+        import psutil
+
+        for pid in self.workers:
+            try:
+                conns = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.Error:  # the worker has exited
+                continue
+            for c in conns:
+                if c.raddr and c.laddr and c.laddr.port == self.srv.port:
+                    self.owner[c.raddr.port] = pid
+
+    async def client(self, c: int, requests: int, start: int) -> None:
+        limits = httpx.Limits(max_connections=1)  # one connection at a time: its worker answers
+        port = [0]  # the client port of the connection in use, taken when it is opened
+
+        async def trace(event: str, info: dict) -> None:
+            if event == "connection.connect_tcp.complete":
+                port[0] = info["return_value"].get_extra_info("client_addr")[1]
+
+        async with httpx.AsyncClient(base_url=self.srv.url, timeout=30, limits=limits) as http:
+            for k in range(requests):
+                i = start + c * requests + k
+                rows = 1 + (i % 3)
+                try:
+                    r = await http.post(INFER, content=body(i, rows), extensions={"trace": trace})
+                except httpx.TransportError as exc:  # refused after shutdown began: never accepted
+                    self.errors.append(type(exc).__name__)
+                    return
+                self.statuses[r.status_code] = self.statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    self.answered[r.json()["id"]] = (rows, port[0])
+
+    async def run(self, clients: int, requests: int, start: int, sigterm_after: int | None = None) -> None:
+        async def sampler():
+            while True:
+                self.sample()
+                if sigterm_after is not None and len(self.answered) >= sigterm_after:
+                    self.srv.proc.send_signal(signal.SIGTERM)  # the load is still running
+                    self.sigterm_at = len(self.answered)
+                    return
+                await asyncio.sleep(0.02)
+
+        task = asyncio.create_task(sampler())
+        await asyncio.gather(*(self.client(c, requests, start) for c in range(clients)))
+        if not task.done():
+            task.cancel()
+
+    def by_worker(self) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {pid: {} for pid in self.workers}
+        for rid, (rows, port) in self.answered.items():
+            assert port in self.owner, f"request {rid}: no worker held client port {port}"
+            out[self.owner[port]][rid] = rows
+        return out
+
+
+def logged_by_worker(log_dir) -> dict[int, dict[str, int]]:
+    """Rows per request id in each worker's own part files (their names carry the pid)."""
+    import pyarrow.parquet as pq
+
+    out: dict[int, dict[str, int]] = {}
+    for part in log_dir.rglob("part-*.parquet"):
+        counts = out.setdefault(int(part.name.split("-")[2]), {})
+        for rid in pq.read_table(part, columns=["request_id"]).column("request_id").to_pylist():
+            counts[rid] = counts.get(rid, 0) + 1
+    return out
+
+
 @pytest.mark.slow
 def test_two_workers_string_labels_and_clean_stop(start_server, model_factory, tmp_path):
-    """workers=2: both processes answer and log; labels of a string target travel as BYTES."""
+    """workers=2: each process logs exactly the rows it answered, also when SIGTERM comes during the
+    load; labels of a string target travel as BYTES."""
+    import re
+
     import tritonclient.http as triton
 
     from aiinfra.models.model_dir import Predictor
@@ -164,35 +248,50 @@ def test_two_workers_string_labels_and_clean_stop(start_server, model_factory, t
     model = model_factory(tmp_path / "model", seed=5, classes=("no", "yes"))
     srv = start_server([f"server.model_uri={model}", "server.workers=2", "server.access_log=null"], name="workers")
     deadline = time.monotonic() + 60  # ready = one worker ready; wait for the second one too
-    while srv.text().count("serving model version local") < 2 and time.monotonic() < deadline:
+    while len(set(re.findall(r"in process (\d+)", srv.text()))) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    answered, statuses, errors = asyncio.run(hammer(srv.url, clients=16, requests_each=25))
-    assert statuses == {200: 400} and not errors
+    workers = {int(p) for p in re.findall(r"in process (\d+)", srv.text())}
+    assert len(workers) == 2, srv.text()[-2000:]
+
+    # 1. bounded load: every request answered
+    first = WorkerLoad(srv, workers)
+    asyncio.run(first.run(clients=16, requests=25, start=0))
+    assert first.statuses == {200: 400} and not first.errors
     # any worker's /metrics reports the rows of both (multiprocess collector)
+    rows_first = sum(rows for rows, _ in first.answered.values())
     for _ in range(3):
         lines = [
             ln
             for ln in httpx.get(f"{srv.url}/metrics").text.splitlines()
             if ln.startswith("aiinfra_predictions_total{")
         ]
-        assert len(lines) == 1 and float(lines[0].split()[-1]) == sum(answered.values()), lines
+        assert len(lines) == 1 and float(lines[0].split()[-1]) == rows_first, lines
     x = np.array([[0.5, -1, 2, 0], [3, 3, -3, 1]], dtype=np.float32)
     client = triton.InferenceServerClient(url=srv.url.removeprefix("http://"))
     inp = triton.InferInput("input", [2, 4], "FP32")
     inp.set_data_from_numpy(x)
-    result = client.infer("model", [inp], outputs=[triton.InferRequestedOutput("label")])
+    result = client.infer("model", [inp], outputs=[triton.InferRequestedOutput("label")], request_id="triton-1")
     labels = [v.decode() for v in result.as_numpy("label")]
     assert labels == Predictor.load(model).predict(x).tolist()
     client.close()
-    assert srv.stop() == 0, srv.text()
-    table = read_predictions(srv.log_dir)
-    assert table.num_rows == sum(answered.values()) + 2
-    assert set(table.column("prediction").to_pylist()) <= {"no", "yes"}
-    # each worker process writes its own part files, named with its pid. Which workers get
-    # requests is the kernel's choice (one shared listening socket: a burst of connections can
-    # all be accepted by one worker), so the test checks the names, not that both wrote.
-    import re
 
-    workers = set(re.findall(r"in process (\d+)", srv.text()))
-    pids = {p.name.split("-")[2] for p in srv.log_dir.rglob("part-*.parquet")}
-    assert len(workers) == 2 and pids and pids <= workers, (pids, workers)
+    # 2. SIGTERM to the server while 16 clients are sending
+    second = WorkerLoad(srv, workers)
+    asyncio.run(second.run(clients=16, requests=10_000, start=10**6, sigterm_after=200))
+    assert second.sigterm_at is not None, "the load ended before SIGTERM was sent"
+    rc = srv.proc.wait(timeout=60)  # one SIGTERM only (a second one may force the exit)
+    assert rc == 0 and srv.stop() == 0, srv.text()
+    assert set(second.statuses) <= {200, 503}, second.statuses
+    assert len(second.answered) > second.sigterm_at, "requests were still answered after SIGTERM came"
+
+    # each worker process logged exactly the rows it answered, request by request
+    logged = logged_by_worker(srv.log_dir)
+    assert set(logged) <= workers, (set(logged), workers)
+    triton_rows = {pid: rows.pop("triton-1") for pid, rows in logged.items() if "triton-1" in rows}
+    assert list(triton_rows.values()) == [2], triton_rows
+    expected = {pid: {**first.by_worker()[pid], **second.by_worker()[pid]} for pid in workers}
+    assert {pid: logged.get(pid, {}) for pid in workers} == expected, {
+        pid: (len(logged.get(pid, {})), len(expected[pid])) for pid in workers
+    }
+    table = read_predictions(srv.log_dir)
+    assert set(table.column("prediction").to_pylist()) <= {"no", "yes"}

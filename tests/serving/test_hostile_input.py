@@ -35,13 +35,12 @@ scalars = st.one_of(
     st.text(max_size=20),
 )
 junk = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
 numbers = st.one_of(st.integers(-(2**64), 2**64), st.floats(allow_nan=False, allow_infinity=False, width=64))
-dims = st.one_of(
-    st.integers(0, 8), st.sampled_from([0, 1, 4, 2**31, 2**63, 2**64 + 1, 10**30, -1]), junk
-)
+dims = st.one_of(st.integers(0, 8), st.sampled_from([0, 1, 4, 2**31, 2**63, 2**64 + 1, 10**30, -1]), junk)
 rows = st.lists(st.lists(numbers | junk, min_size=0, max_size=5), max_size=5)
 datatypes = st.one_of(st.sampled_from(["FP32", "FP64", "INT64", "BOOL", "UINT8", "FP16", "BYTES", "fp32"]), junk)
 request_ids = st.one_of(
@@ -243,8 +242,7 @@ feedback_bodies = st.one_of(
         {},
         optional={
             "labels": st.lists(
-                st.fixed_dictionaries({}, optional={"request_id": request_ids, "label": junk, "target": junk})
-                | junk,
+                st.fixed_dictionaries({}, optional={"request_id": request_ids, "label": junk, "target": junk}) | junk,
                 max_size=4,
             )
             | junk

@@ -25,19 +25,66 @@ def test_schema_partitions_and_a_feature_change(tmp_path):
     assert read_predictions(tmp_path).num_rows == 3
 
 
-def test_failed_write_is_retried_then_bounded(tmp_path):
-    blocker = tmp_path / "log"
-    blocker.write_text("a file where the log directory should be")  # every write fails
-    log = PredictionLog(blocker, ["a"], flush_rows=1, flush_interval_s=3600)
-    log._stop.set()  # drive flushes by hand
-    x = np.array([[1.0]], np.float32)
-    for i in range(25):
+def _drive(log, n, x):
+    for i in range(n):
         log.append(f"r{i}", "m", "1", x, np.array([0]), np.array([0.5]))
+        log._retry_at = 0.0  # drive the retries by hand, past the backoff
         log.flush()
-    assert 0 < log.rows_dropped < 25 and log.pending_rows <= 20
+
+
+def test_drop_policy_drops_the_oldest_counted_and_recovers(tmp_path):
+    blocker = tmp_path / "log"
+    blocker.write_text("a file where the log directory should be")  # every write fails, even as root
+    log = PredictionLog(blocker, ["a"], flush_rows=1, flush_interval_s=3600, policy="drop", buffer_rows=20)
+    log._stop.set()
+    _drive(log, 25, np.array([[1.0]], np.float32))
+    assert log.failing and log.rows_dropped == 5 and log.pending_rows == 20  # pending: honest, not zero
+    assert log.health()["state"] == "degraded" and not log.refusing
     blocker.unlink()
     log.close()
-    assert read_predictions(blocker).num_rows + log.rows_dropped == 25
+    assert not log.failing and read_predictions(blocker).num_rows + log.rows_dropped == 25
+
+
+def test_block_policy_keeps_every_row_and_refuses_when_full(tmp_path):
+    blocker = tmp_path / "log"
+    blocker.write_text("x")
+    log = PredictionLog(blocker, ["a"], flush_rows=1, flush_interval_s=3600, policy="block", buffer_rows=20)
+    log._stop.set()
+    _drive(log, 25, np.array([[1.0]], np.float32))
+    assert log.rows_dropped == 0 and log.pending_rows == 25 and log.refusing
+    blocker.unlink()
+    log.close()
+    assert read_predictions(blocker).num_rows == 25 and not log.refusing
+
+
+def test_spool_policy_spills_and_replays(tmp_path):
+    blocker, spool = tmp_path / "log", tmp_path / "spool"
+    blocker.write_text("x")
+    log = PredictionLog(blocker, ["a"], flush_rows=1, flush_interval_s=3600, policy="spool", spool_dir=spool)
+    log._stop.set()
+    _drive(log, 7, np.array([[1.0]], np.float32))
+    assert log.spooled_rows == 7 and log.pending_rows == 0 and read_predictions(spool).num_rows == 7
+    blocker.unlink()
+    log.close()  # the directory is back: the spool is moved into it
+    assert read_predictions(blocker).num_rows == 7 and log.spooled_rows == 0
+    assert not list(spool.rglob("part-*.parquet"))
+
+
+def test_backoff_doubles_and_one_line_per_state_change(tmp_path, caplog):
+    blocker = tmp_path / "log"
+    blocker.write_text("x")
+    log = PredictionLog(blocker, ["a"], flush_rows=1, flush_interval_s=4, policy="drop")
+    log._stop.set()
+    waits = []
+    for i in range(8):
+        log.append(f"r{i}", "m", "1", np.array([[1.0]], np.float32), np.array([0]), np.array([0.5]))
+        log.flush()
+        waits.append(log._backoff)
+    assert waits[:3] == [0.2, 0.4, 0.8] and waits[-1] == log.retry_max_s == 4
+    blocker.unlink()
+    log.close()
+    lines = [r.getMessage() for r in caplog.records if "prediction log: writes to" in r.getMessage()]
+    assert len(lines) == 2 and "fail" in lines[0] and "work again" in lines[1]
 
 
 def test_one_append_per_batch_keeps_each_rows_request_id(tmp_path):

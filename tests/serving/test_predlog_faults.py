@@ -83,8 +83,10 @@ def test_log_disk_fails_then_comes_back(serving_project, model_dir, tmp_path, po
             disk.unlink()
             os.rename(tmp_path / "disk-away", disk)
             wait_for(
-                lambda: metric(srv.url, "aiinfra_prediction_log_pending_rows") == 0
-                and metric(srv.url, "aiinfra_prediction_log_degraded") == 0,
+                lambda: (
+                    metric(srv.url, "aiinfra_prediction_log_pending_rows") == 0
+                    and metric(srv.url, "aiinfra_prediction_log_degraded") == 0
+                ),
                 timeout=60,
             )
             assert client.get("/v2/health/ready").json()["prediction_log"]["state"] == "ok"

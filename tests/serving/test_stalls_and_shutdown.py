@@ -81,8 +81,9 @@ def test_beyond_max_connections_a_request_gets_503(start_server, model_dir):
         for s in idle:
             s.close()
     r = wait_for(
-        lambda: (x := httpx.post(f"{srv.url}{INFER}", content=infer_body("after"), timeout=10)).status_code == 200
-        and x,
+        lambda: (
+            (x := httpx.post(f"{srv.url}{INFER}", content=infer_body("after"), timeout=10)).status_code == 200 and x
+        ),
         timeout=10,
     )
     assert r.json()["id"] == "after"

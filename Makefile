@@ -11,7 +11,13 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_SPEC ?= torch==2.13.0
 export DO_NOT_TRACK := 1
 
-.PHONY: venv demo lint test test-core test-plugins bench clean-demo
+.PHONY: venv demo lint test test-core test-plugins mutations bench clean-demo
+
+# Tests run in random order (pytest-randomly), seeded from the commit so that a failure is
+# reproducible: the seed is printed at the start (`Using --randomly-seed=N`); rerun with
+# `make test TEST_SEED=N`, or one file with `pytest -p randomly --randomly-seed=N FILE`.
+TEST_SEED ?= $(shell s=$$(git rev-parse HEAD 2>/dev/null | cut -c1-8); printf '%d' "0x$${s:-1}")
+export PYTEST_ADDOPTS := -p randomly --randomly-seed=$(TEST_SEED) $(PYTEST_ADDOPTS)
 
 # what ruff checks and formats (its rules: [tool.ruff] in pyproject.toml)
 LINT_PATHS := aiinfra tests plugins bench hydra_plugins
@@ -38,11 +44,17 @@ lint: venv
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
 test-core: venv
+	@echo "test order: random, seed $(TEST_SEED) (make test TEST_SEED=$(TEST_SEED) repeats it)"
 	$(BIN)/python -m pytest tests
 
 test-plugins: venv
 	@if [ -x plugins/run_tests.sh ]; then PATH="$(CURDIR)/$(BIN):$$PATH" plugins/run_tests.sh; \
 	else echo "no plugin packages to test"; fi
+
+# Each named patch of tests/mutations.toml breaks one promise in a temporary copy of the repository;
+# its tests must fail there. Prints "N of N mutations caught"; exit 1 when one survives.
+mutations: venv
+	PYTEST_ADDOPTS= $(BIN)/python scripts/mutate.py
 
 bench: venv
 	$(BIN)/python bench/train_bench.py

@@ -83,9 +83,19 @@ def run(cfg: Any) -> dict[str, Any]:
         import mlflow
         from mlflow.entities import Metric
 
+        from aiinfra.tracking.mlflow_setup import tracking_uri
+        from aiinfra.tracking.store import retry_seconds, store_call
+
         setup_mlflow(cfg)
         run_id = json.loads(run_file.read_text())["run_id"]
         now = int(time.time() * 1000)
-        mlflow.MlflowClient().log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        store_call(
+            tracking_uri(cfg.tracking),
+            "logging the test metrics",
+            mlflow.MlflowClient().log_batch,
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            retry_s=retry_seconds(cfg.tracking),
+        )
     log.info("%s", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())))
     return {"metrics_file": cfg.paths.metrics, **metrics}

@@ -13,9 +13,12 @@ before it validates the config, and a typo must not wait for them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -102,7 +105,39 @@ def _callbacks(tcfg: Any, plan: TrainingPlan) -> list[Any]:
     return callbacks
 
 
+class Terminated(SystemExit):
+    """SIGTERM arrived: unwinds the stage (so the MLflow run is ended as KILLED), exit status 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While the stage runs, SIGTERM raises :class:`Terminated` in the main thread instead of
+    killing the process on the spot, so the ``finally`` paths end the MLflow run. Lightning's own
+    SIGTERM handler (installed during fit) calls this one after its own. A second SIGTERM during
+    the clean-up is ignored; the previous handler is restored on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        log.warning("SIGTERM: stopping the training; its MLflow run is ended as KILLED")
+        raise Terminated(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(cfg: Any) -> dict[str, Any]:
+    with _sigterm_unwinds():
+        return _run(cfg)
+
+
+def _run(cfg: Any) -> dict[str, Any]:
     phases = _Phases()
     from aiinfra.training.process import global_rank, set_threads
 
@@ -154,7 +189,7 @@ def run(cfg: Any) -> dict[str, Any]:
             params={**config_params(cfg), "train.batch_size": str(plan.batch_size), "train.lr": str(plan.lr)},
             artifacts={"config/resolved.yaml": to_yaml(cfg), "data/meta.json": data.meta},
         )
-        callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, curve))
+        callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, curve, retry_s=tracking.retry_s))
     else:
         callbacks.append(EpochMetrics(None, None, curve))
     phases.mark("mlflow_start")
@@ -180,9 +215,11 @@ def run(cfg: Any) -> dict[str, Any]:
         if tracking is None:
             return {"rank": rank}
         result = _finish(cfg, data, plan, model, model_cfg, trainer, tracking, fit_s, phases)
-    except BaseException:
+    except BaseException as exc:
         if tracking is not None:
-            tracking.close("FAILED")
+            from aiinfra.tracking.run import status_for
+
+            tracking.close(status_for(exc), quiet=True)
         raise
     return result
 
@@ -199,8 +236,6 @@ def _finish(
     phases: _Phases,
 ) -> dict[str, Any]:
     """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
-    import mlflow
-
     from aiinfra.models.model_dir import save_model
     from aiinfra.tracking.mlflow_setup import MODEL_ARTIFACT
     from aiinfra.tracking.run import log_model_dir
@@ -213,7 +248,7 @@ def _finish(
         epochs_done = _curve_epochs(Path(cfg.paths.plots) / "training_curve.csv")
     rows = data.meta["rows"]["train"] * max(1, epochs_done)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    mlflow.log_metrics(
+    tracking.log_metrics(
         {"fit_seconds": fit_s, "epochs": float(epochs_done), "samples_per_second": rows / fit_s if fit_s else 0.0}
     )
     model.eval()
@@ -230,7 +265,9 @@ def _finish(
         extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id},
     )
     x_val, _ = data.arrays("val")
-    info = log_model_dir(
+    info = tracking.call(
+        "logging the model",
+        log_model_dir,
         model_dir,
         x_val[:5],
         artifact_name=MODEL_ARTIFACT,

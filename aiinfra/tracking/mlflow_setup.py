@@ -51,21 +51,35 @@ def artifact_location(cfg: Any, uri: str, root: Path) -> str | None:
 
 
 def setup_mlflow(cfg: Any, root: Path | None = None) -> str:
-    """Point MLflow at the configured store and experiment; return the experiment id."""
+    """Point MLflow at the configured store and experiment; return the experiment id.
+
+    A locked store is retried for ``tracking.retry_s``; a store that cannot be opened is one
+    :class:`~aiinfra.tracking.store.TrackingStoreError` naming it (:mod:`aiinfra.tracking.store`).
+    """
     import mlflow
+
+    from aiinfra.tracking.store import retry_seconds, store_call
 
     root = root or Path.cwd()
     uri = tracking_uri(cfg.tracking, root)
+    retry_s = retry_seconds(cfg.tracking)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     name = cfg.tracking.experiment
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name(name)
+    client = store_call(uri, "opening the store", mlflow.MlflowClient, uri, retry_s=retry_s)
+    exp = store_call(uri, "reading the experiment", client.get_experiment_by_name, name, retry_s=retry_s)
     if exp is None:
         from mlflow.exceptions import MlflowException
 
         try:
-            exp_id = client.create_experiment(name, artifact_location=artifact_location(cfg, uri, root))
+            exp_id = store_call(
+                uri,
+                "creating the experiment",
+                client.create_experiment,
+                name,
+                artifact_location=artifact_location(cfg, uri, root),
+                retry_s=retry_s,
+            )
         except MlflowException:
             # parallel sweep jobs race to create it: the loser uses the winner's experiment
             exp = client.get_experiment_by_name(name)

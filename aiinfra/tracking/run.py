@@ -12,7 +12,10 @@ then waits, so fit slowed by more than the 2-5 s the overlap saved.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ import aiinfra
 from aiinfra.config.typed import to_dict
 from aiinfra.models.model_dir import Predictor
 from aiinfra.tracking.mlflow_setup import git_commit, setup_mlflow, tracking_uri
+
+log = logging.getLogger(__name__)
 
 #: set by `aiinfra tune` to the study's run id: each training becomes its child run
 PARENT_RUN_ENV = "AIINFRA_PARENT_RUN_ID"
@@ -69,46 +74,154 @@ def config_params(cfg: Any) -> dict[str, str]:
     return out
 
 
+def _process_token(pid: int | None = None) -> str:
+    """``pid:start-time`` of a process (Linux ``/proc``; ``pid:`` elsewhere): a pid reused by a
+    later process does not match its token."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command name
+    except (OSError, IndexError):
+        start = ""
+    return f"{pid}:{start}"
+
+
+def _process_alive(token: str) -> bool:
+    pid_text, _, start = token.partition(":")
+    try:
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError, OSError):
+        return True  # not ours to judge: leave the run alone
+    return not start or _process_token(pid) == token
+
+
+#: tags that say which process owns a RUNNING training run (for reap_orphans)
+HOST_TAG, PROCESS_TAG, ENDED_TAG = "aiinfra.host", "aiinfra.process", "aiinfra.ended"
+
+
+def status_for(exc: BaseException) -> str:
+    """The MLflow status of a run that ended with ``exc``: KILLED for a signal or Ctrl-C, else FAILED."""
+    return "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+
+
 class TrainRun:
     """Opens the run at once: tags (``mlflow.start_run``'s own plus ``tags``), params, artifacts
-    (path -> text, or a dict logged as JSON)."""
+    (path -> text, or a dict logged as JSON).
+
+    Every call into the store goes through :func:`aiinfra.tracking.store.store_call` (a locked
+    store is retried for ``tracking.retry_s``). The run never stays RUNNING: a failure while
+    opening it ends it as FAILED; ``close(status)`` ends it; and a run whose process died without
+    closing it (SIGKILL, a power cut, a store that stayed locked to the end) is marked FAILED by
+    the next training on the same host (:meth:`reap_orphans`, by the owner tags it carries).
+    """
 
     def __init__(self, cfg: Any, *, tags: dict[str, str], params: dict[str, str], artifacts: dict[str, Any]):
+        from aiinfra.tracking.store import retry_seconds
+
         self._monitor: SystemMetricsMonitor | None = None
+        self.run_id: str | None = None
         exp_id = setup_mlflow(cfg)
         self.uri = tracking_uri(cfg.tracking)
+        self.retry_s = retry_seconds(cfg.tracking)
         client = mlflow.MlflowClient()
+        self.reap_orphans(client, exp_id)
         # resolve_tags adds what mlflow.start_run would (user, source, git commit)
-        tags = resolve_tags(tags)
+        tags = {**resolve_tags(tags), HOST_TAG: socket.gethostname(), PROCESS_TAG: _process_token()}
         parent = os.environ.get(PARENT_RUN_ENV)
         if parent:  # a trial of `aiinfra tune`: shown nested under the study's run
             tags["mlflow.parentRunId"] = parent
-        self.run_id = client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=tags).info.run_id
-        client.log_batch(self.run_id, params=[Param(k, v) for k, v in params.items()])
-        for path, content in artifacts.items():
-            if isinstance(content, str):
-                client.log_text(self.run_id, content, path)
-            else:
-                client.log_dict(self.run_id, content, path)
-        if cfg.tracking.system_metrics:
-            # MLflow samples every 10 s unless MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise
-            self._monitor = SystemMetricsMonitor(self.run_id, tracking_uri=self.uri)
-            self._monitor.start()
+        self.run_id = self.call(
+            "opening the training run", client.create_run, exp_id, run_name=cfg.tracking.run_name, tags=tags
+        ).info.run_id
+        try:
+            param_list = [Param(k, v) for k, v in params.items()]
+            self.call("logging the config params", client.log_batch, self.run_id, params=param_list)
+            for path, content in artifacts.items():
+                log_fn = client.log_text if isinstance(content, str) else client.log_dict
+                self.call(f"logging {path}", log_fn, self.run_id, content, path)
+            if cfg.tracking.system_metrics:
+                # MLflow samples every 10 s unless MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise
+                self._monitor = SystemMetricsMonitor(self.run_id, tracking_uri=self.uri)
+                self._monitor.start()
+        except BaseException as exc:
+            self.close(status_for(exc), quiet=True)
+            raise
+
+    def call(self, what: str, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` against this run's store, retried while it is locked."""
+        from aiinfra.tracking.store import store_call
+
+        return store_call(self.uri, what, fn, *args, retry_s=self.retry_s, **kwargs)
+
+    def reap_orphans(self, client, exp_id: str) -> list[str]:
+        """Mark FAILED the RUNNING runs of this experiment that a process on this host opened and
+        that process is gone; returns their ids."""
+        host = socket.gethostname().replace("'", "")
+        runs = self.call(
+            "looking for abandoned runs",
+            client.search_runs,
+            [exp_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+            max_results=200,
+        )
+        reaped = []
+        for run in runs:
+            token = run.data.tags.get(PROCESS_TAG)
+            if not token or _process_alive(token):
+                continue
+            self.call("ending an abandoned run", client.set_tag, run.info.run_id, ENDED_TAG, "process gone")
+            self.call("ending an abandoned run", client.set_terminated, run.info.run_id, status="FAILED")
+            log.warning(
+                "MLflow run %s was left RUNNING by process %s, which is gone: marked FAILED",
+                run.info.run_id,
+                token.split(":")[0],
+            )
+            reaped.append(run.info.run_id)
+        return reaped
 
     def resume(self):
         """Make the run the active MLflow run of this thread (for log_model and friends)."""
-        return mlflow.start_run(run_id=self.run_id)
+        return self.call("resuming the training run", mlflow.start_run, run_id=self.run_id)
 
-    def close(self, status: str = "FINISHED") -> None:
-        """End the run (``FAILED`` when training raised) and stop the system-metrics sampler."""
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        self.call("logging metrics", mlflow.MlflowClient().log_batch, self.run_id, metrics=_metrics(metrics))
+
+    def close(self, status: str = "FINISHED", *, quiet: bool = False) -> None:
+        """End the run (``FAILED`` when training raised, ``KILLED`` on a signal) and stop the
+        system-metrics sampler. ``quiet``: on the way out of a failure, a store that cannot take
+        the status is a warning (the original error is the one to report)."""
         if self._monitor is not None:
             self._monitor.finish()
             self._monitor = None
-        active = mlflow.active_run()
-        if active is not None and active.info.run_id == self.run_id:
-            mlflow.end_run(status=status)
-        else:
-            mlflow.MlflowClient().set_terminated(self.run_id, status=status)
+        if self.run_id is None:
+            return
+        try:
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == self.run_id:
+                self.call(f"ending the run as {status}", mlflow.end_run, status=status)
+            else:
+                self.call(
+                    f"ending the run as {status}", mlflow.MlflowClient().set_terminated, self.run_id, status=status
+                )
+        except Exception as exc:
+            if not quiet:
+                raise
+            log.warning(
+                "could not mark MLflow run %s %s (%s); the next `aiinfra train` on this host will",
+                self.run_id,
+                status,
+                str(exc).splitlines()[0],
+            )
+
+
+def _metrics(values: dict[str, float]):
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, 0) for k, v in values.items()]
 
 
 def log_model_dir(

@@ -22,8 +22,9 @@ class EpochMetrics(L.Callback):
     """``run_id`` None (ranks other than 0) logs nothing to MLflow. The run id and URI are plain
     strings so that ddp_spawn can pickle this callback into its workers."""
 
-    def __init__(self, run_id: str | None, tracking_uri: str | None, curve_csv: Path):
+    def __init__(self, run_id: str | None, tracking_uri: str | None, curve_csv: Path, *, retry_s: float = 0.0):
         self.run_id, self.tracking_uri, self.curve_csv = run_id, tracking_uri, curve_csv
+        self.retry_s = retry_s  # how long a locked store is retried (aiinfra.tracking.store)
         self.rows: list[dict[str, float]] = []
         self._sent = 0  # rows already logged to MLflow
 
@@ -42,7 +43,18 @@ class EpochMetrics(L.Callback):
             for k, v in row.items()
             if k != "epoch"
         ]
-        MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch, synchronous=True)
+        from aiinfra.tracking.store import store_call
+
+        client = MlflowClient(self.tracking_uri)
+        store_call(
+            self.tracking_uri,
+            "logging epoch metrics",
+            client.log_batch,
+            self.run_id,
+            metrics=batch,
+            synchronous=True,
+            retry_s=self.retry_s,
+        )
         self._sent = len(self.rows)
 
     # Saved in every checkpoint, so that a resumed training's curve (training_curve.csv and the

@@ -3,6 +3,9 @@ holding the feature columns and the target column."""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +56,77 @@ class _FileSource(Source):
         return path
 
 
+#: bytes that never belong in a CSV value: ASCII control characters but tab, LF and CR. pandas'
+#: C parser ends a field at NUL (``0.4721`` with a NUL after ``0.47`` reads as ``0.47``, silently)
+#: and passes the others through as text; either way the number read is not the one written.
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class CSVSource(_FileSource):
+    """A CSV file with a header row. Refused with the row and column named, before pandas reads
+    it: control bytes in the data, a header with a duplicated or blank column name (after
+    stripping spaces: pandas would silently rename ``a`` to ``a.1``), an empty file, a header
+    without data rows."""
+
     def read(self) -> pd.DataFrame:
         path = self._path()
+        raw = path.read_bytes()
+        if not raw.strip():
+            raise DataValidationError(f"CSV '{path}' is empty.", hint="write a header row and data rows")
+        header = _check_header(path, raw)
+        _check_bytes(path, raw, header)
         try:
-            return pd.read_csv(path)
+            frame = pd.read_csv(path)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise DataValidationError(f"cannot read CSV '{path}': {exc}") from None
+        if frame.empty:
+            raise DataValidationError(
+                f"CSV '{path}' has a header ({', '.join(header[:5])}{', ...' if len(header) > 5 else ''}) "
+                "but no data rows.",
+                hint="check the export that wrote it, or point source.path at the full file",
+            )
+        return frame
+
+
+def _check_header(path: Path, raw: bytes) -> list[str]:
+    """The header's column names; a duplicate (after stripping spaces) or a blank name is an error."""
+    first = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", errors="replace")
+    names = next(csv.reader(io.StringIO(first)), [])
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = name.strip()
+        if not key:
+            raise DataValidationError(
+                f"CSV '{path}': column {i + 1} of the header has no name.",
+                hint="give every column a name in the header row",
+            )
+        if key in seen:
+            raise DataValidationError(
+                f"CSV '{path}': column name '{key}' appears twice in the header (columns {seen[key] + 1} and {i + 1}).",
+                hint="rename or drop one of them: aiinfra does not guess which one is meant",
+            )
+        seen[key] = i
+    return [n.strip() for n in names]
+
+
+def _check_bytes(path: Path, raw: bytes, header: list[str]) -> None:
+    bad = _CONTROL_BYTES.search(raw)
+    if bad is None:
+        return
+    at = bad.start()
+    line_start = raw.rfind(b"\n", 0, at) + 1
+    line_end = raw.find(b"\n", at)
+    line = raw[line_start : line_end if line_end >= 0 else len(raw)]
+    column = line[: at - line_start].count(b",")  # the field the byte is in (unquoted CSV)
+    name = f" ('{header[column]}')" if column < len(header) else ""
+    row = raw.count(b"\n", 0, at)  # file line index: the header is line 0, data row 1 is line 1
+    where = "the header" if row == 0 else f"data row {row} (line {row + 1})"
+    raise DataValidationError(
+        f"CSV '{path}': byte 0x{raw[at]:02x} (a control character) in {where}, column {column + 1}{name}: "
+        f"{line.decode('utf-8', errors='replace')[:80]!r}.",
+        hint="control bytes (NUL and friends) are no part of a value and would change what is read; "
+        "fix the export that wrote the file",
+    )
 
 
 class ParquetSource(_FileSource):

@@ -153,8 +153,9 @@ def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) 
             state.tasks.append(asyncio.create_task(_every(1.0, state.access.flush)))
         if state.metrics.multiprocess:
             state.tasks.append(asyncio.create_task(_every(1.0, state.metrics.refresh)))
-        # stalled clients and the order of a shutdown (aiinfra.serving.guard), under uvicorn
-        server = uvicorn_server()
+        # stalled clients and the order of a shutdown (aiinfra.serving.guard)
+        state.tasks.append(asyncio.create_task(state.body_guard.run()))
+        server = uvicorn_server()  # the header sweep and the SIGTERM order need uvicorn's server
         if server is not None:
             sweeper = HeaderSweeper(server.server_state, state.server_cfg.body_timeout_s, state.metrics.timed_out.inc)
             state.tasks.append(asyncio.create_task(sweeper.run()))

@@ -179,3 +179,35 @@ def test_signals_during_training_end_the_run_killed_and_a_dead_process_run_is_re
     assert f"MLflow run {orphan} was left RUNNING by process" in again.stderr
     statuses = dict(_runs(killed))
     assert statuses[orphan] == "FAILED" and list(statuses.values()).count("FINISHED") == 1
+
+
+def test_train_takes_lineage_from_the_prepared_data_and_flags_a_contradicting_config(project):
+    """`aiinfra prepare source=wine` then a plain `aiinfra train` (whose config says breast_cancer):
+    the run records wine, with a warning; source.mismatch=fail makes it one error."""
+    run_cli(project, "prepare", "source=wine", check=True)
+    meta = json.loads((project / "data" / "prepared" / "meta.json").read_text())
+    assert meta["source_config"]["dataset"] == "wine" and "mismatch" not in meta["source_config"]
+
+    proc = run_cli(project, "train", "trainer.max_epochs=1", "trainer.checkpoint.enabled=false", check=True)
+    assert "made from another source than this config's: source.dataset='wine' (config: 'breast_cancer')" in (
+        proc.stderr
+    )
+    import mlflow
+
+    run_id = json.loads((project / "models" / "train_run.json").read_text())["run_id"]
+    run = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(run_id)
+    assert run.data.params["source.dataset"] == "wine"
+    assert run.data.tags["aiinfra.source"] == meta["source"]
+
+    strict = run_cli(project, "train", "trainer.max_epochs=1", "source.mismatch=fail")
+    assert strict.returncode == 2, strict.stderr
+    errors = [ln for ln in strict.stderr.splitlines() if ln.startswith("aiinfra: error:")]
+    assert len(errors) == 1 and "source.dataset='wine' (config: 'breast_cancer')" in errors[0]
+    # the same source as prepared: no warning
+    same = run_cli(project, "train", "source=wine", "trainer.max_epochs=1", "trainer.checkpoint.enabled=false")
+    assert same.returncode == 0 and "another source" not in same.stderr, same.stderr
+
+
+def test_a_bad_mismatch_value_fails_in_validation(project):
+    proc = run_cli(project, "config", "source.mismatch=ignore")
+    assert proc.returncode == 2 and "source.mismatch" in proc.stderr and "warn" in proc.stderr, proc.stderr

@@ -33,6 +33,14 @@ class SklearnDataset(StrEnum):
     iris = "iris"
 
 
+class Mismatch(StrEnum):
+    """What a later stage does when the composed ``source`` differs from the one the prepared data
+    was made from (``meta.json``): the lineage is always taken from the prepared data."""
+
+    warn = "warn"
+    fail = "fail"
+
+
 @dataclass
 class SourceConfig:
     """Fields every tabular source has."""
@@ -43,6 +51,8 @@ class SourceConfig:
     columns: dict[str, ColumnType] | None = None
     # Columns allowed to contain NaN (all others must not).
     allow_nan: list[str] = field(default_factory=list)
+    # a later stage (train) whose source config contradicts the prepared data's: warn, or fail
+    mismatch: Mismatch = Mismatch.warn
 
     def check(self) -> None:
         require(bool(self.target), "target", "must name the target column")

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from aiinfra.data.prepared import META, SPLITS, content_hash
+from aiinfra.config.typed import to_dict
+from aiinfra.data.prepared import META, NOT_LINEAGE, SPLITS, content_hash
 from aiinfra.errors import DataValidationError
 from aiinfra.plugins.manager import get_plugins
 
@@ -89,6 +90,8 @@ def run(cfg: Any) -> dict[str, Any]:
         "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "dataset_hash": content_hash(frame),
         "source": cfg.source.type,
+        # what later stages record as lineage (and check the composed config against)
+        "source_config": {k: v for k, v in to_dict(cfg.source).items() if k not in NOT_LINEAGE},
         "rows": {split: len(parts[split]) for split in SPLITS} | {"reference": ref_rows},
         "seed": cfg.seed,
         "feedback_rows": feedback_rows,

@@ -144,6 +144,7 @@ def _run(cfg: Any) -> dict[str, Any]:
     tcfg = cfg.trainer
     set_threads(tcfg.threads)
     data = PreparedData.open(cfg.paths.prepared)
+    source = data.source(cfg.source)  # lineage from what prepare read (warns or fails on a mismatch)
     plan = plan_training(cfg, train_rows=data.meta["rows"]["train"], n_features=len(data.features))
 
     import lightning as L
@@ -185,8 +186,8 @@ def _run(cfg: Any) -> dict[str, Any]:
         # the params hold the effective values, where the automatic batch size and its learning rate apply
         tracking = TrainRun(
             cfg,
-            tags=lineage_tags(cfg, data.meta["dataset_hash"]),
-            params={**config_params(cfg), "train.batch_size": str(plan.batch_size), "train.lr": str(plan.lr)},
+            tags=lineage_tags(cfg, data.meta["dataset_hash"], source),
+            params={**config_params(cfg, source), "train.batch_size": str(plan.batch_size), "train.lr": str(plan.lr)},
             artifacts={"config/resolved.yaml": to_yaml(cfg), "data/meta.json": data.meta},
         )
         callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, curve, retry_s=tracking.retry_s))

@@ -41,11 +41,12 @@ PARENT_RUN_ENV = "AIINFRA_PARENT_RUN_ID"
 PARAM_SECTIONS = ("seed", "source", "model", "trainer", "data", "split")
 
 
-def lineage_tags(cfg: Any, dataset_hash: str) -> dict[str, str]:
-    """Which data, components, commit and pipeline lock a training ran with."""
+def lineage_tags(cfg: Any, dataset_hash: str, source: dict[str, Any] | None = None) -> dict[str, str]:
+    """Which data, components, commit and pipeline lock a training ran with. ``source``: the
+    source config the prepared data was made from (:meth:`PreparedData.source`), else the config's."""
     tags = {
         "aiinfra.dataset_hash": dataset_hash,
-        "aiinfra.source": cfg.source.type,
+        "aiinfra.source": str((source or {}).get("type") or cfg.source.type),
         "aiinfra.model": cfg.model.type,
         "aiinfra.trainer": f"{cfg.trainer.type}/{cfg.trainer.accelerator}",
     }
@@ -58,8 +59,9 @@ def lineage_tags(cfg: Any, dataset_hash: str) -> dict[str, str]:
     return tags
 
 
-def config_params(cfg: Any) -> dict[str, str]:
-    """The config sections of :data:`PARAM_SECTIONS`, flattened to ``section.key`` -> string."""
+def config_params(cfg: Any, source: dict[str, Any] | None = None) -> dict[str, str]:
+    """The config sections of :data:`PARAM_SECTIONS`, flattened to ``section.key`` -> string;
+    ``source`` (the prepared data's source config) stands for the config's ``source`` section."""
     out: dict[str, str] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -70,7 +72,7 @@ def config_params(cfg: Any) -> dict[str, str]:
             out[prefix] = str(node)[:500]  # MLflow's limit on a param value
 
     for section in PARAM_SECTIONS:
-        walk(section, to_dict(getattr(cfg, section)))
+        walk(section, source if section == "source" and source is not None else to_dict(getattr(cfg, section)))
     return out
 
 

@@ -36,8 +36,21 @@ CASES = {
             "max_queue_rows",
             "log_flush_rows",
             "log_flush_interval_s",
+            "body_timeout_s",
+            "max_connections",
         )
     },
+    "shutdown-delay-negative": (["server.shutdown_delay_s=-1"], "server.shutdown_delay_s"),
+    "shutdown-delay-ok": (["server.shutdown_delay_s=5"], None),
+    "log-policy-unknown": (["server.log_failure_policy=retry"], "server.log_failure_policy"),
+    "log-policy-drop": (["server.log_failure_policy=drop"], None),
+    "log-policy-spool-needs-dir": (["server.log_failure_policy=spool"], "server.log_spool_dir"),
+    "log-policy-spool-same-dir": (
+        ["server.log_failure_policy=spool", "server.log_dir=/tmp/x", "server.log_spool_dir=/tmp/x"],
+        "server.log_spool_dir",
+    ),
+    "log-policy-spool-ok": (["server.log_failure_policy=spool", "server.log_spool_dir=/tmp/spool"], None),
+    "log-buffer-below-flush": (["server.log_buffer_rows=10", "server.log_flush_rows=100"], "server.log_buffer_rows"),
     **{
         f"{key}-negative": ([f"server.{key}=-1"], f"server.{key}")
         for key in ("torch_threads", "max_wait_ms", "retry_after_s", "reload_interval_s", "graceful_timeout_s")

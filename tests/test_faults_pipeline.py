@@ -211,3 +211,78 @@ def test_train_takes_lineage_from_the_prepared_data_and_flags_a_contradicting_co
 def test_a_bad_mismatch_value_fails_in_validation(project):
     proc = run_cli(project, "config", "source.mismatch=ignore")
     assert proc.returncode == 2 and "source.mismatch" in proc.stderr and "warn" in proc.stderr, proc.stderr
+
+
+def test_two_concurrent_registers_write_one_alias_move(project):
+    """Two `aiinfra register` processes race on one trained model: one registers it and moves the
+    alias, the other waits for the registry lock, then sees the move and writes none of its own."""
+    for stage in ("prepare", "train", "evaluate"):
+        run_cli(project, stage, check=True)
+    args = [sys.executable, "-m", "aiinfra", "register", "register.gate.min=null"]
+    racers = [
+        subprocess.Popen(args, cwd=project, env=cli_env(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=300)[0].decode() for proc in racers]
+    assert [proc.returncode for proc in racers] == [0, 0], outputs
+    events = [json.loads(line) for line in (project / "logs" / "audit.jsonl").read_text().splitlines()]
+    actions = [e["action"] for e in events]
+    assert actions.count("registered") == 1 and actions.count("alias_moved") == 1, events
+    moved = next(e for e in events if e["action"] == "alias_moved")
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    name = moved["model"]
+    assert str(client.get_model_version_by_alias(name, moved["alias"]).version) == moved["version"]
+    assert len(client.search_model_versions(f"name='{name}'")) == 1
+
+
+def test_monitor_skips_corrupt_log_parts_naming_each_and_counts_them_in_the_verdict(project):
+    """A prediction log with good parts, a part whose footer is garbage and a part whose footer
+    reads but whose data pages are damaged: the monitor leaves both out with a warning naming
+    each, lists them in verdict.json, and judges the good rows; no traceback."""
+    import datetime as dt
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run_cli(project, "prepare", check=True)
+    reference = pd.read_parquet(project / "data" / "prepared" / "reference.parquet")
+    meta = json.loads((project / "data" / "prepared" / "meta.json").read_text())
+    hour = project / "logs" / "predictions" / "date=2026-11-30" / "hour=10"
+    hour.mkdir(parents=True)
+    good_rows = 0
+    for i in range(3):
+        part = reference.iloc[i * 40 : (i + 1) * 40]
+        table = pa.table(
+            {
+                "request_id": [f"r{i}-{j}" for j in range(len(part))],
+                "timestamp": pa.array([dt.datetime(2026, 11, 30, 10, i, tzinfo=dt.UTC)] * len(part), pa.timestamp("us", "UTC")),
+                "model_name": ["m"] * len(part),
+                "model_version": ["1"] * len(part),
+                **{f: part[f].astype("float32").to_numpy() for f in meta["features"]},
+                "prediction": part[meta["target"]].to_numpy(),
+                "score": [0.9] * len(part),
+            }
+        )
+        pq.write_table(table, hour / f"part-{i}.parquet", compression="snappy")
+        good_rows += len(part)
+    garbage = hour / "part-7.parquet"
+    garbage.write_bytes(b"PAR1" + bytes(range(256)) * 4)
+    damaged = hour / "part-8.parquet"
+    shutil.copy(hour / "part-0.parquet", damaged)
+    data = bytearray(damaged.read_bytes())
+    data[4:200] = b"\xff" * 196  # the first page headers and data; the footer stays intact
+    damaged.write_bytes(bytes(data))
+    assert pq.read_metadata(damaged).num_rows == 40  # its footer reads
+
+    proc = run_cli(project, "monitor", "monitor.report=false", "monitor.fail_on_drift=false")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for bad in (garbage, damaged):
+        assert f"{bad}" in proc.stderr, proc.stderr
+    verdict = json.loads((project / "reports" / "drift" / "verdict.json").read_text())
+    skipped = sorted(entry.split(":")[0] for entry in verdict["skipped_files"])
+    assert skipped == sorted([str(garbage), str(damaged)])
+    assert verdict["rows"]["current"] == good_rows

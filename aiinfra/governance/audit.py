@@ -6,14 +6,21 @@ append mode, one ``write`` per event, fsync'd), so the file is a faithful histor
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import json
+import logging
 import os
 import shlex
 import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def audit_path(cfg: Any) -> Path:
@@ -41,3 +48,27 @@ def append_audit(cfg: Any, action: str, **fields: Any) -> dict[str, Any]:
         f.flush()
         os.fsync(f.fileno())
     return event
+
+
+@contextlib.contextmanager
+def registry_lock(cfg: Any) -> Iterator[None]:
+    """Serialise read-compare-move-append of the registry between ``register`` processes of this
+    project: an exclusive ``flock`` on ``<paths.logs>/.registry.lock``, held while one process
+    reads the alias, applies the gate, moves it and appends to the audit log. So two concurrent
+    runs cannot both see the old alias and both write ``alias_moved`` for one move. (A lock file
+    serialises processes that share the project's disk; writers on other machines against one
+    tracking server are not covered.)"""
+    path = Path(cfg.paths.logs) / ".registry.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            started = time.monotonic()
+            log.info("another `aiinfra register` holds %s: waiting for it", path)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            log.info("registry lock taken after %.1f s", time.monotonic() - started)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -12,7 +12,7 @@ from typing import Any
 from aiinfra.config.schema import GateMode
 from aiinfra.data.prepared import PreparedData
 from aiinfra.errors import AiinfraError
-from aiinfra.governance.audit import append_audit
+from aiinfra.governance.audit import append_audit, registry_lock
 from aiinfra.governance.model_card import write_model_card
 from aiinfra.stages.evaluate import score_split
 from aiinfra.tracking.mlflow_setup import remove_download, resolve_model, setup_mlflow
@@ -107,9 +107,16 @@ def run(cfg: Any) -> dict[str, Any]:
     train_run = json.loads(run_file.read_text())
     metrics = json.loads(metrics_file.read_text())
     setup_mlflow(cfg)
-    client = mlflow.MlflowClient()
-    name, alias, gate = cfg.register.model_name, cfg.register.alias, cfg.register.gate
+    # one register at a time from here to the audit line: the alias is read, compared and moved
+    # by one process while the others wait, then they see the move (and write none of their own)
+    with registry_lock(cfg):
+        return _register(cfg, mlflow.MlflowClient(), train_run, metrics)
 
+
+def _register(cfg: Any, client, train_run: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    import mlflow
+
+    name, alias, gate = cfg.register.model_name, cfg.register.alias, cfg.register.gate
     champion, champion_value = _champion(client, cfg, name, alias, gate.metric)
     mv = _version_for(client, name, train_run["model_uri"], train_run["run_id"])
     if mv is None:

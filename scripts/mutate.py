@@ -140,7 +140,8 @@ def pytest_run(root: Path, env: dict[str, str], node_ids: list[str], stop_first:
     if stop_first:
         cmd.append("-x")
     try:
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=PYTEST_TIMEOUT_S + 120)
+        limit = PYTEST_TIMEOUT_S * len(node_ids) + 120  # pytest-timeout stops a hanging test before this
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as exc:
         return 1, f"pytest timed out: {exc}"
     return proc.returncode, proc.stdout + proc.stderr

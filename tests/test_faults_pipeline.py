@@ -239,8 +239,8 @@ def test_two_concurrent_registers_write_one_alias_move(project):
 
 def test_monitor_skips_corrupt_log_parts_naming_each_and_counts_them_in_the_verdict(project):
     """A prediction log with good parts, a part whose footer is garbage and a part whose footer
-    reads but whose data pages are damaged: the monitor leaves both out with a warning naming
-    each, lists them in verdict.json, and judges the good rows; no traceback."""
+    reads but whose data pages are damaged: the garbage one is left out with a warning naming it
+    and listed in verdict.json; the damaged one, found mid-read, is one error naming it; no traceback."""
     import datetime as dt
 
     import pandas as pd
@@ -258,7 +258,9 @@ def test_monitor_skips_corrupt_log_parts_naming_each_and_counts_them_in_the_verd
         table = pa.table(
             {
                 "request_id": [f"r{i}-{j}" for j in range(len(part))],
-                "timestamp": pa.array([dt.datetime(2026, 11, 30, 10, i, tzinfo=dt.UTC)] * len(part), pa.timestamp("us", "UTC")),
+                "timestamp": pa.array(
+                    [dt.datetime(2026, 11, 30, 10, i, tzinfo=dt.UTC)] * len(part), pa.timestamp("us", "UTC")
+                ),
                 "model_name": ["m"] * len(part),
                 "model_version": ["1"] * len(part),
                 **{f: part[f].astype("float32").to_numpy() for f in meta["features"]},
@@ -273,16 +275,29 @@ def test_monitor_skips_corrupt_log_parts_naming_each_and_counts_them_in_the_verd
     damaged = hour / "part-8.parquet"
     shutil.copy(hour / "part-0.parquet", damaged)
     data = bytearray(damaged.read_bytes())
-    data[4:200] = b"\xff" * 196  # the first page headers and data; the footer stays intact
+    footer = pq.read_metadata(damaged)
+    first_feature = footer.schema.names.index(meta["features"][0])
+    chunk = footer.row_group(0).column(first_feature)
+    start = chunk.data_page_offset
+    data[start : start + 32] = b"\xff" * 32  # a feature's page header; the footer stays intact
     damaged.write_bytes(bytes(data))
     assert pq.read_metadata(damaged).num_rows == 40  # its footer reads
 
-    proc = run_cli(project, "monitor", "monitor.report=false", "monitor.fail_on_drift=false")
+    args = ("monitor", "monitor.report=false", "monitor.fail_on_drift=false")
+    proc = run_cli(project, *args)
+    # the damaged part is found mid-read: one error naming it and the mv that sets it aside
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("aiinfra: error:")]
+    damaged_name = str(damaged.relative_to(project))  # paths as configured: relative to the project
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "1 damaged Parquet file(s) in prediction log" in errors[0] and damaged_name in errors[0]
+    assert f"mv {damaged_name} " in proc.stderr
+    damaged.rename(damaged.with_name("_" + damaged.name))  # as the hint says
+
+    proc = run_cli(project, *args)
     assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for bad in (garbage, damaged):
-        assert f"{bad}" in proc.stderr, proc.stderr
+    garbage_name = str(garbage.relative_to(project))
+    assert "Traceback" not in proc.stderr and f"skipped 1 unreadable file(s): {garbage_name}" in proc.stderr
     verdict = json.loads((project / "reports" / "drift" / "verdict.json").read_text())
-    skipped = sorted(entry.split(":")[0] for entry in verdict["skipped_files"])
-    assert skipped == sorted([str(garbage), str(damaged)])
+    assert [entry.split(":")[0] for entry in verdict["skipped_files"]] == [garbage_name]
     assert verdict["rows"]["current"] == good_rows

@@ -34,13 +34,22 @@ PREDICTION = "prediction"
 
 @dataclass
 class CurrentData:
-    """A lazily read table: columns come out one at a time (``column``)."""
+    """A lazily read table: columns come out one at a time (``column``).
+
+    The rule for damaged log parts: a file whose footer cannot be read is left out before anything
+    is read, with a warning naming it, and listed in the verdict's ``skipped_files``
+    (:func:`open_log`). A file whose footer reads but whose data does not is found only when a read
+    fails: the files are then read one by one and the damaged ones are one error naming each (with
+    the ``mv`` that sets them aside), since the window's counts are already taken. A single current
+    file that cannot be read is an error naming it.
+    """
 
     description: str  # for messages and the verdict: the file, or the log and window
     dataset: Any  # pyarrow.dataset.Dataset
     filter: Any = None  # pyarrow.compute.Expression or None
     window: WindowBounds | None = None  # the resolved window (ISO strings), for the verdict
     skipped: list[str] = field(default_factory=list)  # unreadable log files left out (with why)
+    files: list[str] | None = None  # the log's files (None: one current file)
 
     @property
     def names(self) -> list[str]:
@@ -50,14 +59,51 @@ class CurrentData:
         return self.dataset.schema.field(name).type
 
     def count_rows(self) -> int:
-        return int(self.dataset.count_rows(filter=self.filter))
+        return int(self._read(lambda d: d.count_rows(filter=self.filter)))
 
     def column(self, name: str):
         """One column of the window as a pyarrow ChunkedArray."""
-        return self.dataset.to_table(columns=[name], filter=self.filter).column(0)
+        return self._read(lambda d: d.to_table(columns=[name], filter=self.filter).column(0))
 
     def table(self, columns: list[str]):
-        return self.dataset.to_table(columns=columns, filter=self.filter)
+        return self._read(lambda d: d.to_table(columns=columns, filter=self.filter))
+
+    def _read(self, fn):
+        import pyarrow as pa
+
+        try:
+            return fn(self.dataset)
+        except (pa.ArrowException, OSError) as exc:
+            if not self.files:
+                raise DataValidationError(
+                    f"cannot read {self.description}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                    hint="the file is damaged or not what its name says: write it again",
+                ) from None
+            first_error = exc
+        bad = {f: why for f in self.files if (why := _unreadable(f)) is not None}
+        if not bad:  # no single file fails: not a damaged part
+            raise first_error
+        # found mid-read, after other columns or counts may have been taken from the whole window:
+        # leaving it out now would mix rows, so it is an error naming each file (the fix is one mv)
+        shown = "; ".join(f"{path} ({why})" for path, why in list(bad.items())[:5])
+        first = Path(next(iter(bad)))
+        raise DataValidationError(
+            f"{len(bad)} damaged Parquet file(s) in {self.description}: {shown}",
+            hint="its footer reads but its data does not: move it out of the log, or rename it with a "
+            f"leading '_' (mv {first} {first.with_name('_' + first.name)}): the monitor skips such files",
+        )
+
+
+def _unreadable(path: str) -> str | None:
+    """Why a Parquet file's data cannot be read, or None when it reads (every column, every row)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return None
 
 
 def open_file(path: str | Path) -> CurrentData:
@@ -170,10 +216,14 @@ def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = N
             f"the prediction log under {root} has no readable Parquet files in the window"
             + (f" ({len(footers.skipped)} unreadable)" if footers.skipped else "")
         )
-    try:
-        dataset = ds.dataset(
+
+    def build(files: list[str]):
+        return ds.dataset(
             files, format="parquet", partitioning=ds.HivePartitioning(part_schema), partition_base_dir=str(root)
         )
+
+    try:
+        dataset = build(files)
     except (pa.ArrowInvalid, OSError) as exc:
         raise AiinfraError(f"cannot read the prediction log under {root}: {exc}") from None
     if TIMESTAMP not in dataset.schema.names:
@@ -218,7 +268,7 @@ def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = N
         log.warning(
             "prediction log: skipped %d unreadable file(s): %s", len(footers.skipped), "; ".join(footers.skipped[:5])
         )
-    return CurrentData(f"prediction log {root} ({what})", dataset, expr, described, footers.skipped)
+    return CurrentData(f"prediction log {root} ({what})", dataset, expr, described, footers.skipped, files=files)
 
 
 def open_current(cfg: RootConfig) -> CurrentData:

@@ -6,6 +6,7 @@ its list in a light ``components.py`` (import strings only): listing them import
 
 from __future__ import annotations
 
+from aiinfra.deploy.components import COMPONENTS as DEPLOY
 from aiinfra.monitoring.components import COMPONENTS as MONITORING
 from aiinfra.plugins import hookimpl
 from aiinfra.serving.components import COMPONENTS as SERVING
@@ -62,10 +63,16 @@ COMPONENTS = [
 
 
 def all_components() -> list[tuple[str, str, str, str | None, str]]:
-    return [*COMPONENTS, *SERVING, *MONITORING]
+    return [*COMPONENTS, *SERVING, *MONITORING, *DEPLOY]
 
 
 @hookimpl
 def aiinfra_register_components(register):
     for kind, name, target, schema, description in all_components():
         register(kind, name, target=target, schema=schema, description=description)
+
+
+@hookimpl
+def aiinfra_config_searchpath():
+    # config files that ship in the package rather than in the project's conf/: server=ray
+    return "pkg://aiinfra.deploy.conf"

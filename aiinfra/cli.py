@@ -92,6 +92,12 @@ def _tune(argv: list[str]) -> int:
     return int(tune_main(argv) or 0)
 
 
+def _deploy(argv: list[str]) -> int:
+    from aiinfra.deploy.cli import main as deploy_main
+
+    return int(deploy_main(argv) or 0)
+
+
 def _docs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["hooks"])
     p.add_argument("args", nargs=argparse.REMAINDER, help="-o FILE, --check")
@@ -136,6 +142,7 @@ COMMANDS: dict[str, Command] = {
     "compose": Command("compose conf/ into params.yaml (for dvc repro)", _compose, _compose_args),
     "repro": Command("run the DVC pipeline: `dvc repro` (extra args go to dvc)", _repro, _repro_args),
     "tune": Command("hyperparameter search with Optuna (each trial an MLflow child run)", _tune, raw=True),
+    "deploy": Command("render deployment files: image | k8s | kserve | ray (docs/deploying.md)", _deploy, raw=True),
     "docs": Command("generate docs/hooks.md from the hook spec (docs hooks [--check])", _docs, _docs_args),
     "new-plugin": Command("scaffold a plugin package that passes its own tests", _new_plugin, _new_plugin_args),
 }

@@ -169,12 +169,8 @@ def main() -> int:
     import ray
     from ray import serve
 
-    import aiinfra.deploy.plugin
-    from aiinfra.plugins.manager import get_plugins
     from aiinfra.serving.ray_server import application
 
-    if "ray" not in get_plugins().registry.names("server"):  # until aiinfra/builtin.py lists it
-        get_plugins().register(aiinfra.deploy.plugin, name="aiinfra-deploy")
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

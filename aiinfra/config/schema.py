@@ -164,6 +164,8 @@ class RootConfig:
     trainer: Any = None
     server: Any = None
     monitor: Any = None
+    # selected only by `aiinfra deploy <target>` (+deploy=<target>): absent from the pipeline's config
+    deploy: Any = None
 
 
 #: config groups that select a component: group name -> component kind
@@ -173,6 +175,7 @@ COMPONENT_GROUPS = {
     "trainer": "trainer",
     "server": "server",
     "monitor": "monitor",
+    "deploy": "deploy",
 }
 
 

@@ -9,7 +9,6 @@ checks (port, probe paths, replica ranges, the API-key Secret) and writes the fi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +36,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _deploy_kind_registered() -> bool:
-    from aiinfra.plugins.registry import KINDS
-
-    return "deploy" in KINDS
-
-
 def target_spec(name: str) -> tuple[Any, Any]:
-    """(render function, schema class) of a deploy target: through the registry once the ``deploy``
-    kind exists there, else from this package's component table (the same import strings)."""
-    from aiinfra.plugins.registry import import_string
+    """(render function, schema class) of a registered deploy target."""
+    from aiinfra.plugins.manager import get_plugins
 
-    if _deploy_kind_registered():
-        from aiinfra.plugins.manager import get_plugins
-
-        spec = get_plugins().registry.get("deploy", name)
-        return spec.load(), spec.load_schema()
-    from aiinfra.deploy.components import COMPONENTS
-
-    for kind, comp, target, schema, _ in COMPONENTS:
-        if kind == "deploy" and comp == name:
-            return import_string(target), import_string(schema)
-    raise KeyError(name)
+    spec = get_plugins().registry.get("deploy", name)
+    return spec.load(), spec.load_schema()
 
 
 def _compose(target: str, overrides: list[str], params: str | None) -> Any:
@@ -87,35 +70,17 @@ def _compose(target: str, overrides: list[str], params: str | None) -> Any:
 
 
 def load(target: str, overrides: list[str], params: str | None = None) -> tuple[Any, Any]:
-    """(typed config without ``deploy``, typed deploy section)."""
-    from omegaconf import OmegaConf, open_dict
-
-    from aiinfra.config import validate as v
-    from aiinfra.config.checks import run_checks
-    from aiinfra.config.schema import RootConfig
+    """(typed config, its typed ``deploy`` section)."""
+    from aiinfra.config.validate import validate
     from aiinfra.errors import ConfigError
     from aiinfra.plugins.manager import get_plugins
 
-    raw = _compose(target, overrides, params)
-    registry = get_plugins().registry
-    if "deploy" in {f.name for f in dataclasses.fields(RootConfig)}:
-        cfg = v.validate(raw, registry)
-        return cfg, cfg.deploy
-    # until the root schema has a deploy group: validate it beside the rest, with the same rules
-    node = None
-    if "deploy" in raw:
-        node = OmegaConf.create(OmegaConf.to_container(raw.deploy, resolve=True))  # ${project} resolved here
-        with open_dict(raw):
-            del raw["deploy"]
-    cfg = v.validate(raw, registry)
-    if node is None or "type" not in node:
+    cfg = validate(_compose(target, overrides, params), get_plugins().registry)
+    if cfg.deploy is None:
         raise ConfigError("deploy: no deploy target selected", hint=f"aiinfra deploy {'|'.join(TARGETS)}")
-    if str(node.type) != target:
-        raise ConfigError(f"deploy.type is {node.type!r}, but the command renders {target!r}")
-    _, schema = target_spec(target)
-    typed = OmegaConf.to_object(v._merge(schema, node, "deploy"))  # the validator's own merge: did-you-mean
-    run_checks(typed, "deploy")
-    return cfg, typed
+    if str(cfg.deploy.type) != target:
+        raise ConfigError(f"deploy.type is {cfg.deploy.type!r}, but the command renders {target!r}")
+    return cfg, cfg.deploy
 
 
 def render(target: str, overrides: list[str], out: str | None = None, params: str | None = None) -> list[Path]:

@@ -16,8 +16,9 @@ from aiinfra.errors import PluginError, UnknownComponentError, choices_text, did
 
 #: Component kinds. ``sink`` is an alert sink for drift reports (an entry of ``monitor.alerts``);
 #: ``runtime`` loads a model directory for the server: ``load(resolved, server_cfg) -> ServedModel``
-#: (:class:`aiinfra.serving.runtime.ServedModel`), picked by ``server.runtime``.
-KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "runtime")
+#: (:class:`aiinfra.serving.runtime.ServedModel`), picked by ``server.runtime``; ``deploy`` renders
+#: deployment files (``aiinfra deploy <name>``, the ``deploy`` config group).
+KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "runtime", "deploy")
 
 Register = Callable[..., None]
 

@@ -78,12 +78,7 @@ class AiinfraServer:
         os.chdir(project_dir)  # the config's relative paths (logs/, reports/) are the project's
         if metrics_dir:
             os.makedirs(metrics_dir, exist_ok=True)
-        plugins = get_plugins()
-        if "ray" not in plugins.registry.names("server"):  # until aiinfra/builtin.py lists server=ray
-            import aiinfra.deploy.plugin
-
-            plugins.register(aiinfra.deploy.plugin, name="aiinfra-deploy")
-        cfg = validate(OmegaConf.create(spec), plugins.registry)
+        cfg = validate(OmegaConf.create(spec), get_plugins().registry)
         from aiinfra.serving.server import build_state
 
         self.state = build_state(cfg)

@@ -24,11 +24,9 @@ def deploy_project(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def deploy_plugin(register_plugin):
-    """server=ray and its config file, as the lead will register them among the built-ins."""
-    import aiinfra.deploy.plugin
-
-    return register_plugin(aiinfra.deploy.plugin, name="aiinfra-deploy-test")
+def deploy_plugin(aiinfra_plugin_manager):
+    """The built-in components only (deploy targets and server=ray are among them)."""
+    return aiinfra_plugin_manager
 
 
 @pytest.fixture
@@ -54,13 +52,12 @@ def ray_serve(tmp_path_factory):
     """ONE local Ray instance (4 logical CPUs) and Serve's proxy on a free port, for the session.
 
     Short autoscaling metric intervals (Ray's own autoscaling tests use 0.1 s) keep scaling tests short.
-    Yields (proxy port, GCS address) and the deploy plugin is registered for the session.
+    Yields (proxy port, GCS address); the session's plugin manager holds the built-ins only.
     """
-    ray = pytest.importorskip("ray")
+    import ray  # aiinfra[ray]: installed by `make venv`; a missing Ray fails here rather than skipping
     from ray import serve
 
     import aiinfra.builtin
-    import aiinfra.deploy.plugin
     from aiinfra.plugins import manager
     from serving_helpers import free_port
 
@@ -68,7 +65,6 @@ def ray_serve(tmp_path_factory):
     os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.1")
     previous = manager._cached
     plugins = manager.build_plugin_manager(load_entrypoints=False, plugins=[aiinfra.builtin])
-    plugins.register(aiinfra.deploy.plugin, name="aiinfra-deploy-test")
     manager.reset_plugins(plugins)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     port = free_port()

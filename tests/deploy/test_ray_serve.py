@@ -165,13 +165,9 @@ def test_scales_out_and_in_logs_every_row_and_follows_the_champion(ray_serve, ra
 
 DRIVER = """
 import sys
-import aiinfra.deploy.plugin
-from aiinfra.plugins.manager import get_plugins
 from aiinfra.runner import load_config, setup_logging
 from aiinfra.serving.ray_server import serve_ray
 setup_logging()
-if "ray" not in get_plugins().registry.names("server"):  # until aiinfra/builtin.py lists it
-    get_plugins().register(aiinfra.deploy.plugin, name="aiinfra-deploy")
 sys.exit(serve_ray(load_config(sys.argv[1:])))
 """
 

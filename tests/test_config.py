@@ -45,6 +45,7 @@ RULE_CASES = [
     (["data.stream_chunk_rows=0"], "data.stream_chunk_rows: must be >= 1"),
     (["data.num_workers=-1"], "data.num_workers: must be >= 0"),
     (["register.gate.tolerance=-0.1"], "register.gate.tolerance: must be >= 0"),
+    (["tracking.retry_s=-1"], "tracking.retry_s: must be >= 0"),
 ]
 
 

@@ -103,6 +103,12 @@ class TrackingConfig:
     artifact_location: str = "mlartifacts"  # only used when the experiment is created
     system_metrics: bool = False
     run_name: str | None = None
+    # how long a locked store ("database is locked") is retried, with backoff, before one clear
+    # error (AIINFRA_TRACKING_RETRY_S overrides it for one process)
+    retry_s: float = 120.0
+
+    def check(self) -> None:
+        at_least(self, 0, "retry_s")
 
 
 @dataclass

@@ -32,9 +32,6 @@ T = TypeVar("T")
 
 #: the environment variable that overrides ``tracking.retry_s``
 RETRY_ENV = "AIINFRA_TRACKING_RETRY_S"
-#: seconds to keep retrying a locked store when the config has no ``tracking.retry_s``
-DEFAULT_RETRY_S = 120.0
-
 # what sqlite (through SQLAlchemy and MLflow) says when another connection holds the lock
 _LOCKED = ("database is locked", "database table is locked", "database schema is locked", "sqlite_busy")
 # a store that cannot be used at all: retrying does not help
@@ -67,10 +64,7 @@ def retry_seconds(tracking_cfg: Any) -> float:
             raise AiinfraError(
                 f"{RETRY_ENV}={raw!r} is not a number of seconds.", hint=f"for example {RETRY_ENV}=60"
             ) from None
-    # tracking.retry_s belongs in TrackingConfig (aiinfra/config/schema.py); until it is there the
-    # default lives here
-    value = getattr(tracking_cfg, "retry_s", None)
-    return DEFAULT_RETRY_S if value is None else float(value)
+    return tracking_cfg.retry_s
 
 
 def _chain(exc: BaseException):

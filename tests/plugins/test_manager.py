@@ -129,7 +129,8 @@ def test_searchpath_entries_deduplicated_in_load_order_and_validated(register_pl
 
     register_plugin(A(), name="a")
     register_plugin(B(), name="b")
-    assert get_plugins().searchpath() == ["pkg://a.conf", "pkg://b.conf"]
+    # the built-in plugin comes first (its package config dir: server=ray), then a and b in load order
+    assert get_plugins().searchpath() == ["pkg://aiinfra.deploy.conf", "pkg://a.conf", "pkg://b.conf"]
 
     class Bad:
         @hookimpl

@@ -244,4 +244,4 @@ def test_plugins_json_shape_for_scripts(cli):
         "components",
         "commands",
     }
-    assert row["api"] == ">=1.0,<2" and row["hooks"] == ["aiinfra_register_components"]
+    assert row["api"] == ">=1.0,<2" and row["hooks"] == ["aiinfra_config_searchpath", "aiinfra_register_components"]

@@ -66,7 +66,14 @@ def ray_serve(tmp_path_factory):
     previous = manager._cached
     plugins = manager.build_plugin_manager(load_entrypoints=False, plugins=[aiinfra.builtin])
     manager.reset_plugins(plugins)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    # Ray's workers keep the environment of ray.init for the whole session: a store another test
+    # pointed MLFLOW_TRACKING_URI at (it wins over tracking.uri) must not leak into the replicas
+    leaked = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    finally:
+        if leaked is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = leaked
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:

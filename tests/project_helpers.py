@@ -21,6 +21,19 @@ def cli_env(project: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+def project_client(project: Path):
+    """An MlflowClient on ``project``'s sqlite store, for both runs and the model registry.
+
+    The registry URI is passed too: MLflow keeps a process-wide registry URI, and an in-process
+    test that called ``mlflow.set_registry_uri`` would otherwise send this client's registry calls
+    to that other test's store (seen in CI under random order as "Registered Model ... not found").
+    """
+    import mlflow
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def run_cli(project: Path, *args: str, timeout: float = 300, check: bool = False, **env: str):
     """Run ``aiinfra ARGS`` as a user would, in ``project``; returns the CompletedProcess."""
     proc = subprocess.run(

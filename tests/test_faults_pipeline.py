@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from project_helpers import REPO, cli_env, run_cli
+from project_helpers import REPO, cli_env, project_client, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -192,10 +192,9 @@ def test_train_takes_lineage_from_the_prepared_data_and_flags_a_contradicting_co
     assert "made from another source than this config's: source.dataset='wine' (config: 'breast_cancer')" in (
         proc.stderr
     )
-    import mlflow
 
     run_id = json.loads((project / "models" / "train_run.json").read_text())["run_id"]
-    run = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(run_id)
+    run = project_client(project).get_run(run_id)
     assert run.data.params["source.dataset"] == "wine"
     assert run.data.tags["aiinfra.source"] == meta["source"]
 
@@ -229,9 +228,8 @@ def test_two_concurrent_registers_write_one_alias_move(project):
     actions = [e["action"] for e in events]
     assert actions.count("registered") == 1 and actions.count("alias_moved") == 1, events
     moved = next(e for e in events if e["action"] == "alias_moved")
-    import mlflow
 
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    client = project_client(project)
     name = moved["model"]
     assert str(client.get_model_version_by_alias(name, moved["alias"]).version) == moved["version"]
     assert len(client.search_model_versions(f"name='{name}'")) == 1

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from project_helpers import run_cli
+from project_helpers import project_client, run_cli
 
 
 @pytest.fixture
@@ -35,7 +35,6 @@ def _audit(project) -> list[dict]:
 
 
 def test_a_worse_model_is_registered_but_the_alias_stays(project, in_process):
-    import mlflow
 
     in_process("prepare")
     in_process("train", "seed=1")
@@ -60,7 +59,7 @@ def test_a_worse_model_is_registered_but_the_alias_stays(project, in_process):
     assert result["champion_version"] == "1"
     assert "worse than the current champion" in result["reason"], result
 
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    client = project_client(project)
     name = result["model_name"]
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     v2 = client.get_model_version(name, "2")

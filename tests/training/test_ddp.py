@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 
-from project_helpers import cli_env
+from project_helpers import cli_env, project_client
 
 COMMON = ["trainer.max_epochs=4", "trainer.early_stopping.enabled=false", "seed=3"]
 
@@ -54,9 +54,7 @@ def test_ddp_two_cpu_processes_in_a_multirun_match_one_process(tproject, aiinfra
     assert ddp["metrics"]["val_acc"] == pytest.approx(single["metrics"]["val_acc"], abs=0.02)
     assert ddp["metrics"]["val_acc"] > 0.85
 
-    import mlflow
-
-    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    client = project_client(tproject)
     exp = client.get_experiment_by_name("aiinfra-demo")
     all_runs = client.search_runs([exp.experiment_id])
     # the single-process run and exactly one DDP run: the second rank opened no run of its own
@@ -210,9 +208,7 @@ def test_torchrun_starts_ranks_and_only_rank_zero_tracks(tproject):
     summary = json.loads((tproject / "models" / "train_run.json").read_text())
     assert summary["epochs"] == 4 and summary["metrics"]["val_acc"] > 0.85
 
-    import mlflow
-
-    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    client = project_client(tproject)
     exp = client.get_experiment_by_name("aiinfra-demo")
     runs = client.search_runs([exp.experiment_id])
     assert [r.info.run_id for r in runs] == [summary["run_id"]]

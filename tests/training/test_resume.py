@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from project_helpers import cli_env
+from project_helpers import cli_env, project_client
 
 # Small batches make each epoch long enough (a few tenths of a second) to kill the process inside one.
 # Plain progress lines (no bar): one "epoch N/M" line per epoch this process trained.
@@ -105,9 +105,8 @@ def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main, cap
     assert [int(r["epoch"]) for r in curve] == [0, 1, 2, 3, 4]
     assert float(curve[-1]["val_acc"]) == pytest.approx(reference["metrics"]["val_acc"], abs=1e-6)
     # and so does the resumed MLflow run
-    import mlflow
 
-    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    client = project_client(tproject)
     history = client.get_metric_history(resumed["run_id"], "val_loss")
     assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
 
@@ -129,9 +128,8 @@ def test_resume_trains_only_the_remaining_epochs(tproject, aiinfra_main, caplog)
     assert resumed["epochs"] == 4
     with (tproject / "plots" / "training_curve.csv").open() as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
-    import mlflow
 
-    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    client = project_client(tproject)
     assert sorted(m.step for m in client.get_metric_history(resumed["run_id"], "val_loss")) == [0, 1, 2, 3]
 
 

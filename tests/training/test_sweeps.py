@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from project_helpers import cli_env
+from project_helpers import cli_env, project_client
 
 
 @pytest.mark.slow
@@ -73,9 +73,7 @@ def test_tune_runs_optuna_trials_as_child_runs_and_saves_the_best(tproject, caps
     assert f"best val_acc={best['best_value']:.4f}" in out and "aiinfra train" in out
     assert (tproject / best["model_dir"] / "model.json").is_file()
 
-    import mlflow
-
-    client = mlflow.MlflowClient(f"sqlite:///{tproject / 'mlflow.db'}")
+    client = project_client(tproject)
     exp = client.get_experiment_by_name("aiinfra-demo")
     children = client.search_runs(
         [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{best['mlflow_parent_run_id']}'"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from project_helpers import cli_env, init_git_dvc
+from project_helpers import cli_env, init_git_dvc, project_client
 
 BIN = Path(sys.executable).parent
 
@@ -108,7 +108,7 @@ def test_pipeline_against_tracking_server_and_dvc_remote(project, mlflow_server,
     mv = client.get_model_version_by_alias(name, "champion")
     assert mv.run_id == summary["run_id"]
     # and nothing to the project's own sqlite store
-    local = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    local = project_client(project)
     assert local.search_runs([e.experiment_id for e in local.search_experiments()]) == []
 
     # the DVC remote round-trips data and model

@@ -10,13 +10,12 @@ import sys
 
 import pytest
 
-from project_helpers import cli_env
+from project_helpers import cli_env, project_client
 
 
 def _client(project):
-    import mlflow
 
-    return mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    return project_client(project)
 
 
 def test_train_logs_epochs_system_metrics_model_and_lineage(tproject, aiinfra_main, monkeypatch, caplog):

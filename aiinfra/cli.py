@@ -17,6 +17,7 @@ from pathlib import Path
 from aiinfra import __version__, runner
 
 EPILOG = """\
+a new project on your CSV:     aiinfra init myproj --csv data.csv --target label
 stages take Hydra overrides:   aiinfra train model.hidden=128 trainer=gpu
 sweeps:                        aiinfra train -m model.hidden=32,64
 the composed config of a stage: aiinfra config model.hidden=128
@@ -86,6 +87,19 @@ def _repro(args: argparse.Namespace) -> int:
     return repro(args.dvc_args)
 
 
+def _init_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="the project directory (created; must be empty unless --force)")
+    p.add_argument("--csv", metavar="PATH", help="your data: copied into DIR/data/raw/ and made the source")
+    p.add_argument("--target", metavar="COL", help="the CSV's column to predict (with --csv)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty DIR (other files are kept)")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from aiinfra.project_init import main as init_main
+
+    return init_main(args.dir, args.csv, args.target, args.force)
+
+
 def _tune(argv: list[str]) -> int:
     from aiinfra.training.tune import main as tune_main
 
@@ -136,6 +150,7 @@ class Command:
 
 #: every built-in command; plugins add theirs through ``aiinfra_register_commands``
 COMMANDS: dict[str, Command] = {
+    "init": Command("create a project: conf/, dvc.yaml, git, DVC (--csv FILE --target COL)", _init, _init_args),
     **{name: Command(help, _run_stage(name), _stage_args) for name, help in runner.STAGES.items()},
     "plugins": Command("list installed plugins and their components", _plugins, _plugins_args, logging=False),
     "config": Command("print the composed, validated config", _config, _overrides_args),

@@ -5,6 +5,11 @@ its schema: Hydra accepts command-line overrides only of keys present in the com
 a schema gains a key, ``python -m aiinfra.project_template`` rewrites the files (values already set
 and the comment lines at the top are kept, keys the schema no longer has are dropped); a test fails
 until then.
+
+``dvc.yaml`` beside ``conf/`` is a copy of the repository's pipeline, packaged so that ``aiinfra
+init`` can write it in a project made from a ``pip install`` (no checkout). ``python -m
+aiinfra.project_template`` refreshes that copy too when it runs in a checkout; a test fails while
+the two differ.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 CONF_DIR = Path(__file__).parent / "conf"
+DVC_YAML = Path(__file__).parent / "dvc.yaml"
+#: the repository's own pipeline, when this package runs from a checkout (absent in a wheel)
+REPO_DVC_YAML = Path(__file__).resolve().parents[2] / "dvc.yaml"
 
 
 def _known(schema: Any, node: Any, registry: Any) -> Any:
@@ -72,3 +80,14 @@ def regenerate(conf_dir: Path = CONF_DIR) -> list[Path]:
             path.write_text(text)
             changed.append(path)
     return changed
+
+
+def sync_dvc_yaml(source: Path = REPO_DVC_YAML, copy: Path = DVC_YAML) -> list[Path]:
+    """Copy the repository's ``dvc.yaml`` over the packaged one; ``[copy]`` when it changed."""
+    if not (source.is_file() and (source.parent / "pyproject.toml").is_file()):  # installed: no checkout
+        return []
+    text = source.read_text()
+    if copy.is_file() and copy.read_text() == text:
+        return []
+    copy.write_text(text)
+    return [copy]

@@ -15,13 +15,96 @@ from aiinfra.config.checks import at_least, require
 
 
 class ColumnType(StrEnum):
-    """The declared type of a source column (``source.columns``)."""
+    """The declared type of a source column (``source.columns``). It is checked against the data
+    and is also a hint for the feature type (:data:`COLUMN_FEATURE_TYPE`): float and int are
+    numeric, bool is boolean, category is categorical, str is text or categorical (inferred from
+    the values). ``features.types`` overrides either."""
 
     float = "float"  # integer columns pass too
     int = "int"
     str = "str"
     bool = "bool"
     category = "category"  # a pandas categorical, or strings
+
+
+class FeatureType(StrEnum):
+    """How a model input column is encoded (docs/features.md)."""
+
+    numeric = "numeric"  # as is; gaps imputed (features.impute)
+    categorical = "categorical"  # one-hot of the most frequent train categories + unknown
+    boolean = "boolean"  # 0/1
+    datetime = "datetime"  # year, month, day of week, day of year, days since the epoch
+    text = "text"  # hashed token counts (features.text_buckets)
+
+
+#: the feature type a declared ``source.columns`` type stands for; None: inferred from the values
+#: (a ``str`` column is text or categorical)
+COLUMN_FEATURE_TYPE: dict[str, FeatureType | None] = {
+    "float": FeatureType.numeric,
+    "int": FeatureType.numeric,
+    "str": None,
+    "bool": FeatureType.boolean,
+    "category": FeatureType.categorical,
+}
+
+
+class Task(StrEnum):
+    """What the model predicts: ``auto`` infers it from the target (docs/features.md)."""
+
+    auto = "auto"
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+
+
+class Impute(StrEnum):
+    """The value that fills a numeric gap, computed on the train split."""
+
+    median = "median"
+    mean = "mean"
+    zero = "zero"
+
+
+@dataclass
+class FeaturesConfig:
+    """The top-level ``features:`` section: column types, the task, the preprocessing that
+    ``prepare`` fits on the train split (docs/features.md)."""
+
+    # auto: regression for a numeric target with non-integer values or more than
+    # regression_min_distinct distinct values; else binary (2 classes) or multiclass
+    task: Task = Task.auto
+    # column -> type, overriding the inferred one
+    types: dict[str, FeatureType] = field(default_factory=dict)
+    # columns left out of the model's inputs
+    drop: list[str] = field(default_factory=list)
+    # numeric gaps; categorical/text gaps are the unknown token, boolean gaps the train mode
+    impute: Impute = Impute.median
+    # add `<col>__missing` (0/1) for a column that had gaps in the train split
+    missing_indicator: bool = True
+    # the most frequent train categories kept per column; rarer and unseen ones are "unknown"
+    max_categories: int = 50
+    # hashed token buckets of a text column
+    text_buckets: int = 32
+    # a string or integer column with at least this share of distinct values is an identifier
+    # (a row id): dropped, with the reason in the type table
+    identifier_share: float = 0.95
+    regression_min_distinct: int = 20
+
+    def check(self) -> None:
+        at_least(self, 1, "max_categories", "text_buckets", "regression_min_distinct")
+        require(
+            0.0 < self.identifier_share <= 1.0,
+            "identifier_share",
+            f"must be a share in (0, 1], got {self.identifier_share!r}",
+            hint="features.identifier_share=0.95",
+        )
+        overlap = sorted(set(self.drop) & set(self.types))
+        require(
+            not overlap,
+            "types",
+            f"{', '.join(overlap)} both dropped (features.drop) and typed (features.types)",
+            hint="remove the column from one of them",
+        )
 
 
 class SklearnDataset(StrEnum):
@@ -49,7 +132,8 @@ class SourceConfig:
     target: str = "target"
     # Expected columns and their types. None: take the columns the data has.
     columns: dict[str, ColumnType] | None = None
-    # Columns allowed to contain NaN (all others must not).
+    # Deprecated, no effect: gaps in feature columns are imputed (features.impute) and rows
+    # without a target are dropped with a warning. Kept so that existing configs still load.
     allow_nan: list[str] = field(default_factory=list)
     # a later stage (train) whose source config contradicts the prepared data's: warn, or fail
     mismatch: Mismatch = Mismatch.warn
@@ -58,6 +142,20 @@ class SourceConfig:
         require(bool(self.target), "target", "must name the target column")
         if self.columns is not None:
             require(bool(self.columns), "columns", "must list at least one column, or be null (take the data's)")
+
+
+class BundledDataset(StrEnum):
+    """Real tables bundled with the palmerpenguins and vega_datasets packages (no download)."""
+
+    penguins = "penguins"  # palmerpenguins: 344 rows, strings, gaps; target species
+    penguins_raw = "penguins_raw"  # the raw penguin table: dates, yes/no, ids, comments
+    cars = "cars"  # vega_datasets: 406 cars, gaps, an origin category, a year date
+    seattle_weather = "seattle_weather"  # vega_datasets: 1,461 days, a weather category
+
+
+@dataclass
+class BundledSourceConfig(SourceConfig):
+    dataset: BundledDataset = BundledDataset.penguins
 
 
 @dataclass

@@ -1,0 +1,294 @@
+"""The data contract (``contract.json``): the model's input columns, their types and train
+statistics, the target and the task; and the checks that hold incoming rows to it.
+
+``prepare`` writes it (:func:`aiinfra.data.features.infer_contract`); training copies it into the
+model directory; serving and batch scoring call :meth:`DataContract.check_frame` on every request.
+The same value coercion (:func:`coerce`) is used by the fitted transform, so a value means the
+same thing at training and at serving. Import names from :mod:`aiinfra.data.features`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aiinfra.data.schema import FeatureType, Task
+from aiinfra.errors import DataValidationError, did_you_mean
+
+CONTRACT = "contract.json"
+PREPROCESS = "preprocess.json"
+#: the version of both files' layout; a reader refuses a newer one
+FORMAT_VERSION = 1
+
+#: the strings (lower case) a boolean column may hold, and what they mean
+BOOL_STRINGS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+_BOOL_LENIENT = BOOL_STRINGS | {"t": True, "f": False, "y": True, "n": False}
+#: ISO 8601 dates, with an optional time and zone; ``/`` separators too (2012/01/31), which
+#: exports write as often as ``-``
+ISO_DATE = re.compile(r"^\d{4}([-/])\d{2}\1\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+
+_EXPECTED = {
+    FeatureType.numeric: "a number",
+    FeatureType.boolean: "a boolean (true/false, yes/no, 1/0)",
+    FeatureType.datetime: "an ISO 8601 date (2007-11-11 or 2007-11-11T10:30:00)",
+    FeatureType.categorical: "a category (a string)",
+    FeatureType.text: "a string",
+}
+
+
+class ContractError(DataValidationError):
+    """A row does not fit the contract: one message naming the column, the expected type, the
+    value and its row."""
+
+    def __init__(self, column: str, expected: str, got: Any, row: int | None = None, hint: str | None = None):
+        self.column, self.expected, self.got, self.row = column, expected, got, row
+        where = f" (row {row})" if row is not None else ""
+        super().__init__(
+            f"column '{column}' expects {expected}, got {got!r}{where}.",
+            hint=hint or f"send {expected} in '{column}' (the model's data contract, contract.json)",
+        )
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars, for JSON."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def category_key(value: Any) -> str:
+    """The string a categorical value is known by: ``3.0`` and ``3`` are the same category
+    (Parquet and JSON clients turn integers into floats)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _nulls(series: pd.Series) -> np.ndarray:
+    """Missing values: None, NaN, NaT and blank strings (a CSV's empty field)."""
+    isna = series.isna().to_numpy()
+    if series.dtype == object or pd.api.types.is_string_dtype(series):
+        blank = series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        isna = isna | blank
+    return isna
+
+
+def _fail(column: str, kind: FeatureType, series: pd.Series, bad: np.ndarray) -> None:
+    i = int(np.argmax(bad))
+    raise ContractError(column, _EXPECTED[kind], _plain(series.iloc[i]), i)
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    """Strings or datetimes -> naive UTC ``datetime64[ns]``; unparsable -> NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values
+    else:
+        text = values.map(lambda v: v.replace("/", "-") if isinstance(v, str) and ISO_DATE.match(v.strip()) else v)
+        ok = text.map(
+            lambda v: (
+                isinstance(v, (datetime.date, np.datetime64))
+                or (isinstance(v, str) and bool(ISO_DATE.match(v.strip())))
+            )
+        )
+        text = text.where(ok, None)
+        out = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return out.astype("datetime64[ns]")
+
+
+def coerce(series: pd.Series, kind: FeatureType, column: str, strict: bool = True) -> pd.Series:
+    """One column's values as the type says (same index):
+
+    numeric -> float64 (numeric strings parsed); boolean -> float64 1.0/0.0 (true/false, yes/no,
+    1/0, any case); datetime -> ``datetime64[ns]`` (ISO 8601 strings, naive UTC); categorical and
+    text -> str (``category_key``). Missing values (and blank strings) -> NaN/NaT/None.
+    ``strict``: a value that does not parse is a :class:`ContractError` naming it and its row;
+    otherwise it becomes missing (the prepared data, where the type was inferred with a
+    tolerance: a datetime column may hold up to 5% other strings).
+    """
+    isna = _nulls(series)
+    if kind == FeatureType.numeric:
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            out = series.astype("float64")
+        else:
+            out = pd.to_numeric(
+                series.map(lambda v: v.strip() if isinstance(v, str) else v).where(~isna, None), errors="coerce"
+            )
+            out = out.astype("float64")
+        bad = out.isna().to_numpy() & ~isna
+    elif kind == FeatureType.boolean:
+
+        def to_bool(v: Any) -> float:
+            if isinstance(v, (bool, np.bool_)):
+                return float(v)
+            if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
+                return float(v)
+            if isinstance(v, str) and v.strip().lower() in _BOOL_LENIENT:
+                return float(_BOOL_LENIENT[v.strip().lower()])
+            return np.nan
+
+        out = pd.Series(
+            [np.nan if n else to_bool(v) for v, n in zip(series.tolist(), isna, strict=True)],
+            index=series.index,
+            dtype="float64",
+        )
+        bad = out.isna().to_numpy() & ~isna
+    elif kind == FeatureType.datetime:
+        out = _parse_dates(series.where(~isna, None) if series.dtype == object else series)
+        bad = out.isna().to_numpy() & ~isna
+    else:
+        scalar = series.map(lambda v: not isinstance(v, (list, dict, tuple, set)))
+        bad = ~scalar.to_numpy(dtype=bool) & ~isna
+        out = pd.Series(
+            [None if n else category_key(v) for v, n in zip(series.tolist(), isna, strict=True)],
+            index=series.index,
+            dtype=object,
+        )
+    if bad.any():
+        if strict:
+            _fail(column, kind, series, bad)
+        out = out.mask(bad)
+    return out
+
+
+@dataclass
+class ColumnSpec:
+    """One model input column: its type and what the train split showed."""
+
+    name: str
+    type: FeatureType
+    nullable: bool  # gaps were seen in the source data (any split): a null is accepted and imputed
+    null_share: float  # share of missing values in the train split
+    distinct: int  # distinct non-missing values in the train split
+    example: str  # a train value, for the type table and error messages
+    categories: dict[str, int] | None = None  # category -> train frequency (categorical, boolean)
+    min: float | None = None  # numeric; datetime as epoch seconds
+    max: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"type": str(self.type)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ColumnSpec:
+        return cls(**(d | {"type": FeatureType(d["type"])}))
+
+
+@dataclass
+class DataContract:
+    """What the model takes (``columns``, raw, in order) and predicts (``target``, ``task``)."""
+
+    columns: list[ColumnSpec]
+    target: str
+    task: Task  # resolved: never auto
+    classes: list[Any] | None  # sorted class labels (classification), None for regression
+    target_type: FeatureType  # numeric, categorical or boolean
+    dropped: dict[str, str] = field(default_factory=dict)  # column -> why it is no input
+
+    @property
+    def features(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != Task.regression
+
+    def column(self, name: str) -> ColumnSpec:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def check_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Incoming rows (a request, a scoring file) as the contract's columns, in order, each
+        coerced to its type (:func:`coerce`, strict). Extra columns are left out. A missing
+        column, a value of the wrong type, or a null in a column that never had one ->
+        :class:`ContractError` naming the column, the expected type, the value and its row."""
+        present = [str(c) for c in frame.columns]
+        out = {}
+        for spec in self.columns:
+            if spec.name not in frame.columns:
+                raise ContractError(
+                    spec.name,
+                    _EXPECTED[spec.type],
+                    "no such column",
+                    hint=f"send every input column: {', '.join(self.features)}"
+                    + (did_you_mean(spec.name, present) if present else ""),
+                )
+            series = frame[spec.name].reset_index(drop=True)
+            values = coerce(series, spec.type, spec.name, strict=True)
+            if not spec.nullable:
+                missing = _nulls(series)
+                if missing.any():
+                    i = int(np.argmax(missing))
+                    raise ContractError(
+                        spec.name,
+                        _EXPECTED[spec.type] + " (never missing in the training data)",
+                        _plain(series.iloc[i]),
+                        i,
+                        hint=f"send a value for '{spec.name}' in every row",
+                    )
+            out[spec.name] = values
+        return pd.DataFrame(out, index=range(len(frame)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "target": self.target,
+            "task": str(self.task),
+            "classes": None if self.classes is None else [_plain(c) for c in self.classes],
+            "target_type": str(self.target_type),
+            "columns": [c.to_dict() for c in self.columns],
+            "dropped": dict(self.dropped),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataContract:
+        _check_format(d, CONTRACT)
+        return cls(
+            columns=[ColumnSpec.from_dict(c) for c in d["columns"]],
+            target=d["target"],
+            task=Task(d["task"]),
+            classes=d.get("classes"),
+            target_type=FeatureType(d["target_type"]),
+            dropped=dict(d.get("dropped", {})),
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CONTRACT
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DataContract:
+        return cls.from_dict(_read_json(Path(directory) / CONTRACT))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataValidationError(f"{path} is missing.", hint="run `aiinfra prepare` (and train) again")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(f"{path} is not valid JSON: {exc}.", hint="run `aiinfra prepare` again") from None
+
+
+def _check_format(d: dict[str, Any], name: str) -> None:
+    version = d.get("format", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DataValidationError(
+            f"{name} has format {version!r}; this aiinfra reads format <= {FORMAT_VERSION}.",
+            hint="upgrade aiinfra, or prepare and train again with this version",
+        )
+
+
+def expected_text(kind: FeatureType) -> str:
+    """How an error message names what a column of this type takes."""
+    return _EXPECTED[kind]

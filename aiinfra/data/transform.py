@@ -1,0 +1,261 @@
+"""The fitted preprocessing (``preprocess.json``): raw columns -> the float32 matrix the network
+takes, with every statistic (imputation values, vocabularies) fitted on the train split only.
+
+Plain JSON, no pickle. Numeric scaling is not here: the model's own Standardize layer fits mean
+and std on the encoded train matrix. Import names from :mod:`aiinfra.data.features`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aiinfra.data.contract import (
+    FORMAT_VERSION,
+    PREPROCESS,
+    ContractError,
+    DataContract,
+    _check_format,
+    _read_json,
+    category_key,
+    coerce,
+    expected_text,
+)
+from aiinfra.data.schema import FeaturesConfig, FeatureType, Impute, Task
+from aiinfra.errors import DataValidationError
+
+#: the category every value outside a column's vocabulary (and every gap) is encoded as
+UNKNOWN = "__unknown__"
+DATE_PARTS = ("year", "month", "dayofweek", "dayofyear", "epoch_days")
+_TOKEN = re.compile(r"[0-9a-z]+")
+_DAY_S = 86400.0
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def bucket(token: str, buckets: int) -> int:
+    """A token's bucket: crc32, the same in every process (Python's hash() is salted)."""
+    return zlib.crc32(token.encode()) % buckets
+
+
+@dataclass
+class ColumnEncoding:
+    """How one raw column becomes encoded columns."""
+
+    name: str
+    type: FeatureType
+    impute: float | None = None  # numeric, boolean (0/1), datetime (epoch seconds)
+    indicator: bool = False  # a `<name>__missing` column follows
+    categories: list[str] | None = None  # categorical: the kept train categories
+    buckets: int | None = None  # text
+
+    def output_names(self) -> list[str]:
+        n = self.name
+        if self.type == FeatureType.categorical:
+            names = [f"{n}={c}" for c in self.categories or []] + [f"{n}={UNKNOWN}"]
+        elif self.type == FeatureType.datetime:
+            names = [f"{n}__{p}" for p in DATE_PARTS]
+        elif self.type == FeatureType.text:
+            names = [f"{n}__h{i}" for i in range(self.buckets or 0)]
+        else:
+            names = [n]
+        return names + ([f"{n}__missing"] if self.indicator else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "type": str(self.type), "impute": self.impute, "indicator": self.indicator}
+        if self.categories is not None:
+            d["categories"] = list(self.categories)
+        if self.buckets is not None:
+            d["buckets"] = self.buckets
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ColumnEncoding:
+        return cls(
+            name=d["name"],
+            type=FeatureType(d["type"]),
+            impute=d.get("impute"),
+            indicator=bool(d.get("indicator", False)),
+            categories=d.get("categories"),
+            buckets=d.get("buckets"),
+        )
+
+
+def _fill(kind: FeatureType, values: pd.Series, how: Impute) -> float | None:
+    """The train split's fill value of a numeric, boolean or datetime column (after coerce)."""
+    if kind == FeatureType.datetime:
+        seconds = values.dropna().astype("int64") / 1e9
+        return float(seconds.median()) if len(seconds) else 0.0
+    known = values.dropna()
+    if not len(known):
+        return 0.0
+    if kind == FeatureType.boolean:
+        return 1.0 if float(known.mean()) >= 0.5 else 0.0  # the mode
+    if how == Impute.zero:
+        return 0.0
+    return float(known.mean() if how == Impute.mean else known.median())
+
+
+@dataclass
+class FeatureTransform:
+    columns: list[ColumnEncoding]
+    target: str
+    task: Task
+    classes: list[Any] | None = None
+    #: every input numeric and never missing, no indicator: the encoded matrix is the raw one
+    is_identity: bool = False
+    output_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.output_names:
+            self.output_names = [name for c in self.columns for name in c.output_names()]
+
+    @property
+    def features(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, contract: DataContract, cfg: FeaturesConfig) -> FeatureTransform:
+        """Fit on the TRAIN rows only: imputation values and vocabularies come from ``train``."""
+        columns = []
+        for spec in contract.columns:
+            values = coerce(train[spec.name].reset_index(drop=True), spec.type, spec.name, strict=False)
+            gaps = bool(values.isna().any())
+            enc = ColumnEncoding(spec.name, spec.type, indicator=bool(cfg.missing_indicator and gaps))
+            if spec.type == FeatureType.categorical:
+                counts = values.dropna().value_counts()
+                ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: cfg.max_categories]
+                enc.categories = sorted(k for k, _ in ranked)
+            elif spec.type == FeatureType.text:
+                enc.buckets = cfg.text_buckets
+            else:
+                enc.impute = _fill(spec.type, values, cfg.impute)
+            columns.append(enc)
+        identity = all(c.type == FeatureType.numeric and not c.nullable for c in contract.columns) and not any(
+            c.indicator for c in columns
+        )
+        return cls(columns, contract.target, contract.task, contract.classes, is_identity=identity)
+
+    @classmethod
+    def identity(cls, features: list[str], target: str, classes: list[Any] | None, task: Task) -> FeatureTransform:
+        """The transform of data prepared before contracts existed: float columns as they are."""
+        return cls([ColumnEncoding(f, FeatureType.numeric) for f in features], target, task, classes, is_identity=True)
+
+    def transform(self, frame: pd.DataFrame, unseen: dict[str, int] | None = None) -> np.ndarray:
+        """float32 [rows, len(output_names)]. Values are coerced leniently (a value that does not
+        parse counts as missing; requests are checked strictly before: DataContract.check_frame).
+        Non-missing categorical values outside the vocabulary are counted per column into
+        ``unseen``."""
+        n = len(frame)
+        if self.is_identity and all(pd.api.types.is_numeric_dtype(frame[c]) for c in self._present(frame)):
+            return frame[self.features].to_numpy(dtype=np.float32)
+        blocks: list[np.ndarray] = []
+        for enc in self.columns:
+            values = coerce(frame[enc.name].reset_index(drop=True), enc.type, enc.name, strict=False)
+            missing = values.isna().to_numpy()
+            if enc.type == FeatureType.categorical:
+                vocab = {c: i for i, c in enumerate(enc.categories or [])}
+                codes = np.array(
+                    [vocab.get(v, len(vocab)) if v is not None else len(vocab) for v in values], dtype=np.int64
+                )
+                block = np.zeros((n, len(vocab) + 1), dtype=np.float32)
+                block[np.arange(n), codes] = 1.0
+                if unseen is not None:
+                    outside = int(((codes == len(vocab)) & ~missing).sum())
+                    if outside:
+                        unseen[enc.name] = unseen.get(enc.name, 0) + outside
+            elif enc.type == FeatureType.text:
+                block = np.zeros((n, enc.buckets or 0), dtype=np.float32)
+                for i, v in enumerate(values):
+                    if v is not None:
+                        for tok in tokens(v):
+                            block[i, bucket(tok, enc.buckets)] += 1.0
+            elif enc.type == FeatureType.datetime:
+                stamps = values.fillna(pd.Timestamp(enc.impute or 0.0, unit="s"))
+                block = np.column_stack(
+                    [
+                        stamps.dt.year,
+                        stamps.dt.month,
+                        stamps.dt.dayofweek,
+                        stamps.dt.dayofyear,
+                        stamps.astype("int64").to_numpy() / 1e9 / _DAY_S,
+                    ]
+                ).astype(np.float32)
+            else:
+                block = values.fillna(enc.impute if enc.impute is not None else 0.0).to_numpy(dtype=np.float32)[:, None]
+            blocks.append(block.reshape(n, -1))
+            if enc.indicator:
+                blocks.append(missing.astype(np.float32)[:, None])
+        if not blocks:
+            return np.zeros((n, 0), dtype=np.float32)
+        return np.concatenate(blocks, axis=1)
+
+    def _present(self, frame: pd.DataFrame) -> list[str]:
+        for name in self.features:
+            if name not in frame.columns:
+                enc = next(c for c in self.columns if c.name == name)
+                raise ContractError(name, expected_text(enc.type), "no such column")
+        return self.features
+
+    def encode_target(self, y: pd.Series) -> np.ndarray:
+        """Classification: int64 indices into ``classes``; regression: float32 values. A label
+        outside the classes, or a missing target, is an error naming the row."""
+        y = y.reset_index(drop=True)
+        if self.task == Task.regression:
+            values = pd.to_numeric(y, errors="coerce")
+            bad = values.isna().to_numpy()
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ContractError(self.target, "a number (the regression target)", y.iloc[i], i)
+            return values.to_numpy(dtype=np.float32)
+        index = {category_key(c): i for i, c in enumerate(self.classes or [])}
+        keys = [None if pd.isna(v) else category_key(v) for v in y.tolist()]
+        out = np.fromiter((index.get(k, -1) if k is not None else -1 for k in keys), dtype=np.int64, count=len(keys))
+        if (out < 0).any():
+            i = int(np.argmax(out < 0))
+            raise DataValidationError(
+                f"target '{self.target}' row {i} is {y.iloc[i]!r}, not one of the classes {self.classes}.",
+                hint="prepare the data again (`aiinfra prepare`): the classes come from the prepared data",
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "target": self.target,
+            "task": str(self.task),
+            "classes": None if self.classes is None else [c.item() if hasattr(c, "item") else c for c in self.classes],
+            "is_identity": self.is_identity,
+            "columns": [c.to_dict() for c in self.columns],
+            "output_names": list(self.output_names),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureTransform:
+        _check_format(d, PREPROCESS)
+        return cls(
+            columns=[ColumnEncoding.from_dict(c) for c in d["columns"]],
+            target=d["target"],
+            task=Task(d["task"]),
+            classes=d.get("classes"),
+            is_identity=bool(d.get("is_identity", False)),
+            output_names=list(d.get("output_names") or []),
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / PREPROCESS
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FeatureTransform:
+        return cls.from_dict(_read_json(Path(directory) / PREPROCESS))

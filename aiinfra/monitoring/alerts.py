@@ -29,7 +29,8 @@ def _sink_options(options: Any) -> tuple[str, bool, Any]:
 
 
 def dispatch(verdict: DriftReport, cfg: RootConfig) -> list[AlertOutcome]:
-    """Run the sinks (on drift, or always for ``always: true`` sinks) and, on drift, the hook.
+    """Run the sinks (on drift or a breached threshold, or always for ``always: true`` sinks) and,
+    on either, the hook.
 
     A sink is called as ``sink(verdict, options, config)``: ``options`` its entry of
     ``monitor.alerts``, validated by the sink's own schema; ``config`` the run's config, read-only.
@@ -37,7 +38,7 @@ def dispatch(verdict: DriftReport, cfg: RootConfig) -> list[AlertOutcome]:
     plugins = get_plugins()
     config = to_dictconfig(cfg)
     outcomes: list[AlertOutcome] = []
-    drift = verdict["drift_detected"]
+    drift = verdict.get("alert", verdict["drift_detected"])  # drift, or a breached threshold
     for i, entry in enumerate(cfg.monitor.alerts):
         kind, always, options = _sink_options(entry)
         if not (drift or always):

@@ -11,7 +11,8 @@ Order of work, each step's output safe before the next starts:
 The config was validated before (``monitor.*`` rules: :mod:`aiinfra.monitoring.schema`); what is
 checked here depends on the data (columns, their types, the window's rows).
 
-Exit status: 0 no drift, 1 drift (only with ``monitor.fail_on_drift``); a user error raises
+Exit status: 0 no drift, 1 drift or a breached threshold (:mod:`thresholds`; only with
+``monitor.fail_on_drift``); a user error raises
 (the runner reports it, status 2).
 """
 
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 from aiinfra.config.schema import RootConfig
-from aiinfra.monitoring import alerts, engine, feedback, history, metrics, windows
+from aiinfra.monitoring import alerts, engine, feedback, history, metrics, thresholds, windows
 from aiinfra.monitoring.report_worker import ReportWorker
 from aiinfra.monitoring.retrain import retrain
 from aiinfra.monitoring.schema import ReportOn, RetrainPolicy
@@ -69,6 +70,7 @@ def run_once(cfg: RootConfig) -> DriftReport:
     verdict_s = time.perf_counter() - started
 
     features = [c for c in result.columns if c["counted"]]
+    skipped = [c for c in result.columns if c.get("role") == "skipped"]
     drifted = sum(1 for c in features if c["drifted"])
     share = drifted / len(features) if features else 0.0
     threshold = mon.drift_share
@@ -81,15 +83,18 @@ def run_once(cfg: RootConfig) -> DriftReport:
         threshold=threshold,
         drifted_columns=drifted,
         columns_total=len(features),
-        columns={c["column"]: c for c in features},
-        prediction=next((c for c in result.columns if c["column"] == windows.PREDICTION and not c["counted"]), None),
-        target=next((c for c in result.columns if not c["counted"] and c["column"] != windows.PREDICTION), None),
+        # the counted features, then the contract's columns that were not compared (with why)
+        columns={c["column"]: c for c in [*features, *skipped]},
+        prediction=next((c for c in result.columns if _role(c) == "prediction"), None),
+        target=next((c for c in result.columns if _role(c) == "target"), None),
         feedback=labelled,
         rows={"current": result.rows_current, "reference": result.rows_reference},
         current=current.description,
         window=current.window,
         skipped_files=current.skipped,
         reference=str(ref.path),
+        task=ref.task,
+        contract=ref.contract.path if ref.contract is not None else None,
         dataset_hash=ref.meta.get("dataset_hash"),  # meta.json of an older prepare may lack it
         models=result.models,
         finished=now.isoformat(timespec="seconds"),
@@ -97,8 +102,15 @@ def run_once(cfg: RootConfig) -> DriftReport:
         seconds={"verdict": round(verdict_s, 3)},
         paths={"report_dir": str(report_dir), "verdict": str(report_dir / VERDICT)},
     )
+    if skipped:
+        verdict["skipped_columns"] = {c["column"]: c.get("note", "skipped") for c in skipped}
+    verdict["thresholds"] = thresholds.configured(mon)
+    verdict["breaches"] = thresholds.breaches(mon, verdict["columns"], labelled)
+    verdict["alert"] = verdict["drift_detected"] or bool(verdict["breaches"])
+    for breach in verdict["breaches"]:
+        log.warning("threshold: %s", breach["message"])
     _write_json(report_dir / VERDICT, verdict)  # the decision is safe before Evidently renders
-    if worker is not None and mon.report_on == ReportOn.drift and not verdict["drift_detected"]:
+    if worker is not None and mon.report_on == ReportOn.drift and not verdict["alert"]:
         worker.close()  # nothing drifted: the verdict is the whole answer
         worker = None
         verdict["report_skipped"] = "no drift (monitor.report_on=drift)"
@@ -134,10 +146,11 @@ def run_once(cfg: RootConfig) -> DriftReport:
     metrics.write_textfile(verdict, report_dir / PROM)
     history.render(history.append(report_dir, verdict))
     log.info(
-        "verdict: %s (share %.3f, threshold %.3g); %s",
+        "verdict: %s (share %.3f, threshold %.3g)%s; %s",
         "DRIFT" if verdict["drift_detected"] else "no drift",
         share,
         threshold,
+        f", {len(verdict['breaches'])} threshold(s) breached" if verdict["breaches"] else "",
         report_dir / VERDICT,
     )
 
@@ -145,15 +158,26 @@ def run_once(cfg: RootConfig) -> DriftReport:
     policy = mon.retrain.policy
     if policy != RetrainPolicy.none:
         verdict["alerts"] = alerts.dispatch(verdict, cfg)
-    if policy == RetrainPolicy.retrain and verdict["drift_detected"]:
+    if policy == RetrainPolicy.retrain and verdict["alert"]:
         verdict["retrain"] = retrain(cfg, verdict, current)
     if "alerts" in verdict or "retrain" in verdict:
         _write_json(report_dir / VERDICT, verdict)
     return verdict
 
 
+def _role(column: dict) -> str:
+    """A result's role; results without one (no data contract) by the rule they always had."""
+    if "role" in column:
+        return column["role"]
+    if column["counted"]:
+        return "feature"
+    return "prediction" if column["column"] == windows.PREDICTION else "target"
+
+
 def exit_code(verdict: DriftReport, cfg: RootConfig) -> int:
-    return 1 if verdict["drift_detected"] and cfg.monitor.fail_on_drift else 0
+    """1 on drift or a breached threshold (with ``fail_on_drift``), else 0."""
+    alert = verdict.get("alert", verdict["drift_detected"])
+    return 1 if alert and cfg.monitor.fail_on_drift else 0
 
 
 def run_monitor(cfg: RootConfig) -> int:

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from aiinfra.errors import AiinfraError, ConfigError, DataValidationError, choices_text, did_you_mean
-from aiinfra.monitoring import stats
-from aiinfra.monitoring.schema import DriftMonitorConfig, Method
+from aiinfra.monitoring import stats, typed_columns
+from aiinfra.monitoring.schema import DatetimeCompare, DriftMonitorConfig, Method, TextCompare
+from aiinfra.monitoring.typed_columns import as_labels  # noqa: F401 - re-exported (report, feedback)
 from aiinfra.monitoring.verdict import ColumnDrift
 from aiinfra.monitoring.windows import PREDICTION, CurrentData
 
@@ -33,6 +34,16 @@ class Reference:
     table: Any  # pyarrow.Table
     meta: dict
     path: Path
+    contract: typed_columns.ContractView | None = None  # None: data prepared before contracts
+
+    @property
+    def task(self) -> str:
+        """binary | multiclass | regression: the contract's, else meta.json's, else from the classes."""
+        if self.contract is not None:
+            return self.contract.task
+        if self.meta.get("task"):
+            return str(self.meta["task"])
+        return "binary" if len(self.meta.get("classes") or []) <= 2 else "multiclass"
 
 
 @dataclass
@@ -43,6 +54,15 @@ class ColumnPlan:
     method: str | None  # None: Evidently's automatic choice
     threshold: float | None  # None: the method's default
     counted: bool = True  # counts towards the dataset drift share (features do; prediction not)
+    role: str = "feature"  # feature | prediction | target | skipped
+    # with a data contract: typed_columns.VALUES/CATEGORIES/LABELS/EPOCH/LENGTH; None: as read (old data)
+    compared_as: str | None = None
+    feature_type: str | None = None  # the contract's type of the column
+    categories: frozenset[str] | None = None  # the contract's categories (unseen share)
+    null_share_train: float | None = None
+    boolean: bool = False
+    skip: str | None = None  # why the column is not compared (its missing share is still reported)
+    typed: bool = False  # the reference has a data contract: the verdict entry gets its typed keys
 
 
 def load_reference(prepared: str | Path) -> Reference:
@@ -68,7 +88,7 @@ def load_reference(prepared: str | Path) -> Reference:
         table = pq.read_table(ref_path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise AiinfraError(f"cannot read reference data {ref_path}: {exc}", hint="re-run `aiinfra prepare`") from None
-    return Reference(table, meta, ref_path)
+    return Reference(table, meta, ref_path, typed_columns.load(prepared))
 
 
 def _kind(arrow_type: Any, name: str, categorical: set[str]) -> str:
@@ -127,45 +147,91 @@ def plan_columns(mon: DriftMonitorConfig, ref: Reference, current: CurrentData) 
             "or monitor only some with monitor.columns=[...]",
         )
 
+    contract = ref.contract
     plans = []
     for name in features:
-        kind = _kind(ref.table.schema.field(name).type, name, categorical)
+        spec = contract.columns.get(name) if contract is not None else None
+        typed = _typed_plan(mon, name, spec, categorical) if spec is not None else {}
+        typed_kind = typed.pop("kind", None)
+        if typed.get("skip"):
+            log.info("column '%s' is not compared: %s", name, typed["skip"])
+            plans.append(ColumnPlan(name, name, typed_kind, None, None, counted=False, role="skipped", **typed))
+            continue
+        kind = typed_kind or _kind(ref.table.schema.field(name).type, name, categorical)
         cur_kind = _kind(current.type_of(name), name, categorical)
-        if kind == stats.NUMERICAL and cur_kind != stats.NUMERICAL:
-            raise DataValidationError(
-                f"column '{name}' is numerical in the reference but {current.type_of(name)} in "
-                f"the current data ({current.description})",
-                hint="fix the column's type in the current data, or list it in monitor.categorical",
-            )
+        if typed.get("compared_as") in (None, typed_columns.VALUES) and kind == stats.NUMERICAL:
+            import pyarrow.types as t
+
+            if cur_kind != stats.NUMERICAL and not t.is_boolean(current.type_of(name)):
+                raise DataValidationError(
+                    f"column '{name}' is numerical in the reference but {current.type_of(name)} in "
+                    f"the current data ({current.description})",
+                    hint="fix the column's type in the current data, or list it in monitor.categorical",
+                )
         method = _method(per_method.get(name, mon.method))
         if method:
             _check_method(name, method, kind, "monitor.per_column_method" if name in per_method else "monitor.method")
         threshold = per_threshold.get(name, mon.threshold)  # a column's own threshold, else the default
-        plans.append(ColumnPlan(name, name, kind, method, threshold))
+        plans.append(ColumnPlan(name, name, kind, method, threshold, **typed))
+    regression = ref.task == "regression"
+    # a regression model logs its value: compared with the reference target as numbers
+    out_kind = stats.NUMERICAL if regression else stats.CATEGORICAL
+    out_as = typed_columns.VALUES if regression else typed_columns.LABELS
     if mon.prediction_drift and PREDICTION in current.names and target in ref.table.column_names:
         method = _method(per_method.get(PREDICTION))
         if method:
-            _check_method(PREDICTION, method, stats.CATEGORICAL, "monitor.per_column_method")
+            _check_method(PREDICTION, method, out_kind, "monitor.per_column_method")
         plans.append(
-            ColumnPlan(PREDICTION, target, stats.CATEGORICAL, method, per_threshold.get(PREDICTION), counted=False)
+            ColumnPlan(
+                PREDICTION,
+                target,
+                out_kind,
+                method,
+                per_threshold.get(PREDICTION),
+                counted=False,
+                role="prediction",
+                compared_as=out_as,
+                typed=contract is not None,
+            )
         )
     if target and target in current.names and target not in features:
         # a labelled file (or feedback joined to the log): target drift, reported apart
-        plans.append(ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False))
+        plans.append(
+            ColumnPlan(
+                target,
+                target,
+                out_kind,
+                None,
+                None,
+                counted=False,
+                role="target",
+                compared_as=typed_columns.VALUES if regression else None,
+                typed=contract is not None,
+            )
+        )
     return plans
 
 
-def as_labels(column: Any) -> Any:
-    """Class labels as strings, so that a logged prediction ``"1"`` matches a reference target
-    ``1`` (or ``1.0``)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_floating(column.type):
-        values = column.drop_null() if hasattr(column, "drop_null") else column
-        if len(values) and pc.all(pc.equal(values, pc.round(values))).as_py():
-            column = pc.cast(column, pa.int64())
-    return pc.cast(column, pa.string())
+def _typed_plan(mon: DriftMonitorConfig, name: str, spec: typed_columns.ColumnView, categorical: set[str]) -> dict:
+    """How a contract column is compared (ColumnPlan fields), from its type and monitor.datetime/text."""
+    compared_as = typed_columns.CATEGORIES if name in categorical else typed_columns.BY_TYPE.get(spec.type)
+    if compared_as is None:  # a type this monitor does not know (a newer contract): compare as read
+        return {"typed": True, "feature_type": spec.type, "null_share_train": spec.null_share}
+    skip = None
+    if spec.type == "datetime" and mon.datetime == DatetimeCompare.skip:
+        skip = "datetime column, monitor.datetime=skip"
+    elif spec.type == "text" and mon.text == TextCompare.skip:
+        skip = "text column, monitor.text=skip"
+    return {
+        "typed": True,
+        "kind": typed_columns.KIND[compared_as],
+        "compared_as": compared_as,
+        "feature_type": spec.type,
+        "categories": spec.categories if compared_as == typed_columns.CATEGORIES else None,
+        "null_share_train": spec.null_share,
+        "boolean": spec.type == "boolean",
+        "skip": skip,
+    }
 
 
 def summarize(column: Any, kind: str) -> stats.Summary:
@@ -196,6 +262,8 @@ def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> Co
         "missing_share_current": cur.missing / cur.rows if cur.rows else 0.0,
         "counted": plan.counted,
     }
+    if plan.typed:  # the reference has a data contract
+        result.update(_typed_extras(plan, ref, cur))
     if ref.n == 0 or cur.n == 0:
         # Evidently raises on an empty column; a feature that stopped arriving is drift
         side = "reference" if ref.n == 0 else "current"
@@ -218,6 +286,51 @@ def judge_column(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> Co
         drifted=bool(stats.is_drift(method, score, threshold)),
     )
     return ColumnDrift(**result)
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _typed_extras(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> dict:
+    """The contract's view of a column: its type, what was compared, and (categorical/boolean)
+    the share of rows whose category the contract does not know, on each side."""
+    extras: dict[str, Any] = {"role": plan.role, "compared_as": plan.compared_as or "values"}
+    if plan.feature_type is not None:
+        extras["feature_type"] = plan.feature_type
+        extras["null_share_train"] = plan.null_share_train
+    if plan.categories is not None:
+        known = plan.categories
+        unseen_ref = sum(n for k, n in ref.counts.items() if k not in known)
+        unseen_cur = {k: n for k, n in cur.counts.items() if k not in known}
+        extras["unseen_share_reference"] = _share(unseen_ref, ref.rows)
+        extras["unseen_share_current"] = _share(sum(unseen_cur.values()), cur.rows)
+        top = sorted(unseen_cur.items(), key=lambda kv: (-kv[1], str(kv[0])))[:5]
+        extras["unseen_values"] = {str(k): int(n) for k, n in top}
+    return extras
+
+
+def skipped_column(plan: ColumnPlan, ref_col: Any, cur_col: Any) -> ColumnDrift:
+    """A column that is not compared (monitor.datetime/text=skip): why, and its missing shares."""
+    return ColumnDrift(
+        column=plan.name,
+        reference_column=plan.ref_name,
+        type="numerical" if plan.kind == stats.NUMERICAL else "categorical",
+        rows_reference=len(ref_col),
+        rows_current=len(cur_col),
+        missing_share_reference=_share(ref_col.null_count, len(ref_col)),
+        missing_share_current=_share(cur_col.null_count, len(cur_col)),
+        counted=False,
+        method="skipped",
+        score=None,
+        threshold=None,
+        drifted=False,
+        note=plan.skip or "skipped",
+        role="skipped",
+        feature_type=plan.feature_type or "",
+        compared_as="skipped",
+        null_share_train=plan.null_share_train,
+    )
 
 
 @dataclass
@@ -263,7 +376,12 @@ def run(
             col = col.slice(0, rows)
         sample[plan.name] = col if take is None else col.take(take)
         ref_col = ref.table.column(plan.ref_name)
-        if plan.name != plan.ref_name:  # logged prediction vs reference target: as class labels
+        if plan.skip:
+            return skipped_column(plan, ref_col, col)
+        if plan.compared_as is not None:  # typed by the contract (or prediction/target as labels/values)
+            ref_col = typed_columns.convert(ref_col, plan.compared_as, plan.boolean)
+            col = typed_columns.convert(col, plan.compared_as, plan.boolean)
+        elif plan.name != plan.ref_name:  # logged prediction vs reference target: as class labels
             ref_col, col = as_labels(ref_col), as_labels(col)
         ref_s = summarize(ref_col, plan.kind)
         cur_s = summarize(col, plan.kind)

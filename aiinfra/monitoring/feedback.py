@@ -1,13 +1,14 @@
 """Labels that arrive later (``monitor.feedback``): joined to the logged predictions by
 ``request_id``, they give target drift (labels against the reference target) and the model's
-accuracy on the window."""
+quality on the window: accuracy for a classifier, MAE and RMSE (target units) for a regression
+model, whose log holds the predicted value."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiinfra.errors import DataValidationError
-from aiinfra.monitoring import stats
+from aiinfra.monitoring import stats, typed_columns
 from aiinfra.monitoring.engine import ColumnPlan, Reference, as_labels, judge_column, summarize
 from aiinfra.monitoring.windows import PREDICTION, REQUEST_ID, CurrentData, open_file
 
@@ -55,9 +56,14 @@ def evaluate(path: str, reference: Reference, current: CurrentData) -> dict:
     window = current.table([REQUEST_ID, PREDICTION])
     joined = window.join(truth, keys=REQUEST_ID, join_type="inner")
     out: dict[str, Any] = {"path": str(path), "labelled_rows": joined.num_rows, "window_rows": window.num_rows}
+    regression = reference.task == "regression"
     if joined.num_rows == 0:
         out.update(accuracy=None, target=None, note="no logged request id has a label yet")
+        if regression:
+            out.update(mae=None, rmse=None)
         return out
+    if regression:
+        return _regression(out, joined, reference, target)
     y, p = as_labels(joined.column("__label")), as_labels(joined.column(PREDICTION))
     out["accuracy"] = float(pc.mean(pc.cast(pc.equal(y, p), "int64")).as_py())
     plan = ColumnPlan(target, target, stats.CATEGORICAL, None, None, counted=False)
@@ -65,4 +71,26 @@ def evaluate(path: str, reference: Reference, current: CurrentData) -> dict:
         plan, summarize(as_labels(reference.table.column(target)), stats.CATEGORICAL), summarize(y, stats.CATEGORICAL)
     )
     out["target"] = result
+    return out
+
+
+def _regression(out: dict, joined: Any, reference: Reference, target: str) -> dict:
+    """MAE and RMSE of the logged values against the labels; target drift with a numeric method."""
+    import numpy as np
+
+    y = typed_columns.convert(joined.column("__label"), typed_columns.VALUES).to_numpy(zero_copy_only=False)
+    p = typed_columns.convert(joined.column(PREDICTION), typed_columns.VALUES).to_numpy(zero_copy_only=False)
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    ok = np.isfinite(y) & np.isfinite(p)  # a missing label or value cannot be scored
+    err = p[ok] - y[ok]
+    out["accuracy"] = None
+    out["scored_rows"] = int(ok.sum())
+    out["mae"] = float(np.mean(np.abs(err))) if err.size else None
+    out["rmse"] = float(np.sqrt(np.mean(err**2))) if err.size else None
+    plan = ColumnPlan(
+        target, target, stats.NUMERICAL, None, None, counted=False, role="target",
+        compared_as=typed_columns.VALUES, typed=True,
+    )  # fmt: skip
+    ref_values = typed_columns.convert(reference.table.column(target), typed_columns.VALUES)
+    out["target"] = judge_column(plan, summarize(ref_values, stats.NUMERICAL), stats.numeric_summary(y))
     return out

@@ -24,6 +24,12 @@ GAUGES = {
     "aiinfra_drift_last_run_timestamp_seconds": "when the last monitor run finished (unix time)",
     "aiinfra_feedback_accuracy": "accuracy of the logged predictions whose labels arrived (feedback)",
     "aiinfra_feedback_labelled_rows": "logged predictions of the window with a label",
+    "aiinfra_feedback_mae": "mean absolute error of the logged values whose labels arrived (regression)",
+    "aiinfra_feedback_rmse": "root mean squared error of the logged values whose labels arrived (regression)",
+    "aiinfra_drift_column_missing_share": "share of missing values of a column in the window (data contract)",
+    "aiinfra_drift_column_unseen_share": "share of rows whose category the data contract lacks",
+    "aiinfra_monitor_breaches": "data- and model-quality thresholds breached in the last run",
+    "aiinfra_monitor_alert": "1 when the last run found drift or breached a threshold",
 }
 
 
@@ -40,8 +46,14 @@ def drift_gauges(verdict: Mapping[str, Any]) -> list[tuple[str, dict[str, str], 
     fb = verdict.get("feedback") or {}
     if fb.get("accuracy") is not None:
         out.append(("aiinfra_feedback_accuracy", {}, float(fb["accuracy"])))
+    for key in ("mae", "rmse"):
+        if fb.get(key) is not None:
+            out.append((f"aiinfra_feedback_{key}", {}, float(fb[key])))
     if fb:
         out.append(("aiinfra_feedback_labelled_rows", {}, float(fb.get("labelled_rows") or 0)))
+    if "breaches" in verdict:  # verdicts before thresholds have neither
+        out.append(("aiinfra_monitor_breaches", {}, float(len(verdict["breaches"] or []))))
+        out.append(("aiinfra_monitor_alert", {}, float(bool(verdict.get("alert")))))
     for name, col in verdict.get("columns", {}).items():
         labels = {"column": str(name), "method": str(col.get("method"))}
         if col.get("score") is not None:
@@ -49,6 +61,13 @@ def drift_gauges(verdict: Mapping[str, Any]) -> list[tuple[str, dict[str, str], 
         if col.get("threshold") is not None:
             out.append(("aiinfra_drift_column_threshold", labels, float(col["threshold"])))
         out.append(("aiinfra_drift_column_drifted", {"column": str(name)}, float(bool(col.get("drifted")))))
+        if "feature_type" in col:  # typed by a data contract
+            out.append(
+                ("aiinfra_drift_column_missing_share", {"column": str(name)}, float(col["missing_share_current"]))
+            )
+            if col.get("unseen_share_current") is not None:
+                share = float(col["unseen_share_current"])
+                out.append(("aiinfra_drift_column_unseen_share", {"column": str(name)}, share))
     return out
 
 
@@ -65,15 +84,17 @@ def _escape(value: str) -> str:
 
 
 def exposition(verdict: Mapping[str, Any]) -> str:
-    """The gauges in Prometheus text exposition format."""
-    lines: list[str] = []
-    seen: set[str] = set()
+    """The gauges in Prometheus text exposition format, one group per metric (the format wants
+    every sample of a metric together; the per-column gauges come out interleaved)."""
+    families: dict[str, list[tuple[dict[str, str], float]]] = {}
     for name, labels, value in drift_gauges(verdict):
-        if name not in seen:
-            seen.add(name)
-            lines += [f"# HELP {name} {GAUGES[name]}", f"# TYPE {name} gauge"]
-        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
+        families.setdefault(name, []).append((labels, value))
+    lines: list[str] = []
+    for name, samples in families.items():
+        lines += [f"# HELP {name} {GAUGES[name]}", f"# TYPE {name} gauge"]
+        for labels, value in samples:
+            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+            lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 

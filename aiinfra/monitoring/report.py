@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aiinfra.monitoring.engine import as_labels
+from aiinfra.monitoring import typed_columns
 from aiinfra.monitoring.report_worker import sample_reference
+from aiinfra.monitoring.typed_columns import as_labels
 from aiinfra.runner import setup_environment
 
 
@@ -101,7 +102,7 @@ def render(
     import pyarrow as pa
 
     DataDefinition, Dataset, Report, ValueDrift, DataDriftPreset = _import_evidently()
-    usable = [r for r in results if r.get("score") is not None]
+    usable = [r for r in results if r.get("score") is not None and r.get("role") != "skipped"]
     features = [r for r in usable if r["counted"]]
     extras = [r for r in usable if not r["counted"]]
 
@@ -110,7 +111,14 @@ def render(
     for r in usable:
         ref_col = ref_table.column(r["reference_column"])
         cur_col = sample_current.column(r["column"])
-        if r["column"] != r["reference_column"]:  # prediction vs target: compare as labels
+        how = r.get("compared_as")
+        if how is not None:  # typed by the data contract: the same values the verdict tested
+            boolean = r.get("feature_type") == "boolean"
+            ref_col, cur_col = (
+                typed_columns.convert(ref_col, how, boolean),
+                typed_columns.convert(cur_col, how, boolean),
+            )
+        elif r["column"] != r["reference_column"]:  # prediction vs target: compare as labels
             ref_col, cur_col = as_labels(ref_col), as_labels(cur_col)
         ref_cols[r["column"]], cur_cols[r["column"]] = ref_col, cur_col
     ref_df = pa.table(ref_cols).to_pandas()

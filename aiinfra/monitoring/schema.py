@@ -44,6 +44,35 @@ class ReportOn(StrEnum):
     drift = "drift"
 
 
+class DatetimeCompare(StrEnum):
+    """How a ``datetime`` column of the data contract is compared: ``epoch`` its values as seconds
+    since 1970 with the numeric methods (the model sees days since the epoch as an input, so a
+    shift there is a shift in what it extrapolates on), ``skip`` not at all (a reason is logged)."""
+
+    epoch = "epoch"
+    skip = "skip"
+
+
+class TextCompare(StrEnum):
+    """How a ``text`` column of the data contract is compared: ``length`` its length in characters
+    with the numeric methods, ``skip`` not at all (a reason is logged). Tokens themselves are not
+    compared: the hashed buckets the model sees have no reference distribution worth testing."""
+
+    length = "length"
+    skip = "skip"
+
+
+class Check(StrEnum):
+    """A threshold of the monitor besides drift; a breached one is an entry of the verdict's
+    ``breaches`` and alerts (and retrains) as drift does."""
+
+    unseen_share = "unseen_share"  # monitor.max_unseen_share
+    null_increase = "null_increase"  # monitor.max_null_increase
+    accuracy = "accuracy"  # monitor.min_accuracy
+    mae = "mae"  # monitor.max_mae
+    rmse = "rmse"  # monitor.max_rmse
+
+
 class RetrainPolicy(StrEnum):
     """What a drift verdict sets off: ``none`` the exit status only, ``alert`` sinks and the
     ``aiinfra_on_drift`` hook, ``retrain`` those and the retraining command."""
@@ -234,6 +263,20 @@ class DriftMonitorConfig:
     fail_on_drift: bool = True
     # Compare the logged predictions with the reference target (reported, not in drift_share)
     prediction_drift: bool = True
+    # With a data contract (<paths.prepared>/contract.json): how datetime and text columns are compared
+    datetime: DatetimeCompare = DatetimeCompare.epoch
+    text: TextCompare = TextCompare.length
+    # Data-quality thresholds (need a data contract), per column and window; null: not checked.
+    # share of the window's rows whose category is not one of the contract's (categorical/boolean)
+    max_unseen_share: float | None = 0.1
+    # the window's missing share minus the train split's, per column
+    max_null_increase: float | None = 0.1
+    # Model-quality thresholds on the rows with feedback labels; null: not checked
+    min_accuracy: float | None = None  # classification
+    max_mae: float | None = None  # regression, in the target's units
+    max_rmse: float | None = None
+    # quality thresholds wait for this many labelled rows (a few labels are noise, not a verdict)
+    min_labelled_rows: int = 30
     # Feedback labels (Parquet/CSV with request_id + the target column) joined by request id
     feedback: str | None = None
     # alert sinks: each entry is validated against the schema its own `type` registered
@@ -248,6 +291,11 @@ class DriftMonitorConfig:
     def check(self) -> None:
         require(0.0 < self.drift_share <= 1.0, "drift_share", f"must be in (0, 1], got {self.drift_share!r}")
         at_least(self, 0, "threshold", "report_sample_rows", "watch_interval_s", "watch_max_runs", "threads")
+        for key in ("max_unseen_share", "max_null_increase", "min_accuracy"):
+            value = getattr(self, key)
+            require(value is None or 0.0 <= value <= 1.0, key, f"must be in [0, 1] (a share), got {value!r}")
+        at_least(self, 0, "max_mae", "max_rmse")
+        at_least(self, 1, "min_labelled_rows")
         for column, value in self.per_column_threshold.items():
             require(value >= 0, f"per_column_threshold.{column}", f"must be >= 0, got {value!r}")
         if self.current and self.window.is_set:

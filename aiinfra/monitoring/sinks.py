@@ -37,18 +37,21 @@ def summary_line(verdict: Mapping[str, Any]) -> str:
         if c.get("drifted") and c.get("counted", True)
     ]
     state = "DRIFT" if verdict.get("drift_detected") else "no drift"
+    breaches = verdict.get("breaches") or []
     paths = verdict.get("paths", {})
     return (
         f"{state}: {verdict.get('drifted_columns', 0)}/{verdict.get('columns_total', 0)} columns drifted "
         f"(share {verdict.get('drift_share', 0):.3f}, threshold {verdict.get('threshold')}) on "
         f"{verdict.get('rows', {}).get('current', '?')} rows of {verdict.get('current')}"
         + (f"; drifted: {', '.join(drifted)}" if drifted else "")
+        + (f"; thresholds breached: {'; '.join(b['message'] for b in breaches)}" if breaches else "")
         + (f"; report: {paths.get('html') or paths.get('verdict')}" if paths else "")
     )
 
 
 def log_sink(verdict: DriftReport, options: LogSinkConfig, config: Any = None) -> None:
-    (log.warning if verdict.get("drift_detected") else log.info)("%s", summary_line(verdict))
+    alert = verdict.get("alert", verdict.get("drift_detected"))
+    (log.warning if alert else log.info)("%s", summary_line(verdict))
 
 
 def file_sink(verdict: DriftReport, options: FileSinkConfig, config: Any = None) -> None:

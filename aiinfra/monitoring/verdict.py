@@ -27,6 +27,14 @@ class ColumnDrift(TypedDict):
     drifted: bool
     method_auto: NotRequired[bool]  # the method was Evidently's automatic choice
     note: NotRequired[str]  # why there is no score
+    # with a data contract (aiinfra.monitoring.typed_columns)
+    role: NotRequired[str]  # "feature" | "prediction" | "target" | "skipped"
+    feature_type: NotRequired[str]  # the contract's type: numeric, categorical, boolean, datetime, text
+    compared_as: NotRequired[str]  # what was tested: values, categories, labels, epoch, length
+    null_share_train: NotRequired[float | None]  # the contract's (train split) missing share
+    unseen_share_reference: NotRequired[float]  # rows whose category the contract lacks (categorical/boolean)
+    unseen_share_current: NotRequired[float]
+    unseen_values: NotRequired[dict[str, int]]  # the most frequent unseen categories of the window
 
 
 class FeedbackResult(TypedDict):
@@ -35,9 +43,21 @@ class FeedbackResult(TypedDict):
     path: str
     labelled_rows: int
     window_rows: int
-    accuracy: float | None
+    accuracy: float | None  # classification (None for regression)
+    mae: NotRequired[float | None]  # regression: mean absolute error, in target units
+    rmse: NotRequired[float | None]  # regression: root mean squared error
     target: ColumnDrift | None  # the labels against the reference target
     note: NotRequired[str]
+
+
+class Breach(TypedDict):
+    """A threshold besides drift that the window broke (``monitor.max_*`` / ``min_*``)."""
+
+    check: str  # aiinfra.monitoring.schema.Check
+    value: float
+    threshold: float
+    message: str
+    column: NotRequired[str]
 
 
 class RowCounts(TypedDict):
@@ -111,6 +131,12 @@ class DriftReport(TypedDict):
     window: WindowBounds | None
     skipped_files: list[str]  # unreadable log files left out, with why
     reference: str  # the reference Parquet file
+    task: NotRequired[str]  # binary | multiclass | regression (from the contract; old data: classification)
+    contract: NotRequired[str | None]  # the data contract the columns were typed by (None: none, as before)
+    skipped_columns: NotRequired[dict[str, str]]  # contract columns not compared, with why
+    thresholds: NotRequired[dict[str, float | int | None]]  # the data- and model-quality thresholds
+    breaches: NotRequired[list[Breach]]  # data- and model-quality thresholds broken
+    alert: NotRequired[bool]  # drift_detected or a breach: what sinks, the hook and retraining act on
     dataset_hash: str | None
     models: dict[str, list[str]]  # model_name / model_version values seen in the window
     finished: str  # ISO time (UTC)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import drift_scenarios as scenarios
+from aiinfra.monitoring import charts
 
 
 def test_no_drift_on_the_prediction_log_writes_every_output(mon):
@@ -38,8 +39,9 @@ def test_no_drift_on_the_prediction_log_writes_every_output(mon):
     prom = (mon.reports / "drift.prom").read_text()
     assert "aiinfra_drift_share 0.0" in prom and 'aiinfra_drift_column_score{column="f00",method="wasserstein"}' in prom
     assert len((mon.reports / "history.jsonl").read_text().splitlines()) == 1
-    page = (mon.reports / "drift_over_time.html").read_text()
-    assert page.count("<svg") == 18 and "prediction drift (" in page  # share + prediction + 16 columns
+    figures = charts.read_figures(mon.reports / "drift_over_time.html")
+    # share + prediction + 16 columns
+    assert len(figures) == 18 and figures[1]["layout"]["title"]["text"].startswith("Prediction drift (")
 
 
 def test_drift_on_a_file_is_exit_1_unless_fail_on_drift_is_off(mon, tmp_path):

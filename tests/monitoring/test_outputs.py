@@ -12,7 +12,7 @@ import pytest
 
 import drift_scenarios as scenarios
 from aiinfra.errors import AiinfraError
-from aiinfra.monitoring import history, metrics, report_worker
+from aiinfra.monitoring import charts, history, metrics, report_worker
 from aiinfra.monitoring.drift_monitor import run_monitor, run_once
 from aiinfra.stages import monitor as monitor_stage
 from monhelpers import cfg_with
@@ -53,9 +53,13 @@ def test_history_plot_has_a_chart_per_column(tmp_path):
         history.append(tmp_path, {**VERDICT, "drift_share": share})
     with (tmp_path / history.HISTORY).open("a") as fh:
         fh.write('{"torn line')  # a run killed mid-write
-    page = history.render(tmp_path / history.HISTORY).read_text()
-    assert page.count("<svg") == 3  # share + 2 columns
-    assert "3 runs" in page and "age (ks)" in page and "we&quot;ird" in page
+    path = history.render(tmp_path / history.HISTORY)
+    page = path.read_text()
+    figures = charts.read_figures(path)
+    assert [f["id"] for f in figures] == ["drift_share", "column:age", 'column:we"ird']  # share + 2 columns
+    assert "3 runs" in page and figures[1]["layout"]["title"]["text"] == "age (ks)"
+    assert figures[2]["layout"]["title"]["text"] == "we&quot;ird (wasserstein)"
+    assert figures[0]["layout"]["yaxis"]["range"] == [0.0, 1.0]
 
 
 def test_history_plots_model_quality_and_target_drift_when_labels_arrive(tmp_path):
@@ -75,11 +79,12 @@ def test_history_plots_model_quality_and_target_drift_when_labels_arrive(tmp_pat
     assert [r["accuracy"] for r in runs] == [None, 0.81, 0.64]
     assert runs[1]["labelled_rows"] == 800 and runs[2]["target"]["drifted"] is True
     assert runs[0]["prediction"] is None and runs[1]["prediction"]["score"] == 0.03
-    page = history.render(tmp_path / history.HISTORY).read_text()
+    figures = {f["id"]: f for f in charts.read_figures(history.render(tmp_path / history.HISTORY))}
     # share + accuracy + prediction + target + 2 columns
-    assert page.count("<svg") == 6
-    assert "model accuracy" in page and "prediction drift (jensenshannon)" in page and "target drift" in page
-    assert "run 3: 0.64" in page  # the accuracy of the last run, as a point with its tooltip
+    assert list(figures) == ["drift_share", "accuracy", "prediction", "target", "column:age", 'column:we"ird']
+    assert figures["prediction"]["layout"]["title"]["text"] == "Prediction drift (jensenshannon)"
+    accuracy = figures["accuracy"]["data"][0]
+    assert accuracy["y"] == [None, 0.81, 0.64] and "0.6400 on 800 labelled rows" in accuracy["hovertext"][2]
 
 
 def test_watch_runs_on_an_interval_and_keeps_going_after_a_bad_run(mon, tmp_path, aiinfra_plugin_manager):

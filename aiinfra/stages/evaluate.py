@@ -1,7 +1,11 @@
 """``aiinfra evaluate``: metrics of the trained model on the held-out split, for DVC and MLflow.
 
-Writes ``metrics.json`` (``dvc metrics show``), ``plots/confusion.csv`` and ``plots/roc.csv``
-(``dvc plots show``), and logs the same metrics to the training run in MLflow.
+Writes ``metrics.json`` (``dvc metrics show``), the plot CSVs (``dvc plots show``) and logs the
+same metrics to the training run in MLflow. Classification: accuracy, F1, log loss, ROC AUC;
+``plots/confusion.csv`` and ``plots/roc.csv``. Regression: RMSE, MAE, R2 in the target's units;
+``plots/predicted.csv`` (actual vs predicted) and ``plots/residuals.csv``. Every plot file is
+written for every task (the other task's files hold only their header): dvc.yaml declares all
+four as outputs of the stage, and a declared output must exist.
 """
 
 from __future__ import annotations
@@ -41,42 +45,110 @@ def compute_metrics(y: Any, proba: Any, n_classes: int) -> dict[str, float]:
     return out
 
 
+def regression_metrics(y: Any, pred: Any) -> dict[str, float]:
+    """RMSE, MAE and R2 in the target's units (R2 0 for a constant target)."""
+    import numpy as np
+
+    y, pred = np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    err = pred - y
+    total = float(((y - y.mean()) ** 2).sum())
+    return {
+        "rmse": float(np.sqrt((err**2).mean())),
+        "mae": float(np.abs(err).mean()),
+        "r2": 1.0 - float((err**2).sum()) / total if total > 0 else 0.0,
+    }
+
+
+#: the metrics evaluate writes for a task (each as ``<split>_<name>``, with ``<split>_rows``)
+CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "log_loss", "roc_auc")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+def task_metrics(task: str, split: str) -> list[str]:
+    names = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    return [f"{split}_{n}" for n in (*names, "rows")]
+
+
 def score_split(predictor: Any, data: Any, split: str) -> tuple[dict[str, float], Any, Any]:
-    """(metrics named ``<split>_<metric>``, labels, probabilities) of a model on a prepared split;
-    register uses it too, to score the champion on the same data as the challenger."""
+    """(metrics named ``<split>_<metric>``, labels or values, probabilities or predicted values)
+    of a model on a prepared split; register uses it too, to score the champion on the same data
+    as the challenger."""
     x, y = data.arrays(split)
-    proba = predictor.predict_proba(x)
-    metrics = {f"{split}_{k}": v for k, v in compute_metrics(y, proba, len(data.classes)).items()}
+    if predictor.is_regression:
+        out = predictor.predict_values(x)
+        scores = regression_metrics(y, out)
+    else:
+        out = predictor.predict_proba(x)
+        scores = compute_metrics(y, out, len(data.classes))
+    metrics = {f"{split}_{k}": v for k, v in scores.items()}
     metrics[f"{split}_rows"] = int(len(y))
-    return metrics, y, proba
+    return metrics, y, out
+
+
+def _write_csv(path: Path, header: list[str], rows: Any = ()) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _classification_plots(plots: Path, classes: list[Any], y: Any, proba: Any) -> None:
+    from sklearn.metrics import roc_curve
+
+    pred = proba.argmax(1).tolist()
+    _write_csv(
+        plots / "confusion.csv",
+        ["actual", "predicted"],
+        ([classes[a], classes[p]] for a, p in zip(y.tolist(), pred, strict=True)),
+    )
+    positive = 1 if len(classes) == 2 else int(proba.mean(0).argmax())
+    fpr, tpr, thr = roc_curve((y == positive).astype(int), proba[:, positive])
+    thresholds = [min(t, 1.0) for t in thr.round(6).tolist()]  # sklearn's first threshold is inf
+    _write_csv(
+        plots / "roc.csv",
+        ["fpr", "tpr", "threshold"],
+        zip(fpr.round(6).tolist(), tpr.round(6).tolist(), thresholds, strict=True),
+    )
+
+
+def _regression_plots(plots: Path, y: Any, pred: Any) -> None:
+    import numpy as np
+
+    y, pred = np.asarray(y, dtype=np.float64).round(6), np.asarray(pred, dtype=np.float64).round(6)
+    _write_csv(plots / "predicted.csv", ["actual", "predicted"], zip(y.tolist(), pred.tolist(), strict=True))
+    _write_csv(
+        plots / "residuals.csv",
+        ["predicted", "residual"],
+        zip(pred.tolist(), (y - pred).round(6).tolist(), strict=True),
+    )
+
+
+#: every plot file of evaluate and its header (a task writes its own; the others get the header)
+PLOT_FILES = {
+    "confusion.csv": ["actual", "predicted"],
+    "roc.csv": ["fpr", "tpr", "threshold"],
+    "predicted.csv": ["actual", "predicted"],
+    "residuals.csv": ["predicted", "residual"],
+}
 
 
 def run(cfg: Any) -> dict[str, Any]:
-    from sklearn.metrics import roc_curve
-
     from aiinfra.models.model_dir import Predictor
 
     split = cfg.evaluate.split
     data = PreparedData.open(cfg.paths.prepared)
     predictor = Predictor.load(Path(cfg.paths.models) / "model")
-    metrics, y, proba = score_split(predictor, data, split)
+    metrics, y, out = score_split(predictor, data, split)
     Path(cfg.paths.metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     plots = Path(cfg.paths.plots)
     plots.mkdir(parents=True, exist_ok=True)
-    classes = data.classes
-    with (plots / "confusion.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["actual", "predicted"])
-        for a, p in zip(y.tolist(), proba.argmax(1).tolist(), strict=True):
-            w.writerow([classes[a], classes[p]])
-    positive = 1 if len(classes) == 2 else int(proba.mean(0).argmax())
-    fpr, tpr, thr = roc_curve((y == positive).astype(int), proba[:, positive])
-    with (plots / "roc.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["fpr", "tpr", "threshold"])
-        thresholds = [min(t, 1.0) for t in thr.round(6).tolist()]  # sklearn's first threshold is inf
-        w.writerows(zip(fpr.round(6).tolist(), tpr.round(6).tolist(), thresholds, strict=True))
+    for name, header in PLOT_FILES.items():
+        _write_csv(plots / name, header)
+    if predictor.is_regression:
+        _regression_plots(plots, y, out)
+    else:
+        _classification_plots(plots, data.classes, y, out)
 
     run_file = Path(cfg.paths.models) / "train_run.json"
     if run_file.is_file():

@@ -42,6 +42,25 @@ def check_gate(gate: Any, value: float | None, champion_value: float | None) -> 
     return True, f"{metric}={value:.4f} passes" + (f" (minimum {gate.min})" if gate.min is not None else "")
 
 
+def check_gate_metric(gate: Any, metrics: dict[str, Any], task: str | None) -> None:
+    """The gate's metric must be one the evaluation produced: ``test_accuracy`` on a regression
+    (or ``test_rmse`` on a classifier) would otherwise fail every gate with no word on why."""
+    if gate.metric in metrics:
+        return
+    produced = sorted(k for k, v in metrics.items() if isinstance(v, int | float) and not k.endswith("_rows"))
+    regression = task == "regression" or any(k.endswith("_rmse") for k in produced)
+    example = (
+        "register.gate.metric=test_rmse register.gate.mode=min register.gate.min=null"
+        if regression
+        else "register.gate.metric=test_accuracy register.gate.mode=max"
+    )
+    raise AiinfraError(
+        f"register.gate.metric={gate.metric!r} is not a metric of this {task or 'model'}'s evaluation; "
+        f"it produces: {', '.join(produced)}.",
+        hint=f"gate on one of them, e.g. {example}",
+    )
+
+
 def _version_for(client, name: str, model_uri: str, run_id: str):
     """The registered version of this exact model, if ``register`` already ran for it."""
     for mv in client.search_model_versions(f"name='{name}'"):
@@ -91,8 +110,12 @@ def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
         predictor = Predictor.load(resolved.path)
     finally:
         remove_download(resolved)
-    if predictor.features != data.features or predictor.classes != data.classes:
-        raise ValueError("its features or classes differ from the current data")
+    if (
+        predictor.features != data.features
+        or predictor.classes != data.classes
+        or predictor.task != str(getattr(data, "task", predictor.task))
+    ):
+        raise ValueError("its features, classes or task differ from the current data")
     return score_split(predictor, data, split)[0]
 
 
@@ -106,6 +129,7 @@ def run(cfg: Any) -> dict[str, Any]:
             raise AiinfraError(f"{f} not found.", hint=f"run `aiinfra {stage}` first (or `dvc repro`)")
     train_run = json.loads(run_file.read_text())
     metrics = json.loads(metrics_file.read_text())
+    check_gate_metric(cfg.register.gate, metrics, train_run.get("task"))
     setup_mlflow(cfg)
     # one register at a time from here to the audit line: the alias is read, compared and moved
     # by one process while the others wait, then they see the move (and write none of their own)

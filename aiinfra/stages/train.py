@@ -27,6 +27,10 @@ from aiinfra.config.schema import Loader
 from aiinfra.config.typed import to_dict, to_yaml
 from aiinfra.data.prepared import PreparedData
 from aiinfra.training.plan import TrainingPlan, plan_training
+from aiinfra.training.schema import Loss, resolve_loss
+
+#: the task name of a regression (aiinfra.data.schema.Task.regression; a StrEnum equals it)
+REGRESSION = "regression"
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +48,63 @@ class _Phases:
         self._t = now
 
 
+def _task(data: PreparedData) -> str:
+    """The prepared data's task; data without one (PreparedData before tasks) is a classifier."""
+    task = getattr(data, "task", None)
+    if task is None:
+        return "binary" if len(data.classes) == 2 else "multiclass"
+    return str(task)
+
+
+def _train_target(data: PreparedData) -> Any:
+    """The TRAIN split's encoded target, reading only its column (the streaming loader's path)."""
+    import numpy as np
+    import pandas as pd
+
+    y = pd.read_parquet(data.path("train"), columns=[data.target])[data.target]
+    transform = getattr(data, "transform", None)
+    if transform is not None:
+        return transform.encode_target(y)
+    index = {c: i for i, c in enumerate(data.classes)}
+    return np.fromiter((index[v] for v in y.tolist()), dtype=np.int64, count=len(y))
+
+
+def _target_scale(data: PreparedData, y_train: Any | None) -> tuple[float, float] | None:
+    """Regression: (mean, std) of the TRAIN split's target, which the network learns standardized
+    (so the default learning rate suits any target's units); None for classification."""
+    import numpy as np
+
+    if _task(data) != REGRESSION:
+        return None
+    if y_train is None:  # streaming: only the target column is read
+        y_train = _train_target(data)
+    y = np.asarray(y_train, dtype=np.float64)
+    std = float(y.std())
+    return float(y.mean()), std if std > 0 else 1.0
+
+
 def _loaders(cfg: Any, data: PreparedData, plan: TrainingPlan):
-    """(train loader, validation loader, training features for the standardiser). With
-    ``plan.steps_per_call`` k > 1 the training loader yields k batches at a time."""
+    """(train loader, validation loader, training features for the standardiser, the regression
+    target's (mean, std) or None, the train split's labels or None). With ``plan.steps_per_call``
+    k > 1 the training loader yields k batches at a time."""
+    import numpy as np
     import torch
 
     from aiinfra.training.data import ParquetStream, TensorBatches
 
+    def scaled(y: Any) -> Any:
+        return y if scale is None else ((y - scale[0]) / scale[1]).astype(np.float32)
+
     if plan.loader == Loader.memory:
         x, y = data.arrays("train")  # read once: the same array feeds the loader and the scaler
-        scale_x = x
-        train = TensorBatches(torch.from_numpy(x), torch.from_numpy(y), plan.loader_batch, shuffle=True, seed=cfg.seed)
+        scale_x, y_train = x, y
+        scale = _target_scale(data, y)
+        train = TensorBatches(
+            torch.from_numpy(x), torch.from_numpy(scaled(y)), plan.loader_batch, shuffle=True, seed=cfg.seed
+        )
     else:
+        y_train = None
+        scale = _target_scale(data, None)
         ds = ParquetStream(
             data.path("train"),
             data.features,
@@ -64,13 +113,34 @@ def _loaders(cfg: Any, data: PreparedData, plan: TrainingPlan):
             plan.batch_size,
             chunk_rows=cfg.data.stream_chunk_rows,
             seed=cfg.seed,
+            transform=getattr(data, "transform", None),
+            target_scale=scale,
         )
         workers = cfg.data.num_workers
         train = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
         scale_x, _ = data.arrays("reference")  # a sample of train: the scaler needs no full pass
     xv, yv = data.arrays("val")
-    val = TensorBatches(torch.from_numpy(xv), torch.from_numpy(yv), max(plan.batch_size, 4096), shuffle=False)
-    return train, val, scale_x
+    val = TensorBatches(torch.from_numpy(xv), torch.from_numpy(scaled(yv)), max(plan.batch_size, 4096), shuffle=False)
+    return train, val, scale_x, scale, y_train
+
+
+def _class_weights(tcfg: Any, data: PreparedData, y_train: Any | None):
+    """``trainer.class_weights=balanced``: weights from the TRAIN split's class counts (the
+    streaming loader reads only the target column for them); None otherwise."""
+    import torch
+
+    from aiinfra.training.module import balanced_class_weights
+
+    if getattr(tcfg, "class_weights", None) is None:
+        return None
+    if y_train is None:
+        y_train = _train_target(data)
+    weights = balanced_class_weights(torch.as_tensor(y_train), len(data.classes))
+    log.info(
+        "class weights (balanced, train split): %s",
+        ", ".join(f"{c}={w:.3f}" for c, w in zip(data.classes, weights.tolist(), strict=True)),
+    )
+    return weights
 
 
 def _callbacks(tcfg: Any, plan: TrainingPlan) -> list[Any]:
@@ -145,12 +215,15 @@ def _run(cfg: Any) -> dict[str, Any]:
     set_threads(tcfg.threads)
     data = PreparedData.open(cfg.paths.prepared)
     source = data.source(cfg.source)  # lineage from what prepare read (warns or fails on a mismatch)
-    plan = plan_training(cfg, train_rows=data.meta["rows"]["train"], n_features=len(data.features))
+    # the one trainer rule that needs the data's task: before torch is imported
+    loss = resolve_loss(getattr(tcfg, "loss", Loss.auto), getattr(tcfg, "class_weights", None), _task(data))
+    encoded = list(getattr(data, "encoded_features", data.features))
+    plan = plan_training(cfg, train_rows=data.meta["rows"]["train"], n_features=len(encoded))
 
     import lightning as L
     import torch
 
-    from aiinfra.models.model_dir import InferenceModel, build_network
+    from aiinfra.models.model_dir import InferenceModel, build_network, n_outputs
     from aiinfra.plugins.manager import get_plugins
     from aiinfra.training.epoch_metrics import EpochMetrics
     from aiinfra.training.module import ClassifierModule
@@ -158,10 +231,23 @@ def _run(cfg: Any) -> dict[str, Any]:
     phases.mark("import")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model_cfg = to_dict(cfg.model)
-    n_features, n_classes = len(data.features), len(data.classes)
-    model = InferenceModel(build_network(cfg.model.type, model_cfg, n_features, n_classes), n_features)
-    train_loader, val_loader, scale_x = _loaders(cfg, data, plan)
+    n_features = len(encoded)  # the encoded columns: one-hot, indicators, date parts...
+    outputs = n_outputs(_task(data), len(data.classes))
+    model = InferenceModel(build_network(cfg.model.type, model_cfg, n_features, outputs), n_features)
+    train_loader, val_loader, scale_x, target_scale, y_train = _loaders(cfg, data, plan)
     model.scaler.fit(torch.from_numpy(scale_x))
+    class_weights = _class_weights(tcfg, data, y_train)
+    del y_train
+    # what train_run.json records about the task (the plan's fields are recorded beside them)
+    task_info = {
+        "task": _task(data),
+        "loss": str(loss),
+        "class_weights": None
+        if class_weights is None
+        else {str(c): round(w, 6) for c, w in zip(data.classes, class_weights.tolist(), strict=True)},
+        "target_mean": target_scale[0] if target_scale else None,
+        "target_std": target_scale[1] if target_scale else None,
+    }
     module = ClassifierModule(
         model,
         lr=plan.lr,
@@ -171,6 +257,10 @@ def _run(cfg: Any) -> dict[str, Any]:
         threads=tcfg.threads,
         seed=cfg.seed,
         micro_batch=plan.micro_batch,
+        loss=loss,
+        class_weights=class_weights,
+        target_scale=target_scale,
+        input_names=encoded,
     )
     callbacks = _callbacks(tcfg, plan)
     phases.mark("data")
@@ -215,7 +305,7 @@ def _run(cfg: Any) -> dict[str, Any]:
         phases.mark("fit")
         if tracking is None:
             return {"rank": rank}
-        result = _finish(cfg, data, plan, model, model_cfg, trainer, tracking, fit_s, phases)
+        result = _finish(cfg, data, plan, model, model_cfg, trainer, tracking, fit_s, phases, target_scale, task_info)
     except BaseException as exc:
         if tracking is not None:
             from aiinfra.tracking.run import status_for
@@ -235,6 +325,8 @@ def _finish(
     tracking,
     fit_s: float,
     phases: _Phases,
+    target_scale: tuple[float, float] | None = None,
+    task_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
     from aiinfra.models.model_dir import save_model
@@ -264,13 +356,18 @@ def _finish(
         classes=data.classes,
         target=data.target,
         extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id},
+        task=_task(data),
+        encoded_features=list(getattr(data, "encoded_features", data.features)),
+        target_mean=target_scale[0] if target_scale else None,
+        target_std=target_scale[1] if target_scale else None,
+        contract=getattr(data, "contract", None),
+        transform=getattr(data, "transform", None),
     )
-    x_val, _ = data.arrays("val")
     info = tracking.call(
         "logging the model",
         log_model_dir,
         model_dir,
-        x_val[:5],
+        data.read("val").head(5),
         artifact_name=MODEL_ARTIFACT,
         features=data.features,
         classes=data.classes,
@@ -290,6 +387,7 @@ def _finish(
         "epochs": epochs_done,
         "batch_size": plan.batch_size,
         "lr": plan.lr,
+        **(task_info or {}),
         "loader": plan.loader.value,
         "steps_per_call": plan.steps_per_call,
         "threads": cfg.trainer.threads,

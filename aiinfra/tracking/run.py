@@ -23,7 +23,6 @@ import mlflow
 import numpy as np
 import torch
 from mlflow.entities import Param
-from mlflow.models import infer_signature
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.tracking.context.registry import resolve_tags
 
@@ -226,14 +225,57 @@ def _metrics(values: dict[str, float]):
     return [Metric(k, float(v), now, 0) for k, v in values.items()]
 
 
+#: MLflow column types of the contract's feature types (numeric: see :func:`_column_type`)
+_MLFLOW_TYPES = {"categorical": "string", "text": "string", "boolean": "boolean", "datetime": "datetime"}
+
+
+def _column_type(kind: str, dtype: Any) -> str:
+    """The MLflow type of one raw input column: the contract's type, refined by how the training
+    data holds it. MLflow refuses int64 for a ``double`` column ("can not safely convert"), so a
+    column stored as integers is ``long``; a category stored as numbers keeps its numeric type."""
+    import pandas as pd
+
+    if kind == "datetime":
+        return "datetime"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "long"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double"
+    return _MLFLOW_TYPES.get(kind, "double")
+
+
+def model_signature(predictor: Predictor, example: Any):
+    """A column-based signature of the raw input columns (``example``: a few raw rows of the
+    prepared data) and of the output: class probabilities (classification) or values (regression)."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    kinds = {c.name: str(c.type) for c in predictor.contract.columns} if predictor.contract is not None else {}
+    columns = [
+        ColSpec(_column_type(kinds.get(name, "numeric"), example[name].dtype), name, required=True)
+        for name in predictor.features
+    ]
+    if predictor.is_regression:
+        outputs = Schema([TensorSpec(np.dtype(np.float64), (-1,), "value")])
+    else:
+        outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, len(predictor.classes)), "probabilities")])
+    return ModelSignature(inputs=Schema(columns), outputs=outputs)
+
+
 def log_model_dir(
     model_dir: Path, example: Any, *, artifact_name: str, features: list[str], classes: list[Any], target: str
 ):
-    """Log a model directory to the active run as an MLflow pyfunc (models from code) with a tensor
-    signature inferred from ``example`` (a few float32 rows); returns MLflow's ModelInfo."""
-    probs = Predictor.load(model_dir).predict_proba(example)
-    signature = infer_signature(example.astype(np.float32), probs.astype(np.float32))
+    """Log a model directory to the active run as an MLflow pyfunc (models from code) whose
+    signature names the raw input columns with their types; ``example``: a few raw rows (a
+    DataFrame of the prepared data), also the input example. Returns MLflow's ModelInfo."""
+    predictor = Predictor.load(model_dir)
+    example = example[predictor.features].reset_index(drop=True)
+    signature = model_signature(predictor, example)
     code = Path(__file__).resolve().parent / "pyfunc_model.py"
+    import pandas as pd
+
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(code),
@@ -246,6 +288,7 @@ def log_model_dir(
             f"torch=={torch.__version__.split('+')[0]}",
             f"mlflow=={mlflow.__version__}",
             f"numpy=={np.__version__}",
+            f"pandas=={pd.__version__}",
         ],
-        metadata={"features": features, "classes": classes, "target": target},
+        metadata={"features": features, "classes": classes, "target": target, "task": predictor.task},
     )

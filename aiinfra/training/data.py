@@ -76,7 +76,12 @@ class TensorBatches:
 class ParquetStream(torch.utils.data.IterableDataset):
     """Stream (x, y) batches from a Parquet file in record batches; each DataLoader worker reads
     a disjoint set of row groups, so memory stays bounded by chunk size x workers. Under DDP each
-    rank reads every chunk and keeps a disjoint 1/world of its rows."""
+    rank reads every chunk and keeps a disjoint 1/world of its rows.
+
+    ``transform`` (the prepared data's fitted FeatureTransform) encodes each chunk's raw columns
+    and its target, as ``PreparedData.arrays`` does in memory; without it the feature columns are
+    read as float32 and the target mapped to ``classes``. ``target_scale`` (mean, std): a
+    regression target is standardized with the train split's statistics."""
 
     def __init__(
         self,
@@ -88,7 +93,10 @@ class ParquetStream(torch.utils.data.IterableDataset):
         chunk_rows: int = 65536,
         shuffle: bool = True,
         seed: int = 0,
+        transform=None,
+        target_scale: tuple[float, float] | None = None,
     ):
+        self.transform, self.target_scale = transform, target_scale
         self.path, self.features, self.target = Path(path), list(features), target
         self.class_index = {c: i for i, c in enumerate(classes)}
         self.batch_size, self.chunk_rows, self.shuffle, self.seed = batch_size, chunk_rows, shuffle, seed
@@ -115,9 +123,7 @@ class ParquetStream(torch.utils.data.IterableDataset):
         for batch in pf.iter_batches(
             batch_size=self.chunk_rows, row_groups=groups, columns=[*self.features, self.target]
         ):
-            columns = [batch.column(f).to_numpy(zero_copy_only=False) for f in self.features]
-            x = np.column_stack(columns).astype(np.float32)
-            y = np.fromiter((self.class_index[v] for v in batch.column(self.target).to_pylist()), np.int64)
+            x, y = self._encode(batch)
             order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
             if world > 1:
                 # every rank takes an equal strided share of each chunk (a few rows dropped), so
@@ -126,6 +132,21 @@ class ParquetStream(torch.utils.data.IterableDataset):
             for s in range(0, len(order), self.batch_size):
                 take = order[s : s + self.batch_size]
                 yield torch.from_numpy(x[take]), torch.from_numpy(y[take])
+
+
+    def _encode(self, batch) -> tuple[np.ndarray, np.ndarray]:
+        if self.transform is not None:
+            frame = batch.to_pandas()
+            x = self.transform.transform(frame)
+            y = self.transform.encode_target(frame[self.target])
+        else:
+            columns = [batch.column(f).to_numpy(zero_copy_only=False) for f in self.features]
+            x = np.column_stack(columns).astype(np.float32)
+            y = np.fromiter((self.class_index[v] for v in batch.column(self.target).to_pylist()), np.int64)
+        if self.target_scale is not None:
+            mean, std = self.target_scale
+            y = ((y - mean) / std).astype(np.float32)
+        return x, y
 
 
 def _rank_world() -> tuple[int, int]:

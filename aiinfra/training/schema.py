@@ -61,6 +61,54 @@ class MonitorMode(StrEnum):
     max = "max"
 
 
+class Loss(StrEnum):
+    """The training loss. ``auto``: ``cross_entropy`` for a classification task, ``mse`` for
+    regression. ``mse`` and ``huber`` are computed on the standardized target (the train split's
+    mean and standard deviation), so ``huber``'s threshold of 1 is one standard deviation."""
+
+    auto = "auto"
+    cross_entropy = "cross_entropy"
+    mse = "mse"
+    huber = "huber"
+
+
+#: the losses of a regression task; every other one is a classification loss
+REGRESSION_LOSSES = (Loss.mse, Loss.huber)
+
+
+class ClassWeights(StrEnum):
+    """``balanced``: each class weighs n_rows / (n_classes x its rows) in the loss, counted on
+    the train split (scikit-learn's ``class_weight="balanced"``)."""
+
+    balanced = "balanced"
+
+
+def resolve_loss(loss: Loss | str, class_weights: ClassWeights | str | None, task: str) -> Loss:
+    """The loss for the prepared data's task (``binary``, ``multiclass`` or ``regression``): the
+    rule validation cannot check, since only the prepared data knows its task. A mismatch is one
+    ConfigError naming the key, the task and the losses that fit it."""
+    from aiinfra.errors import ConfigError
+
+    loss = Loss(loss)
+    regression = task == "regression"
+    if loss == Loss.auto:
+        loss = Loss.mse if regression else Loss.cross_entropy
+    fits = loss in REGRESSION_LOSSES if regression else loss not in REGRESSION_LOSSES
+    if not fits:
+        valid = ", ".join(["auto", *REGRESSION_LOSSES] if regression else ["auto", Loss.cross_entropy])
+        raise ConfigError(
+            f"trainer.loss={loss} is a {'classification' if regression else 'regression'} loss, "
+            f"but the prepared data's task is {task}.",
+            hint=f"for a {task} task use trainer.loss= one of {valid}",
+        )
+    if class_weights is not None and regression:
+        raise ConfigError(
+            f"trainer.class_weights={class_weights} weighs classes, but the prepared data's task is regression.",
+            hint="drop trainer.class_weights (null) for a regression task",
+        )
+    return loss
+
+
 #: ``ckpt_path`` words of Lightning that aiinfra does not pass on: ``resume`` is ``last`` or a path
 _LIGHTNING_CKPT_WORDS = ("best", "hpc", "registry")
 
@@ -128,6 +176,9 @@ class LightningTrainerConfig:
     limit_train_batches: float | None = None
     limit_val_batches: float | None = None
     progress_bar: bool | None = None  # None: a bar on a terminal, plain lines otherwise
+    # auto: cross_entropy (classification) or mse (regression); checked against the task at train time
+    loss: Loss = Loss.auto
+    class_weights: ClassWeights | None = None  # balanced: weights from the train split's class counts
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 

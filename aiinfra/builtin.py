@@ -23,6 +23,14 @@ COMPONENTS = [
         "aiinfra.data.schema:SklearnSourceConfig",
         "a dataset bundled with scikit-learn (breast_cancer, wine, digits, iris); no download",
     ),
+    (
+        "source",
+        "bundled",
+        "aiinfra.data.sources:BundledSource",
+        "aiinfra.data.schema:BundledSourceConfig",
+        "a real table bundled with palmerpenguins or vega_datasets (penguins, penguins_raw, cars, "
+        "seattle_weather): strings, gaps, dates; no download",
+    ),
     ("source", "csv", "aiinfra.data.sources:CSVSource", "aiinfra.data.schema:FileSourceConfig", "a CSV file"),
     (
         "source",

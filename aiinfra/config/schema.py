@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from aiinfra.config.checks import at_least, require
+from aiinfra.data.schema import FeaturesConfig
 
 # ---------------------------------------------------------------------------------------------
 # top-level sections
@@ -164,6 +165,8 @@ class RootConfig:
     register: RegisterConfig = field(default_factory=RegisterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    # column types, the task and the preprocessing prepare fits (aiinfra/data/schema.py, docs/features.md)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     # component groups: validated against the schema of the registered component they name
     source: Any = None
     model: Any = None

@@ -300,7 +300,7 @@ def _decision(spec: ColumnSpec, transform: FeatureTransform | None) -> str:
     enc = next((c for c in transform.columns if c.name == spec.name), None) if transform else None
     if spec.type == FeatureType.categorical:
         kept = len(enc.categories or []) if enc else len(spec.categories or {})
-        text = f"one-hot: {kept} categories + {UNKNOWN}"
+        text = f"one-hot: {kept} categor{'y' if kept == 1 else 'ies'} + {UNKNOWN}"
     elif spec.type == FeatureType.text:
         text = f"{enc.buckets if enc else '?'} hashed token buckets"
     elif spec.type == FeatureType.datetime:

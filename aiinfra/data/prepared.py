@@ -1,8 +1,12 @@
 """The prepared dataset on disk: the contract between ``prepare`` and every later stage.
 
 ``<paths.prepared>/``: ``train.parquet``, ``val.parquet``, ``test.parquet``, ``reference.parquet``
-(a sample of the training split that the monitor compares production data with) and
-``meta.json`` (feature names, target, classes, content hash, row counts).
+(a sample of the training split that the monitor compares production data with), the raw
+columns as the source had them; ``meta.json`` (feature names, target, task, classes, encoded
+feature names, content hash, row counts); ``contract.json`` (column types and train statistics)
+and ``preprocess.json`` (the preprocessing fitted on the train split), see docs/features.md.
+Data prepared before contracts existed (no ``contract.json``) reads as all-numeric
+classification data with an identity transform.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +66,46 @@ class PreparedData:
 
     @property
     def classes(self) -> list[Any]:
-        return list(self.meta["classes"])
+        """Sorted class labels; [] for regression."""
+        return list(self.meta.get("classes") or [])
+
+    @property
+    def task(self):
+        """binary, multiclass or regression (data prepared before tasks existed: classification)."""
+        from aiinfra.data.schema import Task
+
+        if "task" in self.meta:
+            return Task(self.meta["task"])
+        return Task.binary if len(self.classes) == 2 else Task.multiclass
+
+    @cached_property
+    def contract(self):
+        """The :class:`~aiinfra.data.features.DataContract` (``contract.json``); for data
+        prepared before it existed, one built from ``meta.json``: every feature numeric."""
+        from aiinfra.data.features import CONTRACT, ColumnSpec, DataContract, FeatureType, Task
+
+        if (self.root / CONTRACT).is_file():
+            return DataContract.load(self.root)
+        columns = [ColumnSpec(f, FeatureType.numeric, False, 0.0, 0, "") for f in self.features]
+        classification = self.task != Task.regression
+        target_type = FeatureType.numeric
+        return DataContract(columns, self.target, self.task, self.classes if classification else None, target_type)
+
+    @cached_property
+    def transform(self):
+        """The fitted :class:`~aiinfra.data.features.FeatureTransform` (``preprocess.json``);
+        for data prepared before it existed, the identity on the float feature columns."""
+        from aiinfra.data.features import PREPROCESS, FeatureTransform, Task
+
+        if (self.root / PREPROCESS).is_file():
+            return FeatureTransform.load(self.root)
+        classes = self.classes if self.task != Task.regression else None
+        return FeatureTransform.identity(self.features, self.target, classes, self.task)
+
+    @property
+    def encoded_features(self) -> list[str]:
+        """The encoded columns the network takes (its input width is their number)."""
+        return list(self.meta.get("encoded_features") or self.transform.output_names)
 
     def path(self, split: str) -> Path:
         return self.root / f"{split}.parquet"
@@ -72,14 +116,10 @@ class PreparedData:
         return pd.read_parquet(self.path(split))
 
     def arrays(self, split: str):
-        """(x float32 [n, features], y int64 class indices [n]) of a split."""
-        import numpy as np
-
+        """(x float32 [n, encoded features], y) of a split: x encoded by the fitted transform, y
+        int64 class indices (classification) or float32 values (regression)."""
         frame = self.read(split)
-        x = frame[self.features].to_numpy(dtype=np.float32)
-        index = {c: i for i, c in enumerate(self.classes)}
-        y = np.fromiter((index[v] for v in frame[self.target].tolist()), dtype=np.int64, count=len(frame))
-        return x, y
+        return self.transform.transform(frame), self.transform.encode_target(frame[self.target])
 
     def source(self, source_cfg: Any) -> dict[str, Any]:
         """The source config the prepared data was made from (``meta.json``, written by prepare),

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import sklearn.datasets
 
-from aiinfra.data.schema import SklearnDataset
+from aiinfra.data.schema import BundledDataset, SklearnDataset
 from aiinfra.errors import DataValidationError
 
 #: the scikit-learn loader of each bundled dataset
@@ -42,6 +42,43 @@ class SklearnSource(Source):
         frame.columns = [str(c).strip().replace(" ", "_") for c in frame.columns]
         if self.cfg.target != "target":
             frame = frame.rename(columns={"target": self.cfg.target})
+        return frame
+
+
+#: (package, file inside it, reader) of each bundled real dataset: files that ship inside the
+#: installed wheels (vega_datasets' "local" datasets; its other datasets are URLs and are not used)
+BUNDLED_FILES = {
+    BundledDataset.penguins: ("palmerpenguins", "data/penguins.csv", "csv"),
+    BundledDataset.penguins_raw: ("palmerpenguins", "data/penguins-raw.csv", "csv"),
+    BundledDataset.cars: ("vega_datasets", "_data/cars.json", "json"),
+    BundledDataset.seattle_weather: ("vega_datasets", "_data/seattle-weather.csv", "csv"),
+}
+
+
+def plain_column_name(name: str) -> str:
+    """``Culmen Length (mm)`` -> ``Culmen_Length_mm``: names that work unquoted in command-line
+    overrides (features.drop=[...]), Parquet, JSON clients and drift reports."""
+    return re.sub(r"[^0-9A-Za-z_]+", "_", str(name).strip()).strip("_")
+
+
+class BundledSource(Source):
+    """A real table (strings, gaps, dates) shipped inside an installed package: read through
+    importlib.resources, no download."""
+
+    def read(self) -> pd.DataFrame:
+        from importlib import resources
+
+        package, name, kind = BUNDLED_FILES[self.cfg.dataset]
+        try:
+            path = resources.files(package).joinpath(name)
+        except ModuleNotFoundError:
+            raise DataValidationError(
+                f"source.dataset={self.cfg.dataset} needs the '{package}' package, which is not installed.",
+                hint=f"pip install {package} (an aiinfra dependency)",
+            ) from None
+        with resources.as_file(path) as local:
+            frame = pd.read_json(local) if kind == "json" else pd.read_csv(local)
+        frame.columns = [plain_column_name(c) for c in frame.columns]
         return frame
 
 

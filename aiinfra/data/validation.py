@@ -1,5 +1,6 @@
-"""Validate a source's DataFrame against its declared schema: one message per problem, naming
-the column."""
+"""Validate a source's DataFrame against its declared schema (``source.target``,
+``source.columns``): one message per problem, naming the column. Feature types, gaps and the
+contract are :mod:`aiinfra.data.features`' job."""
 
 from __future__ import annotations
 
@@ -10,18 +11,41 @@ import pandas as pd
 from aiinfra.data.schema import ColumnType
 from aiinfra.errors import DataValidationError, choices_text, did_you_mean
 
+
+def _whole_numbers(s: pd.Series) -> bool:
+    """An integer column, or a float one whose values are whole (pandas reads an int column with
+    gaps as float)."""
+    if pd.api.types.is_integer_dtype(s):
+        return True
+    known = s.dropna()
+    return pd.api.types.is_float_dtype(s) and bool((known % 1 == 0).all())
+
+
+def _booleans(s: pd.Series) -> bool:
+    """bool values, also with gaps (object dtype) or written as true/false, yes/no, 1/0."""
+    if pd.api.types.is_bool_dtype(s):
+        return True
+    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+        return False
+    words = {"true", "false", "yes", "no", "1", "0"}
+    return all(isinstance(v, bool) or str(v).strip().lower() in words for v in s.dropna().tolist())
+
+
 #: whether a column holds the declared type (the schema's ColumnType says which types exist)
 _HAS_TYPE = {
     ColumnType.float: lambda s: pd.api.types.is_float_dtype(s) or pd.api.types.is_integer_dtype(s),
-    ColumnType.int: pd.api.types.is_integer_dtype,
-    ColumnType.bool: pd.api.types.is_bool_dtype,
+    ColumnType.int: _whole_numbers,
+    ColumnType.bool: _booleans,
     ColumnType.str: lambda s: pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s),
-    ColumnType.category: lambda s: isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(s),
+    ColumnType.category: lambda s: (
+        isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
+    ),
 }
 
 
 def validate_frame(frame: pd.DataFrame, source_cfg: Any) -> list[str]:
-    """Check columns, types and NaNs; return the ordered feature column names."""
+    """Check the target and the declared columns and types; return the candidate feature columns
+    in order (the declared ones, or every column but the target)."""
     target = source_cfg.target
     columns = source_cfg.columns
     present = [str(c) for c in frame.columns]
@@ -47,22 +71,9 @@ def validate_frame(frame: pd.DataFrame, source_cfg: Any) -> list[str]:
         features = [c for c in columns if c != target]
     else:
         features = [c for c in present if c != target]
-    allowed_nan = set(source_cfg.allow_nan)
-    for name in [*features, target]:
-        n = int(frame[name].isna().sum())
-        if n and name not in allowed_nan:
-            raise DataValidationError(
-                f"column '{name}' has {n} missing value(s) (NaN), "
-                f"first at row {int(frame[name].isna().to_numpy().argmax())}.",
-                hint=f"clean the data, or allow them with source.allow_nan=[{name}]",
-            )
-    for name in features:
-        if not (pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name])):
-            raise DataValidationError(
-                f"feature column '{name}' is {frame[name].dtype}, but the models take numbers."
-                + _example_bad_value(frame[name], ColumnType.float),
-                hint="encode it upstream, or drop it by listing the wanted columns in source.columns",
-            )
+    # gaps in features are imputed and rows without a target dropped (aiinfra.data.features);
+    # strings, booleans and dates are encoded: no NaN or dtype rule here any more
+    # (source.allow_nan is kept for old configs and has no effect)
     return features
 
 

@@ -1,4 +1,6 @@
-"""``aiinfra prepare``: read the source, validate it, split it by seed, write Parquet."""
+"""``aiinfra prepare``: read the source, validate it, split it by seed, then on the train split
+only infer the column types and fit the preprocessing; write Parquet, ``meta.json``,
+``contract.json`` and ``preprocess.json`` (docs/features.md)."""
 
 from __future__ import annotations
 
@@ -17,28 +19,46 @@ from aiinfra.plugins.manager import get_plugins
 log = logging.getLogger(__name__)
 
 
-def _split(frame, cfg):
-    """train/val/test by ``seed``; the shares are checked in validation (SplitConfig.check)."""
+def _split(frame, cfg, classification: bool = True):
+    """train/val/test by ``seed`` (index labels of ``frame`` kept); the shares are checked in
+    validation (SplitConfig.check). Stratified by class for classification only."""
     from sklearn.model_selection import train_test_split
 
     val, test, target = cfg.split.val, cfg.split.test, cfg.source.target
-    stratify = frame[target] if cfg.split.stratify and frame[target].value_counts().min() >= 3 else None
+    stratify = (
+        frame[target] if classification and cfg.split.stratify and frame[target].value_counts().min() >= 3 else None
+    )
     rest, test_df = train_test_split(frame, test_size=test, random_state=cfg.seed, stratify=stratify)
     stratify_rest = rest[target] if stratify is not None else None
     train_df, val_df = train_test_split(rest, test_size=val / (1 - test), random_state=cfg.seed, stratify=stratify_rest)
     return {"train": train_df, "val": val_df, "test": test_df}
 
 
+def _previously_dropped(cfg: Any) -> set[str]:
+    """Columns the last prepare left out of the model's inputs (its contract.json): production
+    rows never carry them, so feedback files need not have them."""
+    path = Path(cfg.paths.prepared) / "contract.json"
+    try:
+        return set(json.loads(path.read_text()).get("dropped", {})) if path.is_file() else set()
+    except (OSError, ValueError):
+        return set()
+
+
 def read_feedback(cfg: Any, features: list[str], target: str):
     """Labelled production rows under ``paths.feedback`` (exported by the monitor's retrain
     policy), or None. Rows without a label, or files without the model's columns, are skipped
-    with a log line: training needs both features and the target."""
+    with a log line: training needs both features and the target. A column the model does not
+    take (features.drop, or dropped by the last prepare) may be absent: it is left missing."""
     import pandas as pd
 
     files = sorted(Path(cfg.paths.feedback).glob("*.parquet"))
     frames = []
+    optional = set(cfg.features.drop) | _previously_dropped(cfg)
     for path in files:
         frame = pd.read_parquet(path)
+        for name in optional & set(features):
+            if name not in frame.columns:
+                frame[name] = None
         missing = [c for c in [*features, target] if c not in frame.columns]
         if missing:
             log.warning(
@@ -56,7 +76,27 @@ def read_feedback(cfg: Any, features: list[str], target: str):
     return pd.concat(frames, ignore_index=True)
 
 
+def _show_types(contract: Any, table: str) -> None:
+    """The type table onto stdout (the user reads it; stdout is not the log, so it is not shown
+    twice), and a one-line summary of it into the log (stderr, CI logs)."""
+    print(table, flush=True)
+    counts: dict[str, int] = {}
+    for spec in contract.columns:
+        counts[str(spec.type)] = counts.get(str(spec.type), 0) + 1
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    dropped = "; ".join(f"{name} ({why})" for name, why in contract.dropped.items()) or "none"
+    log.info("column types: %s; dropped: %s", kinds, dropped)
+
+
 def run(cfg: Any) -> dict[str, Any]:
+    from aiinfra.data.features import (
+        FeatureTransform,
+        Task,
+        drop_missing_target,
+        infer_contract,
+        infer_task,
+        type_table,
+    )
     from aiinfra.data.validation import validate_frame  # pandas
 
     source = get_plugins().registry.get("source", cfg.source.type).load()(cfg.source)
@@ -73,22 +113,34 @@ def run(cfg: Any) -> dict[str, Any]:
         feedback[target] = feedback[target].astype(frame[target].dtype)
         frame = pd.concat([frame, feedback.astype(frame.dtypes.to_dict())], ignore_index=True)
         log.info("added %d labelled feedback rows from %s", feedback_rows, cfg.paths.feedback)
+    frame = drop_missing_target(frame, target)
     if len(frame) < 20:
         raise DataValidationError(f"the source has only {len(frame)} rows; at least 20 are needed to split.")
-    classes = sorted(frame[target].unique().tolist())
-    parts = _split(frame, cfg)
+    # the task looks at the whole target (every class must be known); everything fitted below
+    # sees the train split only, so the split comes first
+    decision = infer_task(frame[target], cfg.features)
+    log.info("%s", decision.rule)
+    parts = _split(frame, cfg, classification=decision.task != Task.regression)
+    contract = infer_contract(frame, cfg.source, cfg.features, parts["train"].index)
+    transform = FeatureTransform.fit(parts["train"], contract, cfg.features)
+    _show_types(contract, type_table(contract, frame, transform))
+    columns = [*contract.features, target]
     out = Path(cfg.paths.prepared)
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        parts[split].reset_index(drop=True).to_parquet(out / f"{split}.parquet", index=False)
+        parts[split][columns].reset_index(drop=True).to_parquet(out / f"{split}.parquet", index=False)
     ref_rows = min(cfg.reference.rows, len(parts["train"]))
-    reference = parts["train"].sample(n=ref_rows, random_state=cfg.seed).reset_index(drop=True)
+    reference = parts["train"][columns].sample(n=ref_rows, random_state=cfg.seed).reset_index(drop=True)
     reference.to_parquet(out / "reference.parquet", index=False)
+    contract.save(out)
+    transform.save(out)
     meta = {
-        "features": features,
+        "features": contract.features,
         "target": target,
-        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
-        "dataset_hash": content_hash(frame),
+        "task": str(contract.task),
+        "classes": [c.item() if hasattr(c, "item") else c for c in (contract.classes or [])],
+        "encoded_features": transform.output_names,
+        "dataset_hash": content_hash(frame[columns]),
         "source": cfg.source.type,
         # what later stages record as lineage (and check the composed config against)
         "source_config": {k: v for k, v in to_dict(cfg.source).items() if k not in NOT_LINEAGE},

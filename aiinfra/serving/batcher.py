@@ -8,6 +8,11 @@ The queue is bounded in rows: when it is full, :class:`QueueFull` becomes a 503 
 so memory never grows with load. ``inference="inline"`` runs the forward pass on the event loop
 (a tiny MLP takes tens of microseconds: a thread hand-off would cost more than the compute);
 ``"thread"`` runs it in one worker thread for models whose forward pass takes milliseconds.
+
+A decoder with ``prepare`` (raw rows checked against a data contract and encoded) gets the whole
+batch before the forward pass; the requests it refuses fail alone, with its exception, and the
+others are predicted. A regression model's "probabilities" are its predicted values and its
+``index`` is None.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+from aiinfra.serving.runtime import predict_batch
 
 log = logging.getLogger("aiinfra.serving")
 
@@ -35,10 +42,10 @@ class ShuttingDown(Exception):
 class BatchResult:
     __slots__ = ("model", "proba", "index")
 
-    def __init__(self, model: Any, proba: np.ndarray, index: np.ndarray):
+    def __init__(self, model: Any, proba: np.ndarray, index: np.ndarray | None):
         self.model = model  # the ServedModel that produced this slice (reload-safe)
-        self.proba = proba
-        self.index = index  # argmax class index per row
+        self.proba = proba  # class probabilities; a regression model's predicted values
+        self.index = index  # argmax class index per row; None for regression
 
 
 class Batcher:
@@ -52,6 +59,7 @@ class Batcher:
         inference: str = "inline",
         on_batch: Callable[[int, float], None] | None = None,
         on_delivered: Callable[..., None] | None = None,
+        on_unseen: Callable[[dict[str, int]], None] | None = None,
     ):
         self.get_model = get_model
         # ranges: HttpServerConfig.check()
@@ -63,6 +71,8 @@ class Batcher:
         # on_delivered(model, request_ids, counts, x, proba, index): once per forward pass, for the rows
         # handed to waiting requests (the prediction log: one append per batch, not one per request)
         self.on_delivered = on_delivered
+        # on_unseen({column: count}): categories a prepared batch had not seen in training
+        self.on_unseen = on_unseen
         self._pending: list[tuple[np.ndarray, asyncio.Future, Any, str | None]] = []
         self.pending_rows = 0
         self._scheduled = False
@@ -128,15 +138,21 @@ class Batcher:
             except Exception as exc:  # a model failure fails this batch, not the server
                 _fail(taken, exc)
             else:
-                self._split(taken, model, xs, *result)
+                self._split(taken, model, *result)
         if self._pending:
             self._schedule()
 
-    def _compute(self, model: Any, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def _compute(self, model: Any, xs: Any) -> tuple[Any, dict[int, BaseException], Any, Any, float]:
+        """(prepared batch, {position of a refused request: its exception}, output, index, seconds)."""
         t0 = time.perf_counter()
-        proba = model.predict_proba(xs)
-        index = proba.argmax(1)
-        return proba, index, time.perf_counter() - t0
+        refused: dict[int, BaseException] = {}
+        prepare = getattr(model.inputs, "prepare", None)
+        if prepare is not None:
+            xs, refused = prepare(xs)
+            if len(xs) == 0:  # every request of the batch was refused
+                return xs, refused, None, None, time.perf_counter() - t0
+        out, index = predict_batch(model, xs)
+        return xs, refused, out, index, time.perf_counter() - t0
 
     def _deliver(self, taken, model, xs, cf) -> None:
         self._running = False
@@ -145,26 +161,34 @@ class Batcher:
         except Exception as exc:
             _fail(taken, exc)
         else:
-            self._split(taken, model, xs, *result)
+            self._split(taken, model, *result)
         if self._pending:
             self._schedule()
 
-    def _split(self, taken, model, xs: np.ndarray, proba: np.ndarray, index: np.ndarray, seconds: float) -> None:
-        if self.on_batch is not None:
+    def _split(self, taken, model, xs: Any, refused, proba, index, seconds: float) -> None:
+        # xs: the prepared batch, holding only the rows of the requests that were not refused
+        if self.on_batch is not None and proba is not None:
             self.on_batch(proba.shape[0], seconds)
+        unseen = getattr(xs, "unseen", None)
+        if unseen and self.on_unseen is not None:
+            self.on_unseen(unseen)
         start = 0
         delivered: list[tuple[int, int, str | None]] = []
-        for x, fut, rid in taken:
+        for position, (x, fut, rid) in enumerate(taken):
+            if position in refused:
+                if not fut.done():
+                    fut.set_exception(refused[position])
+                continue
             end = start + len(x)
             if not fut.done():
-                fut.set_result(BatchResult(model, proba[start:end], index[start:end]))
+                fut.set_result(BatchResult(model, proba[start:end], None if index is None else index[start:end]))
                 delivered.append((start, end, rid))
             start = end
         if self.on_delivered is None or not delivered:
             return
-        if len(delivered) != len(taken):  # a request went away meanwhile: log only the answered rows
+        if len(delivered) != len(taken) - len(refused):  # a request went away meanwhile: log only the answered rows
             keep = np.concatenate([np.arange(a, b) for a, b, _ in delivered])
-            xs, proba, index = xs[keep], proba[keep], index[keep]
+            xs, proba, index = xs[keep], proba[keep], None if index is None else index[keep]
         try:
             self.on_delivered(
                 model, [rid for _, _, rid in delivered], [b - a for a, b, _ in delivered], xs, proba, index

@@ -5,7 +5,8 @@ it with the request id the server answered with (``X-Request-ID``, the V2 ``id``
 
     {"labels": [{"request_id": "r-1", "label": 1}, {"request_id": "r-2", "label": 0}]}
 
-Each label must be one of the served model's classes (the error lists them). The labels are
+Each label must be one of the served model's classes (the error lists them); a regression model's
+label is the observed value, a finite number. The labels are
 written as one Parquet part file per request before the answer, so a 200 means they are on disk::
 
     <feedback_dir>/date=YYYY-MM-DD/part-<UTC time>-<pid>-<random>.parquet   (hive partitioning)
@@ -50,8 +51,11 @@ def canonical(value: Any) -> str | None:
     return None
 
 
-def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple[list[str], np.ndarray]:
-    """The request ids and the labels as the model's classes; a RequestError naming the problem."""
+def parse(
+    body: bytes, classes: np.ndarray, target: str, max_rows: int, regression: bool = False
+) -> tuple[list[str], np.ndarray]:
+    """The request ids and the labels as the model's classes (regression: float64 values); a
+    RequestError naming the problem."""
     data = loads(body)
     rows = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not rows:
@@ -64,6 +68,7 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
         raise RequestError(413, f"{len(rows)} labels in one request; at most {max_rows} (server.max_rows)")
     by_text = {canonical(c): i for i, c in enumerate(classes.tolist())}
     ids, index = [], np.empty(len(rows), dtype=np.int64)
+    values = np.empty(len(rows), dtype=np.float64)
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise RequestError(422, f"labels[{i}] is not an object with request_id and label")
@@ -75,13 +80,28 @@ def parse(body: bytes, classes: np.ndarray, target: str, max_rows: int) -> tuple
         value = row.get("label", row.get(target))
         if value is None:
             raise RequestError(422, f'labels[{i}] has no label: send {{"request_id": ..., "label": <the true class>}}')
+        if regression:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+                raise RequestError(
+                    422, f"labels[{i}].label {shown(value)} is not a finite number (this model predicts values)"
+                )
+            ids.append(rid)
+            values[i] = float(value)
+            continue
         k = by_text.get(canonical(value))
         if k is None:
             names = ", ".join(repr(c) for c in classes.tolist()[:20])
             raise RequestError(422, f"labels[{i}].label {shown(value)} is not one of the model's classes: {names}")
         ids.append(rid)
         index[i] = k
-    return ids, classes[index]
+    return ids, values if regression else classes[index]
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except OverflowError:  # an integer beyond float64
+        return False
 
 
 class FeedbackStore:

@@ -158,7 +158,9 @@ async def feedback_endpoint(request: Request) -> Response:
         body = await predict.read_body(
             request.receive, request.headers.get("content-length"), st.server_cfg.max_body_bytes, st.body_guard
         )
-        ids, labels = feedback.parse(body, model.classes, target, st.server_cfg.max_rows)
+        ids, labels = feedback.parse(
+            body, model.classes, target, st.server_cfg.max_rows, getattr(model, "task", "") == "regression"
+        )
     except protocol.RequestError as exc:
         headers = _model_headers(model)
         if exc.status in predict.CLOSE_AFTER or exc.status == 503:

@@ -109,6 +109,13 @@ class ServerMetrics:
         self._gauge_functions: list[tuple[Gauge, Callable[[], float]]] = []
         self.feedback = Counter("aiinfra_feedback_labels", "labels received on /v2/models/{name}/feedback", registry=r)
         self.reloads = Counter("aiinfra_model_reloads", "model reload attempts by result", ["result"], registry=r)
+        self.unseen = Counter(
+            "aiinfra_unseen_category",
+            "values of a categorical or boolean column that training never saw (encoded as unknown)",
+            ["column"],
+            registry=r,
+        )
+        self._unseen_children: dict[str, object] = {}
         self._request_children: dict[tuple[str, str, int], object] = {}
         self._latency_children: dict[str, object] = {}
         self._prediction_child = None
@@ -129,6 +136,15 @@ class ServerMetrics:
         self.inference.observe(seconds)
         if self._prediction_child is not None:
             self._prediction_child.inc(rows)
+
+    def count_unseen(self, counts: dict[str, int]) -> None:
+        """``{column: values}`` of a batch that the model's preprocessing had not seen in training."""
+        for column, n in counts.items():
+            if n:
+                child = self._unseen_children.get(column)
+                if child is None:
+                    child = self._unseen_children[column] = self.unseen.labels(column)
+                child.inc(n)
 
     def set_model(self, name: str, version: str, uri: str) -> None:
         if self._model_labels is not None:

@@ -6,6 +6,8 @@ import html
 import json
 from typing import Any
 
+from aiinfra.serving.protocol import column_types
+
 _ERROR = {
     "description": "a client error, with a message naming the problem",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -72,11 +74,42 @@ def _path_parameters(path: str, model: Any) -> list[dict[str, Any]]:
     return params
 
 
+#: the JSON schema of a raw column's value by contract type (a model with a data contract)
+_COLUMN_SCHEMAS = {
+    "numeric": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "datetime": {"type": "string", "format": "date-time", "example": "2024-05-17"},
+    "categorical": {"type": "string"},
+    "text": {"type": "string"},
+}
+
+
+def _column_properties(model: Any) -> tuple[dict[str, Any], bool]:
+    """(JSON schema per input column, whether the inputs are typed columns rather than numbers)."""
+    types = column_types(model)
+    if types is None:
+        return {f: {"type": "number"} for f in model.features}, False
+    nullable = {c.name: c.nullable for c in model.contract.columns}
+    props = {}
+    for name, kind in types.items():
+        schema = dict(_COLUMN_SCHEMAS.get(kind, {"type": "string"}))
+        if nullable.get(name):
+            schema["nullable"] = True
+        props[name] = schema
+    return props, True
+
+
 def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str, Any]:
     """The OpenAPI document of ``endpoints`` (``aiinfra.serving.routes.ENDPOINTS``) serving ``model``."""
     n = model.n_features
     number = {"type": "number"}
-    row = {"type": "array", "items": number, "minItems": n, "maxItems": n}
+    columns, typed = _column_properties(model)
+    # a row without names: numbers, or (typed columns) any scalar in the features' order
+    row = {"type": "array", "items": {} if typed else number, "minItems": n, "maxItems": n}
+    regression = getattr(model, "task", "") == "regression"
+    outputs = ["predictions"] if regression else ["label", "probabilities"]
+    datatypes = ["FP32", "FP64", "INT32", "INT64"] + (["BYTES", "BOOL"] if typed else [])
+    predicts = "task: regression" if regression else f"classes: {', '.join(map(str, model.classes.tolist()))}"
     ops = operations(model)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
@@ -92,8 +125,7 @@ def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str
         "info": {
             "title": "aiinfra model server",
             "version": version,
-            "description": f"Serves '{model.name}' (features: {', '.join(model.features)}; "
-            f"classes: {', '.join(map(str, model.classes.tolist()))}).",
+            "description": f"Serves '{model.name}' (features: {', '.join(model.features)}; {predicts}).",
         },
         "paths": paths,
         "components": {
@@ -105,8 +137,8 @@ def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str
                     "properties": {
                         "name": {"type": "string", "example": "input"},
                         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "example": [1, n]},
-                        "datatype": {"type": "string", "enum": ["FP32", "FP64", "INT32", "INT64"]},
-                        "data": {"type": "array", "items": {"oneOf": [number, row]}},
+                        "datatype": {"type": "string", "enum": datatypes},
+                        "data": {"type": "array", "items": {} if typed else {"oneOf": [number, row]}},
                         "parameters": {"type": "object"},
                     },
                 },
@@ -126,7 +158,7 @@ def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str
                             "items": {
                                 "type": "object",
                                 "properties": {
-                                    "name": {"type": "string", "enum": ["label", "probabilities"]},
+                                    "name": {"type": "string", "enum": outputs},
                                     "parameters": {"type": "object"},
                                 },
                             },
@@ -165,7 +197,7 @@ def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str
                         },
                         "dataframe_records": {
                             "type": "array",
-                            "items": {"type": "object", "properties": {f: number for f in model.features}},
+                            "items": {"type": "object", "properties": columns},
                         },
                         "instances": {"type": "array", "items": row},
                         "inputs": {"type": "array", "items": row},
@@ -207,8 +239,12 @@ def build_spec(model: Any, version: str, auth: bool, endpoints: Any) -> dict[str
                 "InvocationsResponse": {
                     "type": "object",
                     "properties": {
-                        "predictions": {"type": "array", "items": {}},
-                        "probabilities": {"type": "array", "items": {"type": "array", "items": number}},
+                        "predictions": {"type": "array", "items": number if regression else {}},
+                        **(
+                            {}
+                            if regression
+                            else {"probabilities": {"type": "array", "items": {"type": "array", "items": number}}}
+                        ),
                         "model_name": {"type": "string"},
                         "model_version": {"type": "string"},
                     },

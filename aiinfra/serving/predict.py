@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from aiinfra.errors import DataValidationError
 from aiinfra.serving import protocol
 from aiinfra.serving.batcher import QueueFull, ShuttingDown
 from aiinfra.serving.guard import BodyAborted, BodyGuard, BodyTimeout
@@ -134,6 +135,11 @@ async def handle(
             rid = st.request_id(given_id)
         scope["aiinfra.request_id"] = rid
         result = await st.batcher.predict(x, model, rid)
+    except DataValidationError as exc:
+        # rows that break the model's data contract (aiinfra.data.features.ContractError: a wrong
+        # type, a missing column, a forbidden null): the message names the column and the expected type
+        message = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+        return 400, JSON, error_body(message), model_headers(model)
     except RequestError as exc:
         out = model_headers(model)
         if exc.status in CLOSE_AFTER:
@@ -170,7 +176,7 @@ async def handle(
             ],
         )
     model = result.model
-    labels = model.classes[result.index]
+    labels = None if result.index is None else model.classes[result.index]  # None: regression values
     # (the batcher has logged the rows: one prediction-log append per forward pass)
     scope["aiinfra.rows"] = len(x)
     scope["aiinfra.model_version"] = model.version

@@ -8,9 +8,16 @@ Contract (the monitor reads it; change it only together with the monitor)::
     timestamp      timestamp[us, tz=UTC]     when the row was predicted
     model_name     string
     model_version  string
-    <feature>...   double, one column per model feature, named as Predictor.features
-    prediction     the predicted class label (the training target's type)
-    score          double, the predicted class's probability
+    <feature>...   one column per model feature, named as Predictor.features: double for a model
+                   without a data contract (or an all-numeric one); for a model with one (raw rows,
+                   aiinfra.serving.tabular), each column typed as its contract type says: double
+                   (numeric), bool (boolean), timestamp[us] (datetime, naive UTC), string
+                   (categorical, text); a gap is null. The values are the request's after
+                   DataContract.check_frame, so they compare with the training reference's raw columns.
+    prediction     the predicted class label (the training target's type); regression: the
+                   predicted value (double)
+    score          double, the predicted class's probability (classification only: a regression
+                   model's parts have no score column)
 
 One row per predicted row. Requests append in-memory chunks (a list append: nothing is written on
 the request path); a background thread writes a part file when ``flush_rows`` rows are buffered or
@@ -153,12 +160,14 @@ class PredictionLog:
         counts: list[int] | None = None,
     ) -> None:
         """Buffer the rows of ``x``: one request (``request_id`` a string) or a whole batch of them
-        (``request_id`` a list, ``counts`` the rows of each, in the order of ``x``)."""
+        (``request_id`` a list, ``counts`` the rows of each, in the order of ``x``). ``x``: float32
+        rows, or raw rows with ``to_arrow()`` (their typed columns are logged); ``scores`` None: a
+        regression model (``labels`` are the values)."""
         if isinstance(request_id, str):
-            ids, counts = [request_id], [x.shape[0]]
+            ids, counts = [request_id], [len(x)]
         else:
             ids = list(request_id)
-            if counts is None or len(counts) != len(ids) or sum(counts) != x.shape[0]:
+            if counts is None or len(counts) != len(ids) or sum(counts) != len(x):
                 raise ValueError("append: counts must give the rows of each request id and sum to len(x)")
         chunk = _Chunk(
             ids,
@@ -173,7 +182,7 @@ class PredictionLog:
         )
         with self._lock:
             self._chunks.append(chunk)
-            self._rows += x.shape[0]
+            self._rows += len(x)
             if self._oldest is None:
                 self._oldest = time.monotonic()
             if self._rows >= self.flush_rows:
@@ -186,7 +195,7 @@ class PredictionLog:
         dropped = 0
         while self._chunks and self._rows + self._inflight > self.buffer_rows:
             chunk = self._chunks.pop(0)
-            n = chunk.x.shape[0]
+            n = len(chunk.x)
             self._rows -= n
             dropped += n
         if not dropped:
@@ -244,13 +253,13 @@ class PredictionLog:
             return 0
         if self.failing and self.policy == "spool" and time.monotonic() < self._retry_at:
             # between retries of the log directory: straight to the spool
-            rows = sum(c.x.shape[0] for c in chunks)
+            rows = sum(len(c.x) for c in chunks)
             spooled = self._spool(chunks)
             with self._lock:
                 self._inflight -= taken
                 if not spooled:
                     self._chunks[:0] = chunks
-                    self._rows += taken - (rows - sum(c.x.shape[0] for c in chunks))
+                    self._rows += taken - (rows - sum(len(c.x) for c in chunks))
                     self._oldest = self._oldest or time.monotonic()
                     self._drop_oldest_locked()
             return 0
@@ -258,7 +267,7 @@ class PredictionLog:
             written = self._write(chunks, self.dir)
         except Exception as exc:  # the log must not take the server down; keep the rows for a retry
             self._failed(exc)
-            left = sum(c.x.shape[0] for c in chunks)  # _write removed the chunks it did write
+            left = sum(len(c.x) for c in chunks)  # _write removed the chunks it did write
             with self._lock:
                 self._inflight -= taken
             if self.policy == "spool" and self._spool(chunks):
@@ -326,11 +335,11 @@ class PredictionLog:
 
     def _spool(self, chunks: list[_Chunk]) -> bool:
         """Write ``chunks`` to the spool directory (removing what it wrote); True if all went."""
-        rows = sum(c.x.shape[0] for c in chunks)
+        rows = sum(len(c.x) for c in chunks)
         try:
             self._write(chunks, self.spool_dir, count=False)
         except Exception as exc:
-            self.spooled_rows += rows - sum(c.x.shape[0] for c in chunks)
+            self.spooled_rows += rows - sum(len(c.x) for c in chunks)
             if not self._spool_failing:
                 self._spool_failing = True
                 log.error("prediction log: the spool %s fails too (%s: %s)", self.spool_dir, type(exc).__name__, exc)
@@ -382,12 +391,14 @@ class PredictionLog:
         after a failure ``chunks`` holds exactly what is still unwritten (no row is written twice)."""
         # group by the hour partition of each chunk's time
         # (integer hour keys: formatting a datetime per chunk costs more than the rest of the write)
-        # (and by feature list: a part file has one schema, a reload may bring other features)
-        groups: dict[tuple[int, int], list[_Chunk]] = {}
+        # (and by feature list and kind of rows: a part file has one schema, a reload may bring
+        # other features, another task or raw rows)
+        groups: dict[tuple, list[_Chunk]] = {}
         for c in chunks:
-            groups.setdefault((c.ts_us // 3_600_000_000, id(c.features)), []).append(c)
+            kind = (isinstance(c.x, np.ndarray), c.scores is None)
+            groups.setdefault((c.ts_us // 3_600_000_000, id(c.features), kind), []).append(c)
         total = 0
-        for (hour_key, _), group in groups.items():
+        for (hour_key, _, _), group in groups.items():
             table, date, hour = self._table(hour_key, group)
             part_dir = directory / f"date={date}" / f"hour={hour}"
             part_dir.mkdir(parents=True, exist_ok=True)
@@ -415,8 +426,7 @@ class PredictionLog:
         features = group[0].features
         t = datetime.fromtimestamp(hour_key * 3600, tz=UTC)
         date, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
-        counts = [c.x.shape[0] for c in group]
-        x = np.concatenate([c.x for c in group]).astype(np.float64)
+        counts = [len(c.x) for c in group]
         ids = [i for c in group for i in c.ids]
         id_counts = [n for c in group for n in c.counts]
         cols: dict[str, Any] = {
@@ -431,11 +441,20 @@ class PredictionLog:
                 np.repeat(np.array([c.model_version for c in group], dtype=object), counts), pa.string()
             ),
         }
-        for j, name in enumerate(features):
-            cols[name] = pa.array(x[:, j], pa.float64())
+        if isinstance(group[0].x, np.ndarray):
+            x = np.concatenate([c.x for c in group]).astype(np.float64)
+            for j, name in enumerate(features):
+                cols[name] = pa.array(x[:, j], pa.float64())
+        else:  # raw rows: their typed columns (aiinfra.serving.tabular.EncodedBatch.to_arrow)
+            raw = pa.concat_tables([c.x.to_arrow() for c in group])
+            for name in features:
+                cols[name] = raw.column(name)
         labels = np.concatenate([c.labels for c in group])
-        cols["prediction"] = pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels)
-        cols["score"] = pa.array(np.concatenate([c.scores for c in group]).astype(np.float64), pa.float64())
+        if group[0].scores is None:  # regression: the prediction is the value
+            cols["prediction"] = pa.array(labels.astype(np.float64), pa.float64())
+        else:
+            cols["prediction"] = pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels)
+            cols["score"] = pa.array(np.concatenate([c.scores for c in group]).astype(np.float64), pa.float64())
         return pa.table(cols), date, hour
 
     def close(self) -> int:

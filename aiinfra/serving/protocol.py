@@ -39,6 +39,15 @@ NUMERIC_DATATYPES = {
 OUTPUT_LABEL = "label"
 OUTPUT_PROBA = "probabilities"
 OUTPUT_NAMES = (OUTPUT_LABEL, OUTPUT_PROBA)
+OUTPUT_PREDICTIONS = "predictions"  # a regression model's one output: the predicted value (FP64)
+REGRESSION_OUTPUTS = (OUTPUT_PREDICTIONS,)
+
+
+def output_names(task: str) -> tuple[str, ...]:
+    """The V2 outputs of a model of ``task``."""
+    return REGRESSION_OUTPUTS if task == "regression" else OUTPUT_NAMES
+
+
 INPUT_NAME = "input"
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 BINARY_HEADER = "inference-header-content-length"
@@ -187,7 +196,7 @@ class V2Request:
         self.binary_outputs = binary_outputs
 
 
-def _split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+def split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
     try:
@@ -199,7 +208,7 @@ def _split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]
     return body[:n], body[n:]
 
 
-def _shape(value: Any, what: str, max_values: int) -> list[int]:
+def tensor_shape(value: Any, what: str, max_values: int) -> list[int]:
     if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
         raise RequestError(422, f"{what}: 'shape' must be a list of non-negative integers")
     if not 1 <= len(value) <= 4:
@@ -212,8 +221,10 @@ def _shape(value: Any, what: str, max_values: int) -> list[int]:
     return value
 
 
-def parse_v2(body: bytes, header_length: str | None, features: list[str], max_rows: int) -> V2Request:
-    json_part, binary = _split_binary(body, header_length)
+def parse_v2(
+    body: bytes, header_length: str | None, features: list[str], max_rows: int, output_names: tuple = OUTPUT_NAMES
+) -> V2Request:
+    json_part, binary = split_binary(body, header_length)
     req = loads(json_part)
     if not isinstance(req, dict):
         raise RequestError(400, "the infer request must be a JSON object with 'inputs'")
@@ -230,7 +241,7 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
         if not isinstance(name, str):
             raise RequestError(400, f"{what}: 'name' is required")
         max_values = max_rows * max(1, len(features))
-        shape = _shape(t.get("shape"), what, max_values)
+        shape = tensor_shape(t.get("shape"), what, max_values)
         datatype = t.get("datatype")
         if not isinstance(datatype, str) or datatype not in NUMERIC_DATATYPES:
             raise RequestError(
@@ -266,13 +277,18 @@ def parse_v2(body: bytes, header_length: str | None, features: list[str], max_ro
         tensors[name] = arr.reshape(shape)
     x = _assemble_v2(tensors, features)
     x = check_matrix(x, features, max_rows, "inputs")
-    outputs, binary_outputs = _requested_outputs(req)
+    outputs, binary_outputs = requested_outputs(req, output_names)
+    return V2Request(v2_request_id(req), x, outputs, binary_outputs)
+
+
+def v2_request_id(req: dict) -> str | None:
+    """The body's ``id`` (None when absent); a RequestError when it breaks the request-id rule."""
     rid = req.get("id")
     if rid is not None:
         problem = request_id_problem(rid)
         if problem:
             raise RequestError(400, f"'id' {problem}")
-    return V2Request(rid, x, outputs, binary_outputs)
+    return rid
 
 
 def _assemble_v2(tensors: dict[str, np.ndarray], features: list[str]) -> np.ndarray:
@@ -297,21 +313,22 @@ def _assemble_v2(tensors: dict[str, np.ndarray], features: list[str]) -> np.ndar
     return np.stack(cols, axis=1)
 
 
-def _requested_outputs(req: dict) -> tuple[list[str], set[str]]:
+def requested_outputs(req: dict, output_names: tuple = OUTPUT_NAMES) -> tuple[list[str], set[str]]:
+    """The outputs a V2 request asks for (default: all of ``output_names``) and those to send binary."""
     params = req.get("parameters") or {}
     all_binary = isinstance(params, dict) and params.get("binary_data_output") is True
     outs = req.get("outputs")
     if outs is None:
-        names = list(OUTPUT_NAMES)
+        names = list(output_names)
         return names, set(names) if all_binary else set()
     if not isinstance(outs, list):
         raise RequestError(400, "'outputs' must be a list of {name}")
     names, binary = [], set()
     for o in outs:
         name = o.get("name") if isinstance(o, dict) else None
-        if not isinstance(name, str) or name not in OUTPUT_NAMES:
+        if not isinstance(name, str) or name not in output_names:
             raise RequestError(
-                400, f"outputs: unknown output {shown(name)}: this model has outputs {', '.join(OUTPUT_NAMES)}"
+                400, f"outputs: unknown output {shown(name)}: this model has outputs {', '.join(output_names)}"
             )
         names.append(name)
         p = o.get("parameters") or {}
@@ -332,13 +349,18 @@ def _label_tensor(labels: np.ndarray, datatype: str) -> tuple[Any, bytes]:
 
 
 def v2_response(
-    req: V2Request, model: Any, request_id: str, proba: np.ndarray, labels: np.ndarray
+    req: V2Request, model: Any, request_id: str, proba: np.ndarray, labels: np.ndarray | None
 ) -> tuple[bytes, dict[str, str]]:
-    """Body and extra headers (binary extension) of an infer response."""
+    """Body and extra headers (binary extension) of an infer response. A regression model
+    (``labels`` None): ``proba`` holds the predicted values, sent as the FP64 output ``predictions``."""
     n = proba.shape[0]
     outputs, blobs = [], []
     for name in req.outputs:
-        if name == OUTPUT_LABEL:
+        if name == OUTPUT_PREDICTIONS:
+            v64 = np.ascontiguousarray(proba, dtype=np.float64)
+            data, blob = v64, v64.tobytes()
+            tensor = {"name": name, "datatype": "FP64", "shape": [n]}
+        elif name == OUTPUT_LABEL:
             dt = model.label_datatype
             data, blob = _label_tensor(labels, dt)
             tensor: dict[str, Any] = {"name": name, "datatype": dt, "shape": [n]}
@@ -359,17 +381,47 @@ def v2_response(
     return head + b"".join(blobs), {"Inference-Header-Content-Length": str(len(head))}
 
 
+#: the V2 datatype a client sends for a raw column of each contract type (aiinfra.data.schema.FeatureType)
+COLUMN_DATATYPES = {"numeric": "FP64", "categorical": "BYTES", "boolean": "BOOL", "datetime": "BYTES", "text": "BYTES"}
+
+
+def column_types(model: Any) -> dict[str, str] | None:
+    """``{column: contract type}`` of a model whose inputs are not all numeric, else None (one FP32
+    tensor describes the inputs, as before)."""
+    contract = getattr(model, "contract", None)
+    if contract is None:
+        return None
+    types = {c.name: str(c.type) for c in contract.columns}
+    if all(t == "numeric" for t in types.values()):
+        return None
+    return types
+
+
 def v2_metadata(model: Any) -> dict[str, Any]:
+    types = column_types(model)
+    if types is None:
+        inputs = [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, model.n_features]}]
+    else:  # one input per column, as KServe/Triton clients send a typed table
+        inputs = [{"name": c, "datatype": COLUMN_DATATYPES.get(t, "BYTES"), "shape": [-1]} for c, t in types.items()]
+    if getattr(model, "task", "") == "regression":
+        outputs = [{"name": OUTPUT_PREDICTIONS, "datatype": "FP64", "shape": [-1]}]
+    else:
+        outputs = [
+            {"name": OUTPUT_LABEL, "datatype": model.label_datatype, "shape": [-1]},
+            {"name": OUTPUT_PROBA, "datatype": "FP32", "shape": [-1, len(model.classes)]},
+        ]
+    params: dict[str, Any] = {"features": model.features, "classes": model.classes.tolist(), "uri": model.uri}
+    if getattr(model, "task", None):
+        params["task"] = model.task
+    if types is not None:
+        params["column_types"] = types
     return {
         "name": model.name,
         "versions": [model.version],
         "platform": model.platform,
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, model.n_features]}],
-        "outputs": [
-            {"name": OUTPUT_LABEL, "datatype": model.label_datatype, "shape": [-1]},
-            {"name": OUTPUT_PROBA, "datatype": "FP32", "shape": [-1, len(model.classes)]},
-        ],
-        "parameters": {"features": model.features, "classes": model.classes.tolist(), "uri": model.uri},
+        "inputs": inputs,
+        "outputs": outputs,
+        "parameters": params,
     }
 
 
@@ -496,7 +548,16 @@ def _csv_columns(body: bytes, features: list[str]) -> np.ndarray:
         raise RequestError(422, f"CSV body: a value is not a number or a row is short ({exc})") from None
 
 
-def invocations_response(model: Any, proba: np.ndarray, labels: np.ndarray) -> bytes:
+def invocations_response(model: Any, proba: np.ndarray, labels: np.ndarray | None) -> bytes:
+    if labels is None:  # regression: the predicted values, no probabilities
+        return orjson.dumps(
+            {
+                "predictions": np.ascontiguousarray(proba, dtype=np.float64),
+                "model_name": model.name,
+                "model_version": model.version,
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
     return orjson.dumps(
         {
             "predictions": labels if labels.dtype.kind in "iufb" else labels.tolist(),

@@ -97,6 +97,7 @@ class ServingState:
             inference=server_cfg.inference,
             on_batch=self.metrics.observe_batch,
             on_delivered=self._log_batch if self.predlog is not None else None,
+            on_unseen=self.metrics.count_unseen,
         )
         self.inflight = 0  # requests being handled by this process (the Gate counts them)
         self.body_guard = BodyGuard(server_cfg.body_timeout_s)
@@ -117,13 +118,16 @@ class ServingState:
         self.spec_cache: dict[str, bytes] = {}
 
     def _log_batch(
-        self, model: Any, request_ids: list[str], counts: list[int], x: np.ndarray, proba: np.ndarray, index: np.ndarray
+        self, model: Any, request_ids: list[str], counts: list[int], x: Any, proba: np.ndarray, index: Any
     ) -> None:
-        """One prediction-log append per forward pass (the batcher calls it for the answered rows)."""
-        scores = proba[np.arange(proba.shape[0]), index]
-        self.predlog.append(
-            request_ids, model.name, model.version, x, model.classes[index], scores, model.features, counts
-        )
+        """One prediction-log append per forward pass (the batcher calls it for the answered rows).
+        ``x``: float32 rows, or a prepared raw batch (its typed columns are logged); regression
+        (``index`` None): the prediction is the value and there is no score."""
+        if index is None:
+            labels, scores = proba, None
+        else:
+            labels, scores = model.classes[index], proba[np.arange(proba.shape[0]), index]
+        self.predlog.append(request_ids, model.name, model.version, x, labels, scores, model.features, counts)
 
     def request_id(self, given: str | None) -> str:
         if protocol.usable_request_id(given):

@@ -1,5 +1,6 @@
-"""The built-in serving runtime ``torch``: an aiinfra model directory (weights.pt + model.json)
-loaded with :class:`aiinfra.models.model_dir.Predictor`."""
+"""The built-in serving runtime ``torch``: an aiinfra model directory (weights.pt + model.json, and
+for a model trained on typed columns contract.json + preprocess.json) loaded with
+:class:`aiinfra.models.model_dir.Predictor`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 
 from aiinfra.models.model_dir import Predictor
-from aiinfra.serving.runtime import LoadedModel
+from aiinfra.serving.runtime import LoadedModel, raw_inputs
 
 
 def configure_threads(threads: int) -> None:
@@ -24,4 +25,4 @@ def configure_threads(threads: int) -> None:
 def load(resolved: Any, server_cfg: Any) -> LoadedModel:
     configure_threads(server_cfg.torch_threads)
     predictor = Predictor.load(resolved.path)  # weights and metadata are in memory after this
-    return LoadedModel.from_resolved(resolved, predictor, platform="aiinfra_pytorch")
+    return LoadedModel.from_resolved(resolved, predictor, platform="aiinfra_pytorch", inputs=raw_inputs(predictor))

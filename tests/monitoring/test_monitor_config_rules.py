@@ -61,6 +61,14 @@ RULES = [
     ({"alerts": [{"type": "file", "url": "http://x"}]}, "unknown config key 'monitor.alerts[0].url'"),
     ({"alerts": [{"type": "log", "path": "a.jsonl"}]}, "unknown config key 'monitor.alerts[0].path'"),
     ({"alerts": [{"type": "pagr"}]}, "monitor.alerts[0].type: unknown sink 'pagr'"),
+    ({"datetime": "days"}, "'monitor.datetime': Invalid value 'days', expected one of [epoch, skip]"),
+    ({"text": "tokens"}, "'monitor.text': Invalid value 'tokens', expected one of [length, skip]"),
+    ({"max_unseen_share": 1.5}, "monitor.max_unseen_share: must be in [0, 1] (a share), got 1.5"),
+    ({"max_null_increase": -0.1}, "monitor.max_null_increase: must be in [0, 1] (a share), got -0.1"),
+    ({"min_accuracy": 2}, "monitor.min_accuracy: must be in [0, 1] (a share), got 2"),
+    ({"max_mae": -1}, "monitor.max_mae: must be >= 0, got -1"),
+    ({"max_rmse": -0.5}, "monitor.max_rmse: must be >= 0, got -0.5"),
+    ({"min_labelled_rows": 0}, "monitor.min_labelled_rows: must be >= 1, got 0"),
 ]
 
 

@@ -56,8 +56,11 @@ DATE_SHARE = 0.95
 #: a string column with at most this share of distinct values is categorical whatever its count
 #: (values repeat 20 times on average: the most frequent features.max_categories are kept)
 CATEGORY_SHARE = 0.05
-#: column names that say "identifier" (an integer column with this name and unique values)
-_ID_NAME = re.compile(r"(^|[^a-z])(id|ids|key|uuid|index|idx)$|Id$|ID$", re.IGNORECASE)
+#: column names that say "identifier" (an integer column with this name and unique values):
+#: ``id``, ``user_id``, ``row-key``, and camel case ``userId``/``rowID`` (case matters there:
+#: ``paid`` is no id)
+_ID_NAME = re.compile(r"(^|[^a-z])(id|ids|key|uuid|index|idx)$", re.IGNORECASE)
+_ID_CAMEL = re.compile(r"[a-z](Id|ID|Key|Index)$")
 #: the most categories a contract lists (with their train frequencies)
 CONTRACT_CATEGORIES = 1000
 
@@ -165,7 +168,7 @@ def _integer_identifier(s: pd.Series, name: str, cfg: FeaturesConfig) -> str | N
     if n == 0 or d / n < cfg.identifier_share or d < 2:
         return None
     dense = float(s.max()) - float(s.min()) + 1 <= 2 * d
-    if dense or _ID_NAME.search(name):
+    if dense or _ID_NAME.search(name) or _ID_CAMEL.search(name):
         return f"identifier: {d} distinct integers in {n} train rows" + (" (a sequence)" if dense else "")
     return None
 

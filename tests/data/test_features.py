@@ -289,3 +289,22 @@ def test_type_table_lists_every_column_and_decision():
     assert set(body) == set(frame.columns)
     assert "one-hot: 3 categories + __unknown__" in body["colour"]
     assert "dropped: identifier" in body["row_id"] and "binary: 2 classes" in body["label"]
+
+
+def test_checked_rows_encode_as_the_raw_rows_do():
+    """Serving encodes check_frame's output; training encodes the raw Parquet rows: the same matrix."""
+    frame = _frame()
+    frame.loc[3, "x"] = np.nan
+    contract = _contract(frame)
+    transform = FeatureTransform.fit(frame.iloc[:140], contract, FeaturesConfig())
+    rows = frame.iloc[140:].reset_index(drop=True)
+    np.testing.assert_array_equal(transform.transform(contract.check_frame(rows)), transform.transform(rows))
+
+
+def test_unique_integers_are_an_identifier_only_when_a_sequence_or_named_so():
+    rng = np.random.default_rng(2)
+    spread = rng.choice(10**6, N, replace=False)  # unique, far from a sequence
+    frame = _frame().drop(columns=["row_id", "code"]).assign(customer_id=spread, reading=spread, paid=spread)
+    contract = _contract(frame)
+    assert "customer_id" in contract.dropped and contract.dropped["customer_id"].startswith("identifier")
+    assert contract.column("reading").type == contract.column("paid").type == FeatureType.numeric

@@ -5,6 +5,7 @@ log keeps the typed columns."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -287,3 +288,55 @@ def test_one_bad_request_in_a_batch_fails_alone(raw_model_dir, raw_predictor):
     expected = offline_proba(raw_predictor, good)
     np.testing.assert_allclose(first.proba, expected, atol=1e-6)
     np.testing.assert_allclose(third.proba, expected, atol=1e-6)
+
+
+# --- generated bodies: whatever a client puts in a column, the answer is never a 5xx
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["", " ", "nan", "inf", "-inf", "1e400", "2024-02-30", "2024-01-01T25:00", "0001-01-01", "true"]),
+    st.sampled_from(["Lyon", "Oslo", "Atlantis", "9999-12-31", "1970-01-01T00:00:00Z", "yes", "0", "1"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+)
+_ROWS = st.lists(
+    st.fixed_dictionaries({}, optional={c: _VALUES for c in COLUMNS} | {"extra": _VALUES}), min_size=0, max_size=4
+)
+_DATATYPES = st.sampled_from(["BYTES", "BOOL", "FP32", "FP64", "INT64", "UINT8", "FP16", "STRING", None])
+
+
+@given(rows=_ROWS, shape=st.sampled_from(["records", "split", "columns", "csv", "v2"]), datatype=_DATATYPES)
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_generated_raw_bodies_never_get_a_5xx(raw_server, rows, shape, datatype):
+    # the stdlib encoder: integers beyond 64 bits reach the server as a client would send them
+    dumps = lambda value: json.dumps(value).encode()  # noqa: E731
+    headers = {}
+    if shape == "records":
+        body = dumps({"dataframe_records": rows})
+    elif shape == "split":
+        data = [[r.get(c) for c in COLUMNS] for r in rows]
+        body = dumps({"dataframe_split": {"columns": COLUMNS, "data": data}})
+    elif shape == "columns":
+        body = dumps({"instances": {c: [r.get(c) for r in rows] for c in COLUMNS if any(c in r for r in rows)}})
+    elif shape == "csv":
+        lines = [",".join(COLUMNS)] + [",".join(str(r.get(c, "")).replace(",", ";") for c in COLUMNS) for r in rows]
+        body, headers = "\n".join(lines).encode(), {"Content-Type": "text/csv"}
+    else:
+        names = {c for r in rows for c in r}
+        inputs = [
+            {"name": c, "datatype": datatype, "shape": [len(rows)], "data": [r.get(c) for r in rows]}
+            for c in sorted(names)
+        ]
+        body = dumps({"inputs": inputs})
+    path = "/v2/models/model/infer" if shape == "v2" else "/invocations"
+    r = httpx.post(f"{raw_server.url}{path}", content=body, headers=headers, timeout=30)
+    assert r.status_code < 500, (r.status_code, r.text, body[:500])
+    if r.status_code >= 400:
+        assert r.json()["error"]  # one message naming the problem

@@ -54,8 +54,9 @@ def check_gate_metric(gate: Any, metrics: dict[str, Any], task: str | None) -> N
         if regression
         else "register.gate.metric=test_accuracy register.gate.mode=max"
     )
+    model = f"{task} model" if task else "model"
     raise AiinfraError(
-        f"register.gate.metric={gate.metric!r} is not a metric of this {task or 'model'}'s evaluation; "
+        f"register.gate.metric={gate.metric!r} is not a metric of this {model}'s evaluation; "
         f"it produces: {', '.join(produced)}.",
         hint=f"gate on one of them, e.g. {example}",
     )

@@ -311,3 +311,28 @@ def test_canonical_categories_match_the_contracts_keys():
     assert typed_columns.epoch_seconds(pa.array(["1970-01-02", "nope"])).to_pylist() == [86400.0, None]
     assert typed_columns.text_length(pa.array(["ab c", "", None])).to_pylist() == [4.0, None, None]
     assert Path(typed_columns.CONTRACT_FILE).name == "contract.json"
+
+
+def test_evidently_report_renders_the_typed_columns_as_the_verdict_compared_them(mon, evidently_loaded):
+    """The report gets the converted columns (categories as strings, dates as epoch seconds, text
+    as lengths, a regression's values as numbers): Evidently runs on them without an error."""
+    from aiinfra.monitoring import engine, report, windows
+
+    prepare(mon, rows(600, seed=1, regression=True), regression=True)
+    cur = rows(300, seed=2, regression=True)
+    log_hour(mon, cur, 10, cur["y"].to_numpy() + 0.1, "a")
+    cfg = mon.cfg("monitor.report_sample_rows=300")
+    ref = engine.load_reference(cfg.paths.prepared)
+    current = windows.open_current(cfg)
+    result = engine.run(cfg.monitor, ref, current, engine.plan_columns(cfg.monitor, ref, current))
+    written = report.render(
+        sample_current=result.sample_current,
+        reference=ref.table,
+        results=result.columns,
+        drift_share=0.5,
+        html_path=None,
+        json_path=mon.root / "report.json",
+        sample_rows=300,
+    )
+    text = (mon.root / "report.json").read_text()
+    assert written["rows_current"] == 300 and "when" in text and "prediction" in text

@@ -69,7 +69,9 @@ def init_project(dest: Path, csv_path: Path | None = None, target: str | None = 
     _write_readme(dest, name, source)
     if source is not None:
         (dest / "data" / "raw").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source.original, dest / source.relpath)
+        copy = dest / source.relpath
+        if not (copy.exists() and copy.samefile(source.original)):  # `init . --force --csv data/raw/x.csv`
+            shutil.copyfile(source.original, copy)
     _init_git_dvc(dest, source)
     _compose_params(dest)
     return dest

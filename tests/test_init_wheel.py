@@ -160,6 +160,8 @@ def test_a_wheel_install_inits_a_project_on_a_mixed_csv_and_repro_registers_a_mo
 
     client = project_client(proj)
     version = client.get_model_version_by_alias("proj", "champion")
-    assert version.version == "1"
+    assert str(version.version) == "1"
+    # the champion is the model this repro trained
+    assert version.run_id == json.loads((proj / "models" / "train_run.json").read_text())["run_id"]
     registration = json.loads((proj / "models" / "registration.json").read_text())
     assert str(registration.get("version")) == "1", registration

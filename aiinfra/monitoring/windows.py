@@ -5,9 +5,12 @@ The prediction log is hive-partitioned Parquet written by the server::
     <server.log_dir or paths.logs/predictions>/date=YYYY-MM-DD/hour=HH/part-*.parquet
 
 with ``request_id``, ``timestamp`` (timestamp[us, UTC]), ``model_name``, ``model_version``, one
-float column per feature, ``prediction`` and ``score``. Windows prune whole partitions by their
-directory names first and filter on ``timestamp`` inside, and columns are read one at a time
-(Parquet is columnar), so a window is never held in memory as a whole table.
+column per feature (double; for a model with a data contract typed as the contract says: double,
+bool, timestamp[us], string, nulls for gaps: :mod:`aiinfra.monitoring.typed_columns` compares
+them), ``prediction`` (a class label, or a regression model's value) and ``score``
+(classification). Windows prune whole partitions by their directory names first and filter on
+``timestamp`` inside, and columns are read one at a time (Parquet is columnar), so a window is
+never held in memory as a whole table.
 """
 
 from __future__ import annotations

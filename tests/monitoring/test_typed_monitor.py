@@ -296,6 +296,10 @@ def test_the_chart_axes_fit_what_they_show(tmp_path):
     assert error["layout"]["yaxis"]["range"][0] == 0.0 and error["layout"]["yaxis"]["range"][1] >= 3.0
     assert all("text" not in t["mode"] for f in figures.values() for t in f["data"])
     assert figures["drift_share"]["data"][0]["marker"]["color"][2] == "#d62728"  # the drifted run in red
+    import plotly.graph_objects as go
+
+    for f in figures.values():  # plotly's own validators: every property is one plotly.js knows
+        go.Figure(data=f["data"], layout=f["layout"])
     page = path.read_text()
     js = charts.plotly_js()
     assert js and js in page and "<script src=" not in page

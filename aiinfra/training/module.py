@@ -165,7 +165,7 @@ class ClassifierModule(L.LightningModule):
         if bool(torch.isfinite(loss)):
             return
         raise NonFiniteLoss(
-            f"the training loss is {float(loss)} at epoch {self.current_epoch}, batch {batch} "
+            f"the training loss is {float(loss.detach())} at epoch {self.current_epoch}, batch {batch} "
             f"(trainer.loss={self.loss_name}): {self._likely_cause(x)}. Training stopped.",
             hint=self._hint(x),
         )

@@ -47,12 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("overrides", nargs="*", help="search space (choice/range/interval/tag) and fixed overrides")
     p.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")
-    p.add_argument("--metric", default="val_acc", help="metric to optimise, from the trained run (default val_acc)")
+    p.add_argument(
+        "--metric",
+        default=None,
+        help="metric to optimise, from the trained run (default val_acc; val_rmse for regression data)",
+    )
     p.add_argument(
         "--direction",
         choices=["maximize", "minimize"],
         default=None,
-        help="default: minimize for *loss*, else maximize",
+        help="default: minimize for *loss*, *rmse*, *mae*, else maximize",
     )
     p.add_argument("--study", default=None, help="study name (default tune-<timestamp>)")
     p.add_argument(
@@ -131,10 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     return runner.report_errors(lambda: _tune(args))
 
 
+def _default_metric(cfg) -> str:
+    """val_acc, or val_rmse when the prepared data is a regression (no val_acc there)."""
+    from aiinfra.data.prepared import META, PreparedData
+
+    if not (Path(cfg.paths.prepared) / META).is_file():
+        return "val_acc"  # the first trial's train names the missing data
+    return "val_rmse" if str(PreparedData.open(cfg.paths.prepared).task) == "regression" else "val_acc"
+
+
 def _tune(args: argparse.Namespace) -> int:
     space, fixed = parse_space(args.overrides)
     base = runner.load_config(fixed)  # validates the fixed part (and chdirs to the project root)
-    direction = args.direction or ("minimize" if "loss" in args.metric else "maximize")
+    if args.metric is None:
+        args.metric = _default_metric(base)
+    direction = args.direction or ("minimize" if any(w in args.metric for w in ("loss", "rmse", "mae")) else "maximize")
     study_name = args.study or time.strftime("tune-%Y%m%d-%H%M%S")
     root = Path(".aiinfra") / "tune" / study_name
 
@@ -175,7 +190,7 @@ def _tune(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"metric '{args.metric}' is not among the trained run's metrics "
                 f"({', '.join(sorted(k for k, v in result.items() if isinstance(v, float)))})",
-                hint="pass --metric val_acc or --metric val_loss",
+                hint="pass --metric val_loss, or val_acc (classification) or val_rmse / val_r2 (regression)",
             )
         value = float(result[args.metric])
         trial.set_user_attr("run_id", result.get("run_id"))

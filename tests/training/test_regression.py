@@ -128,15 +128,17 @@ def _table(rows: int = 240, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def test_huber_loss_on_a_csv_with_booleans_dates_and_gaps_and_the_pyfunc_agrees(project):
+def test_huber_loss_streaming_a_csv_with_booleans_dates_and_gaps_and_the_pyfunc_agrees(project):
     raw_dir = project / "data" / "raw"
     raw_dir.mkdir(parents=True)
     _table().to_csv(raw_dir / "prices.csv", index=False)
     source = ("source=csv", "source.path=data/raw/prices.csv", "source.target=price", "features.task=regression")
     run_cli(project, "prepare", *source, check=True)
-    run_cli(project, "train", *source, "trainer.loss=huber", *SHORT, check=True)
+    # the streaming loader encodes each Parquet chunk with the fitted preprocessing, as memory does
+    stream = ("data.loader=stream", "data.stream_chunk_rows=64")
+    run_cli(project, "train", *source, "trainer.loss=huber", *stream, *SHORT, check=True)
     summary = json.loads((project / "models" / "train_run.json").read_text())
-    assert summary["task"] == "regression" and summary["loss"] == "huber", summary
+    assert summary["task"] == "regression" and summary["loss"] == "huber" and summary["loader"] == "stream", summary
     assert np.isfinite(summary["metrics"]["val_rmse"])
 
     from aiinfra.models.model_dir import Predictor

@@ -183,7 +183,9 @@ def _infer(s: pd.Series, name: str, cfg: FeaturesConfig) -> tuple[FeatureType | 
         return FeatureType.datetime, "datetime values"
     known = s[~_nulls(s)]
     if pd.api.types.is_numeric_dtype(s):
-        if pd.api.types.is_integer_dtype(s):
+        # whole floats too: an integer column with a gap (feedback rows lack the row id) reads as float
+        whole = pd.api.types.is_integer_dtype(s) or bool(len(known) and (known % 1 == 0).all())
+        if whole and not pd.api.types.is_bool_dtype(s):
             why = _integer_identifier(known, name, cfg)
             if why:
                 return None, why

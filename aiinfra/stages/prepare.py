@@ -111,7 +111,10 @@ def run(cfg: Any) -> dict[str, Any]:
         import pandas as pd
 
         feedback[target] = feedback[target].astype(frame[target].dtype)
-        frame = pd.concat([frame, feedback.astype(frame.dtypes.to_dict())], ignore_index=True)
+        # the source's dtypes, except where feedback has gaps (a dropped column production rows
+        # never carry is all missing): there pandas' own upcast (int -> float) keeps them
+        dtypes = {c: t for c, t in frame.dtypes.items() if feedback[c].notna().all()}
+        frame = pd.concat([frame, feedback.astype(dtypes)], ignore_index=True)
         log.info("added %d labelled feedback rows from %s", feedback_rows, cfg.paths.feedback)
     frame = drop_missing_target(frame, target)
     if len(frame) < 20:

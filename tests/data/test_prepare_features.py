@@ -114,3 +114,23 @@ def test_data_prepared_before_contracts_still_reads(tmp_path):
     x, y = data.arrays("train")
     np.testing.assert_array_equal(x, frame[["a", "b"]].to_numpy(np.float32))
     np.testing.assert_array_equal(y, frame["target"].to_numpy())
+
+
+def test_feedback_needs_only_the_columns_the_model_takes(tmp_path):
+    """Production rows never carry a dropped column (an identifier): feedback without it is kept;
+    feedback without a model input is skipped."""
+    from types import SimpleNamespace
+
+    from aiinfra.stages.prepare import read_feedback
+
+    prepared, feedback = tmp_path / "prepared", tmp_path / "feedback"
+    prepared.mkdir()
+    feedback.mkdir()
+    (prepared / CONTRACT).write_text(json.dumps({"dropped": {"row_id": "identifier: 9 distinct of 9"}}))
+    pd.DataFrame({"a": [1.0, 2.0], "label": [0, None]}).to_parquet(feedback / "w1.parquet")
+    pd.DataFrame({"row_id": [5], "label": [1]}).to_parquet(feedback / "w2.parquet")  # no 'a': skipped
+    cfg = SimpleNamespace(
+        paths=SimpleNamespace(feedback=str(feedback), prepared=str(prepared)), features=SimpleNamespace(drop=[])
+    )
+    rows = read_feedback(cfg, ["row_id", "a"], "label")
+    assert rows.to_dict("list") == {"row_id": [None], "a": [1.0], "label": [0.0]}

@@ -205,7 +205,8 @@ def plan_columns(mon: DriftMonitorConfig, ref: Reference, current: CurrentData) 
                 None,
                 counted=False,
                 role="target",
-                compared_as=typed_columns.VALUES if regression else None,
+                # with a contract: labels as strings, as the prediction; without: as read (as before)
+                compared_as=typed_columns.VALUES if regression else typed_columns.LABELS if contract else None,
                 typed=contract is not None,
             )
         )
@@ -295,7 +296,7 @@ def _share(part: int, whole: int) -> float:
 def _typed_extras(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> dict:
     """The contract's view of a column: its type, what was compared, and (categorical/boolean)
     the share of rows whose category the contract does not know, on each side."""
-    extras: dict[str, Any] = {"role": plan.role, "compared_as": plan.compared_as or "values"}
+    extras: dict[str, Any] = {"role": plan.role, "compared_as": plan.compared_as or "as read"}
     if plan.feature_type is not None:
         extras["feature_type"] = plan.feature_type
         extras["null_share_train"] = plan.null_share_train

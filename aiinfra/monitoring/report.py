@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aiinfra.monitoring import typed_columns
+from aiinfra.monitoring import stats, typed_columns
 from aiinfra.monitoring.report_worker import sample_reference
 from aiinfra.monitoring.typed_columns import as_labels
 from aiinfra.runner import setup_environment
@@ -123,9 +123,16 @@ def render(
         ref_cols[r["column"]], cur_cols[r["column"]] = ref_col, cur_col
     ref_df = pa.table(ref_cols).to_pandas()
     cur_df = pa.table(cur_cols).to_pandas()
+
+    # a numerical column with few values gets a categorical test by Evidently's own auto rule
+    # (chisquare, z); named explicitly, Evidently refuses that test on a numerical column, so the
+    # report declares such a column categorical: the same test on the same values
+    def categorical(r: dict) -> bool:
+        return r["type"] == "categorical" or stats.NUMERICAL not in stats.ALLOWED.get(r["method"], {stats.NUMERICAL})
+
     definition = DataDefinition(
-        numerical_columns=[r["column"] for r in usable if r["type"] == "numerical"],
-        categorical_columns=[r["column"] for r in usable if r["type"] == "categorical"],
+        numerical_columns=[r["column"] for r in usable if not categorical(r)],
+        categorical_columns=[r["column"] for r in usable if categorical(r)],
     )
     metrics: list[Any] = []
     if features:

@@ -243,7 +243,8 @@ def chisquare(ref: Summary, cur: Summary) -> float:
     k_norm = cur.n / ref.n
     f_exp = [ref_c.get(k, 0) * k_norm for k in keys]
     f_obs = [cur_c.get(k, 0) for k in keys]
-    return float(scipy_chisquare(f_obs, f_exp)[1])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a category new in the window: p = 0, as in Evidently
+        return float(scipy_chisquare(f_obs, f_exp)[1])
 
 
 def z(ref: Summary, cur: Summary) -> float:

@@ -32,6 +32,7 @@ TYPES = {
     "x": FeatureType.numeric,
     "when": FeatureType.datetime,
     "note": FeatureType.text,
+    "stars": FeatureType.numeric,  # few values: Evidently's auto rule gives it a categorical test
 }
 WORDS = np.array(["late", "parcel", "refund", "great", "broken", "fast", "again", "never"])
 
@@ -45,7 +46,8 @@ def rows(n, seed, city_p=(0.5, 0.3, 0.2), flag_p=0.3, x_null=0.0, unseen=0.0, re
     when = pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, 60 * 24, n), unit="h")
     note = [" ".join(rng.choice(WORDS, k)) for k in rng.integers(1, 9, n)]
     y = 3.0 * x + flag + rng.normal(0, 0.3, n) if regression else ((x + flag) > 0.5).astype(np.int64)
-    frame = pd.DataFrame({"city": city, "flag": flag, "x": x, "when": when, "note": note, "y": y})
+    stars = rng.integers(1, 6, n)
+    frame = pd.DataFrame({"city": city, "flag": flag, "x": x, "when": when, "note": note, "stars": stars, "y": y})
     frame.loc[rng.random(n) < x_null, "x"] = np.nan
     return frame
 
@@ -88,6 +90,7 @@ def log_hour(mon, frame: pd.DataFrame, hour: int, prediction, prefix: str) -> No
             "x": pa.array(frame["x"].to_numpy(), pa.float64(), from_pandas=True),
             "when": pa.array(frame["when"].to_numpy(), pa.timestamp("us")),
             "note": pa.array(frame["note"].tolist(), pa.string()),
+            "stars": pa.array(frame["stars"].to_numpy(), pa.int64()),
             "prediction": pa.array(np.asarray(prediction)),
             "score": pa.array(np.full(n, 0.9)),
         }
@@ -114,6 +117,7 @@ def test_categorical_drift_on_a_shifted_category_mix_and_not_on_the_same_mix(mon
         "x": "values",
         "when": "epoch",
         "note": "length",
+        "stars": "values",
     }
     assert {c: cols[c]["feature_type"] for c in TYPES} == {c: str(t) for c, t in TYPES.items()}
     # a reference of 3000 rows: Evidently's auto rule gives categories Jensen-Shannon, numbers Wasserstein
@@ -140,7 +144,7 @@ def test_datetime_and_text_columns_can_be_skipped_with_the_reason_in_the_verdict
         "when": "datetime column, monitor.datetime=skip",
         "note": "text column, monitor.text=skip",
     }
-    assert verdict["columns_total"] == 3 and verdict["columns"]["note"]["counted"] is False
+    assert verdict["columns_total"] == 4 and verdict["columns"]["note"]["counted"] is False
     assert verdict["columns"]["note"]["missing_share_current"] == 100 / 800
 
 
@@ -340,3 +344,7 @@ def test_evidently_report_renders_the_typed_columns_as_the_verdict_compared_them
     )
     text = (mon.root / "report.json").read_text()
     assert written["rows_current"] == 300 and "when" in text and "prediction" in text
+    # a numeric column with five values got chisquare (Evidently's auto rule on <= 1000 rows); named
+    # explicitly Evidently refuses it on a numerical column, so the report declares it categorical
+    assert next(c for c in result.columns if c["column"] == "stars")["method"] == "chisquare"
+    assert "stars" in text

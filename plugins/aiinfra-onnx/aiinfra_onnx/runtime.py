@@ -10,21 +10,30 @@ from typing import Any
 import numpy as np
 
 from aiinfra.errors import AiinfraError
-from aiinfra.serving.runtime import LoadedModel
-from aiinfra_onnx.export import INPUT, export, read_meta
+from aiinfra.serving.runtime import LoadedModel, raw_inputs
+from aiinfra_onnx.export import INPUT, export, read_props
 from aiinfra_onnx.schema import OnnxServerConfig
 
 
 class OnnxPredictor:
-    """``features``, ``classes``, ``meta`` and ``predict_proba(float32 rows)``, on onnxruntime."""
+    """``features``, ``classes``, ``meta``, ``task``, ``contract``/``transform`` (a model on typed
+    columns, else None) and ``predict_proba(float32 rows)`` (regression: ``predict_values``), on
+    onnxruntime."""
 
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.meta = read_meta(self.path)
+        self.meta, contract, preprocess = read_props(self.path)
         self.features = list(self.meta["features"])
         self.classes = list(self.meta["classes"])
+        self.task = str(self.meta.get("task") or ("binary" if len(self.classes) <= 2 else "multiclass"))
+        self.contract = self.transform = None
+        if contract is not None and preprocess is not None:
+            from aiinfra.data.features import DataContract, FeatureTransform  # pandas: only for such models
+
+            self.contract = DataContract.from_dict(contract)
+            self.transform = FeatureTransform.from_dict(preprocess)
         opts = ort.SessionOptions()
         if threads > 0:
             opts.intra_op_num_threads = threads
@@ -38,20 +47,31 @@ class OnnxPredictor:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
+    def predict_values(self, x: np.ndarray) -> np.ndarray:
+        """Regression: float64 values in the target's units (the graph predicts the standardized target)."""
+        out = self.session.run(None, {INPUT: np.ascontiguousarray(x, dtype=np.float32)})[0][:, 0].astype(np.float64)
+        return out * float(self.meta.get("target_std", 1.0)) + float(self.meta.get("target_mean", 0.0))
+
     def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.task == "regression":
+            return self.predict_values(x)
         return np.asarray(self.classes)[self.predict_proba(x).argmax(1)]
 
 
 def max_abs_difference(model_dir: str | Path, onnx_path: str | Path, rows: int = 256, seed: int = 0) -> float:
-    """Largest absolute difference of class probabilities, onnxruntime vs torch, on random rows."""
+    """Largest absolute difference of class probabilities (regression: values), onnxruntime vs
+    torch, on random encoded rows."""
     from aiinfra.models.model_dir import Predictor  # torch: only for this comparison
 
     torch_model = Predictor.load(model_dir)
     rng = np.random.default_rng(seed)
     mean = torch_model.module.scaler.mean.numpy()
     std = torch_model.module.scaler.std.numpy()
-    x = (mean + std * rng.normal(size=(rows, len(torch_model.features)))).astype(np.float32)
-    return float(np.abs(OnnxPredictor(onnx_path).predict_proba(x) - torch_model.predict_proba(x)).max())
+    x = (mean + std * rng.normal(size=(rows, mean.shape[0]))).astype(np.float32)
+    onnx_model = OnnxPredictor(onnx_path)
+    if onnx_model.task == "regression":
+        return float(np.abs(onnx_model.predict_values(x) - torch_model.predict_values(x)).max())
+    return float(np.abs(onnx_model.predict_proba(x) - torch_model.predict_proba(x)).max())
 
 
 def ensure_onnx(model_dir: Path, onnx_path: str | Path | None) -> Path:
@@ -95,4 +115,5 @@ def load(resolved: Any, server_cfg: Any) -> LoadedModel:
     finally:
         if _exported_aside(path):
             shutil.rmtree(path.parent, ignore_errors=True)
-    return LoadedModel.from_resolved(resolved, predictor, platform="aiinfra_onnxruntime")
+    # a model on typed columns takes raw rows, checked and encoded as the torch runtime does
+    return LoadedModel.from_resolved(resolved, predictor, platform="aiinfra_onnxruntime", inputs=raw_inputs(predictor))

@@ -86,6 +86,26 @@ def _hold_write_lock(db: Path, seconds: float) -> subprocess.Popen:
     return holder
 
 
+def _side_by_side(root: Path, *commands: list[str], timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """``aiinfra ARGS`` for each command, all at once in ``root`` (the CLI starts overlap)."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "aiinfra", *args],
+            cwd=root,
+            env=cli_env(root),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    done = []
+    for args, proc in zip(commands, procs, strict=True):
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return done
+
+
 def _wait_until(predicate, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -99,8 +119,8 @@ def test_locked_store_is_retried_then_training_succeeds_or_fails_with_one_line(n
     released, held = new_project("released"), new_project("held")
     holders = {root: _hold_write_lock(root / "mlflow.db", 600) for root in (released, held)}  # until ended
     try:
-        ok = _train(released, "trainer.max_epochs=2", AIINFRA_TRACKING_RETRY_S="120")
-        failed = _train(held, "trainer.max_epochs=2", AIINFRA_TRACKING_RETRY_S="1")
+        ok = _train(released, "trainer.max_epochs=1", AIINFRA_TRACKING_RETRY_S="120")
+        failed = _train(held, "trainer.max_epochs=1", AIINFRA_TRACKING_RETRY_S="1")
         # MLflow's own wait ran out and aiinfra is retrying: now the other process lets go
         log = released / "train.log"
         _wait_until(lambda: "is locked by another process" in log.read_text(), ok, log)
@@ -198,12 +218,16 @@ def test_train_takes_lineage_from_the_prepared_data_and_flags_a_contradicting_co
     assert run.data.params["source.dataset"] == "wine"
     assert run.data.tags["aiinfra.source"] == meta["source"]
 
-    strict = run_cli(project, "train", "trainer.max_epochs=1", "source.mismatch=fail")
+    # the strict run fails before it writes anything: the two run side by side (one CLI start less)
+    strict, same = _side_by_side(
+        project,
+        ["train", "trainer.max_epochs=1", "source.mismatch=fail"],
+        # the same source as prepared: no warning
+        ["train", "source=wine", "trainer.max_epochs=1", "trainer.checkpoint.enabled=false"],
+    )
     assert strict.returncode == 2, strict.stderr
     errors = [ln for ln in strict.stderr.splitlines() if ln.startswith("aiinfra: error:")]
     assert len(errors) == 1 and "source.dataset='wine' (config: 'breast_cancer')" in errors[0]
-    # the same source as prepared: no warning
-    same = run_cli(project, "train", "source=wine", "trainer.max_epochs=1", "trainer.checkpoint.enabled=false")
     assert same.returncode == 0 and "another source" not in same.stderr, same.stderr
 
 
@@ -212,11 +236,12 @@ def test_a_bad_mismatch_value_fails_in_validation(project):
     assert proc.returncode == 2 and "source.mismatch" in proc.stderr and "warn" in proc.stderr, proc.stderr
 
 
-def test_two_concurrent_registers_write_one_alias_move(project):
+def test_two_concurrent_registers_write_one_alias_move(new_project):
     """Two `aiinfra register` processes race on one trained model: one registers it and moves the
     alias, the other waits for the registry lock, then sees the move and writes none of its own."""
-    for stage in ("prepare", "train", "evaluate"):
-        run_cli(project, stage, check=True)
+    project = new_project("race")  # the module's prepared data: no prepare run of its own
+    run_cli(project, "train", "trainer.max_epochs=2", "trainer.checkpoint.enabled=false", check=True)
+    run_cli(project, "evaluate", check=True)
     args = [sys.executable, "-m", "aiinfra", "register", "register.gate.min=null"]
     racers = [
         subprocess.Popen(args, cwd=project, env=cli_env(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -235,7 +260,7 @@ def test_two_concurrent_registers_write_one_alias_move(project):
     assert len(client.search_model_versions(f"name='{name}'")) == 1
 
 
-def test_monitor_skips_corrupt_log_parts_naming_each_and_counts_them_in_the_verdict(project):
+def test_monitor_skips_corrupt_log_parts_naming_each_and_counts_them_in_the_verdict(new_project):
     """A prediction log with good parts, a part whose footer is garbage and a part whose footer
     reads but whose data pages are damaged: the garbage one is left out with a warning naming it
     and listed in verdict.json; the damaged one, found mid-read, is one error naming it; no traceback."""
@@ -245,7 +270,7 @@ def test_monitor_skips_corrupt_log_parts_naming_each_and_counts_them_in_the_verd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    run_cli(project, "prepare", check=True)
+    project = new_project("monitor")  # the module's prepared data (its reference) copied in
     reference = pd.read_parquet(project / "data" / "prepared" / "reference.parquet")
     meta = json.loads((project / "data" / "prepared" / "meta.json").read_text())
     hour = project / "logs" / "predictions" / "date=2026-11-30" / "hour=10"

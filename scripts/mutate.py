@@ -108,12 +108,15 @@ def make_copy(source: str) -> Path:
     return root
 
 
-def env_for(root: Path) -> dict[str, str]:
+def env_for(root: Path, cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
     # no stale bytecode: a patch and its revert can have the same size within the same second
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["DO_NOT_TRACK"] = "1"
+    # one migrated MLflow store for every pytest run (tests/conftest.py builds it on first use,
+    # ~11 s each time otherwise); MLflow alone writes it, so no mutation can change it
+    env["AIINFRA_TEST_MLFLOW_TEMPLATE"] = str(cache / "mlflow.db")
     return env
 
 
@@ -173,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     root = make_copy(args.source)
-    env = env_for(root)
+    cache = Path(tempfile.mkdtemp(prefix="aiinfra-mutate-cache-"))
+    env = env_for(root, cache)
     try:
         check_resolution(root, env)
         broken = {m.name: why for m in mutations if (why := applies(m, root))}
@@ -226,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"copy kept at {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

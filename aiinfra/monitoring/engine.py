@@ -312,7 +312,11 @@ def _typed_extras(plan: ColumnPlan, ref: stats.Summary, cur: stats.Summary) -> d
 
 
 def skipped_column(plan: ColumnPlan, ref_col: Any, cur_col: Any) -> ColumnDrift:
-    """A column that is not compared (monitor.datetime/text=skip): why, and its missing shares."""
+    """A column that is not compared (monitor.datetime/text=skip): why, and its missing shares
+    (counted as the contract counts them: a blank text or an unparseable date is missing too)."""
+    how = typed_columns.BY_TYPE.get(plan.feature_type or "")
+    if how is not None:
+        ref_col, cur_col = typed_columns.convert(ref_col, how), typed_columns.convert(cur_col, how)
     return ColumnDrift(
         column=plan.name,
         reference_column=plan.ref_name,

@@ -130,20 +130,40 @@ async def openapi_json(request: Request) -> Response:
 async def docs(request: Request) -> Response:
     st: ServingState = request.app.state.serving
     model = st.holder.current
-    example = {
-        "url": f"{str(request.base_url).rstrip('/')}/v2/models/{model.name}/infer",
-        "body": {
-            "inputs": [
-                {
-                    "name": protocol.INPUT_NAME,
-                    "shape": [1, model.n_features],
-                    "datatype": "FP32",
-                    "data": [0.0] * model.n_features,
-                }
-            ]
-        },
-    }
+    types = protocol.column_types(model)
+    if types is None:
+        inputs = [
+            {
+                "name": protocol.INPUT_NAME,
+                "shape": [1, model.n_features],
+                "datatype": "FP32",
+                "data": [0.0] * model.n_features,
+            }
+        ]
+    else:  # one input per column, with a training value of each as the example
+        inputs = [
+            {
+                "name": c.name,
+                "shape": [1],
+                "datatype": protocol.COLUMN_DATATYPES.get(types[c.name], "BYTES"),
+                "data": [_example_value(c.example, types[c.name])],
+            }
+            for c in model.contract.columns
+        ]
+    example = {"url": f"{str(request.base_url).rstrip('/')}/v2/models/{model.name}/infer", "body": {"inputs": inputs}}
     return HTMLResponse(docs_page(_spec(request, model), example))
+
+
+def _example_value(text: str, kind: str) -> Any:
+    """A contract column's example (a string) as the JSON value a client sends."""
+    if kind == "numeric":
+        try:
+            return float(text)
+        except ValueError:
+            return 0.0
+    if kind == "boolean":
+        return text.strip().lower() in ("true", "yes", "1", "t", "y")
+    return text
 
 
 async def feedback_endpoint(request: Request) -> Response:

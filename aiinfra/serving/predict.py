@@ -138,7 +138,7 @@ async def handle(
     except DataValidationError as exc:
         # rows that break the model's data contract (aiinfra.data.features.ContractError: a wrong
         # type, a missing column, a forbidden null): the message names the column and the expected type
-        message = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+        message = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
         return 400, JSON, error_body(message), model_headers(model)
     except RequestError as exc:
         out = model_headers(model)

@@ -152,6 +152,8 @@ def test_metadata_and_openapi_describe_each_column(raw_server):
         {"name": "note", "datatype": "BYTES", "shape": [-1]},
     ]
     assert meta["parameters"]["column_types"]["signup"] == "datetime"
+    page = httpx.get(f"{raw_server.url}/docs").text  # its example: one input per column
+    assert '"name": "city", "shape": [1], "datatype": "BYTES"' in page
     spec = httpx.get(f"{raw_server.url}/openapi.json").json()
     record = spec["components"]["schemas"]["InvocationsRequest"]["properties"]["dataframe_records"]["items"]
     assert record["properties"]["city"]["type"] == "string"

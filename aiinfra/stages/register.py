@@ -111,11 +111,7 @@ def _evaluate_version(cfg: Any, name: str, version: str) -> dict[str, float]:
         predictor = Predictor.load(resolved.path)
     finally:
         remove_download(resolved)
-    if (
-        predictor.features != data.features
-        or predictor.classes != data.classes
-        or predictor.task != str(getattr(data, "task", predictor.task))
-    ):
+    if predictor.features != data.features or predictor.classes != data.classes or predictor.task != str(data.task):
         raise ValueError("its features, classes or task differ from the current data")
     return score_split(predictor, data, split)[0]
 

@@ -49,24 +49,16 @@ class _Phases:
 
 
 def _task(data: PreparedData) -> str:
-    """The prepared data's task; data without one (PreparedData before tasks) is a classifier."""
-    task = getattr(data, "task", None)
-    if task is None:
-        return "binary" if len(data.classes) == 2 else "multiclass"
-    return str(task)
+    """The prepared data's task as a plain string (data prepared before tasks: a classification)."""
+    return str(data.task)
 
 
 def _train_target(data: PreparedData) -> Any:
     """The TRAIN split's encoded target, reading only its column (the streaming loader's path)."""
-    import numpy as np
     import pandas as pd
 
     y = pd.read_parquet(data.path("train"), columns=[data.target])[data.target]
-    transform = getattr(data, "transform", None)
-    if transform is not None:
-        return transform.encode_target(y)
-    index = {c: i for i, c in enumerate(data.classes)}
-    return np.fromiter((index[v] for v in y.tolist()), dtype=np.int64, count=len(y))
+    return data.transform.encode_target(y)
 
 
 def _target_scale(data: PreparedData, y_train: Any | None) -> tuple[float, float] | None:
@@ -113,7 +105,7 @@ def _loaders(cfg: Any, data: PreparedData, plan: TrainingPlan):
             plan.batch_size,
             chunk_rows=cfg.data.stream_chunk_rows,
             seed=cfg.seed,
-            transform=getattr(data, "transform", None),
+            transform=data.transform,
             target_scale=scale,
         )
         workers = cfg.data.num_workers
@@ -217,7 +209,7 @@ def _run(cfg: Any) -> dict[str, Any]:
     source = data.source(cfg.source)  # lineage from what prepare read (warns or fails on a mismatch)
     # the one trainer rule that needs the data's task: before torch is imported
     loss = resolve_loss(getattr(tcfg, "loss", Loss.auto), getattr(tcfg, "class_weights", None), _task(data))
-    encoded = list(getattr(data, "encoded_features", data.features))
+    encoded = list(data.encoded_features)
     plan = plan_training(cfg, train_rows=data.meta["rows"]["train"], n_features=len(encoded))
 
     import lightning as L
@@ -357,11 +349,11 @@ def _finish(
         target=data.target,
         extra={"dataset_hash": data.meta["dataset_hash"], "mlflow_run_id": run.info.run_id},
         task=_task(data),
-        encoded_features=list(getattr(data, "encoded_features", data.features)),
+        encoded_features=list(data.encoded_features),
         target_mean=target_scale[0] if target_scale else None,
         target_std=target_scale[1] if target_scale else None,
-        contract=getattr(data, "contract", None),
-        transform=getattr(data, "transform", None),
+        contract=data.contract,
+        transform=data.transform,
     )
     info = tracking.call(
         "logging the model",

@@ -4,8 +4,12 @@ Orchestration only: read the prepared data, plan the training (:mod:`aiinfra.tra
 build the network, loaders and callbacks, fit with the configured trainer component, save the
 model directory, track it (:mod:`aiinfra.tracking.run`).
 
-Outputs: ``<paths.models>/model/`` (weights + model.json), ``<paths.models>/train_run.json``
-(MLflow run id, model URI, lineage, the plan) and ``<paths.plots>/training_curve.csv``.
+The task (classification or regression) and the encoded input columns come from the prepared
+data; ``trainer.loss`` is checked against the task before torch is imported.
+
+Outputs: ``<paths.models>/model/`` (weights, model.json, contract.json, preprocess.json),
+``<paths.models>/train_run.json`` (MLflow run id, model URI, lineage, the plan, task, loss, class
+weights) and ``<paths.plots>/training_curve.csv``.
 
 torch, Lightning and MLflow are imported inside :func:`run`: the runner imports this module
 before it validates the config, and a typo must not wait for them.

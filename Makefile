@@ -53,8 +53,10 @@ test-plugins: venv
 
 # Each named patch of tests/mutations.toml breaks one promise in a temporary copy of the repository;
 # its tests must fail there. Prints "N of N mutations caught"; exit 1 when one survives.
+# MUTATE_ARGS: more options (scripts/mutate.py --help), e.g. --jobs 1; .ci/run passes --skip-baseline
+MUTATE_ARGS ?=
 mutations: venv
-	PYTEST_ADDOPTS= $(BIN)/python scripts/mutate.py
+	PYTEST_ADDOPTS= $(BIN)/python scripts/mutate.py $(MUTATE_ARGS)
 
 bench: venv
 	$(BIN)/python bench/train_bench.py

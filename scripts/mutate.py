@@ -12,9 +12,15 @@ subprocess they start resolve to the mutated code (checked before the first muta
     python scripts/mutate.py --list       # the mutations and the tests that must catch each
     python scripts/mutate.py --only NAME  # one (or several: --only a --only b)
     python scripts/mutate.py --source worktree   # copy the working tree instead of the committed HEAD
+    python scripts/mutate.py --jobs 1     # one mutation at a time (default: 2, each in its own copy)
+    python scripts/mutate.py --skip-baseline     # after the suite passed on this commit (.ci/run)
 
 The unmutated tests run first (one pytest run): a test that fails without a mutation cannot say
-that it caught one. Prints "N of N mutations caught" and the time taken.
+that it caught one (``--skip-baseline`` where the caller has just run them: CI's ``make test``).
+Mutations then run two at a time, each worker in its own copy, so a wait in one test (a server
+start, a subprocess import) overlaps the other's work; a pytest run per mutation, ``-x``, only
+the tests it names, one migrated MLflow store built once for all of them.
+Prints "N of N mutations caught" and the time taken.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -160,6 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this mutation")
     p.add_argument("--source", choices=["head", "worktree"], default="head", help="what to copy (default: HEAD)")
     p.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="mutations run at a time, each in its own copy (default: 2, or 1 on one core)",
+    )
+    p.add_argument(
+        "--skip-baseline",
+        action="store_true",
+        help="skip the unmutated run: only after these tests passed on this commit (CI: make test just did)",
+    )
     args = p.parse_args(argv)
 
     mutations = load_mutations()
@@ -175,11 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     t0 = time.monotonic()
-    root = make_copy(args.source)
+    jobs = max(1, min(args.jobs, len(mutations) or 1))
     cache = Path(tempfile.mkdtemp(prefix="aiinfra-mutate-cache-"))
-    env = env_for(root, cache)
+    roots = [make_copy(args.source)]
+    # one copy per worker: a worker's patch must never be seen by another worker's tests
+    roots += [Path(shutil.copytree(roots[0], f"{roots[0]}-{i}")) for i in range(1, jobs)]
+    envs = [env_for(root, cache) for root in roots]
     try:
-        check_resolution(root, env)
+        for root, env in zip(roots, envs, strict=True):
+            check_resolution(root, env)
+        root, env = roots[0], envs[0]
         broken = {m.name: why for m in mutations if (why := applies(m, root))}
         for name, why in broken.items():
             print(f"NO LONGER APPLIES  {name}: {why}")
@@ -187,50 +210,74 @@ def main(argv: list[str] | None = None) -> int:
 
         # the baseline: every listed test passes on the unmutated copy
         baseline = sorted({t for m in runnable for t in m.tests})
-        rc, out = pytest_run(root, env, baseline, stop_first=False)
-        if rc != 0:
-            print(out[-6000:])
-            which = ", ".join(failed_ids(out)) or f"pytest exit {rc}"
-            print(f"mutate: the unmutated tests fail ({which}): fix them first")
-            return 1
-        print(f"baseline: {len(baseline)} tests pass unmutated ({time.monotonic() - t0:.0f} s)")
+        if args.skip_baseline:
+            print(f"baseline skipped: the caller ran these {len(baseline)} tests unmutated on this commit")
+        else:
+            rc, out = pytest_run(root, env, baseline, stop_first=False)
+            if rc != 0:
+                print(out[-6000:])
+                which = ", ".join(failed_ids(out)) or f"pytest exit {rc}"
+                print(f"mutate: the unmutated tests fail ({which}): fix them first")
+                return 1
+            print(f"baseline: {len(baseline)} tests pass unmutated ({time.monotonic() - t0:.0f} s)")
 
-        caught = 0
-        survivors: list[str] = []
-        for m in runnable:
-            path = root / m.file
-            original = path.read_text()
-            path.write_text(original.replace(m.old, m.new, 1))
-            t = time.monotonic()
-            try:
-                rc, out = pytest_run(root, env, list(m.tests), stop_first=True)
-            finally:
-                path.write_text(original)
-            took = time.monotonic() - t
-            if rc == 1:
-                caught += 1
-                by = failed_ids(out)
-                print(f"caught    {m.name:<32} by {by[0] if by else '(timeout)'} ({took:.0f} s)")
-            elif rc == 0:
-                survivors.append(m.name)
-                print(f"SURVIVED  {m.name:<32} {m.file}: {', '.join(m.tests)} still pass ({took:.0f} s)")
-            else:
-                survivors.append(m.name)
-                print(out[-3000:])
-                print(f"ERROR     {m.name:<32} pytest exit {rc}: the tests could not run ({took:.0f} s)")
+        results: dict[str, str] = {}  # name -> caught | survived | error
+        lock = threading.Lock()
+        todo = list(runnable)
+
+        def worker(root: Path, env: dict[str, str]) -> None:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    m = todo.pop(0)
+                results[m.name] = run_one(m, root, env, lock)
+
+        threads = [threading.Thread(target=worker, args=pair) for pair in zip(roots, envs, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        caught = sum(1 for m in runnable if results.get(m.name) == "caught")
+        survivors = [m.name for m in runnable if results.get(m.name) != "caught"]
         total = len(mutations)
-        print(f"{caught} of {total} mutations caught in {time.monotonic() - t0:.0f} s")
+        print(f"{caught} of {total} mutations caught in {time.monotonic() - t0:.0f} s ({jobs} at a time)")
         if survivors:
             print(f"survived: {', '.join(survivors)} (strengthen their tests)")
         if broken:
             print(f"no longer apply: {', '.join(broken)} (re-anchor the patch on the current code)")
         return 0 if caught == total else 1
     finally:
-        if args.keep:
-            print(f"copy kept at {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        for root in roots:
+            if args.keep:
+                print(f"copy kept at {root}")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def run_one(m: Mutation, root: Path, env: dict[str, str], lock: threading.Lock) -> str:
+    """Apply ``m`` to ``root``, run its tests (stopping at the first failure), revert it."""
+    path = root / m.file
+    original = path.read_text()
+    path.write_text(original.replace(m.old, m.new, 1))
+    t = time.monotonic()
+    try:
+        rc, out = pytest_run(root, env, list(m.tests), stop_first=True)
+    finally:
+        path.write_text(original)
+    took = time.monotonic() - t
+    with lock:
+        if rc == 1:
+            by = failed_ids(out)
+            print(f"caught    {m.name:<32} by {by[0] if by else '(timeout)'} ({took:.0f} s)", flush=True)
+            return "caught"
+        if rc == 0:
+            print(f"SURVIVED  {m.name:<32} {m.file}: {', '.join(m.tests)} still pass ({took:.0f} s)", flush=True)
+            return "survived"
+        print(out[-3000:])
+        print(f"ERROR     {m.name:<32} pytest exit {rc}: the tests could not run ({took:.0f} s)", flush=True)
+        return "error"
 
 
 if __name__ == "__main__":

@@ -38,14 +38,9 @@ def _frame(n: int = 60) -> pd.DataFrame:
             ["+source.columns={a: float, b: float}"],
             "column 'b' should be float but is object (row 0: 'x')",
         ),
-        (
-            lambda f: f.assign(a=[np.nan] + [1.0] * (len(f) - 1)),
-            [],
-            "column 'a' has 1 missing value(s) (NaN), first at row 0",
-        ),
         (lambda f: f.rename(columns={"label": "lable"}), [], "target column 'label' is missing"),
     ],
-    ids=["missing-column", "wrong-type", "nan", "missing-target"],
+    ids=["missing-column", "wrong-type", "missing-target"],
 )
 def test_bad_source_data_names_the_column(project, mutate, overrides, expected):
     path = _csv(project, mutate(_frame()))
@@ -54,19 +49,16 @@ def test_bad_source_data_names_the_column(project, mutate, overrides, expected):
     assert expected in proc.stderr and "hint:" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_allow_nan_lets_declared_columns_through(project):
+def test_a_gap_in_a_feature_is_imputed_not_refused(project):
+    """Gaps in features no longer need ``source.allow_nan`` (kept, without effect): prepare
+    accepts them and the contract records the column as nullable with its train null share."""
     frame = _frame()
     frame.loc[3, "a"] = np.nan
     path = _csv(project, frame)
-    run_cli(
-        project,
-        "prepare",
-        "source=csv",
-        f"source.path={path}",
-        "source.target=label",
-        "source.allow_nan=[a]",
-        check=True,
-    )
+    run_cli(project, "prepare", "source=csv", f"source.path={path}", "source.target=label", check=True)
+    contract = json.loads((project / "data" / "prepared" / "contract.json").read_text())
+    column = next(c for c in contract["columns"] if c["name"] == "a")
+    assert column["nullable"] is True and column["type"] == "numeric", column
 
 
 def test_split_is_deterministic_by_seed_and_disjoint(project):

@@ -71,12 +71,22 @@ def test_killed_training_resumes_to_the_same_metrics(tproject, aiinfra_main, cap
     last = tproject / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     seen: dict[int, float] = {}  # checkpoint epoch -> when it first appeared
+    stamp = None  # the checkpoint's (mtime, size): it is read only when it changed
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            epoch = _checkpoint_epoch(last) if last.is_file() else -1
-            seen.setdefault(epoch, time.monotonic())
-            if epoch >= 2:  # epochs 0-2 are done
-                break
+            try:
+                st = last.stat()
+            except FileNotFoundError:
+                st = None
+            now = None if st is None else (st.st_mtime_ns, st.st_size)
+            if now is not None and now != stamp:
+                # (torch.load on every 10 ms tick took a core from the training it waits for)
+                epoch = _checkpoint_epoch(last)
+                if epoch >= 0:  # -1: being written right now, read it on the next tick
+                    stamp = now
+                    seen.setdefault(epoch, time.monotonic())
+                    if epoch >= 2:  # epochs 0-2 are done
+                        break
             time.sleep(0.01)
         assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read()[-2000:]}"
         # half an epoch later: inside epoch 3, however fast epochs are on this machine

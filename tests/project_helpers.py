@@ -49,6 +49,21 @@ def run_cli(project: Path, *args: str, timeout: float = 300, check: bool = False
     return proc
 
 
+def train_multirun(project: Path, *overrides: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    """``aiinfra train -m OVERRIDES`` (a Hydra multirun) in ``project``, as a user runs a sweep."""
+    return subprocess.run(
+        [sys.executable, "-m", "aiinfra", "train", "-m", *overrides],
+        cwd=project,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+DDP_CPU = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")  # two CPU processes over gloo
+
+
 def init_git_dvc(root: Path) -> None:
     """Make ``root`` a git + DVC repository (DVC's Hydra composition on, as in the repo)."""
     env = cli_env()

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 
-from project_helpers import cli_env, project_client
+from project_helpers import DDP_CPU, cli_env, project_client, train_multirun
 
 COMMON = ["trainer.max_epochs=4", "trainer.early_stopping.enabled=false", "seed=3"]
 
@@ -24,25 +24,7 @@ def test_ddp_two_cpu_processes_in_a_multirun_match_one_process(tproject, aiinfra
     assert code == 0, err
     single = json.loads((tproject / "models" / "train_run.json").read_text())
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aiinfra",
-            "train",
-            "-m",
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            *COMMON,
-            "model.hidden=64",
-        ],
-        cwd=tproject,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = train_multirun(tproject, *DDP_CPU, *COMMON, "model.hidden=64")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Starting with 2 processes" in proc.stdout + proc.stderr
     runs = sorted((tproject / ".aiinfra" / "multirun").glob("*/*/models/train_run.json"))
@@ -137,25 +119,7 @@ def test_ddp_ranks_train_disjoint_shards_and_keep_identical_weights(tmp_path):
 
 @pytest.mark.slow
 def test_plain_ddp_is_refused_inside_a_multirun(tproject):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aiinfra",
-            "train",
-            "-m",
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.strategy=ddp",
-            "trainer.devices=2",
-            "trainer.max_epochs=1",
-        ],
-        cwd=tproject,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = train_multirun(tproject, *DDP_CPU, "trainer.strategy=ddp", "trainer.max_epochs=1", timeout=300)
     assert proc.returncode != 0
     assert "cannot run inside a Hydra sweep" in proc.stderr and "ddp_spawn" in proc.stderr
 

@@ -4,36 +4,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from project_helpers import cli_env, project_client
+from project_helpers import project_client, train_multirun
+
+EPOCHS = ("trainer.max_epochs=2",)  # each sweep job: two epochs, enough to prove it trained
 
 
 @pytest.mark.slow
 def test_joblib_launcher_runs_sweep_jobs_in_parallel_processes(tproject):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aiinfra",
-            "train",
-            "-m",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            "model.hidden=8,16",
-            "trainer.max_epochs=2",
-        ],
-        cwd=tproject,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = train_multirun(tproject, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.hidden=8,16", *EPOCHS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     runs = sorted((tproject / ".aiinfra" / "multirun").glob("*/*/models/train_run.json"))
@@ -98,24 +81,13 @@ def test_submitit_local_launcher_runs_the_sweep_as_submitted_jobs(tproject):
     """The cluster extra, without a cluster: submitit's local executor runs each job as a
     separately submitted process, as submitit_slurm would on SLURM."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aiinfra",
-            "train",
-            "-m",
-            "hydra/launcher=submitit_local",
-            "hydra.launcher.timeout_min=10",
-            "model.hidden=8,16",
-            "trainer.max_epochs=2",
-            "data.batch_size=64",
-        ],  # tiny data: enough optimizer steps to learn in two epochs
-        cwd=tproject,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=400,
+    proc = train_multirun(
+        tproject,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "model.hidden=8,16",
+        *EPOCHS,
+        "data.batch_size=64",  # tiny data: enough optimizer steps to learn in two epochs
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Submitit 'local' sweep output dir" in proc.stdout + proc.stderr

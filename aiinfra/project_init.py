@@ -168,7 +168,29 @@ def _write_conf(dest: Path, name: str, source: CsvSource | None) -> None:
             f"target: {_yaml_scalar(source.target)}\n"
         )
         text = _replace_line(text, r"^(\s*-\s*source:\s*)\S+.*$", rf"\g<1>{source.name}", config)
+        if _target_task(source) == "regression":
+            # the gate's default metric (test_accuracy) does not exist for a continuous target:
+            # without this, the user's first `aiinfra repro` would stop at register
+            text = _replace_line(
+                text,
+                r"^(\s*)gate:\s*$",
+                "\\g<1>gate:  # a regression target (aiinfra init): lower RMSE is better\n"
+                "\\g<1>  metric: test_rmse\n\\g<1>  mode: min",
+                config,
+            )
     config.write_text(text)
+
+
+def _target_task(source: CsvSource) -> str:
+    """The task `prepare` will infer from the CSV's target (the same rule, default features config)."""
+    import pandas as pd
+
+    from aiinfra.data.features import infer_task
+    from aiinfra.data.schema import FeaturesConfig
+
+    frame = pd.read_csv(source.original, skipinitialspace=True)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return str(infer_task(frame[source.target], FeaturesConfig()).task)
 
 
 def _replace_line(text: str, pattern: str, replacement: str, path: Path) -> str:

@@ -115,3 +115,22 @@ def test_the_packaged_dvc_yaml_is_the_repositorys(tmp_path):
     assert DVC_YAML.read_text() == REPO_DVC_YAML.read_text(), (
         "aiinfra/project_template/dvc.yaml differs from dvc.yaml: run `python -m aiinfra.project_template`"
     )
+
+
+def test_a_continuous_target_gets_a_regression_gate(tmp_path):
+    """The gate's default metric (test_accuracy) does not exist for a regression target: init
+    infers the task from the CSV with prepare's rule and gates on test_rmse (lower is better);
+    a class target keeps the default gate."""
+    rows = "\n".join(f"{i},{'ab'[i % 2]},{i * 1.37 + 0.5:.2f},{'xy'[i % 2]}" for i in range(60))
+    (tmp_path / "r.csv").write_text("n,city,price,kind\n" + rows + "\n")
+
+    for target, metric in (("price", "test_rmse"), ("kind", "test_accuracy")):
+        proc = run_cli(tmp_path, "init", f"p-{target}", "--csv", "r.csv", "--target", target)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        params = yaml.safe_load((tmp_path / f"p-{target}" / "params.yaml").read_text())
+        gate = params["register"]["gate"]
+        # a class target: the schema's default gate (test_accuracy, max) applies
+        assert (gate.get("metric", "test_accuracy"), gate.get("mode", "max")) == (
+            metric,
+            "min" if metric == "test_rmse" else "max",
+        ), gate

@@ -152,10 +152,12 @@ def _project_name(dest: Path) -> str:
 
 
 def _write_conf(dest: Path, name: str, source: CsvSource | None) -> None:
-    from aiinfra.project_template import CONF_DIR
+    from aiinfra.project_template import PROJECT_CONF_DIR
 
     conf = dest / "conf"
-    shutil.copytree(CONF_DIR, conf, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    # the repository's full conf/ (bundled sources, presets, the real trainer), not the tests' minimal one
+    skip = shutil.ignore_patterns("__pycache__", "__init__.py")
+    shutil.copytree(PROJECT_CONF_DIR, conf, dirs_exist_ok=True, ignore=skip)
     config = conf / "config.yaml"
     text = _replace_line(config.read_text(), r"^project:.*$", f"project: {name}", config)
     if source is not None:
@@ -168,16 +170,18 @@ def _write_conf(dest: Path, name: str, source: CsvSource | None) -> None:
             f"target: {_yaml_scalar(source.target)}\n"
         )
         text = _replace_line(text, r"^(\s*-\s*source:\s*)\S+.*$", rf"\g<1>{source.name}", config)
+        # the demo's floor (test_accuracy >= 0.9 on breast cancer) means nothing for the user's
+        # table: the first model is registered, later ones must beat the champion
+        text = _replace_line(
+            text, r"^(\s*)min: 0\.9\b.*$", "\\g<1>min: null  # an absolute threshold for your data (with mode)", config
+        )
         if _target_task(source) == "regression":
-            # the gate's default metric (test_accuracy) does not exist for a continuous target:
-            # without this, the user's first `aiinfra repro` would stop at register
+            # test_accuracy does not exist for a continuous target: without this, the user's
+            # first `aiinfra repro` would stop at register
             text = _replace_line(
-                text,
-                r"^(\s*)gate:\s*$",
-                "\\g<1>gate:  # a regression target (aiinfra init): lower RMSE is better\n"
-                "\\g<1>  metric: test_rmse\n\\g<1>  mode: min",
-                config,
+                text, r"^(\s*)metric: test_accuracy\b.*$", "\\g<1>metric: test_rmse  # a regression target", config
             )
+            text = _replace_line(text, r"^(\s*)mode: max\b.*$", "\\g<1>mode: min  # lower RMSE is better", config)
     config.write_text(text)
 
 

@@ -134,3 +134,12 @@ def test_a_continuous_target_gets_a_regression_gate(tmp_path):
             metric,
             "min" if metric == "test_rmse" else "max",
         ), gate
+
+
+def test_the_packaged_project_conf_is_the_repositorys():
+    # `aiinfra init` writes the packaged copy of conf/: the tree the README and docs describe
+    from aiinfra.project_template import project_conf_differs
+
+    assert project_conf_differs() == [], (
+        "aiinfra/project_template/project_conf/ differs from conf/: run `python -m aiinfra.project_template`"
+    )

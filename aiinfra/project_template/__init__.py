@@ -21,8 +21,12 @@ from typing import Any
 
 CONF_DIR = Path(__file__).parent / "conf"
 DVC_YAML = Path(__file__).parent / "dvc.yaml"
+#: a copy of the repository's full ``conf/`` (every source, model, trainer, experiment preset):
+#: what ``aiinfra init`` gives a user, packaged because a ``pip install`` has no checkout
+PROJECT_CONF_DIR = Path(__file__).parent / "project_conf"
 #: the repository's own pipeline, when this package runs from a checkout (absent in a wheel)
 REPO_DVC_YAML = Path(__file__).resolve().parents[2] / "dvc.yaml"
+REPO_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _known(schema: Any, node: Any, registry: Any) -> Any:
@@ -91,3 +95,31 @@ def sync_dvc_yaml(source: Path = REPO_DVC_YAML, copy: Path = DVC_YAML) -> list[P
         return []
     copy.write_text(text)
     return [copy]
+
+
+def _yaml_files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.yaml"))}
+
+
+def sync_project_conf(source: Path = REPO_CONF_DIR, copy: Path = PROJECT_CONF_DIR) -> list[Path]:
+    """Make the packaged ``project_conf/`` equal the repository's ``conf/`` (files added, changed
+    and removed); the paths that changed. Nothing in an installed package (no checkout)."""
+    if not (source.is_dir() and (source.parent / "pyproject.toml").is_file()):
+        return []
+    wanted, present = _yaml_files(source), _yaml_files(copy) if copy.is_dir() else {}
+    changed = []
+    for rel in sorted(set(present) - set(wanted)):
+        (copy / rel).unlink()
+        changed.append(copy / rel)
+    for rel, text in wanted.items():
+        if present.get(rel) != text:
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            (copy / rel).write_text(text)
+            changed.append(copy / rel)
+    return changed
+
+
+def project_conf_differs(source: Path = REPO_CONF_DIR, copy: Path = PROJECT_CONF_DIR) -> list[str]:
+    """The files in which the packaged ``project_conf/`` and the repository's ``conf/`` differ."""
+    wanted, present = _yaml_files(source), _yaml_files(copy) if copy.is_dir() else {}
+    return sorted(rel for rel in set(wanted) | set(present) if wanted.get(rel) != present.get(rel))

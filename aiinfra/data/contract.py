@@ -104,6 +104,16 @@ def _parse_dates(values: pd.Series) -> pd.Series:
     return out.astype("datetime64[ns]")
 
 
+def _to_bool(v: Any) -> float:
+    if isinstance(v, (bool, np.bool_)):
+        return float(v)
+    if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
+        return float(v)
+    if isinstance(v, str) and v.strip().lower() in _BOOL_LENIENT:
+        return float(_BOOL_LENIENT[v.strip().lower()])
+    return np.nan
+
+
 def coerce(series: pd.Series, kind: FeatureType, column: str, strict: bool = True) -> pd.Series:
     """One column's values as the type says (same index):
 
@@ -125,18 +135,8 @@ def coerce(series: pd.Series, kind: FeatureType, column: str, strict: bool = Tru
             out = out.astype("float64")
         bad = out.isna().to_numpy() & ~isna
     elif kind == FeatureType.boolean:
-
-        def to_bool(v: Any) -> float:
-            if isinstance(v, (bool, np.bool_)):
-                return float(v)
-            if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
-                return float(v)
-            if isinstance(v, str) and v.strip().lower() in _BOOL_LENIENT:
-                return float(_BOOL_LENIENT[v.strip().lower()])
-            return np.nan
-
         out = pd.Series(
-            [np.nan if n else to_bool(v) for v, n in zip(series.tolist(), isna, strict=True)],
+            [np.nan if n else _to_bool(v) for v, n in zip(series.tolist(), isna, strict=True)],
             index=series.index,
             dtype="float64",
         )
@@ -157,6 +157,110 @@ def coerce(series: pd.Series, kind: FeatureType, column: str, strict: bool = Tru
             _fail(column, kind, series, bad)
         out = out.mask(bad)
     return out
+
+
+# --- the small-frame path -------------------------------------------------------------------------
+# A request is a handful of rows, and the pandas path above costs a fixed ~10 ms per call whatever
+# the rows (about 70 Series built). Frames of up to SMALL_FRAME rows are coerced here in plain
+# Python/numpy instead, with exactly the same results and errors: a column this path cannot vouch
+# for (an extension dtype, a value that is not a plain str/bool/int/float/None, an ISO date form it
+# does not parse itself) goes through :func:`coerce`. tests/data/test_small_batch_parity.py holds
+# the two paths to the same outputs and messages.
+
+#: the most rows the plain-Python path takes; bigger frames go through pandas (faster there)
+SMALL_FRAME = 64
+_PLAIN_TYPES = frozenset({str, bool, int, float, type(None)})
+#: the date forms parsed here without pandas; every other ISO_DATE form goes to pd.to_datetime.
+#: \Z, not $: pandas is handed the string unstripped, and `$` would let a trailing newline in
+_PLAIN_DATE = re.compile(r"(\d{4})([-/])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?\Z")
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
+_NAT = np.iinfo(np.int64).min
+
+
+def _plain_values(series: pd.Series) -> list | None:
+    """The column as a list of plain Python scalars, or None if it holds anything else."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return series.tolist()
+    if dtype == np.dtype(object):
+        values = series.tolist()
+        if all(v.__class__ in _PLAIN_TYPES for v in values):
+            return values
+    return None
+
+
+def _is_null(v: Any) -> bool:
+    """:func:`_nulls` for one plain value (a blank string only occurs in an object column)."""
+    return v is None or (v.__class__ is float and v != v) or (v.__class__ is str and not v.strip())
+
+
+def _date_ns(text: str) -> int | None:
+    """Nanoseconds since the epoch of a plain ISO date/time string, _NAT if it is no ISO date at
+    all (pandas would not get it either), None where pandas must decide (other ISO forms, an
+    invalid or out-of-range date)."""
+    m = _PLAIN_DATE.match(text)
+    if m is None:
+        return None if ISO_DATE.match(text.strip()) else _NAT
+    year, month, day = int(m[1]), int(m[3]), int(m[4])
+    hour, minute, second = int(m[5] or 0), int(m[6] or 0), int(m[7] or 0)
+    if not 1678 <= year <= 2261:  # datetime64[ns] spans 1677-09-21..2262-04-11: pandas decides
+        return None
+    try:
+        ordinal = datetime.date(year, month, day).toordinal()
+        datetime.time(hour, minute, second)
+    except ValueError:
+        return None
+    return ((ordinal - _EPOCH_ORDINAL) * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000_000
+
+
+def coerce_small(
+    series: pd.Series, kind: FeatureType, column: str, strict: bool = True
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`coerce` without pandas, for small frames: ``(values, missing)`` as numpy arrays
+    (float64, datetime64[ns] or object), the same values and the same ContractError; ``missing``
+    is the raw column's gaps (:func:`_nulls`). None: this column needs :func:`coerce`."""
+    dtype = series.dtype
+    numpy_dtype = isinstance(dtype, np.dtype)
+    if kind == FeatureType.numeric and numpy_dtype and dtype.kind in "biuf":
+        out = series.to_numpy().astype(np.float64)
+        return out, (np.isnan(out) if dtype.kind == "f" else np.zeros(len(out), dtype=bool))
+    if kind == FeatureType.datetime and numpy_dtype and dtype == np.dtype("datetime64[ns]"):
+        out = series.to_numpy().copy()
+        return out, np.isnat(out)
+    values = _plain_values(series)
+    if values is None:
+        return None
+    isna = np.fromiter((_is_null(v) for v in values), dtype=bool, count=len(values))
+    if kind == FeatureType.numeric:  # an object column: strings, mixed types
+        raw = np.empty(len(values), dtype=object)
+        raw[:] = [None if n else (v.strip() if v.__class__ is str else v) for v, n in zip(values, isna, strict=True)]
+        out = np.asarray(pd.to_numeric(raw, errors="coerce")).astype(np.float64)
+        bad = np.isnan(out) & ~isna
+    elif kind == FeatureType.boolean:
+        out = np.array([np.nan if n else _to_bool(v) for v, n in zip(values, isna, strict=True)], dtype=np.float64)
+        bad = np.isnan(out) & ~isna
+    elif kind == FeatureType.datetime:
+        ns = np.empty(len(values), dtype=np.int64)
+        for i, (v, n) in enumerate(zip(values, isna, strict=True)):
+            if n or v.__class__ is not str:  # a number or a bool is no date (pandas: NaT)
+                ns[i] = _NAT
+                continue
+            stamp = _date_ns(v)
+            if stamp is None:
+                return None
+            ns[i] = stamp
+        out = ns.view("datetime64[ns]")
+        bad = np.isnat(out) & ~isna
+    else:  # categorical, text: every plain value is a scalar
+        out = np.empty(len(values), dtype=object)
+        out[:] = [None if n else category_key(v) for v, n in zip(values, isna, strict=True)]
+        return out, isna
+    if bad.any():
+        i = int(np.argmax(bad))
+        if strict:
+            raise ContractError(column, _EXPECTED[kind], values[i], i)
+        out[bad] = np.datetime64("NaT") if kind == FeatureType.datetime else np.nan
+    return out, isna
 
 
 @dataclass
@@ -210,7 +314,55 @@ class DataContract:
         """Incoming rows (a request, a scoring file) as the contract's columns, in order, each
         coerced to its type (:func:`coerce`, strict). Extra columns are left out. A missing
         column, a value of the wrong type, or a null in a column that never had one ->
-        :class:`ContractError` naming the column, the expected type, the value and its row."""
+        :class:`ContractError` naming the column, the expected type, the value and its row.
+
+        Frames of 1..SMALL_FRAME rows take the plain-Python path (:func:`coerce_small`), bigger
+        ones pandas (:meth:`check_frame_pandas`): the same frame and the same errors."""
+        if not 0 < len(frame) <= SMALL_FRAME or not frame.columns.is_unique:
+            return self.check_frame_pandas(frame)
+        present = [str(c) for c in frame.columns]
+        out: dict[str, Any] = {}
+        for spec in self.columns:
+            if spec.name not in frame.columns:
+                raise self._no_column(spec, present)
+            series = frame[spec.name]
+            fast = coerce_small(series, spec.type, spec.name, strict=True)
+            if fast is None:
+                series = series.reset_index(drop=True)
+                values, missing = coerce(series, spec.type, spec.name, strict=True), None
+            else:
+                values, missing = fast
+            if not spec.nullable:
+                if missing is None:
+                    missing = _nulls(series)
+                if missing.any():
+                    raise self._never_missing(spec, series, missing)
+            out[spec.name] = values
+        # copy=False: every array here is fresh (coerce_small/coerce build new ones)
+        return pd.DataFrame(out, index=range(len(frame)), copy=False)
+
+    def _no_column(self, spec: ColumnSpec, present: list[str]) -> ContractError:
+        return ContractError(
+            spec.name,
+            _EXPECTED[spec.type],
+            "no such column",
+            hint=f"send every input column: {', '.join(self.features)}"
+            + (did_you_mean(spec.name, present) if present else ""),
+        )
+
+    @staticmethod
+    def _never_missing(spec: ColumnSpec, series: pd.Series, missing: np.ndarray) -> ContractError:
+        i = int(np.argmax(missing))
+        return ContractError(
+            spec.name,
+            _EXPECTED[spec.type] + " (never missing in the training data)",
+            _plain(series.iloc[i]),
+            i,
+            hint=f"send a value for '{spec.name}' in every row",
+        )
+
+    def check_frame_pandas(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`check_frame` through pandas, column by column (big frames)."""
         present = [str(c) for c in frame.columns]
         out = {}
         for spec in self.columns:

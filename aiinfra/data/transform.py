@@ -20,12 +20,14 @@ import pandas as pd
 from aiinfra.data.contract import (
     FORMAT_VERSION,
     PREPROCESS,
+    SMALL_FRAME,
     ContractError,
     DataContract,
     _check_format,
     _read_json,
     category_key,
     coerce,
+    coerce_small,
     expected_text,
 )
 from aiinfra.data.schema import FeaturesConfig, FeatureType, Impute, Task
@@ -69,6 +71,36 @@ class ColumnEncoding:
         else:
             names = [n]
         return names + ([f"{n}__missing"] if self.indicator else [])
+
+    def vocabulary(self) -> dict[str, int]:
+        """category -> one-hot position, built once per ``categories`` list and cached here
+        (``fit`` assigns the list after construction, hence the identity check)."""
+        cats = self.categories
+        cached = self.__dict__.get("_vocab")
+        if cached is None or cached[0] is not cats or cached[1] != len(cats or ()):
+            cached = (cats, len(cats or ()), {c: i for i, c in enumerate(cats or [])})
+            self.__dict__["_vocab"] = cached
+        return cached[2]
+
+    def width(self) -> int:
+        """How many encoded columns this one becomes (what :meth:`FeatureTransform.transform` writes)."""
+        if self.type == FeatureType.categorical:
+            base = len(self.vocabulary()) + 1
+        elif self.type == FeatureType.datetime:
+            base = len(DATE_PARTS)
+        elif self.type == FeatureType.text:
+            base = self.buckets or 0
+        else:
+            base = 1
+        return base + (1 if self.indicator else 0)
+
+    def fill_stamp(self) -> np.datetime64:
+        """A datetime column's gap value as datetime64[ns], computed by pandas once and cached."""
+        cached = self.__dict__.get("_fill_stamp")
+        if cached is None or cached[0] != self.impute:
+            cached = (self.impute, np.datetime64(pd.Timestamp(self.impute or 0.0, unit="s").value, "ns"))
+            self.__dict__["_fill_stamp"] = cached
+        return cached[1]
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "type": str(self.type), "impute": self.impute, "indicator": self.indicator}
@@ -158,6 +190,69 @@ class FeatureTransform:
         n = len(frame)
         if self.is_identity and all(pd.api.types.is_numeric_dtype(frame[c]) for c in self._present(frame)):
             return frame[self.features].to_numpy(dtype=np.float32)
+        if 0 < n <= SMALL_FRAME and frame.columns.is_unique:
+            return self._transform_small(frame, unseen)
+        return self.transform_pandas(frame, unseen)
+
+    def _transform_small(self, frame: pd.DataFrame, unseen: dict[str, int] | None) -> np.ndarray:
+        """:meth:`transform_pandas` in plain Python/numpy for a few rows: one preallocated
+        float32 matrix filled column by column (the same numbers)."""
+        n = len(frame)
+        out = np.zeros((n, sum(enc.width() for enc in self.columns)), dtype=np.float32)
+        rows = np.arange(n)
+        at = 0
+        for enc in self.columns:
+            series = frame[enc.name]
+            fast = coerce_small(series, enc.type, enc.name, strict=False)
+            if fast is None:
+                coerced = coerce(series.reset_index(drop=True), enc.type, enc.name, strict=False)
+                missing = coerced.isna().to_numpy()
+                values = coerced.to_numpy()
+            else:
+                values = fast[0]
+                if values.dtype == object:
+                    missing = np.fromiter((v is None for v in values), dtype=bool, count=n)
+                else:
+                    missing = np.isnat(values) if values.dtype.kind == "M" else np.isnan(values)
+            if enc.type == FeatureType.categorical:
+                vocab = enc.vocabulary()
+                k = len(vocab)
+                codes = np.fromiter((vocab.get(v, k) if v is not None else k for v in values), dtype=np.int64, count=n)
+                out[rows, at + codes] = 1.0
+                width = k + 1
+                if unseen is not None:
+                    outside = int(((codes == k) & ~missing).sum())
+                    if outside:
+                        unseen[enc.name] = unseen.get(enc.name, 0) + outside
+            elif enc.type == FeatureType.text:
+                width = enc.buckets or 0
+                for i, v in enumerate(values):
+                    if v is not None:
+                        for tok in tokens(v):
+                            out[i, at + bucket(tok, enc.buckets)] += 1.0
+            elif enc.type == FeatureType.datetime:
+                stamps = np.where(missing, enc.fill_stamp(), values).astype("datetime64[ns]")
+                days = stamps.astype("datetime64[D]")  # numpy floors, as pandas' .dt fields do
+                years = days.astype("datetime64[Y]")
+                out[:, at] = years.astype(np.int64) + 1970
+                out[:, at + 1] = days.astype("datetime64[M]").astype(np.int64) % 12 + 1
+                out[:, at + 2] = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
+                out[:, at + 3] = (days - years.astype("datetime64[D]")).astype(np.int64) + 1
+                out[:, at + 4] = stamps.astype(np.int64) / 1e9 / _DAY_S
+                width = len(DATE_PARTS)
+            else:
+                fill = enc.impute if enc.impute is not None else 0.0
+                out[:, at] = np.where(missing, fill, values.astype(np.float64))
+                width = 1
+            at += width
+            if enc.indicator:
+                out[:, at] = missing
+                at += 1
+        return out
+
+    def transform_pandas(self, frame: pd.DataFrame, unseen: dict[str, int] | None = None) -> np.ndarray:
+        """:meth:`transform` through pandas, column by column (big frames; no identity shortcut)."""
+        n = len(frame)
         blocks: list[np.ndarray] = []
         for enc in self.columns:
             values = coerce(frame[enc.name].reset_index(drop=True), enc.type, enc.name, strict=False)

@@ -167,8 +167,9 @@ def coerce(series: pd.Series, kind: FeatureType, column: str, strict: bool = Tru
 # does not parse itself) goes through :func:`coerce`. tests/data/test_small_batch_parity.py holds
 # the two paths to the same outputs and messages.
 
-#: the most rows the plain-Python path takes; bigger frames go through pandas (faster there)
-SMALL_FRAME = 64
+#: the most rows the plain-Python path takes (a dynamic batch is <= 256); bigger frames go through
+#: pandas. Measured on a 6-column mixed row: 1 row 0.9 ms vs 11 ms, 1024 rows 21 ms vs 36 ms
+SMALL_FRAME = 1024
 _PLAIN_TYPES = frozenset({str, bool, int, float, type(None)})
 #: the date forms parsed here without pandas; every other ISO_DATE form goes to pd.to_datetime.
 #: \Z, not $: pandas is handed the string unstripped, and `$` would let a trailing newline in

@@ -110,7 +110,7 @@ THEMED = {
 
 @st.composite
 def frames(draw) -> pd.DataFrame:
-    n = draw(st.integers(1, SMALL_FRAME))
+    n = draw(st.integers(1, 64))
     columns = {}
     for name, _kind, _nullable in COLUMNS:
         theme = draw(st.sampled_from(sorted(THEMED)))
@@ -170,6 +170,36 @@ def test_small_path_checks_and_encodes_like_the_pandas_path(frame):
         _outcome(lambda: TRANSFORM.transform_pandas(frame, unseen=raw_ref)),
     )
     assert raw_small == raw_ref
+
+
+def test_a_batch_of_the_small_path_limit_matches_the_pandas_path():
+    """SMALL_FRAME rows (the biggest small frame) of values drawn from a fixed pool, each column
+    mixing every kind of value: the same frame, matrix and unseen counts (lenient, raw frame) and
+    the same first error (strict)."""
+    rng = np.random.default_rng(3)
+    pool = [None, float("nan"), "", " ", True, False, 0, 1, 7, 2.5, 1.0, -3e9, "3.5", " 42 ", "abc", "true", "no"]
+    pool += ["Lyon", "Oslo", "zz", "2020-01-31", "2012/01/31", "1969-12-31T23:59:59", "2020-01-01 10:30", "late fee"]
+    pool += ["2020-01-01T10:30:00Z", "2020-02-30", "1600-01-01"]
+    frame = pd.DataFrame(
+        {name: [pool[i] for i in rng.integers(0, len(pool), SMALL_FRAME)] for name, _, _ in COLUMNS},
+        index=range(SMALL_FRAME),
+    )
+    _same(_outcome(lambda: CONTRACT.check_frame(frame)), _outcome(lambda: CONTRACT.check_frame_pandas(frame)))
+    unseen_small: dict[str, int] = {}
+    unseen_ref: dict[str, int] = {}
+    _same(
+        _outcome(lambda: TRANSFORM.transform(frame, unseen=unseen_small)),
+        _outcome(lambda: TRANSFORM.transform_pandas(frame, unseen=unseen_ref)),
+    )
+    assert unseen_small == unseen_ref and unseen_small
+    dates = ["2020-01-31", "2012/01/31", "1969-12-31T23:59:59", "2020-01-01 10:30", "2020-01-01T10:30:00Z"]
+    clean = frame.assign(
+        num="1.5", num_full=2, cat="Oslo", cat_full="b", flag="yes", flag_full=0, note="a b", when=None
+    ).assign(when_full=[dates[i] for i in rng.integers(0, len(dates), SMALL_FRAME)])
+    small = _outcome(lambda: CONTRACT.check_frame(clean))
+    assert small[0] == "ok", small
+    _same(small, _outcome(lambda: CONTRACT.check_frame_pandas(clean)))
+    _same(_outcome(lambda: TRANSFORM.transform(small[1])), _outcome(lambda: TRANSFORM.transform_pandas(small[1])))
 
 
 def test_a_serving_row_takes_the_small_path_for_every_column():

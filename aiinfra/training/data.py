@@ -133,7 +133,6 @@ class ParquetStream(torch.utils.data.IterableDataset):
                 take = order[s : s + self.batch_size]
                 yield torch.from_numpy(x[take]), torch.from_numpy(y[take])
 
-
     def _encode(self, batch) -> tuple[np.ndarray, np.ndarray]:
         if self.transform is not None:
             frame = batch.to_pandas()

@@ -108,7 +108,7 @@ def test_unknown_component_lists_valid_names_and_did_you_mean(cli):
     proc = cli("config", "source.type=fixtursrc", plugins=(GOOD,))
     assert proc.returncode == 2
     assert "Did you mean 'fixturesrc'?" in proc.stderr
-    assert "valid source names: csv, fixturesrc, parquet, sklearn, synthetic" in proc.stderr
+    assert "valid source names: bundled, csv, fixturesrc, parquet, sklearn, synthetic" in proc.stderr
 
 
 def test_duplicate_component_from_two_distributions_names_both(cli):

@@ -368,26 +368,13 @@ class DataContract:
         out = {}
         for spec in self.columns:
             if spec.name not in frame.columns:
-                raise ContractError(
-                    spec.name,
-                    _EXPECTED[spec.type],
-                    "no such column",
-                    hint=f"send every input column: {', '.join(self.features)}"
-                    + (did_you_mean(spec.name, present) if present else ""),
-                )
+                raise self._no_column(spec, present)
             series = frame[spec.name].reset_index(drop=True)
             values = coerce(series, spec.type, spec.name, strict=True)
             if not spec.nullable:
                 missing = _nulls(series)
                 if missing.any():
-                    i = int(np.argmax(missing))
-                    raise ContractError(
-                        spec.name,
-                        _EXPECTED[spec.type] + " (never missing in the training data)",
-                        _plain(series.iloc[i]),
-                        i,
-                        hint=f"send a value for '{spec.name}' in every row",
-                    )
+                    raise self._never_missing(spec, series, missing)
             out[spec.name] = values
         return pd.DataFrame(out, index=range(len(frame)))
 

@@ -62,7 +62,8 @@ def test_register_plugin_is_undone_after_the_test(pytester):
 
         def test_gone_in_the_next_test(aiinfra_plugin_manager):
             assert aiinfra_plugin_manager is not SEEN[0]
-            with pytest.raises(UnknownComponentError, match="valid source names: bundled, csv, parquet, sklearn, synthetic"):
+            names = "bundled, csv, parquet, sklearn, synthetic"
+            with pytest.raises(UnknownComponentError, match=f"valid source names: {names}"):
                 aiinfra_plugin_manager.registry.get("source", "inproc")
             assert [i.name for i in aiinfra_plugin_manager.infos] == ["aiinfra.builtin"]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiinfra.config.checks import at_least, require
 from aiinfra.data.schema import FeaturesConfig
+from aiinfra.governance.schema import AuditConfig, BudgetConfig, CostsConfig, SigningConfig
 
 # ---------------------------------------------------------------------------------------------
 # top-level sections
@@ -127,10 +128,22 @@ class GateConfig:
 
 
 @dataclass
+class AliasPolicy:
+    """Who may move an alias: with ``approvers`` set, the alias moves only when
+    ``register.approved_by`` (given on the command line) is one of them; recorded in the audit log."""
+
+    approvers: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RegisterConfig:
     model_name: str = "aiinfra-model"
     alias: str = "champion"
     gate: GateConfig = field(default_factory=GateConfig)
+    # alias name -> its policy, e.g. {production: {approvers: [alice, bob]}}
+    policies: dict[str, AliasPolicy] = field(default_factory=dict)
+    # the approver of this promotion: `aiinfra register register.approved_by=alice`
+    approved_by: str | None = None
 
 
 class EvalSplit(StrEnum):
@@ -167,6 +180,11 @@ class RootConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     # column types, the task and the preprocessing prepare fits (aiinfra/data/schema.py, docs/features.md)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    # trust and cost (aiinfra/governance/schema.py, docs/governance.md)
+    costs: CostsConfig = field(default_factory=CostsConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    signing: SigningConfig = field(default_factory=SigningConfig)
     # component groups: validated against the schema of the registered component they name
     source: Any = None
     model: Any = None

@@ -17,8 +17,11 @@ from aiinfra.errors import PluginError, UnknownComponentError, choices_text, did
 #: Component kinds. ``sink`` is an alert sink for drift reports (an entry of ``monitor.alerts``);
 #: ``runtime`` loads a model directory for the server: ``load(resolved, server_cfg) -> ServedModel``
 #: (:class:`aiinfra.serving.runtime.ServedModel`), picked by ``server.runtime``; ``deploy`` renders
-#: deployment files (``aiinfra deploy <name>``, the ``deploy`` config group).
-KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "runtime", "deploy")
+#: deployment files (``aiinfra deploy <name>``, the ``deploy`` config group); ``kms`` wraps and
+#: unwraps the data keys of the encrypted prediction log (``server.log_privacy.kms``): a class
+#: ``KmsClient(server_cfg)`` with ``wrap_key(key: bytes, master_key_id: str) -> str`` and
+#: ``unwrap_key(wrapped: str, master_key_id: str) -> bytes`` (:mod:`aiinfra.serving.log_crypto`).
+KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "runtime", "deploy", "kms")
 
 Register = Callable[..., None]
 

@@ -22,4 +22,11 @@ COMPONENTS = [
         None,
         "an aiinfra model directory on PyTorch (weights.pt + model.json)",
     ),
+    (
+        "kms",
+        "env",
+        "aiinfra.serving.log_crypto:EnvKmsClient",
+        None,
+        "master keys of the encrypted prediction log from an environment variable",
+    ),
 ]

@@ -31,6 +31,64 @@ class LogFailurePolicy(StrEnum):
     drop = "drop"  # keep answering; beyond log_buffer_rows drop the oldest rows (counted)
 
 
+class ColumnPolicy(StrEnum):
+    """What the prediction log and the feedback log keep of one input column."""
+
+    keep = "keep"  # the value as sent
+    drop = "drop"  # the column is not written at all
+    hash = "hash"  # HMAC-SHA256 with a key from the environment (hex): equal values still join
+    redact = "redact"  # the column is kept, every value replaced by "[redacted]" (nulls stay null)
+
+
+@dataclass
+class LogPrivacyConfig:
+    """Privacy of the prediction log and the feedback log (docs/serving.md, Private logs)."""
+
+    columns: dict[str, ColumnPolicy] = field(default_factory=dict)  # input column -> policy
+    default: ColumnPolicy = ColumnPolicy.keep  # the policy of every column not listed
+    hmac_key_env: str = "AIINFRA_LOG_HMAC_KEY"  # the key of `hash` (required when a column uses it)
+    # Parquet modular encryption of every part (pyarrow); the monitor and the retrain export decrypt
+    encrypt: bool = False
+    # the KMS client that wraps the data keys: a registered component of kind ``kms``;
+    # built in: env (master keys from the environment variable below)
+    kms: str = field(default="env", metadata={"registered": "kms"})
+    # kms=env: "<key id>:<base64 of a 16/24/32-byte key>" entries separated by ';'
+    master_keys_env: str = "AIINFRA_LOG_MASTER_KEYS"
+    footer_key: str = "footer"  # the master key id that protects each part's footer and columns
+    # partitions (date=YYYY-MM-DD) older than this many days are deleted, each in the audit log; null: kept
+    retention_days: int | None = None
+
+    def check(self) -> None:
+        require(
+            self.retention_days is None or self.retention_days >= 1,
+            "retention_days",
+            f"must be >= 1 or null (keep forever), got {self.retention_days!r}",
+        )
+
+
+@dataclass
+class TLSConfig:
+    """HTTPS for the server: certificate and key files (PEM); ``client_ca`` turns on mutual TLS."""
+
+    certfile: str | None = None
+    keyfile: str | None = None
+    keyfile_password_env: str | None = None  # the env var holding the key file's password, if it has one
+    client_ca: str | None = None  # PEM bundle: clients must present a certificate it signed
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.certfile)
+
+    def check(self) -> None:
+        require(
+            bool(self.certfile) == bool(self.keyfile),
+            "certfile" if not self.certfile else "keyfile",
+            "certfile and keyfile go together",
+            hint="server.tls.certfile=server.pem server.tls.keyfile=server.key",
+        )
+        require(not self.client_ca or bool(self.certfile), "client_ca", "needs certfile and keyfile (mutual TLS)")
+
+
 @dataclass
 class HttpServerConfig:
     type: str = "http"
@@ -65,6 +123,10 @@ class HttpServerConfig:
     log_failure_policy: LogFailurePolicy = LogFailurePolicy.block
     log_buffer_rows: int = 100_000  # rows held in memory while writes fail (block: then 503; drop: then drop oldest)
     log_spool_dir: str | None = None  # policy spool: a directory on another disk (required for spool)
+    # --- what the logs keep of each column, encryption at rest, retention
+    log_privacy: LogPrivacyConfig = field(default_factory=LogPrivacyConfig)
+    # --- HTTPS (and mutual TLS)
+    tls: TLSConfig = field(default_factory=TLSConfig)
     # --- labels for earlier predictions (POST /v2/models/{name}/feedback); null: <paths.logs>/feedback
     feedback_dir: str | None = None
     # --- hot reload: re-resolve model_uri (an alias moves) every N seconds; 0: only on POST /admin/reload

@@ -325,6 +325,7 @@ def _finish(
     task_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
+    from aiinfra.governance.signing import sign_model_dir
     from aiinfra.models.model_dir import save_model
     from aiinfra.tracking.mlflow_setup import MODEL_ARTIFACT
     from aiinfra.tracking.run import log_model_dir
@@ -359,6 +360,9 @@ def _finish(
         contract=data.contract,
         transform=data.transform,
     )
+    # signed before MLflow copies it: the registered artifact carries the manifest and signature
+    sign_model_dir(model_dir, cfg.signing)
+    phases.mark("sign")
     info = tracking.call(
         "logging the model",
         log_model_dir,

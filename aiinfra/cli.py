@@ -112,6 +112,18 @@ def _deploy(argv: list[str]) -> int:
     return int(deploy_main(argv) or 0)
 
 
+def _raw(target: str) -> Callable[[list[str]], int]:
+    """A command whose module parses its own arguments: ``"pkg.mod:main"``, imported when called."""
+
+    def call(argv: list[str]) -> int:
+        import importlib
+
+        module, _, name = target.partition(":")
+        return int(getattr(importlib.import_module(module), name)(argv) or 0)
+
+    return call
+
+
 def _docs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["hooks"])
     p.add_argument("args", nargs=argparse.REMAINDER, help="-o FILE, --check")
@@ -158,6 +170,15 @@ COMMANDS: dict[str, Command] = {
     "repro": Command("run the DVC pipeline: `dvc repro` (extra args go to dvc)", _repro, _repro_args),
     "tune": Command("hyperparameter search with Optuna (each trial an MLflow child run)", _tune, raw=True),
     "deploy": Command("render deployment files: image | k8s | kserve | ray (docs/deploying.md)", _deploy, raw=True),
+    "costs": Command(
+        "what runs, model versions and serving cost (from the run ledger)",
+        _raw("aiinfra.governance.costs_cli:main"),
+        raw=True,
+    ),
+    "audit": Command(
+        "the run ledger and registry audit log: verify | report", _raw("aiinfra.governance.audit_cli:main"), raw=True
+    ),
+    "keys": Command("model-signing keys: generate | show", _raw("aiinfra.governance.signing_cli:main"), raw=True),
     "docs": Command("generate docs/hooks.md from the hook spec (docs hooks [--check])", _docs, _docs_args),
     "new-plugin": Command("scaffold a plugin package that passes its own tests", _new_plugin, _new_plugin_args),
 }

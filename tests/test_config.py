@@ -23,8 +23,10 @@ from aiinfra.config.compose import compose
 from aiinfra.config.schema import EvalSplit, GateMode, Loader
 from aiinfra.config.validate import AiinfraDeprecationWarning, validate
 from aiinfra.errors import AiinfraError, ConfigError, UnknownComponentError
+from aiinfra.governance.schema import QualityAction, SigningMode
 from aiinfra.plugins import hookimpl
 from aiinfra.plugins.manager import build_plugin_manager
+from aiinfra.serving.schema import ColumnPolicy
 from project_helpers import REPO, cli_env, run_cli
 
 HEAVY = ("torch", "lightning", "mlflow", "evidently", "ray")
@@ -34,6 +36,9 @@ ENUM_CASES = [
     ("data.loader=fast", "data.loader"),
     ("register.gate.mode=maximum", "register.gate.mode"),
     ("evaluate.split=holdout", "evaluate.split"),
+    ("audit.data_quality=strict", "audit.data_quality"),
+    ("signing.mode=always", "signing.mode"),
+    ("server.log_privacy.default=encrypt", "server.log_privacy.default"),
 ]
 #: (overrides, the message's start): a range or cross-field rule of the root schema broken
 RULE_CASES = [
@@ -46,6 +51,15 @@ RULE_CASES = [
     (["data.num_workers=-1"], "data.num_workers: must be >= 0"),
     (["register.gate.tolerance=-0.1"], "register.gate.tolerance: must be >= 0"),
     (["tracking.retry_s=-1"], "tracking.retry_s: must be >= 0"),
+    (["costs.rates.cpu_hour=-1"], "costs.rates.cpu_hour: must be >= 0"),
+    (["costs.rates.gpu_hour.default=-2"], "costs.rates.gpu_hour.default: must be >= 0"),
+    (["budget.max_cost=0"], "budget.max_cost: must be > 0 or null"),
+    (["budget.stages={trian: {max_cpu_hours: 1}}"], "budget.stages.trian: is not a stage"),
+    (["budget.stages={train: {max_cost: -1}}"], "budget.stages.train.max_cost: must be > 0 or null"),
+    (["audit.max_null_increase=2"], "audit.max_null_increase: must be a share between 0 and 1"),
+    (["server.tls.certfile=server.pem"], "server.tls.keyfile: certfile and keyfile go together"),
+    (["server.tls.client_ca=ca.pem"], "server.tls.client_ca: needs certfile and keyfile"),
+    (["server.log_privacy.retention_days=0"], "server.log_privacy.retention_days: must be >= 1 or null"),
 ]
 
 
@@ -101,7 +115,15 @@ def test_unknown_component_type_lists_registered_names(registry):
 
 
 @pytest.mark.parametrize(
-    ("key", "enum"), [("data.loader", Loader), ("register.gate.mode", GateMode), ("evaluate.split", EvalSplit)]
+    ("key", "enum"),
+    [
+        ("data.loader", Loader),
+        ("register.gate.mode", GateMode),
+        ("evaluate.split", EvalSplit),
+        ("audit.data_quality", QualityAction),
+        ("signing.mode", SigningMode),
+        ("server.log_privacy.default", ColumnPolicy),
+    ],
 )
 def test_every_enumerated_value_is_accepted_as_its_member(registry, key, enum):
     for member in enum:
@@ -116,8 +138,28 @@ def test_value_outside_an_enumeration_names_the_key_and_the_choices(registry, ov
         _validated([override], registry)
     text = str(err.value)
     assert key in text and override.split("=")[1] in text
-    enum = {"data.loader": Loader, "register.gate.mode": GateMode, "evaluate.split": EvalSplit}[key]
+    enum = {
+        "data.loader": Loader,
+        "register.gate.mode": GateMode,
+        "evaluate.split": EvalSplit,
+        "audit.data_quality": QualityAction,
+        "signing.mode": SigningMode,
+        "server.log_privacy.default": ColumnPolicy,
+    }[key]
     assert all(member.value in text for member in enum), text
+
+
+def test_budget_stage_names_are_the_runners_stages():
+    from aiinfra.governance.schema import STAGE_NAMES
+    from aiinfra.runner import STAGES
+
+    assert tuple(STAGES) == STAGE_NAMES
+
+
+def test_stage_budget_falls_back_to_the_section_limits(registry):
+    cfg = _validated(["budget.max_cost=5", "budget.stages={train: {max_cpu_hours: 2}}"], registry)
+    assert (cfg.budget.for_stage("train").max_cost, cfg.budget.for_stage("train").max_cpu_hours) == (5, 2)
+    assert (cfg.budget.for_stage("prepare").max_cost, cfg.budget.for_stage("prepare").max_cpu_hours) == (5, None)
 
 
 @pytest.mark.parametrize(("overrides", "message"), RULE_CASES)

@@ -1,7 +1,9 @@
 """Append-only audit log of registry changes: what moved, when, why, by which command.
 
-One JSON object per line in ``<paths.logs>/audit.jsonl``. Lines are only ever appended (opened in
-append mode, one ``write`` per event, fsync'd), so the file is a faithful history.
+One JSON object per line in ``<paths.logs>/audit.jsonl``, hash-chained
+(:mod:`aiinfra.governance.chain`: each event carries ``seq``, ``prev_hash`` and ``hash``, one
+locked, fsync'd ``write`` per event), so an edited, deleted, reordered or truncated event is found
+by ``aiinfra audit verify`` (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import getpass
-import json
 import logging
 import os
 import shlex
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from aiinfra.governance.chain import append
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +43,7 @@ def append_audit(cfg: Any, action: str, **fields: Any) -> dict[str, Any]:
         "user": user,
         "pid": os.getpid(),
     }
-    path = audit_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(event, sort_keys=True, default=str) + "\n"
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-    return event
+    return append(audit_path(cfg), event)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,15 @@ config is composed (composing takes about 0.4 s; the monitor uses it to start Ev
 process, whose import is its critical path). The runner calls ``prestart()`` first, then
 ``configured(cfg)`` on the returned object once the config is valid (it may stop the work the
 config does not want), runs the stage, and calls ``close()`` at the end whatever happened.
+
+The run ledger. Every stage run that got as far as a valid config appends one hash-chained record
+to ``<paths.logs>/ledger.jsonl`` (:class:`aiinfra.governance.ledger.StageRun`; docs/audit.md):
+:func:`run_stage_command` starts the record, and with it the resource meter, before anything else
+(prestart and composition are part of the stage's cost); :func:`run_stage` hashes the inputs, runs
+the stage and appends the record whatever happened (``ok``, ``error`` or ``interrupted``), also
+for each job of a sweep and each trial of ``aiinfra tune``. A run whose config does not validate
+is not recorded: without a config there is no ledger path, and nothing ran. Writing the ledger
+never fails a stage.
 """
 
 from __future__ import annotations
@@ -150,33 +159,64 @@ def exit_code(outputs: Any) -> int:
     return 0
 
 
-def run_stage(stage: str, cfg: Any) -> dict[str, Any]:
-    """Run one stage on a validated config, then tell plugins (``aiinfra_stage_finished``).
+def _command(stage: str, overrides: list[str], params: str | None = None) -> str:
+    """The command line that repeats a run (the ledger's ``command``)."""
+    import shlex
+
+    return shlex.join(["aiinfra", stage, *(["--params", params] if params else []), *overrides])
+
+
+def run_stage(
+    stage: str,
+    cfg: Any,
+    ledger: Any = None,
+    params: str | None = None,
+    moved: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run one stage on a validated config, then tell plugins (``aiinfra_stage_finished``), and
+    append the run to the ledger (also when the stage raised).
 
     Returns the stage's outputs as a dict (``{"exit_code": n}`` for a stage that returns a status).
+    ``ledger``: the :class:`~aiinfra.governance.ledger.StageRun` started by the caller (one is
+    started here otherwise); ``params``: the params.yaml the config came from (hashed as an input);
+    ``moved``: output paths a sweep job writes elsewhere (default path -> the job's path).
     """
     from aiinfra.config.typed import to_dictconfig
+    from aiinfra.governance.ledger import StageRun
     from aiinfra.plugins.hooks import call_notification
     from aiinfra.plugins.manager import get_plugins
 
+    run = ledger if ledger is not None else StageRun(stage)
+    run.configured(cfg, params=params, moved=moved)
     started = time.perf_counter()
-    result = stage_module(stage).run(cfg)
-    outputs = result if isinstance(result, dict) else {"exit_code": exit_code(result)}
-    log.info("%s finished in %.1f s", stage, time.perf_counter() - started)
-    call_notification(get_plugins(), "aiinfra_stage_finished", stage=stage, outputs=outputs, config=to_dictconfig(cfg))
+    try:
+        result = stage_module(stage).run(cfg)
+        outputs = result if isinstance(result, dict) else {"exit_code": exit_code(result)}
+        log.info("%s finished in %.1f s", stage, time.perf_counter() - started)
+        call_notification(
+            get_plugins(), "aiinfra_stage_finished", stage=stage, outputs=outputs, config=to_dictconfig(cfg)
+        )
+    except BaseException as exc:  # recorded as error/interrupted, then raised on unchanged
+        run.finish(error=exc)
+        raise
+    run.finish(outputs=outputs)
     return outputs
 
 
 def run_stage_command(stage: str, overrides: list[str], params: str | None = None) -> int:
-    """``aiinfra <stage> [overrides]``: prestart, load the config, run, and return the exit status."""
+    """``aiinfra <stage> [overrides]``: start the ledger record (and its resource meter), prestart,
+    load the config, run, and return the exit status."""
+    from aiinfra.governance.ledger import StageRun
+
     module = stage_module(stage)
+    ledger = StageRun(stage, _command(stage, overrides, params))
     prestart = getattr(module, "prestart", None)
     early: Prestart | None = prestart() if prestart is not None else None
     try:
         cfg = load_config(overrides, params)
         if early is not None:
             early.configured(cfg)
-        return exit_code(run_stage(stage, cfg))
+        return exit_code(run_stage(stage, cfg, ledger=ledger, params=params))
     finally:
         if early is not None:
             early.close()
@@ -197,7 +237,8 @@ def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 def run_multirun(stage: str, overrides: list[str]) -> int:
     """``aiinfra <stage> -m ...``: validate every job of the sweep, then hand over to Hydra's
-    sweepers and launchers (basic, joblib, submitit); each job keeps its outputs in its job dir."""
+    sweepers and launchers (basic, joblib, submitit); each job keeps its outputs in its job dir
+    and appends its own ledger record (its command: ``aiinfra <stage> <the job's overrides>``)."""
     import hydra
 
     from aiinfra.config.compose import find_project_root
@@ -223,19 +264,26 @@ def run_multirun(stage: str, overrides: list[str]) -> int:
         from omegaconf import OmegaConf
 
         from aiinfra.config.validate import validate
+        from aiinfra.governance.ledger import StageRun
         from aiinfra.plugins.manager import get_plugins
 
         plain = OmegaConf.create(OmegaConf.to_container(raw, resolve=True))
         # each job of a sweep keeps its own outputs (model, plots, checkpoints) in its Hydra job
         # directory; the runs are compared in MLflow, and no job overwrites another's model
-        job_dir = Path(HydraConfig.get().runtime.output_dir)
-        plain.paths.models = str(job_dir / "models")
-        plain.paths.plots = str(job_dir / "plots")
-        plain.paths.metrics = str(job_dir / "metrics.json")
+        hydra_cfg = HydraConfig.get()
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        ledger = StageRun(stage, _command(stage, list(hydra_cfg.overrides.task)))
+        moved = {
+            plain.paths.models: str(job_dir / "models"),
+            plain.paths.plots: str(job_dir / "plots"),
+            plain.paths.metrics: str(job_dir / "metrics.json"),
+        }
+        plain.paths.models, plain.paths.plots, plain.paths.metrics = moved.values()
         if "trainer" in plain and "checkpoint" in plain.trainer:
             plain.trainer.checkpoint.dir = str(job_dir / "checkpoints")
         try:
-            results.append(exit_code(run_stage(stage, validate(plain, get_plugins().registry))))
+            cfg = validate(plain, get_plugins().registry)
+            results.append(exit_code(run_stage(stage, cfg, ledger=ledger, moved=moved)))
         except AiinfraError as exc:  # one job's user error: a clear line, the sweep goes on
             print_error(exc, where=f"sweep job {HydraConfig.get().job.num}")
             results.append(exc.exit_code)

@@ -1,6 +1,7 @@
 """``aiinfra prepare``: read the source, validate it, split it by seed, then on the train split
-only infer the column types and fit the preprocessing; write Parquet, ``meta.json``,
-``contract.json`` and ``preprocess.json`` (docs/features.md)."""
+only infer the column types and fit the preprocessing; profile the data and compare the profile
+with the last run's (``audit.data_quality``, docs/audit.md); write Parquet, ``meta.json``,
+``contract.json``, ``preprocess.json`` and ``profile.json`` (docs/features.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from aiinfra.config.typed import to_dict
 from aiinfra.data.prepared import META, NOT_LINEAGE, SPLITS, content_hash
 from aiinfra.errors import DataValidationError
+from aiinfra.governance import quality
 from aiinfra.plugins.manager import get_plugins
 
 # pandas and scikit-learn are imported where used: the runner imports this module before it
@@ -128,6 +130,10 @@ def run(cfg: Any) -> dict[str, Any]:
     transform = FeatureTransform.fit(parts["train"], contract, cfg.features)
     _show_types(contract, type_table(contract, frame, transform))
     columns = [*contract.features, target]
+    # the data's profile against the last prepare's, before anything is written: with
+    # audit.data_quality=fail a changed source leaves the previous prepared data as it was
+    profile = quality.profile(frame, {split: len(parts[split]) for split in SPLITS}, contract)
+    data_quality = quality.check(cfg, profile)
     out = Path(cfg.paths.prepared)
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
@@ -152,9 +158,11 @@ def run(cfg: Any) -> dict[str, Any]:
         "feedback_rows": feedback_rows,
     }
     (out / META).write_text(json.dumps(meta, indent=2))
+    quality.write_profile(out, profile)  # last: an interrupted prepare keeps the old one to compare with
     log.info("wrote %s: %s (dataset hash %s)", out, meta["rows"], meta["dataset_hash"])
     return {
         "prepared_dir": str(out),
         "dataset_hash": meta["dataset_hash"],
         **{f"rows_{k}": v for k, v in meta["rows"].items()},
+        "data_quality": data_quality,
     }

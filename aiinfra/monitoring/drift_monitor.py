@@ -60,9 +60,12 @@ def run_once(cfg: RootConfig) -> DriftReport:
             worker = ReportWorker.take()
         current = windows.open_current(cfg)
         ref = engine.load_reference(cfg.paths.prepared)
-        plans = engine.plan_columns(mon, ref, current)
+        # columns the log protects (server.log_privacy: drop/hash/redact) cannot be compared
+        protected = windows.protected_features(current, list(mon.columns or ref.meta["features"]), cfg.server)
+        plans = engine.plan_columns(_without(mon, ref, protected), ref, current)
         result = engine.run(mon, ref, current, plans, seed=cfg.seed)
-        labelled = feedback.evaluate(mon.feedback, ref, current) if mon.feedback else None
+        result.columns.extend(_protected_results(protected, ref, result.rows_current))
+        labelled = feedback.evaluate(mon.feedback, ref, current, cfg.server) if mon.feedback else None
     except BaseException:
         if worker is not None:
             worker.close()
@@ -165,6 +168,60 @@ def run_once(cfg: RootConfig) -> DriftReport:
     return verdict
 
 
+def _without(mon, ref: engine.Reference, protected: dict[str, str]):
+    """``mon`` monitoring only the features the log keeps as sent."""
+    if not protected:
+        return mon
+    import dataclasses
+
+    from aiinfra.errors import AiinfraError
+
+    kept = [f for f in (mon.columns or ref.meta["features"]) if f not in protected]
+    if not kept:
+        raise AiinfraError(
+            "every monitored feature is protected in the prediction log (server.log_privacy: "
+            f"{', '.join(f'{k}={v}' for k, v in protected.items())}): nothing can be compared with the reference",
+            hint="keep some features (server.log_privacy.columns.<name>=keep), or monitor a file: monitor.current=...",
+        )
+    return dataclasses.replace(
+        mon,
+        columns=kept,
+        per_column_method={k: v for k, v in mon.per_column_method.items() if k not in protected},
+        per_column_threshold={k: v for k, v in mon.per_column_threshold.items() if k not in protected},
+    )
+
+
+def _protected_results(protected: dict[str, str], ref: engine.Reference, rows_current: int) -> list[dict]:
+    """A skipped entry per protected feature: why it is not compared (its values are not the
+    values the reference has)."""
+    out = []
+    for name, policy in protected.items():
+        note = f"protected in the prediction log (server.log_privacy: {policy}): not comparable with the reference"
+        log.info("column '%s' is not compared: %s", name, note)
+        ref_col = ref.table.column(name) if name in ref.table.column_names else None
+        ref_missing = ref_col.null_count / len(ref_col) if ref_col is not None and len(ref_col) else 0.0
+        out.append(
+            dict(
+                column=name,
+                reference_column=name,
+                type="categorical",
+                rows_reference=ref.table.num_rows,
+                rows_current=rows_current,
+                missing_share_reference=ref_missing,
+                missing_share_current=None,
+                counted=False,
+                method="skipped",
+                score=None,
+                threshold=None,
+                drifted=False,
+                note=note,
+                role="skipped",
+                compared_as="skipped",
+            )
+        )
+    return out
+
+
 def _role(column: dict) -> str:
     """A result's role; results without one (no data contract) by the rule they always had."""
     if "role" in column:
@@ -186,6 +243,10 @@ def run_monitor(cfg: RootConfig) -> int:
     A user error (bad file, missing column, empty window) raises :class:`~aiinfra.errors.AiinfraError`
     in a single run; in watch mode it is logged and the loop goes on.
     """
+    # the logs' retention (server.log_privacy.retention_days): the monitor may run where no server does
+    from aiinfra.serving import retention
+
+    retention.sweep(cfg)
     if cfg.monitor.watch_interval_s > 0:
         return watch(cfg, run_once, exit_code)
     return exit_code(run_once(cfg), cfg)

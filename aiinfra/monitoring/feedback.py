@@ -15,14 +15,16 @@ from aiinfra.monitoring.windows import PREDICTION, REQUEST_ID, CurrentData, open
 RECEIVED = "received"  # when the server stored a label (aiinfra.serving.feedback)
 
 
-def read_labels(path: str, target: str) -> Any:
+def read_labels(path: str, target: str, server_cfg: Any = None) -> Any:
     """``request_id`` and ``target`` from a feedback file or directory (the server's
     ``POST /v2/models/{name}/feedback`` writes one), one label per request id: a request labelled
-    again (a correction) counts once, with its latest label."""
+    again (a correction) counts once, with its latest label. Encrypted parts are decrypted with
+    ``server_cfg.log_privacy``'s keys; a hashed ``request_id`` is hashed in the prediction log with
+    the same key, so the join is unchanged."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    labels = open_file(path)
+    labels = open_file(path, server_cfg)
     missing = [c for c in (REQUEST_ID, target) if c not in labels.names]
     if missing:
         raise DataValidationError(
@@ -41,7 +43,7 @@ def read_labels(path: str, target: str) -> Any:
     return table.take(last).select([REQUEST_ID, target])
 
 
-def evaluate(path: str, reference: Reference, current: CurrentData) -> dict:
+def evaluate(path: str, reference: Reference, current: CurrentData, server_cfg: Any = None) -> dict:
     import pyarrow.compute as pc
 
     target = reference.meta.get("target")
@@ -52,7 +54,7 @@ def evaluate(path: str, reference: Reference, current: CurrentData) -> dict:
             f"{', '.join(lacking)}",
             hint="monitor the prediction log (monitor.current=null), or set monitor.feedback=null",
         )
-    truth = read_labels(path, target).rename_columns([REQUEST_ID, "__label"])
+    truth = read_labels(path, target, server_cfg).rename_columns([REQUEST_ID, "__label"])
     window = current.table([REQUEST_ID, PREDICTION])
     joined = window.join(truth, keys=REQUEST_ID, join_type="inner")
     out: dict[str, Any] = {"path": str(path), "labelled_rows": joined.num_rows, "window_rows": window.num_rows}

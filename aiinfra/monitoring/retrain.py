@@ -20,7 +20,7 @@ from aiinfra.config.schema import RootConfig
 from aiinfra.data.prepared import PreparedData
 from aiinfra.monitoring.feedback import read_labels
 from aiinfra.monitoring.verdict import DriftReport, RetrainOutcome
-from aiinfra.monitoring.windows import REQUEST_ID, CurrentData
+from aiinfra.monitoring.windows import REQUEST_ID, CurrentData, protected_features
 
 log = logging.getLogger("aiinfra.monitor")
 
@@ -50,11 +50,25 @@ def export_window(cfg: RootConfig, current: CurrentData, stamp: str) -> Path:
 
 
 def _labelled(cfg: RootConfig, current: CurrentData) -> Any:
-    """The window's rows that have a label, with the target column next to the features."""
+    """The window's rows that have a label, with the target column next to the features.
+
+    The log is decrypted with the config's keys (``server.log_privacy``). A feature the log
+    protects (``drop``, ``hash``, ``redact``) is exported as missing values: a hash or
+    ``"[redacted]"`` is not the value the model was trained on, and ``prepare`` takes a gap."""
+    import pyarrow as pa
+
     data = PreparedData.open(cfg.paths.prepared)
-    labels = read_labels(cfg.monitor.feedback, data.target)
-    window = current.table([REQUEST_ID, *data.features])
-    return window.join(labels, keys=REQUEST_ID, join_type="inner").select([*data.features, data.target])
+    labels = read_labels(cfg.monitor.feedback, data.target, cfg.server)
+    protected = protected_features(current, data.features, cfg.server)
+    present = [f for f in data.features if f not in protected and f in current.names]
+    window = current.table([REQUEST_ID, *present])
+    joined = window.join(labels, keys=REQUEST_ID, join_type="inner")
+    for name in data.features:
+        if name not in present:
+            joined = joined.append_column(name, pa.nulls(joined.num_rows))
+    if protected:
+        log.info("retrain export: protected column(s) %s exported as missing values", ", ".join(sorted(protected)))
+    return joined.select([*data.features, data.target])
 
 
 def retrain(cfg: RootConfig, verdict: DriftReport, current: CurrentData | None = None) -> RetrainOutcome:

@@ -11,6 +11,11 @@ them), ``prediction`` (a class label, or a regression model's value) and ``score
 (classification). Windows prune whole partitions by their directory names first and filter on
 ``timestamp`` inside, and columns are read one at a time (Parquet is columnar), so a window is
 never held in memory as a whole table.
+
+Encrypted parts (``server.log_privacy.encrypt``, Parquet modular encryption) are read
+transparently with the master keys of the config's ``server.log_privacy``
+(:mod:`aiinfra.serving.log_crypto`); plaintext parts in the same log read as well. An encrypted
+part without keys to open it is one error naming the environment variable.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class CurrentData:
     window: WindowBounds | None = None  # the resolved window (ISO strings), for the verdict
     skipped: list[str] = field(default_factory=list)  # unreadable log files left out (with why)
     files: list[str] | None = None  # the log's files (None: one current file)
+    crypto: Any = None  # aiinfra.serving.log_crypto.LogCrypto that decrypts the parts, or None
 
     @property
     def names(self) -> list[str]:
@@ -83,7 +89,7 @@ class CurrentData:
                     hint="the file is damaged or not what its name says: write it again",
                 ) from None
             first_error = exc
-        bad = {f: why for f in self.files if (why := _unreadable(f)) is not None}
+        bad = {f: why for f in self.files if (why := _unreadable(f, self.crypto)) is not None}
         if not bad:  # no single file fails: not a damaged part
             raise first_error
         # found mid-read, after other columns or counts may have been taken from the whole window:
@@ -97,20 +103,41 @@ class CurrentData:
         )
 
 
-def _unreadable(path: str) -> str | None:
+def _unreadable(path: str, crypto: Any = None) -> str | None:
     """Why a Parquet file's data cannot be read, or None when it reads (every column, every row)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        pq.read_table(path)
+        pq.read_table(path, decryption_properties=crypto.decryption_properties() if crypto is not None else None)
     except (pa.ArrowException, OSError) as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return None
 
 
-def open_file(path: str | Path) -> CurrentData:
-    """A Parquet file or directory, or a CSV file."""
+def _crypto(server_cfg: Any) -> Any:
+    """The decryption of the config's logs (None: plaintext only); a missing key is an error now."""
+    if server_cfg is None:
+        return None
+    from aiinfra.serving.log_crypto import reader_crypto
+
+    return reader_crypto(server_cfg)
+
+
+def _check_locked(files: list[str], crypto: Any, server_cfg: Any) -> None:
+    """Encrypted parts and no keys: one error naming the variable (not "unreadable file")."""
+    if crypto is not None:
+        return
+    from aiinfra.serving.log_crypto import is_encrypted, locked_part_error
+
+    locked = next((f for f in files if is_encrypted(f)), None)
+    if locked is not None:
+        raise locked_part_error(locked, server_cfg)
+
+
+def open_file(path: str | Path, server_cfg: Any = None) -> CurrentData:
+    """A Parquet file or directory (encrypted parts decrypted with ``server_cfg.log_privacy``'s
+    keys), or a CSV file."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -129,7 +156,11 @@ def open_file(path: str | Path) -> CurrentData:
             convert = pcsv.ConvertOptions(strings_can_be_null=True)
             table = pcsv.read_csv(p, parse_options=parse, convert_options=convert)
             return CurrentData(str(p), ds.dataset(table))
-        return CurrentData(str(p), ds.dataset(str(p), format="parquet"))
+        crypto = _crypto(server_cfg)
+        files = [str(p)] if p.is_file() else [str(f) for f in sorted(p.rglob("*.parquet"))]
+        _check_locked(files, crypto, server_cfg)
+        fmt = crypto.parquet_format() if crypto is not None else "parquet"
+        return CurrentData(str(p), ds.dataset(str(p), format=fmt), crypto=crypto)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise AiinfraError(
             f"cannot read current data {p}: {exc}",
@@ -146,17 +177,19 @@ class _Footers:
     """Row counts from Parquet footers (no data read); a file whose footer cannot be read (a
     damaged or truncated part) is left out with a warning instead of failing the whole window."""
 
-    def __init__(self) -> None:
+    def __init__(self, crypto: Any = None) -> None:
         self._rows: dict[str, int] = {}
         self.skipped: list[str] = []
+        self.crypto = crypto
 
     def rows(self, path: str) -> int:
         if path not in self._rows:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
+            props = self.crypto.decryption_properties() if self.crypto is not None else None
             try:
-                self._rows[path] = pq.read_metadata(path).num_rows
+                self._rows[path] = pq.read_metadata(path, decryption_properties=props).num_rows
             except (pa.ArrowException, OSError) as exc:
                 self._rows[path] = -1
                 self.skipped.append(f"{path}: {exc}")
@@ -180,9 +213,11 @@ def log_root(cfg: RootConfig) -> Path:
     return Path(configured) if configured else Path(cfg.paths.logs) / LOG_SUBDIR
 
 
-def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = None) -> CurrentData:
+def open_log(
+    root: str | Path, window: WindowConfig, now: dt.datetime | None = None, server_cfg: Any = None
+) -> CurrentData:
     """A window of the prediction log under ``root`` (a validated ``monitor.window``: at most one
-    kind of window, times that parse)."""
+    kind of window, times that parse); encrypted parts are decrypted with ``server_cfg``'s keys."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -194,7 +229,10 @@ def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = N
             hint="serve the model first (`aiinfra serve`) so that it logs predictions, "
             "or compare a file: aiinfra monitor monitor.current=FILE.parquet",
         )
-    footers = _Footers()
+    crypto = _crypto(server_cfg)
+    if crypto is None:
+        _check_locked([f for _, _, p in parts for f in _part_files(p)], None, server_cfg)
+    footers = _Footers(crypto)
     last_hours, last_rows = window.last_hours, window.last_rows
     start = parse_time(window.start) if window.start is not None else None
     end = parse_time(window.end) if window.end is not None else None
@@ -222,7 +260,10 @@ def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = N
 
     def build(files: list[str]):
         return ds.dataset(
-            files, format="parquet", partitioning=ds.HivePartitioning(part_schema), partition_base_dir=str(root)
+            files,
+            format=crypto.parquet_format() if crypto is not None else "parquet",
+            partitioning=ds.HivePartitioning(part_schema),
+            partition_base_dir=str(root),
         )
 
     try:
@@ -271,14 +312,16 @@ def open_log(root: str | Path, window: WindowConfig, now: dt.datetime | None = N
         log.warning(
             "prediction log: skipped %d unreadable file(s): %s", len(footers.skipped), "; ".join(footers.skipped[:5])
         )
-    return CurrentData(f"prediction log {root} ({what})", dataset, expr, described, footers.skipped, files=files)
+    return CurrentData(
+        f"prediction log {root} ({what})", dataset, expr, described, footers.skipped, files=files, crypto=crypto
+    )
 
 
 def open_current(cfg: RootConfig) -> CurrentData:
     """The current data of a monitor run: ``monitor.current`` or the prediction log window."""
     if cfg.monitor.current:  # (validation refused a window with it)
-        return open_file(cfg.monitor.current)
-    return open_log(log_root(cfg), cfg.monitor.window, now=env_now())
+        return open_file(cfg.monitor.current, cfg.server)
+    return open_log(log_root(cfg), cfg.monitor.window, now=env_now(), server_cfg=cfg.server)
 
 
 def env_now() -> dt.datetime | None:
@@ -292,3 +335,19 @@ def env_now() -> dt.datetime | None:
         raise AiinfraError(
             f"AIINFRA_NOW={raw!r} is not an ISO-8601 time", hint="e.g. AIINFRA_NOW=2026-11-28T13:00:00Z, or unset it"
         ) from None
+
+
+def protected_features(current: CurrentData, features: list[str], server_cfg: Any = None) -> dict[str, str]:
+    """{feature: policy} of the features the log does not keep as sent (``drop``, ``hash``,
+    ``redact``): recorded in the parts' schema metadata, and, for the prediction log, what the
+    config's ``server.log_privacy`` says. Such a column cannot be compared with the reference."""
+    from aiinfra.serving.privacy import KEEP, protected_columns
+
+    found = {k: v for k, v in protected_columns(current.dataset.schema).items() if k in features}
+    privacy = getattr(server_cfg, "log_privacy", None)
+    if privacy is not None and current.files is not None:  # the log, not a file the user named
+        for name in features:
+            policy = str(privacy.columns.get(name, privacy.default))
+            if policy != KEEP:
+                found.setdefault(name, policy)
+    return found

@@ -105,32 +105,36 @@ def _finite(value: int | float) -> bool:
 
 
 class FeedbackStore:
-    """Writes each accepted request's labels as one Parquet part file (atomically renamed)."""
+    """Writes each accepted request's labels as one Parquet part file (atomically renamed).
 
-    def __init__(self, directory: str | Path):
+    ``privacy`` (:class:`aiinfra.serving.privacy.LogPrivacy`): the prediction log's policies and
+    encryption, so a hashed ``request_id`` is hashed with the same key here and the labels still
+    join; the label column itself is kept (it is what feedback is for)."""
+
+    def __init__(self, directory: str | Path, privacy: Any = None):
         self.dir = Path(directory)
         self.rows_written = 0
+        self.privacy = privacy
 
     def write(self, ids: list[str], labels: np.ndarray, target: str, model_name: str, model_version: str) -> Path:
 
         now = datetime.now(UTC)
         n = len(ids)
-        table = pa.table(
-            {
-                "request_id": pa.array(ids, pa.string()),
-                target: pa.array(labels.tolist()),
-                "received": pa.array(
-                    np.full(n, int(now.timestamp() * 1e6), dtype=np.int64), pa.timestamp("us", tz="UTC")
-                ),
-                "model_name": pa.array([model_name] * n, pa.string()),
-                "model_version": pa.array([model_version] * n, pa.string()),
-            }
-        )
+        cols = {
+            "request_id": pa.array(ids, pa.string()),
+            target: pa.array(labels.tolist()),
+            "received": pa.array(np.full(n, int(now.timestamp() * 1e6), dtype=np.int64), pa.timestamp("us", tz="UTC")),
+            "model_name": pa.array([model_name] * n, pa.string()),
+            "model_version": pa.array([model_version] * n, pa.string()),
+        }
+        privacy = self.privacy
+        # request_id only: the features are not in this log, and the label is what it keeps
+        table = privacy.table(cols, []) if privacy is not None else pa.table(cols)
         folder = self.dir / f"date={now:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = folder / f".{name}"  # readers skip dot-files: they never see half a file
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **(privacy.write_options() if privacy is not None else {}))
         os.replace(tmp, folder / name)
         self.rows_written += n
         return folder / name

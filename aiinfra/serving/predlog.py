@@ -90,8 +90,12 @@ class PredictionLog:
         on_written=None,
         on_error=None,
         on_dropped=None,
+        privacy=None,
     ):
         self.dir = Path(log_dir)
+        # aiinfra.serving.privacy.LogPrivacy: column policies and encryption, applied where a part
+        # is built, so the log directory and the spool only ever receive protected parts
+        self.privacy = privacy
         self.features = list(features)  # default for append() without features
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
@@ -357,7 +361,7 @@ class PredictionLog:
         total = 0
         for part in self._spooled_parts():
             try:
-                total += pq.read_metadata(part).num_rows
+                total += self._read_metadata(part).num_rows
             except Exception:  # a broken spool file: skipped by the replay as well
                 log.error("prediction log: unreadable spool file %s (left in place)", part)
         return total
@@ -367,7 +371,7 @@ class PredictionLog:
         moved = 0
         for part in self._spooled_parts():
             try:
-                rows = pq.read_metadata(part).num_rows
+                rows = self._read_metadata(part).num_rows
                 dest = self.dir / part.relative_to(self.spool_dir)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest.parent / f".{dest.name}.tmp"
@@ -406,7 +410,7 @@ class PredictionLog:
             name = f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
             tmp = part_dir / f".{name}.tmp"
             try:
-                pq.write_table(table, tmp)
+                pq.write_table(table, tmp, **(self.privacy.write_options() if self.privacy is not None else {}))
                 os.replace(tmp, part_dir / name)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -455,7 +459,13 @@ class PredictionLog:
         else:
             cols["prediction"] = pa.array(labels.tolist() if labels.dtype.kind in "OUS" else labels)
             cols["score"] = pa.array(np.concatenate([c.scores for c in group]).astype(np.float64), pa.float64())
+        if self.privacy is not None:
+            return self.privacy.table(cols, features), date, hour
         return pa.table(cols), date, hour
+
+    def _read_metadata(self, part: Path):
+        """A part's footer (the spool's parts are encrypted when the log is)."""
+        return pq.read_metadata(part, **(self.privacy.read_options() if self.privacy is not None else {}))
 
     def close(self) -> int:
         """Stop the writer thread and write what is buffered (SIGTERM path). Rows that still cannot
@@ -483,9 +493,14 @@ class PredictionLog:
         return written
 
 
-def read_predictions(log_dir: str | Path):
-    """All logged rows as one pyarrow Table (hive partitions as columns ``date`` and ``hour``)."""
+def read_predictions(log_dir: str | Path, server_cfg: Any = None):
+    """All logged rows as one pyarrow Table (hive partitions as columns ``date`` and ``hour``);
+    encrypted parts are decrypted with ``server_cfg.log_privacy``'s keys."""
     path = Path(log_dir)
     if not path.is_dir() or not any(path.rglob("part-*.parquet")):
         return pa.table({})
-    return ds.dataset(str(path), format="parquet", partitioning="hive").to_table()
+    from aiinfra.serving.log_crypto import reader_crypto
+
+    crypto = reader_crypto(server_cfg) if server_cfg is not None else None
+    fmt = crypto.parquet_format() if crypto is not None else "parquet"
+    return ds.dataset(str(path), format=fmt, partitioning="hive").to_table()

@@ -1,0 +1,139 @@
+"""Retention of the prediction log and the feedback log (``server.log_privacy.retention_days``).
+
+A ``date=YYYY-MM-DD`` partition (UTC) is deleted once its date is more than ``retention_days``
+days before today: with ``retention_days=30`` on 2026-12-31 the partitions up to 2026-11-30 go.
+Today's partition (the one being written) is never deleted (``retention_days`` is at least 1).
+Each deletion is appended to the registry audit log (``log_partition_deleted``: path, rows,
+reason). The sweep runs when the server starts and then once an hour (a daemon thread), and when
+the monitor starts (it may run where the server does not).
+
+Several processes may sweep at once (server workers, a monitor): a partition is first renamed to a
+dot-name (atomic, so exactly one process wins it), then removed, and only the winner writes the
+audit line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("aiinfra.retention")
+
+PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+INTERVAL_S = 3600.0
+
+
+def log_dirs(cfg: Any) -> list[Path]:
+    """The prediction log and the feedback log of ``cfg`` (as the server resolves them)."""
+    s, logs = cfg.server, Path(cfg.paths.logs)
+    predictions = getattr(s, "log_dir", None) or logs / "predictions"
+    feedback = getattr(s, "feedback_dir", None) or logs / "feedback"
+    return [Path(predictions).resolve(), Path(feedback).resolve()]
+
+
+def retention_days(cfg: Any) -> int | None:
+    privacy = getattr(cfg.server, "log_privacy", None)
+    return privacy.retention_days if privacy is not None else None
+
+
+def expired(root: Path, days: int, today: dt.date) -> list[tuple[dt.date, Path]]:
+    """The ``date=`` partitions under ``root`` older than ``days`` days before ``today``, oldest first."""
+    if days < 1 or not root.is_dir():
+        return []
+    cutoff = today - dt.timedelta(days=days)
+    out = []
+    for child in root.iterdir():
+        m = PARTITION.match(child.name)
+        if not m or not child.is_dir():
+            continue
+        try:
+            date = dt.date.fromisoformat(m.group(1))
+        except ValueError:
+            continue
+        if date < cutoff and date < today:
+            out.append((date, child))
+    return sorted(out)
+
+
+def _rows(directory: Path, cfg: Any) -> int | None:
+    """Rows of the partition's parts (footers only; encrypted ones with the configured keys);
+    None when a part cannot be counted."""
+    from aiinfra.serving import log_crypto
+
+    try:
+        crypto = log_crypto.reader_crypto(cfg.server)
+    except Exception:  # noqa: BLE001 - no key here: the deletion still happens, the count is unknown
+        crypto = None
+    total = 0
+    for part in directory.rglob("*.parquet"):
+        try:
+            total += log_crypto.read_metadata(part, c=crypto).num_rows
+        except Exception:  # noqa: BLE001 - a damaged or locked part: counted as unknown
+            return None
+    return total
+
+
+def sweep(cfg: Any, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Delete the expired partitions of both logs; returns what was deleted (path, rows)."""
+    days = retention_days(cfg)
+    if not days:
+        return []
+    from aiinfra.governance.audit import append_audit
+
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+    deleted = []
+    for root in log_dirs(cfg):
+        for date, partition in expired(root, days, today):
+            rows = _rows(partition, cfg)
+            claimed = partition.with_name(f".deleting-{partition.name}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(partition, claimed)  # atomic: another sweeper that got there first wins
+            except OSError:
+                continue
+            shutil.rmtree(claimed, ignore_errors=True)
+            reason = f"older than server.log_privacy.retention_days={days} (date {date}, today {today} UTC)"
+            append_audit(cfg, "log_partition_deleted", path=str(partition), rows=rows, reason=reason)
+            log.info("retention: deleted %s (%s rows; %s)", partition, "?" if rows is None else rows, reason)
+            deleted.append({"path": str(partition), "rows": rows})
+    return deleted
+
+
+class RetentionThread:
+    """Sweeps every ``interval_s`` seconds in a daemon thread (the first sweep is the caller's);
+    errors are logged and the next round tries again."""
+
+    def __init__(self, cfg: Any, interval_s: float = INTERVAL_S):
+        self.cfg = cfg
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aiinfra-retention", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                sweep(self.cfg)
+            except Exception:  # the thread must not die
+                log.exception("retention: sweep failed")
+
+    def start(self) -> RetentionThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def start(cfg: Any) -> RetentionThread | None:
+    """The server's retention: a first sweep now (before the first request), then hourly; None
+    when ``retention_days`` is null."""
+    if not retention_days(cfg):
+        return None
+    sweep(cfg)
+    return RetentionThread(cfg).start()

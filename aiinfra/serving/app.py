@@ -26,6 +26,8 @@ from aiinfra.serving.guard import HeaderSweeper, Shutdown, uvicorn_server
 from aiinfra.serving.handlers import error, http_error, server_error
 from aiinfra.serving.routes import ENDPOINTS, Endpoint, Matcher, starlette_routes
 from aiinfra.serving.state import ServingState
+from aiinfra.serving.tls import CLIENT_CN_KEY
+from aiinfra.serving.usage import prediction_routes
 
 log = logging.getLogger("aiinfra.serving")
 
@@ -125,20 +127,21 @@ class Gate:
         st.metrics.observe_request(template, scope["method"], status, elapsed)
         if st.access.stream is not None:
             client = scope.get("client")
-            st.access.write(
-                {
-                    "ts": time.time(),
-                    "method": scope["method"],
-                    "path": path,
-                    "status": status,
-                    "duration_s": round(elapsed, 6),
-                    "request_id": scope.get("aiinfra.request_id"),
-                    "key_id": key_id,
-                    "rows": scope.get("aiinfra.rows"),
-                    "model_version": scope.get("aiinfra.model_version"),
-                    "client": client[0] if client else None,
-                }
-            )
+            record = {
+                "ts": time.time(),
+                "method": scope["method"],
+                "path": path,
+                "status": status,
+                "duration_s": round(elapsed, 6),
+                "request_id": scope.get("aiinfra.request_id"),
+                "key_id": key_id,
+                "rows": scope.get("aiinfra.rows"),
+                "model_version": scope.get("aiinfra.model_version"),
+                "client": client[0] if client else None,
+            }
+            if CLIENT_CN_KEY in scope:  # mutual TLS: the verified client certificate's subject CN
+                record["client_cn"] = scope[CLIENT_CN_KEY]
+            st.access.write(record)
 
 
 def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> Gate:
@@ -153,6 +156,8 @@ def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) 
             state.tasks.append(asyncio.create_task(_every(1.0, state.access.flush)))
         if state.metrics.multiprocess:
             state.tasks.append(asyncio.create_task(_every(1.0, state.metrics.refresh)))
+        state.usage.routes = prediction_routes(endpoints)
+        state.tasks.append(asyncio.create_task(state.usage.run()))  # serving usage, for `aiinfra costs`
         # stalled clients and the order of a shutdown (aiinfra.serving.guard)
         state.tasks.append(asyncio.create_task(state.body_guard.run()))
         server = uvicorn_server()  # the header sweep and the SIGTERM order need uvicorn's server
@@ -190,6 +195,7 @@ def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) 
                     state.predlog.dir,
                 )
             state.access.close()
+            state.usage.close()  # the process's final totals, after the last request and log flush
             state.metrics.process_exit()
 
     app = Starlette(

@@ -87,6 +87,11 @@ class TLSConfig:
             hint="server.tls.certfile=server.pem server.tls.keyfile=server.key",
         )
         require(not self.client_ca or bool(self.certfile), "client_ca", "needs certfile and keyfile (mutual TLS)")
+        require(
+            not self.keyfile_password_env or bool(self.keyfile),
+            "keyfile_password_env",
+            "is the password of server.tls.keyfile, and no keyfile is set",
+        )
 
 
 @dataclass
@@ -148,6 +153,9 @@ class HttpServerConfig:
     # and closed (slowloris, stalled uploads); beyond max_connections open connections: 503
     body_timeout_s: float = 30.0
     max_connections: int = 1000
+    # --- serving usage (CPU, memory, predictions; read by `aiinfra costs`): a line this often and at
+    # shutdown to <paths.logs>/usage/serving-<host>-<pid>.jsonl, one file per process
+    usage_interval_s: float = 60.0
 
     def check(self) -> None:
         require(0 <= self.port <= 65535, "port", f"must be between 0 and 65535, got {self.port}")
@@ -168,6 +176,15 @@ class HttpServerConfig:
             self.log_flush_interval_s > 0, "log_flush_interval_s", f"must be > 0, got {self.log_flush_interval_s!r}"
         )
         require(self.body_timeout_s > 0, "body_timeout_s", f"must be > 0, got {self.body_timeout_s!r}")
+        require(self.usage_interval_s > 0, "usage_interval_s", f"must be > 0, got {self.usage_interval_s!r}")
+        # Ray Serve's proxy, not this server, terminates the connections of server=ray, and aiinfra
+        # does not hand it the certificate (its mutual TLS cannot require client certificates either)
+        require(
+            self.type != "ray" or not self.tls.enabled,
+            "tls",
+            "is not supported with server=ray: Ray Serve's HTTP proxy accepts the connections",
+            hint="terminate TLS in front of Ray (an ingress or load balancer), or serve with server=http",
+        )
         require(
             self.log_buffer_rows >= self.log_flush_rows,
             "log_buffer_rows",

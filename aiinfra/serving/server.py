@@ -10,6 +10,9 @@ log, and ``serve`` returns 0.
 With ``server.workers > 1`` uvicorn's supervisor starts that many processes; each one rebuilds the
 typed config from YAML (:data:`SPEC_ENV`) and loads the model itself, and all of them share one
 Prometheus multiprocess directory, so a scrape of any worker reports all of them.
+
+``server.tls`` (``aiinfra.serving.tls``): HTTPS, and with ``client_ca`` mutual TLS, for one process
+and for every worker; the files are checked before the model loads.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from aiinfra.serving.app import build_app
 from aiinfra.serving.auth import KeyStore, check_bind
 from aiinfra.serving.runtime import ModelLoader
 from aiinfra.serving.state import ServingState
+from aiinfra.serving.tls import describe, uvicorn_tls_options
 
 log = logging.getLogger("aiinfra.serving")
 
@@ -56,8 +60,8 @@ def worker_app() -> Any:
     return build_app(build_state(cfg))
 
 
-def _uvicorn_options(server_cfg: Any) -> dict[str, Any]:
-    return dict(
+def _uvicorn_options(server_cfg: Any, tls_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    options = dict(
         host=server_cfg.host,
         port=server_cfg.port,
         loop="uvloop",
@@ -70,6 +74,8 @@ def _uvicorn_options(server_cfg: Any) -> dict[str, Any]:
         limit_concurrency=server_cfg.max_connections,  # open connections (and tasks); beyond: 503
         backlog=2048,
     )
+    options.update(tls_options or {})  # ssl_* (and, with mutual TLS, the protocol that names the client)
+    return options
 
 
 def serve(cfg: Any) -> int:
@@ -77,23 +83,26 @@ def serve(cfg: Any) -> int:
     s = cfg.server
     keys = KeyStore.from_config(s)  # fail on a malformed key before loading anything
     check_bind(s.host, keys, s.allow_unauthenticated)
+    tls = uvicorn_tls_options(s.tls)  # every TLS file checked before the model loads
     if s.workers > 1:
-        return _serve_workers(cfg)
+        return _serve_workers(cfg, tls)
     state = build_state(cfg)
     model = state.holder.current
     log.info(
-        "serving %s version %s (runtime %s) on http://%s:%d (docs: /docs, metrics: /metrics, log: %s)",
+        "serving %s version %s (runtime %s) on %s://%s:%d%s (docs: /docs, metrics: /metrics, log: %s)",
         model.name,
         model.version,
         s.runtime,
+        "https" if tls else "http",
         s.host,
         s.port,
+        describe(s.tls),
         state.predlog.dir if state.predlog else "off",
     )
-    return run_single_process(build_app(state), s)
+    return run_single_process(build_app(state), s, tls)
 
 
-def _serve_workers(cfg: Any) -> int:
+def _serve_workers(cfg: Any, tls: dict[str, Any]) -> int:
     s = cfg.server
     # pre-flight in the supervisor: a model that cannot load is one clean error here, not workers
     # that uvicorn restarts forever. It also leaves what a runtime derives from a local model
@@ -104,18 +113,27 @@ def _serve_workers(cfg: Any) -> int:
     given = os.environ.get(PROMETHEUS_DIR_ENV)
     prom_dir = given or tempfile.mkdtemp(prefix="aiinfra-metrics-")
     os.environ[PROMETHEUS_DIR_ENV] = prom_dir
-    log.info("serving on http://%s:%d with %d worker processes (runtime %s)", s.host, s.port, s.workers, s.runtime)
+    log.info(
+        "serving on %s://%s:%d%s with %d worker processes (runtime %s)",
+        "https" if tls else "http",
+        s.host,
+        s.port,
+        describe(s.tls),
+        s.workers,
+        s.runtime,
+    )
     try:
-        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=s.workers, **_uvicorn_options(s))
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=s.workers, **_uvicorn_options(s, tls))
     finally:
         if not given:  # ours: a directory the operator named is theirs to keep
             shutil.rmtree(prom_dir, ignore_errors=True)
     return 0
 
 
-def run_single_process(app: Any, server_cfg: Any) -> int:
-    """Run one uvicorn server process for ``app`` until SIGTERM/SIGINT; 0 after a clean drain."""
-    server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(server_cfg)))
+def run_single_process(app: Any, server_cfg: Any, tls: dict[str, Any] | None = None) -> int:
+    """Run one uvicorn server process for ``app`` until SIGTERM/SIGINT; 0 after a clean drain.
+    ``tls``: :func:`aiinfra.serving.tls.uvicorn_tls_options` of ``server_cfg.tls`` (checked)."""
+    server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(server_cfg, tls)))
     _quiet_signals()
     server.run()
     if not server.started:

@@ -21,6 +21,7 @@ from aiinfra.serving.metrics import ServerMetrics
 from aiinfra.serving.predlog import PredictionLog
 from aiinfra.serving.reload import ModelHolder
 from aiinfra.serving.runtime import ModelLoader, ServedModel
+from aiinfra.serving.usage import UsageWriter
 
 
 def prediction_log_dir(cfg: Any) -> str:
@@ -111,6 +112,8 @@ class ServingState:
         )
         self.feedback = FeedbackStore(feedback_dir(cfg))
         self.access = AccessLog(server_cfg.access_log)
+        # CPU, memory and predictions of this process for `aiinfra costs` (the app sets its routes)
+        self.usage = UsageWriter(cfg.paths.logs, self.metrics, self.holder, interval_s=server_cfg.usage_interval_s)
         self.ready = True
         self.tasks: list[asyncio.Task] = []
         self._rid_prefix = os.urandom(4).hex()

@@ -113,3 +113,28 @@ class SigningConfig:
     trusted_keys: list[str] = field(default_factory=list)
     # more trusted public keys from the environment (';'-separated, same forms)
     trusted_keys_env: str = "AIINFRA_TRUSTED_KEYS"
+
+    def check(self) -> None:
+        require(bool(self.key_env), "key_env", "must name an environment variable, e.g. AIINFRA_SIGNING_KEY")
+        for i, entry in enumerate(self.trusted_keys):
+            require(
+                _public_key_form(str(entry)),
+                f"trusted_keys[{i}]",
+                f"{entry!r} is neither base64 of a 32-byte Ed25519 public key nor a .pem/.pub file "
+                "(`aiinfra keys generate` prints both forms)",
+            )
+
+
+def _public_key_form(entry: str) -> bool:
+    """Whether ``entry`` looks like a trusted key: a PEM file's path (read when a model is verified,
+    where it may exist only in the deployment) or base64 of 32 raw bytes."""
+    import base64
+    import binascii
+
+    entry = entry.strip()
+    if entry.endswith((".pem", ".pub")):
+        return True
+    try:
+        return len(base64.b64decode(entry, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False

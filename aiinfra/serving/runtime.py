@@ -40,6 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from aiinfra.errors import PluginError
+from aiinfra.governance.signing import verify_model_dir
 from aiinfra.plugins.manager import get_plugins
 from aiinfra.serving import protocol
 from aiinfra.tracking.mlflow_setup import remove_download, resolve_model  # imports mlflow only for registry URIs
@@ -262,14 +263,21 @@ class ModelLoader:
         self.runtime = str(cfg.server.runtime)
         self._load: Callable[[Any, Any], Any] = registry.get("runtime", self.runtime).load()
         self.uri = default_model_uri(cfg)
+        self.verdict: Any = None  # the last loaded directory's signature verdict
 
     def resolve(self, uri: str | None = None) -> Any:
         """A URI (default: the configured one) resolved to a local model directory."""
         return resolve_model(uri or self.uri, self.cfg)
 
     def load(self, resolved: Any) -> ServedModel:
-        """The model behind ``resolved``, warmed up; a registry download is deleted afterwards."""
+        """The model behind ``resolved``, warmed up; a registry download is deleted afterwards.
+
+        The directory's signature is verified first (``signing.mode``; aiinfra.governance.signing),
+        before any runtime reads a file of it: with ``require`` a changed, added or removed file, an
+        unsigned directory or an untrusted signer is one error, and a hot reload keeps serving the
+        version it has."""
         try:
+            self.verify(resolved)
             model = self._load(resolved, self.cfg.server)
         finally:
             # a registry download is a temporary copy: without this, every start and every reload
@@ -284,6 +292,16 @@ class ModelLoader:
             )
         _warm_up(model)
         return model
+
+    def verify(self, resolved: Any) -> Any:
+        """The signature verdict of ``resolved``'s directory (raises in ``signing.mode=require``).
+        A config without a ``signing`` section (a hand-built one, e.g. a plugin's test) checks nothing."""
+        signing_cfg = getattr(self.cfg, "signing", None)
+        if signing_cfg is None:
+            return None
+        what = resolved.uri if str(resolved.version) == "local" else f"{resolved.uri} (version {resolved.version})"
+        self.verdict = verify_model_dir(Path(resolved.path), signing_cfg, purpose="serve", what=what)
+        return self.verdict
 
     def __call__(self, uri: str | None = None) -> ServedModel:
         return self.load(self.resolve(uri))

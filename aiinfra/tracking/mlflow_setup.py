@@ -154,14 +154,18 @@ def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
     try:
         if uri.startswith("models:/"):
             ref = uri[len("models:/") :]
-            if "@" in ref:
+            if "@" not in ref and "/" not in ref:
+                # MLflow 3's logged-model URI (models:/m-<id>, what `train` records): no registry entry
+                mv, source = None, uri
+            elif "@" in ref:
                 name, alias = ref.split("@", 1)
                 mv = client.get_model_version_by_alias(name, alias)
             else:
                 name, _, ver = ref.partition("/")
                 mv = client.get_model_version(name, ver)
-            version, run_id = str(mv.version), mv.run_id
-            source = f"models:/{name}/{version}"
+            if mv is not None:
+                version, run_id = str(mv.version), mv.run_id
+                source = f"models:/{name}/{version}"
         else:
             source = uri
         downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=dst))

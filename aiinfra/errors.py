@@ -49,3 +49,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def choices_text(choices: Iterable[str]) -> str:
     items = sorted(str(c) for c in choices)
     return ", ".join(items) if items else "(none)"
+
+
+class BudgetExceeded(AiinfraError):
+    """A stage stopped because it would pass its budget (``budget.max_cost``, ``budget.max_cpu_hours``)."""
+
+    mlflow_status = "KILLED"  # stopped on purpose, not failed: the run's status in MLflow

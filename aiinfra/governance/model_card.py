@@ -74,7 +74,15 @@ def card_sections(
                 ("prepared data", cfg.paths.prepared),
             ],
         ),
-        ("Metrics", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in sorted(metrics.items())]),
+        (
+            "Metrics",
+            # the flat metrics; metrics.json's nested "resources" section is the Cost section below
+            [
+                (k, f"{v:.4f}" if isinstance(v, float) else str(v))
+                for k, v in sorted(metrics.items())
+                if not isinstance(v, dict)
+            ],
+        ),
         ("Gate", [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in gate.items()]),
         (
             "Lineage",
@@ -93,8 +101,50 @@ def card_sections(
                 ("seed", str(cfg.seed)),
             ],
         ),
+        ("Cost", cost_rows(cfg, train_run, metrics)),
         ("Drift history", drift_rows),
     ]
+
+
+def _figure(fig: dict[str, Any], currency: str) -> str:
+    gpu = f", {fig['gpu_s']:.1f} GPU-s" if fig.get("gpu_s") else ""
+    return (
+        f"{fig.get('cost', 0.0):.6f} {fig.get('currency', currency)}: {fig.get('cpu_s', 0.0):.1f} CPU-s, "
+        f"{fig.get('wall_s', 0.0):.1f} s wall, peak {fig.get('peak_rss_mb', 0.0):.0f} MB{gpu}"
+    )
+
+
+def cost_rows(cfg: Any, train_run: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """What training and evaluating this model's run cost, as train and evaluate recorded it
+    (train_run.json's ``resources``/``cost``, metrics.json's ``resources`` section), priced at the
+    rate card of the run; ``aiinfra costs --model`` adds the retrains and serving."""
+    from aiinfra.governance.costs import summary
+    from aiinfra.governance.resources import Usage
+
+    currency = cfg.costs.rates.currency
+    section = metrics.get("resources") if isinstance(metrics.get("resources"), dict) else {}
+    train = section.get("train")
+    if train is None and train_run.get("resources") and train_run.get("cost"):
+        train = summary(Usage.from_dict(train_run["resources"]), train_run["cost"])
+    evaluate = section.get("evaluate")
+    rows = [
+        ("training", _figure(train, currency) if train else "not recorded"),
+        ("evaluation", _figure(evaluate, currency) if evaluate else "not recorded"),
+    ]
+    if train and evaluate:
+        rows.append(("total", f"{train.get('cost', 0.0) + evaluate.get('cost', 0.0):.6f} {currency}"))
+    rates = cfg.costs.rates
+    rows.append(
+        (
+            "rate card",
+            f"{rates.cpu_hour:g} {currency}/CPU-hour, {rates.memory_gb_hour:g} {currency}/GiB-hour, "
+            + ", ".join(f"{d} {p:g}" for d, p in rates.gpu_hour.items())
+            + f" {currency}/GPU-hour",
+        )
+    )
+    rows += [(f"label {k}", str(v)) for k, v in cfg.costs.labels.items()]
+    rows.append(("more", "`aiinfra costs --model` (retrains to date, serving per 1,000 predictions)"))
+    return rows
 
 
 def render_markdown(title: str, sections) -> str:

@@ -133,13 +133,14 @@ PLOT_FILES = {
 
 
 def run(cfg: Any) -> dict[str, Any]:
+    from aiinfra.governance.resources import ResourceMeter
     from aiinfra.models.model_dir import Predictor
 
+    meter = ResourceMeter()  # this stage's own usage, recorded beside its metrics (docs/costs.md)
     split = cfg.evaluate.split
     data = PreparedData.open(cfg.paths.prepared)
     predictor = Predictor.load(Path(cfg.paths.models) / "model")
     metrics, y, out = score_split(predictor, data, split)
-    Path(cfg.paths.metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     plots = Path(cfg.paths.plots)
     plots.mkdir(parents=True, exist_ok=True)
@@ -151,23 +152,55 @@ def run(cfg: Any) -> dict[str, Any]:
         _classification_plots(plots, data.classes, y, out)
 
     run_file = Path(cfg.paths.models) / "train_run.json"
-    if run_file.is_file():
+    train_run = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    run_id = train_run.get("run_id")
+    client = None
+    if run_id:
         import mlflow
-        from mlflow.entities import Metric
 
+        setup_mlflow(cfg)
+        client = mlflow.MlflowClient()
+    # measured once the store is open: its import and connection are part of what evaluate costs
+    resources = _resources(cfg, meter, train_run)
+    # the flat metrics stay as they were (the register gate and `dvc metrics` read them by name);
+    # the stages' figures are one nested section beside them
+    Path(cfg.paths.metrics).write_text(
+        json.dumps({**metrics, "resources": resources["summary"]}, indent=2, sort_keys=True) + "\n"
+    )
+    if client is not None:
+        from mlflow.entities import Metric, RunTag
+
+        from aiinfra.governance.costs import cost_tags
         from aiinfra.tracking.mlflow_setup import tracking_uri
         from aiinfra.tracking.store import retry_seconds, store_call
 
-        setup_mlflow(cfg)
-        run_id = json.loads(run_file.read_text())["run_id"]
         now = int(time.time() * 1000)
+        logged = {**metrics, **resources["metrics"]}
+        tags = cost_tags(cfg.costs.rates.currency, cfg.costs.labels)
         store_call(
             tracking_uri(cfg.tracking),
             "logging the test metrics",
-            mlflow.MlflowClient().log_batch,
+            client.log_batch,
             run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            metrics=[Metric(k, float(v), now, 0) for k, v in logged.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
             retry_s=retry_seconds(cfg.tracking),
         )
     log.info("%s", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())))
-    return {"metrics_file": cfg.paths.metrics, **metrics}
+    return {"metrics_file": cfg.paths.metrics, "run_id": run_id, **metrics}
+
+
+def _resources(cfg: Any, meter: Any, train_run: dict[str, Any]) -> dict[str, Any]:
+    """This stage's usage and price: the MLflow metrics (``resources.evaluate.*``,
+    ``cost.evaluate.*``) and the ``resources`` section of metrics.json, with the training's
+    figures from train_run.json beside it."""
+    from aiinfra.governance.costs import resource_metrics, summary
+    from aiinfra.governance.resources import Usage, price
+
+    usage = meter.usage()
+    cost = price(usage, cfg.costs.rates)
+    section = {"evaluate": summary(usage, cost)}
+    if train_run.get("resources"):
+        trained = Usage.from_dict(train_run["resources"])
+        section = {"train": summary(trained, train_run.get("cost") or price(trained, cfg.costs.rates)), **section}
+    return {"summary": section, "metrics": resource_metrics(usage, cost, stage="evaluate")}

@@ -161,6 +161,9 @@ def _callbacks(tcfg: Any, plan: TrainingPlan) -> list[Any]:
                 save_top_k=1,
                 monitor=stopping.monitor,
                 mode=stopping.mode,
+                # last.ckpt is always this training's (a later run otherwise writes last-v1.ckpt,
+                # and trainer.checkpoint.resume=last would resume the earlier run's)
+                enable_version_counter=False,
             )
         )
     # redraw / check the clock every ~25 / ~64 batches, whatever a Lightning step holds
@@ -204,6 +207,11 @@ def run(cfg: Any) -> dict[str, Any]:
 
 
 def _run(cfg: Any) -> dict[str, Any]:
+    from aiinfra.governance.resources import ResourceMeter
+
+    # what this stage uses from here on (getrusage self + children, /proc/self/io, GPU held):
+    # recorded at the end, and the budget's figure while it trains (docs/costs.md)
+    meter = ResourceMeter()
     phases = _Phases()
     from aiinfra.training.process import global_rank, set_threads
 
@@ -259,6 +267,7 @@ def _run(cfg: Any) -> dict[str, Any]:
         input_names=encoded,
     )
     callbacks = _callbacks(tcfg, plan)
+    budget = _budget_callback(cfg, plan, meter)
     phases.mark("data")
 
     # Under torchrun/SLURM every process runs this stage; only global rank 0 tracks and writes.
@@ -279,6 +288,8 @@ def _run(cfg: Any) -> dict[str, Any]:
         callbacks.append(EpochMetrics(tracking.run_id, tracking.uri, curve, retry_s=tracking.retry_s))
     else:
         callbacks.append(EpochMetrics(None, None, curve))
+    if budget is not None:
+        callbacks.append(budget)
     phases.mark("mlflow_start")
     try:
         trainer = (
@@ -299,9 +310,13 @@ def _run(cfg: Any) -> dict[str, Any]:
             )
             trainer.validate(module, dataloaders=val_loader, verbose=False)
         phases.mark("fit")
+        if budget is not None:
+            _raise_if_budget_stopped(cfg, trainer, tracking, meter)
         if tracking is None:
             return {"rank": rank}
-        result = _finish(cfg, data, plan, model, model_cfg, trainer, tracking, fit_s, phases, target_scale, task_info)
+        result = _finish(
+            cfg, data, plan, model, model_cfg, trainer, tracking, fit_s, phases, target_scale, task_info, meter
+        )
     except BaseException as exc:
         if tracking is not None:
             from aiinfra.tracking.run import status_for
@@ -323,6 +338,7 @@ def _finish(
     phases: _Phases,
     target_scale: tuple[float, float] | None = None,
     task_info: dict[str, Any] | None = None,
+    meter: Any = None,
 ) -> dict[str, Any]:
     """Rank 0 after fit: final metrics, the model directory, the MLflow model, train_run.json."""
     from aiinfra.governance.signing import sign_model_dir
@@ -338,9 +354,12 @@ def _finish(
         epochs_done = _curve_epochs(Path(cfg.paths.plots) / "training_curve.csv")
     rows = data.meta["rows"]["train"] * max(1, epochs_done)
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    tracking.log_metrics(
-        {"fit_seconds": fit_s, "epochs": float(epochs_done), "samples_per_second": rows / fit_s if fit_s else 0.0}
-    )
+    # logged with the stage's resources at the end, in one store call
+    fit_metrics = {
+        "fit_seconds": fit_s,
+        "epochs": float(epochs_done),
+        "samples_per_second": rows / fit_s if fit_s else 0.0,
+    }
     model.eval()
     models_dir = Path(cfg.paths.models)
     model_dir = models_dir / "model"
@@ -374,6 +393,8 @@ def _finish(
         target=data.target,
     )
     phases.mark("log_model")
+    resources, cost = _record_usage(cfg, tracking, meter, fit_metrics)
+    phases.mark("record_usage")
     tracking.close()
     phases.mark("end_run")
     summary = {
@@ -392,6 +413,8 @@ def _finish(
         "steps_per_call": plan.steps_per_call,
         "threads": cfg.trainer.threads,
         "timings": phases.seconds,
+        "resources": resources,
+        "cost": cost,
     }
     (models_dir / "train_run.json").write_text(json.dumps(summary, indent=2))
     log.info(
@@ -406,9 +429,79 @@ def _finish(
     )
     return {
         "model_dir": str(model_dir),
-        **{k: v for k, v in summary.items() if k not in ("metrics", "timings")},
+        **{k: v for k, v in summary.items() if k not in ("metrics", "timings", "resources", "cost")},
         **final,
     }
+
+
+def _record_usage(
+    cfg: Any, tracking, meter: Any, extra: dict[str, float], tags: dict[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stage's usage so far and its price: to the MLflow run (metrics ``resources.*``,
+    ``cost.*``; tags ``cost.currency``, ``cost.label.<k>``) with ``extra``, in one store call.
+    Returns (usage, cost) for train_run.json."""
+    from aiinfra.governance.costs import cost_tags, resource_metrics
+    from aiinfra.governance.resources import ResourceMeter, price
+
+    usage = (meter or ResourceMeter()).usage()
+    cost = price(usage, cfg.costs.rates)
+    tracking.log_metrics(
+        {**extra, **resource_metrics(usage, cost)},
+        tags={**cost_tags(cfg.costs.rates.currency, cfg.costs.labels), **(tags or {})},
+    )
+    log.info(
+        "train used %.1f CPU-s in %.1f s wall, peak %.0f MB: %.6f %s",
+        usage.cpu_s,
+        usage.wall_s,
+        usage.peak_rss_bytes / 2**20,
+        cost["total"],
+        cost["currency"],
+    )
+    return usage.to_dict(), cost
+
+
+def _budget_callback(cfg: Any, plan: TrainingPlan, meter: Any):
+    """The in-loop budget check (:mod:`aiinfra.training.budget`), or None without a limit."""
+    stage_budget = cfg.budget.for_stage("train")
+    if stage_budget.max_cost is None and stage_budget.max_cpu_hours is None:
+        return None
+    from aiinfra.training.budget import BudgetStop
+
+    # one Lightning step holds plan.steps_per_call batches: check about every 16 batches' worth
+    return BudgetStop(stage_budget, cfg.costs.rates, meter, check_every=max(1, 16 // plan.steps_per_call))
+
+
+def _raise_if_budget_stopped(cfg: Any, trainer, tracking, meter: Any) -> None:
+    """After fit: when the budget stopped it, keep ``last.ckpt``, record the usage and the reason
+    on the MLflow run, and raise one error naming the figure (the model directory is not written:
+    a model cut short by its budget is not one to evaluate or register)."""
+    from aiinfra.errors import BudgetExceeded
+    from aiinfra.training.budget import limit_key, outcome, stop_message
+
+    stop = outcome(trainer)
+    if stop is None:
+        return
+    tcfg = cfg.trainer
+    ckpt = Path(tcfg.checkpoint.dir) / "last.ckpt"
+    saved = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+    if (not saved or Path(saved).resolve() != ckpt.resolve()) and trainer.world_size == 1:
+        # checkpointing off (or its last one is not this run's): the budget stop still keeps one
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(str(ckpt))
+    key = limit_key(cfg.budget, "train", stop["which"])
+    limit = getattr(cfg.budget.for_stage("train"), stop["which"])
+    message = stop_message(stop, key=key, limit=limit, currency=cfg.costs.rates.currency)
+    if tracking is not None:
+        try:
+            _record_usage(cfg, tracking, meter, {"budget_stopped": 1.0}, {"aiinfra.budget.stopped": message})
+        except Exception as exc:  # noqa: BLE001 - the budget error is the one to report
+            log.warning("could not record the budget stop on MLflow run %s: %s", tracking.run_id, exc)
+    kept = f"checkpoint kept: {ckpt}" if ckpt.is_file() else "no checkpoint was written"
+    raise BudgetExceeded(
+        f"{message}; {kept}",
+        hint=f"raise the limit ({key}=...) or continue from the checkpoint: "
+        f"aiinfra train trainer.checkpoint.resume=last {key}=<higher>",
+    )
 
 
 def _curve_epochs(curve: Path) -> int:

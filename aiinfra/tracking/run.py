@@ -105,6 +105,10 @@ HOST_TAG, PROCESS_TAG, ENDED_TAG = "aiinfra.host", "aiinfra.process", "aiinfra.e
 
 def status_for(exc: BaseException) -> str:
     """The MLflow status of a run that ended with ``exc``: KILLED for a signal or Ctrl-C, else FAILED."""
+    # an error may name its own status: a budget stop (aiinfra.errors.BudgetExceeded) is KILLED
+    own = getattr(exc, "mlflow_status", None)
+    if own:
+        return str(own)
     return "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
 
 
@@ -187,8 +191,13 @@ class TrainRun:
         """Make the run the active MLflow run of this thread (for log_model and friends)."""
         return self.call("resuming the training run", mlflow.start_run, run_id=self.run_id)
 
-    def log_metrics(self, metrics: dict[str, float]) -> None:
-        self.call("logging metrics", mlflow.MlflowClient().log_batch, self.run_id, metrics=_metrics(metrics))
+    def log_metrics(self, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+        """Metrics (and tags) in one store call."""
+        from mlflow.entities import RunTag
+
+        run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        client = mlflow.MlflowClient()
+        self.call("logging metrics", client.log_batch, self.run_id, metrics=_metrics(metrics), tags=run_tags)
 
     def close(self, status: str = "FINISHED", *, quiet: bool = False) -> None:
         """End the run (``FAILED`` when training raised, ``KILLED`` on a signal) and stop the

@@ -30,7 +30,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from aiinfra import runner
-from aiinfra.errors import ConfigError
+from aiinfra.errors import BudgetExceeded, ConfigError
 from aiinfra.tracking.mlflow_setup import setup_mlflow
 
 # hydra, optuna, MLflow and torch (through aiinfra.tracking.run) are imported where they are used:
@@ -185,7 +185,11 @@ def _tune(args: argparse.Namespace) -> int:
             f"trainer.checkpoint.dir={out / 'checkpoints'}",
             f"++tracking.run_name={study_name}-{trial.number}",
         ]
-        result = runner.run_stage("train", runner.load_config(overrides))
+        try:
+            result = runner.run_stage("train", runner.load_config(overrides))
+        except BudgetExceeded as exc:  # this trial passed its budget: pruned, the study goes on
+            log.warning("trial %d: %s", trial.number, exc.message)
+            raise optuna.TrialPruned(exc.message) from None
         if args.metric not in result:
             raise ConfigError(
                 f"metric '{args.metric}' is not among the trained run's metrics "

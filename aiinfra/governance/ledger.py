@@ -141,9 +141,11 @@ def stage_files(stage: str, root: Path = Path()) -> tuple[list[str], list[str]]:
     path = root / "dvc.yaml"
     if not path.is_file():
         return [], []
-    from omegaconf import OmegaConf  # the config's own YAML reader (yaml.safe_load underneath)
+    import yaml  # PyYAML (omegaconf's parser); its C loader: OmegaConf.load took 35 ms here, this 1 ms
 
-    spec = OmegaConf.to_container(OmegaConf.load(path)).get("stages", {}).get(stage) or {}
+    loaded = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    stages = loaded.get("stages") if isinstance(loaded, dict) else None
+    spec = stages.get(stage) if isinstance(stages, dict) else None
     if not isinstance(spec, dict):
         return [], []
     outputs = [*_entries(spec.get("outs")), *_entries(spec.get("metrics")), *_entries(spec.get("plots"))]
@@ -170,16 +172,39 @@ def config_hash(cfg: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+class GitCommit:
+    """``git rev-parse HEAD``, started when the stage starts and read when it ends: the stage does
+    not wait for git (a few ms); None outside a git repository, without git, or after 2 s."""
+
+    def __init__(self, root: Path = Path()) -> None:
+        try:
+            self._proc: subprocess.Popen | None = subprocess.Popen(
+                ["git", "rev-parse", "HEAD"],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except OSError:
+            self._proc = None
+
+    def result(self) -> str | None:
+        if self._proc is None:
+            return None
+        try:
+            out, _ = self._proc.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.communicate()
+            return None
+        if self._proc.returncode != 0:
+            return None  # not a git repository: no commit to name
+        return out.strip() or None
+
+
 def git_commit(root: Path = Path()) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=2, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:
-        return None  # not a git repository (or git broke): no commit to name
-    return proc.stdout.strip() or None
+    return GitCommit(root).result()
 
 
 def _user() -> str:
@@ -238,6 +263,7 @@ class StageRun:
         self.outputs: list[str] = []
         self.overhead_s = 0.0
         self.cache: HashCache | None = None
+        self.git: GitCommit | None = None
         self.record: dict[str, Any] | None = None
 
     def enabled(self) -> bool:
@@ -251,6 +277,7 @@ class StageRun:
             return
         started = time.perf_counter()
         try:
+            self.git = GitCommit()
             self.cache = HashCache()
             inputs, outputs = stage_files(self.stage)
             moved = moved or {}
@@ -315,7 +342,7 @@ class StageRun:
             "error": message,
             "host": socket.gethostname(),
             "user": _user(),
-            "git_commit": git_commit(),
+            "git_commit": self.git.result() if self.git else git_commit(),
             "usage": usage.to_dict(),
             "cost": price(usage, cfg.costs.rates),
             "labels": dict(cfg.costs.labels),

@@ -127,21 +127,22 @@ class Gate:
         st.metrics.observe_request(template, scope["method"], status, elapsed)
         if st.access.stream is not None:
             client = scope.get("client")
-            record = {
-                "ts": time.time(),
-                "method": scope["method"],
-                "path": path,
-                "status": status,
-                "duration_s": round(elapsed, 6),
-                "request_id": scope.get("aiinfra.request_id"),
-                "key_id": key_id,
-                "rows": scope.get("aiinfra.rows"),
-                "model_version": scope.get("aiinfra.model_version"),
-                "client": client[0] if client else None,
-            }
-            if CLIENT_CN_KEY in scope:  # mutual TLS: the verified client certificate's subject CN
-                record["client_cn"] = scope[CLIENT_CN_KEY]
-            st.access.write(record)
+            st.access.write(
+                {
+                    "ts": time.time(),
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_s": round(elapsed, 6),
+                    "request_id": scope.get("aiinfra.request_id"),
+                    "key_id": key_id,
+                    "rows": scope.get("aiinfra.rows"),
+                    "model_version": scope.get("aiinfra.model_version"),
+                    "client": client[0] if client else None,
+                    # mutual TLS: the verified client certificate's subject CN (null otherwise)
+                    "client_cn": scope.get(CLIENT_CN_KEY),
+                }
+            )
 
 
 def build_app(state: ServingState, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> Gate:

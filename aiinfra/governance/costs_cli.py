@@ -82,7 +82,9 @@ def main(argv: list[str]) -> int:
             r["cost_text"] = costs.money(r["cost"], r["currency"])
         print(costs.table(rows, RUN_COLUMNS))
         total, cpu = sum(r["cost"] for r in rows), sum(r["cpu_s"] for r in rows)
-        print(f"\n{len(rows)} stage runs, {cpu:.1f} CPU-s: {costs.money(total, rates.currency)}")
+        currencies = {r["currency"] for r in rows} or {rates.currency}
+        currency = currencies.pop() if len(currencies) == 1 else "(mixed currencies)"
+        print(f"\n{len(rows)} stage runs, {cpu:.1f} CPU-s: {costs.money(total, currency)}")
         return 0
     report = model_report(cfg, records, args.model or cfg.register.model_name, args.version, args.alias)
     print(json.dumps(report, indent=2) if args.json else render_model(report))

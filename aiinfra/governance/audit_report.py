@@ -113,13 +113,16 @@ def _runs_section(runs: list[dict[str, Any]]) -> str:
 
 
 def _registry_section(events: list[dict[str, Any]]) -> str:
-    known = {"seq", "time", "action", "version", "alias", "user", "command", "prev_hash", "hash", "pid"}
+    # shown in their own columns (or not at all); the rest of an event goes into "details"
+    known = {"seq", "time", "action", "model", "model_name", "version", "alias", "user", "command", "pid"}
+    known |= {"prev_hash", "hash"}
     rows = [
         [
             _e(ev.get("seq", "legacy")),
             _e(ev.get("time")),
             _e(ev.get("action")),
-            _e(ev.get("model_name", "")) + (" v" + _e(ev.get("version")) if ev.get("version") is not None else ""),
+            _e(ev.get("model", ev.get("model_name", "")))
+            + (" v" + _e(ev.get("version")) if ev.get("version") is not None else ""),
             _e(ev.get("alias")),
             _e(ev.get("user")),
             f"<code>{_e(json.dumps({k: v for k, v in ev.items() if k not in known}, default=str))}</code>",

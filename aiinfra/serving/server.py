@@ -82,7 +82,9 @@ def serve(cfg: Any) -> int:
     """Run the HTTP server until SIGTERM/SIGINT; returns 0 after a clean drain."""
     s = cfg.server
     keys = KeyStore.from_config(s)  # fail on a malformed key before loading anything
-    check_bind(s.host, keys, s.allow_unauthenticated)
+    # mutual TLS authenticates every client (a certificate the CA signed): enough to leave loopback;
+    # admin endpoints still need an admin API key
+    check_bind(s.host, keys, s.allow_unauthenticated or bool(s.tls.client_ca))
     tls = uvicorn_tls_options(s.tls)  # every TLS file checked before the model loads
     if s.workers > 1:
         return _serve_workers(cfg, tls)

@@ -159,7 +159,8 @@ def mtls_server(serving_project, model_dir, pki, tmp_path_factory):
     access = tmp_path_factory.mktemp("mtls") / "access.jsonl"
     srv = TlsServer(
         serving_project,
-        [f"server.model_uri={model_dir}", f"server.access_log={access}", *tls_args(pki, mutual=True)],
+        # every address, without API keys: mutual TLS authenticates the clients, so the bind is allowed
+        [f"server.model_uri={model_dir}", f"server.access_log={access}", "server.host=0.0.0.0", *tls_args(pki, True)],
         client_context(pki, pki.client_cert, pki.client_key),
         name="mtls",
     ).start()
@@ -200,7 +201,9 @@ def test_mutual_tls_refuses_clients_without_the_right_certificate(mtls_server, p
     with httpx.Client(base_url=mtls_server.url, verify=good) as client:
         resp = client.post("/v2/models/model/infer", json=ROWS)
         assert resp.status_code == 200, resp.text
-    assert "mutual TLS on: clients need a certificate signed by" in mtls_server.text()
+    assert f"on https://0.0.0.0:{mtls_server.port}, mutual TLS on: clients need a certificate signed by {pki.ca}" in (
+        mtls_server.text()
+    )
     assert mtls_server.proc.poll() is None  # refused handshakes cost the server nothing but a log line
 
 

@@ -4,7 +4,9 @@
 column, its type (the data contract's), null share, distinct values, the top categories with
 counts and the numeric range. It is written to ``<paths.prepared>/profile.json`` and compared
 with the profile there from the run before: a column added or removed, a type changed, a null
-share up by more than ``audit.max_null_increase``, new categories, a range that moved. Per
+share up by more than ``audit.max_null_increase``, new categories, a range that moved. When
+``dvc repro`` has deleted that folder first, the previous profile is the last prepare's in the
+run ledger (a copy under ``<paths.logs>/profiles/`` named by the hash its record carries). Per
 ``audit.data_quality`` each change is a warning (``warn``), all of them one
 :class:`~aiinfra.errors.DataValidationError` before anything is written (``fail``), or only
 recorded (``off``). The changes go into prepare's outputs, so the run ledger carries them.
@@ -12,6 +14,7 @@ recorded (``off``). The changes go into prepare's outputs, so the run ledger car
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -22,6 +25,7 @@ from aiinfra.errors import DataValidationError
 log = logging.getLogger(__name__)
 
 PROFILE = "profile.json"
+PROFILES = "profiles"  # under paths.logs: a copy of each profile, named by its hash
 TOP_CATEGORIES = 50
 #: a range bound that moves by more than this share of the previous range is a change
 RANGE_SHIFT = 0.05
@@ -136,11 +140,56 @@ def read_profile(directory: str | Path) -> dict[str, Any] | None:
         return None
 
 
+def _digest(profile: dict[str, Any]) -> tuple[str, bytes]:
+    text = json.dumps(profile, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(text).hexdigest(), text
+
+
+def _stored(cfg: Any, digest: str) -> Path:
+    return Path(cfg.paths.logs) / PROFILES / (digest.replace(":", "-") + ".json")
+
+
+def store_profile(cfg: Any, profile: dict[str, Any]) -> str:
+    """Keep a copy of ``profile`` under ``<paths.logs>/profiles/``, named by its hash; returns the
+    hash, which prepare's ledger record carries (so the copy is as tamper-evident as the chain)."""
+    digest, text = _digest(profile)
+    path = _stored(cfg, digest)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text)
+    return digest
+
+
+def ledger_profile(cfg: Any) -> dict[str, Any] | None:
+    """The profile of the last successful ``prepare`` in the run ledger (its stored copy, checked
+    against the hash the record names), or None. ``dvc repro`` deletes ``data/prepared`` before
+    it runs prepare, so the profile there is gone: this is where the comparison finds it then."""
+    from aiinfra.governance.ledger import read_ledger
+
+    for record in reversed(read_ledger(cfg)):
+        dq = (record.get("results") or {}).get("data_quality") if record.get("stage") == "prepare" else None
+        digest = dq.get("profile") if isinstance(dq, dict) and record.get("status") == "ok" else None
+        if not isinstance(digest, str):
+            continue
+        try:
+            loaded = json.loads(_stored(cfg, digest).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(loaded, dict) or _digest(loaded)[0] != digest:
+            log.warning("data quality: the stored profile %s does not match its hash; not compared", digest)
+            return None
+        return loaded
+    return None
+
+
 def check(cfg: Any, current: dict[str, Any]) -> dict[str, Any]:
     """Compare ``current`` with the previous profile and act per ``cfg.audit.data_quality``;
-    returns what prepare puts into its outputs (``data_quality``). Raises on ``fail``."""
+    returns what prepare puts into its outputs (``data_quality``). Raises on ``fail``. The
+    previous profile: ``profile.json`` in ``paths.prepared``, else the last prepare's in the ledger."""
     action = str(cfg.audit.data_quality)
     previous = read_profile(cfg.paths.prepared)
+    if previous is None and action != "off":
+        previous = ledger_profile(cfg)
     changes = [] if previous is None or action == "off" else compare(previous, current, cfg.audit.max_null_increase)
     if changes and action == "fail":
         listed = summary(changes)
@@ -162,7 +211,10 @@ def check(cfg: Any, current: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_profile(directory: str | Path, current: dict[str, Any]) -> Path:
-    path = Path(directory) / PROFILE
+def write_profile(cfg: Any, current: dict[str, Any], outputs: dict[str, Any]) -> Path:
+    """``profile.json`` beside the prepared data, and its hash-named copy under ``paths.logs``
+    (named in ``outputs["profile"]``, the ``data_quality`` part of prepare's outputs)."""
+    path = Path(cfg.paths.prepared) / PROFILE
     path.write_text(json.dumps(current, indent=2))
+    outputs["profile"] = store_profile(cfg, current)
     return path

@@ -158,7 +158,7 @@ def run(cfg: Any) -> dict[str, Any]:
         "feedback_rows": feedback_rows,
     }
     (out / META).write_text(json.dumps(meta, indent=2))
-    quality.write_profile(out, profile)  # last: an interrupted prepare keeps the old one to compare with
+    quality.write_profile(cfg, profile, data_quality)  # last: an interrupted prepare keeps the old one
     log.info("wrote %s: %s (dataset hash %s)", out, meta["rows"], meta["dataset_hash"])
     return {
         "prepared_dir": str(out),

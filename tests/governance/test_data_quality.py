@@ -62,6 +62,39 @@ def test_the_same_data_has_no_changes_and_each_change_is_named():
     assert _kinds(base, base.assign(width=base["width"] * 3)) == {("width", "range")}
 
 
+def test_check_compares_with_the_profile_on_disk_and_fails_naming_every_change(tmp_path, monkeypatch):
+    from aiinfra.config.compose import compose
+    from aiinfra.config.validate import validate
+    from aiinfra.errors import DataValidationError
+    from aiinfra.plugins.manager import get_plugins
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+
+    def cfg(*overrides: str):
+        return validate(compose(list(overrides), tmp_path / "conf"), get_plugins().registry)
+
+    base = _frame()
+    outputs: dict = {}
+    (tmp_path / "data" / "prepared").mkdir(parents=True)
+    quality.write_profile(cfg(), quality.profile(base, {"train": 200}), outputs)
+    assert outputs["profile"].startswith("sha256:")
+    changed = base.drop(columns=["color"]).assign(width=base["width"] * 3)
+    current = quality.profile(changed, {"train": 200})
+    with pytest.raises(DataValidationError) as exc:
+        quality.check(cfg("audit.data_quality=fail"), current)
+    assert "1 column(s) gone: color" in str(exc.value) and "column 'width': range" in str(exc.value)
+    assert "audit.data_quality=warn" in str(exc.value)
+    assert len(quality.check(cfg(), current)["changes"]) == 2  # warn: the same two, no error
+    assert quality.check(cfg("audit.data_quality=off"), current) | {"rows": None} == {
+        "action": "off",
+        "compared": False,
+        "rows": None,
+        "columns": 3,
+        "changes": [],
+    }
+
+
 def _csv(root: Path, frame: pd.DataFrame) -> None:
     (root / "data" / "raw").mkdir(parents=True, exist_ok=True)
     frame.to_csv(root / "data" / "raw" / "shapes.csv", index=False)
@@ -95,7 +128,9 @@ def test_a_changed_source_warns_fails_on_request_and_every_run_is_in_the_ledger(
     first = _prepare(root)
     assert first.returncode == 0, first.stderr[-3000:]
     profile_path = root / "data" / "prepared" / "profile.json"
-    before = profile_path.read_text()
+    assert json.loads(profile_path.read_text())["columns"]["height"]["null_share"] == 0.0
+    # as `dvc repro` does before it runs prepare: the previous profile is then the ledger's
+    shutil.rmtree(root / "data" / "prepared")
 
     changed = _frame()
     changed.loc[::2, "height"] = np.nan  # half the column emptied
@@ -105,7 +140,7 @@ def test_a_changed_source_warns_fails_on_request_and_every_run_is_in_the_ledger(
     err = refused.stderr
     assert "aiinfra: error: the data changed since the last prepare" in err and "Traceback" not in err
     assert "column 'height': null share 0.0% -> 50.0%" in err and "audit.data_quality=warn" in err
-    assert profile_path.read_text() == before  # nothing written
+    assert not (root / "data" / "prepared").exists()  # nothing written
 
     accepted = _prepare(root)
     assert accepted.returncode == 0, accepted.stderr[-3000:]
@@ -123,6 +158,8 @@ def test_a_changed_source_warns_fails_on_request_and_every_run_is_in_the_ledger(
     dq = records[2]["results"]["data_quality"]
     assert dq["compared"] and [(c["column"], c["kind"]) for c in dq["changes"]] == [("height", "nulls")]
     assert records[0]["results"]["data_quality"]["compared"] is False  # nothing to compare with
+    stored = root / "logs" / "profiles" / (dq["profile"].replace(":", "-") + ".json")
+    assert json.loads(stored.read_text()) == json.loads(profile_path.read_text())
 
     # the audit commands on what the runs wrote (in process: the CLI's own subprocess run is in
     # test_audit_cli.py)

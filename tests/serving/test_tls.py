@@ -22,6 +22,7 @@ from aiinfra.serving.tls import client_cn, server_context, uvicorn_tls_options
 from serving_helpers import AIINFRA, ServerProcess, env_for
 
 PASSWORD_ENV = "AIINFRA_TEST_TLS_KEY_PASSWORD"
+KEY_PASSWORD = "correct horse"
 
 
 def _pki(root: Path) -> SimpleNamespace:
@@ -87,7 +88,7 @@ def _pki(root: Path) -> SimpleNamespace:
         ca=write_cert("ca.pem", ca_cert),
         cert=write_cert("server.pem", server_cert),
         key=write_key("server.key", server_key),
-        key_encrypted=write_key("server-encrypted.key", server_key, b"correct horse"),
+        key_encrypted=write_key("server-encrypted.key", server_key, KEY_PASSWORD.encode()),
         client_cert=write_cert("client.pem", client_cert),
         client_key=write_key("client.key", client_key),
         other_ca=write_cert("other-ca.pem", other_cert),
@@ -143,12 +144,21 @@ def tls_args(pki, mutual: bool = False) -> list[str]:
 
 @pytest.fixture(scope="module")
 def https_server(serving_project, model_dir, pki):
-    """TLS without client certificates, with two worker processes (each builds its own context)."""
+    """TLS without client certificates, with two worker processes (each builds its own context),
+    and a password-protected key whose password comes from the environment."""
     srv = TlsServer(
         serving_project,
-        [f"server.model_uri={model_dir}", "server.workers=2", "server.reload_interval_s=0", *tls_args(pki)],
+        [
+            f"server.model_uri={model_dir}",
+            "server.workers=2",
+            "server.reload_interval_s=0",
+            f"server.tls.certfile={pki.cert}",
+            f"server.tls.keyfile={pki.key_encrypted}",
+            f"server.tls.keyfile_password_env={PASSWORD_ENV}",
+        ],
         client_context(pki),
         name="https",
+        env={PASSWORD_ENV: KEY_PASSWORD},
     ).start()
     yield srv
     assert srv.stop() == 0, srv.text()
@@ -178,7 +188,9 @@ def test_https_with_the_ca_trusted_serves_predictions(https_server, pki):
         resp = client.post("/v2/models/model/infer", json=ROWS)
         assert resp.status_code == 200, resp.text
         assert resp.json()["outputs"]
-    assert f"on https://127.0.0.1:{https_server.port}, mutual TLS off" in https_server.text()
+    out = https_server.text()
+    assert f"on https://127.0.0.1:{https_server.port}, mutual TLS off with 2 worker processes" in out
+    assert KEY_PASSWORD not in out
 
 
 def test_plain_http_and_an_untrusted_client_fail_on_the_tls_port(https_server):
@@ -269,11 +281,11 @@ def test_an_encrypted_key_needs_its_password_from_the_environment(pki, monkeypat
     monkeypatch.setenv(PASSWORD_ENV, "battery staple")
     msg = _error(pki, keyfile=encrypted, keyfile_password_env=PASSWORD_ENV)
     assert f"the password in {PASSWORD_ENV} does not decrypt" in msg and "battery staple" not in msg
-    monkeypatch.setenv(PASSWORD_ENV, "correct horse")
+    monkeypatch.setenv(PASSWORD_ENV, KEY_PASSWORD)
     ctx = server_context(_tls(pki, keyfile=encrypted, keyfile_password_env=PASSWORD_ENV))
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
     options = uvicorn_tls_options(_tls(pki, keyfile=encrypted, keyfile_password_env=PASSWORD_ENV))
-    assert options["ssl_keyfile_password"] == "correct horse" and "ssl_cert_reqs" not in options
+    assert options["ssl_keyfile_password"] == KEY_PASSWORD and "ssl_cert_reqs" not in options
 
 
 def test_files_that_are_not_what_they_should_be(pki, tmp_path):

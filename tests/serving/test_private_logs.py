@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from aiinfra.errors import AiinfraError, ConfigError
 from aiinfra.serving import log_crypto, retention
 from aiinfra.serving.predlog import PredictionLog
-from aiinfra.serving.privacy import REDACTED, LogPrivacy, hash_array, redact_array
+from aiinfra.serving.privacy import REDACTED, LogPrivacy, hash_array, hmac_hex, redact_array
 from aiinfra.serving.schema import HttpServerConfig, LogPrivacyConfig
 from raw_helpers import make_raw_model, raw_table, records, request_rows
 from serving_helpers import AIINFRA, ServerProcess, env_for
@@ -57,6 +57,7 @@ def test_hash_is_deterministic_per_key_and_redact_keeps_nulls(values):
         assert (h is None) == (v is None)
         if v is not None:
             assert h != v and len(h) == 64 and h != o  # another key, another hash
+            assert h == hmac_hex(b"k" * 32, v)  # the standard HMAC-SHA256 (the fast path equals it)
     assert [x == y for x in values for y in values] == [x == y for x in once for y in once]  # joins keep working
     redacted = redact_array(arr).to_pylist()
     assert redacted == [None if v is None else REDACTED for v in values]

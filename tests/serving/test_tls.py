@@ -36,15 +36,15 @@ def _pki(root: Path) -> SimpleNamespace:
     def name(cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-    def builder(subject: str, issuer: x509.Name, key) -> x509.CertificateBuilder:
+    def builder(subject: str, issuer: x509.Name, key, days: tuple[int, int] = (0, 30)) -> x509.CertificateBuilder:
         return (
             x509.CertificateBuilder()
             .subject_name(name(subject))
             .issuer_name(issuer)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(now - datetime.timedelta(days=days[0], minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days[1]))
         )
 
     def ca(cn: str):
@@ -82,11 +82,13 @@ def _pki(root: Path) -> SimpleNamespace:
     ca_key, ca_cert = ca("aiinfra test CA")
     server_key, server_cert = leaf(ca_key, ca_cert, "127.0.0.1", server=True)
     client_key, client_cert = leaf(ca_key, ca_cert, "client-1", server=False)
+    expired = builder("127.0.0.1", ca_cert.subject, server_key, days=(10, -1)).sign(ca_key, hashes.SHA256())
     other_key, other_cert = ca("another CA")
     intruder_key, intruder_cert = leaf(other_key, other_cert, "intruder", server=False)
     return SimpleNamespace(
         ca=write_cert("ca.pem", ca_cert),
         cert=write_cert("server.pem", server_cert),
+        expired=write_cert("expired.pem", expired),
         key=write_key("server.key", server_key),
         key_encrypted=write_key("server-encrypted.key", server_key, KEY_PASSWORD.encode()),
         client_cert=write_cert("client.pem", client_cert),
@@ -297,6 +299,7 @@ def test_files_that_are_not_what_they_should_be(pki, tmp_path):
     # a client certificate is not a CA: it cannot verify anyone
     assert "holds no CA certificate" in _error(pki, client_ca=str(pki.client_cert))
     assert "not a file" in _error(pki, client_ca=str(tmp_path))
+    assert _error(pki, certfile=str(pki.expired)).startswith(f"server.tls.certfile: {pki.expired} expired on ")
     ctx = server_context(_tls(pki, client_ca=str(pki.ca)))
     assert ctx.verify_mode == ssl.CERT_REQUIRED
     options = uvicorn_tls_options(_tls(pki, client_ca=str(pki.ca)))

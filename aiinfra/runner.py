@@ -208,8 +208,8 @@ def run_stage_command(stage: str, overrides: list[str], params: str | None = Non
     load the config, run, and return the exit status."""
     from aiinfra.governance.ledger import StageRun
 
+    ledger = StageRun(stage, _command(stage, overrides, params))  # first: its meter counts all below
     module = stage_module(stage)
-    ledger = StageRun(stage, _command(stage, overrides, params))
     prestart = getattr(module, "prestart", None)
     early: Prestart | None = prestart() if prestart is not None else None
     try:

@@ -210,11 +210,19 @@ def _vkey(version: str) -> tuple[int, str]:
     return (int(version), "") if str(version).isdigit() else (1 << 60, str(version))
 
 
+#: the counters of a serving process when it starts
+_PROCESS_START: dict[str, Any] = {"usage": _NO_USAGE, "predictions": 0, "requests": 0}
+
+
 def serving_costs(files: dict[str, list[dict[str, Any]]], model_name: str, version: str, rates: Any) -> dict[str, Any]:
     """CPU-seconds and money per 1,000 predictions of ``model_name`` ``version``, from the servers'
-    own counters: in each process file, the difference between the first and the last line that
-    served this version (after a reload, from the last line of the version before it), summed
-    over processes and priced at the rate card."""
+    own counters, summed over processes and priced at the rate card.
+
+    In each process file, the difference of the cumulative counters between the last line that
+    served this version and the line before its first one: the last line of the version before it
+    (after a reload), or the process's start, where every counter was zero (its start-up, model
+    load and idle time are part of what serving cost; a first line 60 s in would otherwise lose
+    every prediction made before it)."""
     predictions = requests = 0
     cpu_s = wall_s = gpu_s = 0.0
     peak = 0
@@ -227,7 +235,7 @@ def serving_costs(files: dict[str, list[dict[str, Any]]], model_name: str, versi
         for line in lines:
             mine = line.get("model_name") == model_name and str(line.get("model_version")) == str(version)
             if mine and start is None:
-                start = prev if prev is not None else line
+                start = prev if prev is not None else _PROCESS_START
             if mine:
                 last = line
             elif start is not None:

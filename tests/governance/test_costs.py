@@ -129,21 +129,21 @@ def test_serving_per_1000_predictions_from_the_servers_cumulative_counters():
             serving_line("2", 30, 1500, 180),
             serving_line("2", 40, 3000, 240),
         ],
-        # a second process serving v2 from its start: first to last line
-        "serving-h-2.jsonl": [serving_line("2", 5, 100, 60, pid=2), serving_line("2", 25, 2100, 120, pid=2)],
+        # a second process serving v2 from its start: from zero (its start-up is serving's cost too)
+        "serving-h-2.jsonl": [serving_line("2", 5, 100, 60, pid=2), serving_line("2", 25, 2000, 120, pid=2)],
     }
     s = costs.serving_costs(files, "m", "2", RATES)
-    # process 1: 40 - 20 CPU-s for 3000 - 1000 predictions; process 2: 20 CPU-s for 2000
-    assert (s["processes"], s["predictions"], s["cpu_s"]) == (2, 4000, 40)
-    assert s["cpu_s_per_1k"] == pytest.approx(10.0)
-    # 40 CPU-s at 0.5 per CPU-hour = 0.005 555...; per 1,000 of 4,000 predictions: a quarter
-    assert s["cpu_cost_per_1k"] == pytest.approx(40 / 3600 * 0.5 / 4)
+    # process 1: 40 - 20 CPU-s for 3000 - 1000 predictions; process 2: 25 CPU-s for 2000
+    assert (s["processes"], s["predictions"], s["cpu_s"]) == (2, 4000, 45)
+    assert s["cpu_s_per_1k"] == pytest.approx(11.25)
+    # 45 CPU-s at 0.5 per CPU-hour = 0.00625; per 1,000 of 4,000 predictions: a quarter
+    assert s["cpu_cost_per_1k"] == pytest.approx(0.00625 / 4)
     assert s["cost_per_1k"] == pytest.approx(s["cpu_cost_per_1k"])  # memory is free on this card
     with_memory = costs.serving_costs(files, "m", "2", RateCard(cpu_hour=0.5, memory_gb_hour=3.6))
-    # + 1 GiB held for (240 - 120) + (120 - 60) s = 0.05 h at 3.6 per GiB-hour = 0.18
-    assert with_memory["cost"] == pytest.approx(40 / 3600 * 0.5 + 0.18)
+    # + 1 GiB held for (240 - 120) + 120 s = 1/15 h at 3.6 per GiB-hour = 0.24
+    assert with_memory["cost"] == pytest.approx(0.00625 + 0.24)
     v1 = costs.serving_costs(files, "m", "1", RATES)
-    assert (v1["predictions"], v1["cpu_s"]) == (1000, 10)
+    assert (v1["predictions"], v1["cpu_s"]) == (1000, 20)  # from the process's start
     assert costs.serving_costs(files, "m", "7", RATES)["cost_per_1k"] is None
 
 
@@ -156,7 +156,7 @@ def test_the_cli_prints_runs_and_a_version_from_the_ledger(project, monkeypatch,
     write_ledger(project, two_versions())
     usage_dir = project / "logs" / "usage"
     usage_dir.mkdir()
-    lines = [serving_line("2", 100, 0, 60), serving_line("2", 136, 2000, 120)]
+    lines = [serving_line("2", 20, 500, 60), serving_line("2", 36, 2000, 120)]  # from zero: 36 CPU-s
     (usage_dir / "serving-h-1.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     monkeypatch.chdir(project)
 
@@ -223,3 +223,18 @@ def test_a_trained_evaluated_registered_model_answers_what_the_champion_cost(pro
     assert costs_cli.main([]) == 0
     table = capsys.readouterr().out
     assert [line.split()[1] for line in table.splitlines()[1:5]] == ["prepare", "train", "evaluate", "register"]
+
+
+def test_the_mlflow_names_of_a_stage_s_figures_gpu_only_where_one_was_used():
+    from aiinfra.governance.resources import Usage, price
+
+    cpu_only = Usage.from_dict(usage(3600, wall_s=3600, rss_mb=1024))
+    metrics = costs.resource_metrics(cpu_only, price(cpu_only, RATES))
+    assert metrics["resources.cpu_s"] == 3600 and metrics["cost.total"] == pytest.approx(0.50)
+    assert "resources.gpu_s" not in metrics
+    gpu = Usage.from_dict({**usage(0, wall_s=1800, gpu_s=1800), "gpu_device": "NVIDIA H200", "gpu_peak_bytes": 2**30})
+    metrics = costs.resource_metrics(gpu, price(gpu, RATES), stage="evaluate")
+    # half a GPU-hour at the card's default 2.0
+    assert metrics["resources.evaluate.gpu_s"] == 1800 and metrics["resources.evaluate.gpu_peak_mb"] == 1024
+    assert metrics["cost.evaluate.gpu"] == pytest.approx(1.0) and metrics["cost.evaluate.total"] == pytest.approx(1.0)
+    assert costs.cost_tags("EUR", {"team": "risk"}) == {"cost.currency": "EUR", "cost.label.team": "risk"}

@@ -383,7 +383,10 @@ def _hint(verdict: Verdict, cfg: Any) -> str:
             f"if you trust {verdict.key_id}, add its public key to signing.trusted_keys or ${cfg.trusted_keys_env} "
             "(`aiinfra keys show` prints it)"
         )
-    return "do not serve it: retrain (or restore the directory from the registry); `aiinfra keys verify DIR` re-checks"
+    return (
+        "its files are not the ones that were signed: retrain it (`aiinfra train`) or restore the original "
+        "files; `aiinfra keys verify MODEL` re-checks"
+    )
 
 
 def verify_model_dir(model_dir: Path, cfg: Any, purpose: str = "serve", what: str | None = None) -> Verdict:

@@ -314,7 +314,9 @@ def _register(
         "alias": alias,
         "alias_moved": moved,
         "approved_by": cfg.register.approved_by,
-        "signature": signature,
+        # flat: the model card prints each entry as one row
+        "signature": verdict.status,
+        "signer": verdict.key_id,
     }
     md, page = write_model_card(
         cfg, name=name, version=version, train_run=train_run, metrics=metrics, gate=gate_info, tags=run_tags

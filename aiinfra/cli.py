@@ -178,7 +178,11 @@ COMMANDS: dict[str, Command] = {
     "audit": Command(
         "the run ledger and registry audit log: verify | report", _raw("aiinfra.governance.audit_cli:main"), raw=True
     ),
-    "keys": Command("model-signing keys: generate | show", _raw("aiinfra.governance.signing_cli:main"), raw=True),
+    "keys": Command(
+        "model signing: generate | show | sign | verify (docs/signing.md)",
+        _raw("aiinfra.governance.signing_cli:main"),
+        raw=True,
+    ),
     "docs": Command("generate docs/hooks.md from the hook spec (docs hooks [--check])", _docs, _docs_args),
     "new-plugin": Command("scaffold a plugin package that passes its own tests", _new_plugin, _new_plugin_args),
 }

@@ -48,12 +48,14 @@ def append_audit(cfg: Any, action: str, **fields: Any) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def registry_lock(cfg: Any) -> Iterator[None]:
-    """Serialise read-compare-move-append of the registry between ``register`` processes of this
+    """Serialise register-decide-move-append of the registry between ``register`` processes of this
     project: an exclusive ``flock`` on ``<paths.logs>/.registry.lock``, held while one process
-    reads the alias, applies the gate, moves it and appends to the audit log. So two concurrent
-    runs cannot both see the old alias and both write ``alias_moved`` for one move. (A lock file
-    serialises processes that share the project's disk; writers on other machines against one
-    tracking server are not covered.)"""
+    registers the version, decides the gate, moves the alias by compare-and-set
+    (``aiinfra.stages.register.move_alias_if``) and appends to the audit log. The champion is read
+    and re-scored before the lock is taken, so the second of two queued registers finds the alias
+    moved since its gate compared and refuses (exit 3) instead of comparing against the winner
+    unseen. (A lock file serialises processes that share the project's disk; on other machines
+    against one tracking server the compare-and-set's re-read narrows the race but cannot close it.)"""
     path = Path(cfg.paths.logs) / ".registry.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:

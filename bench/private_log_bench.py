@@ -86,6 +86,8 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=6, help="alternating plain/private bursts")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--control", action="store_true", help="A/A: the 'private' server plain too (the noise floor)")
+    ap.add_argument("--skip-part-cost", action="store_true", help="only the HTTP comparison")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="aiinfra-private-bench-"))
@@ -98,13 +100,13 @@ def main() -> int:
     env["AIINFRA_LOG_HMAC_KEY"] = os.environ["AIINFRA_LOG_HMAC_KEY"] = os.urandom(32).hex()
     master = "footer:" + base64.b64encode(os.urandom(32)).decode()
     env["AIINFRA_LOG_MASTER_KEYS"] = os.environ["AIINFRA_LOG_MASTER_KEYS"] = master
-    costs = part_cost()
+    costs = {} if args.skip_part_cost else part_cost()
     for name, ms in costs.items():
         print(f"writer thread, one 5,000-row part, {name:17s} {ms:6.1f} ms  ({ms / 5:.2f} ms per 1,000 rows)")
     body = json.dumps({"dataframe_records": [records(request_rows(1, seed=3))[0]]}).encode()
 
     servers = {}
-    for kind, extra in (("plain", []), ("private", PRIVATE)):
+    for kind, extra in (("plain", []), ("private", [] if args.control else PRIVATE)):
         port = free_port()
         cmd = [str(BIN / "aiinfra"), "serve", f"server.model_uri={model}", f"server.port={port}"]
         cmd += [f"server.log_dir={work / 'predlog' / kind}", f"server.feedback_dir={work / 'fb' / kind}"]
@@ -154,6 +156,9 @@ def main() -> int:
         data = {"results": results, "pair_ratios": ratios, "ratio": ratio, "part_ms": costs, "args": vars(args)}
         Path(args.json).write_text(json.dumps(data, indent=2))
     shutil.rmtree(work, ignore_errors=True)
+    if args.control:
+        print("control run (A/A): both servers plain; the ratio is the noise floor of this machine")
+        return 0
     return 0 if encrypted == len(parts) > 0 else 1
 
 

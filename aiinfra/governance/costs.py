@@ -59,6 +59,7 @@ def summary(usage: Usage, cost: dict[str, Any]) -> dict[str, Any]:
         "wall_s": round(usage.wall_s, 3),
         "peak_rss_mb": round(usage.peak_rss_bytes / MB, 1),
         "gpu_s": round(usage.gpu_s, 3),
+        "gpu_peak_mb": round(usage.gpu_peak_bytes / MB, 1),
         "cost": round(float(cost["total"]), 8),
         "currency": cost["currency"],
     }

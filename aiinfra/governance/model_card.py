@@ -107,7 +107,7 @@ def card_sections(
 
 
 def _figure(fig: dict[str, Any], currency: str) -> str:
-    gpu = f", {fig['gpu_s']:.1f} GPU-s" if fig.get("gpu_s") else ""
+    gpu = f", {fig['gpu_s']:.1f} GPU-s, peak GPU {fig.get('gpu_peak_mb', 0.0):.0f} MB" if fig.get("gpu_s") else ""
     return (
         f"{fig.get('cost', 0.0):.6f} {fig.get('currency', currency)}: {fig.get('cpu_s', 0.0):.1f} CPU-s, "
         f"{fig.get('wall_s', 0.0):.1f} s wall, peak {fig.get('peak_rss_mb', 0.0):.0f} MB{gpu}"

@@ -238,3 +238,23 @@ def test_the_mlflow_names_of_a_stage_s_figures_gpu_only_where_one_was_used():
     assert metrics["resources.evaluate.gpu_s"] == 1800 and metrics["resources.evaluate.gpu_peak_mb"] == 1024
     assert metrics["cost.evaluate.gpu"] == pytest.approx(1.0) and metrics["cost.evaluate.total"] == pytest.approx(1.0)
     assert costs.cost_tags("EUR", {"team": "risk"}) == {"cost.currency": "EUR", "cost.label.team": "risk"}
+
+
+def test_the_model_card_shows_the_recorded_training_and_evaluation_cost():
+    from types import SimpleNamespace
+
+    from aiinfra.governance.costs import summary
+    from aiinfra.governance.model_card import cost_rows
+    from aiinfra.governance.resources import Usage, price
+
+    cfg = SimpleNamespace(costs=SimpleNamespace(rates=RATES, labels={"team": "risk"}))
+    trained = Usage.from_dict({**usage(3600, wall_s=1800, gpu_s=1800), "gpu_peak_bytes": 2 * 2**30})
+    train_run = {"resources": trained.to_dict(), "cost": price(trained, RATES)}  # train_run.json
+    evaluated = Usage.from_dict(usage(36))
+    metrics = {"test_accuracy": 0.9, "resources": {"evaluate": summary(evaluated, price(evaluated, RATES))}}
+    rows = dict(cost_rows(cfg, train_run, metrics))
+    # 1 CPU-hour at 0.5 + half a GPU-hour at 2.0
+    assert rows["training"] == "1.500000 EUR: 3600.0 CPU-s, 1800.0 s wall, peak 100 MB, 1800.0 GPU-s, peak GPU 2048 MB"
+    assert rows["evaluation"].startswith("0.005000 EUR: 36.0 CPU-s")
+    assert rows["total"] == "1.505000 EUR" and rows["label team"] == "risk"
+    assert dict(cost_rows(cfg, {}, {}))["training"] == "not recorded"

@@ -259,7 +259,8 @@ def _register(
         passed, reason = check_gate(gate, value, champion_value)
     run_tags = client.get_run(train_run["run_id"]).data.tags
     for k, v in {
-        **{f"aiinfra.metric.{k}": str(v) for k, v in metrics.items()},
+        # flat metrics only: metrics.json's nested sections (resources) are not metrics to tag
+        **{f"aiinfra.metric.{k}": str(v) for k, v in metrics.items() if not isinstance(v, dict)},
         "aiinfra.gate.passed": str(passed),
         "aiinfra.gate.reason": reason,
         "aiinfra.dataset_hash": str(train_run.get("dataset_hash")),

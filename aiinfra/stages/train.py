@@ -208,6 +208,10 @@ def run(cfg: Any) -> dict[str, Any]:
 
 def _run(cfg: Any) -> dict[str, Any]:
     from aiinfra.governance.resources import ResourceMeter
+    from aiinfra.governance.signing import require_signing_key
+
+    # signing.mode=require without a key: fail now, not after the whole fit
+    require_signing_key(cfg.signing)
 
     # what this stage uses from here on (getrusage self + children, /proc/self/io, GPU held):
     # recorded at the end, and the budget's figure while it trains (docs/costs.md)

@@ -17,6 +17,9 @@ written as one Parquet part file per request before the answer, so a 200 means t
     model_name     string   (served when the label arrived)
     model_version  string
 
+With ``server.log_privacy`` a hashed ``request_id`` is hashed with the prediction log's key (the
+join still works) and the parts are encrypted like the log's.
+
 ``aiinfra monitor monitor.feedback=<feedback_dir>`` joins them to the prediction log by request id:
 accuracy and target drift per window, and, with ``monitor.retrain.policy=retrain``, the labelled
 rows to retrain on. A request id labelled twice counts once, with its latest label.

@@ -19,6 +19,12 @@ Contract (the monitor reads it; change it only together with the monitor)::
     score          double, the predicted class's probability (classification only: a regression
                    model's parts have no score column)
 
+With ``server.log_privacy`` (``privacy=``, :class:`aiinfra.serving.privacy.LogPrivacy`) a
+protected column is dropped, hashed (hex HMAC-SHA256, string) or redacted (``"[redacted]"``,
+string) as each part is built, the part's schema metadata ``aiinfra.log_privacy`` names them,
+and with encryption every part (in the log and in the spool) is Parquet-modular-encrypted
+(:mod:`aiinfra.serving.log_crypto`).
+
 One row per predicted row. Requests append in-memory chunks (a list append: nothing is written on
 the request path); a background thread writes a part file when ``flush_rows`` rows are buffered or
 ``flush_interval_s`` after the oldest buffered row, and :meth:`PredictionLog.close` writes the rest.

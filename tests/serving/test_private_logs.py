@@ -236,7 +236,9 @@ def _prepared(root: Path, model: Path) -> Path:
 
 
 @needs_wiring
-def test_a_plaintext_search_of_the_encrypted_logs_finds_nothing(start_server, raw_model, tmp_path, serving_project):
+def test_a_plaintext_search_of_the_encrypted_logs_finds_nothing(
+    start_server, raw_model, tmp_path, serving_project, monkeypatch
+):
     private, plain = tmp_path / "private", tmp_path / "plain"
     srv = _serve(start_server, raw_model, private, [POLICIES, "server.log_privacy.encrypt=true"], KEYS_ENV, "priv")
     _traffic(srv)
@@ -298,14 +300,10 @@ def test_a_plaintext_search_of_the_encrypted_logs_finds_nothing(start_server, ra
     from aiinfra.plugins.manager import get_plugins
 
     for k, v in KEYS_ENV.items():
-        os.environ[k] = v
-    try:
-        overrides = [*common, f"monitor.feedback={private / 'feedback'}", f"paths.feedback={root / 'inbox'}"]
-        cfg = validate(compose(overrides, serving_project / "conf"), get_plugins().registry)
-        exported = pq.read_table(retrain.export_window(cfg, windows.open_current(cfg), "t"))
-    finally:
-        for k in KEYS_ENV:
-            os.environ.pop(k, None)
+        monkeypatch.setenv(k, v)
+    overrides = [*common, f"monitor.feedback={private / 'feedback'}", f"paths.feedback={root / 'inbox'}"]
+    cfg = validate(compose(overrides, serving_project / "conf"), get_plugins().registry)
+    exported = pq.read_table(retrain.export_window(cfg, windows.open_current(cfg), "t"))
     assert exported.num_rows == 36 and exported.column("target").null_count == 0
     assert exported.column("city").null_count == 36 and exported.column("age").null_count == 0
 

@@ -34,6 +34,7 @@ from aiinfra.plugins.manager import get_plugins
 from aiinfra.runner import LOG_FORMAT
 from aiinfra.serving.app import build_app
 from aiinfra.serving.auth import KeyStore, check_bind
+from aiinfra.serving.privacy import LogPrivacy
 from aiinfra.serving.runtime import ModelLoader
 from aiinfra.serving.state import ServingState
 from aiinfra.serving.tls import describe, uvicorn_tls_options
@@ -109,7 +110,9 @@ def _serve_workers(cfg: Any, tls: dict[str, Any]) -> int:
     # pre-flight in the supervisor: a model that cannot load is one clean error here, not workers
     # that uvicorn restarts forever. It also leaves what a runtime derives from a local model
     # directory in place (e.g. onnx's model.onnx), so the workers do not all build it at once.
-    ModelLoader(cfg)()
+    model = ModelLoader(cfg)()
+    # the log keys too: a missing key is one error here, not every worker failing at its start
+    LogPrivacy.from_config(s, model.features)
     os.environ[SPEC_ENV] = to_yaml(cfg)
     # shared metric files, for every runtime: a scrape of any worker reports all of them
     given = os.environ.get(PROMETHEUS_DIR_ENV)

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from aiinfra.serving import protocol
+from aiinfra.serving import protocol, retention
 from aiinfra.serving.auth import KeyStore
 from aiinfra.serving.batcher import Batcher
 from aiinfra.serving.feedback import FeedbackStore
 from aiinfra.serving.guard import BodyGuard
 from aiinfra.serving.metrics import ServerMetrics
 from aiinfra.serving.predlog import PredictionLog
+from aiinfra.serving.privacy import LogPrivacy
 from aiinfra.serving.reload import ModelHolder
 from aiinfra.serving.runtime import ModelLoader, ServedModel
 from aiinfra.serving.usage import UsageWriter
@@ -76,6 +77,9 @@ class ServingState:
         self.holder = ModelHolder(loader, model, self.metrics)
         self.metrics.set_model(model.name, model.version, model.uri)
         self.keys = KeyStore.from_config(server_cfg)
+        # server.log_privacy: one clear error now for an unknown column or a missing key; applied
+        # as each part of the prediction and feedback logs is built (nothing unprotected on disk)
+        self.log_privacy = LogPrivacy.from_config(server_cfg, model.features)
         self.predlog = None
         if server_cfg.prediction_log:
             self.predlog = PredictionLog(
@@ -89,6 +93,7 @@ class ServingState:
                 policy=str(server_cfg.log_failure_policy),
                 buffer_rows=server_cfg.log_buffer_rows,
                 spool_dir=str(Path(server_cfg.log_spool_dir).resolve()) if server_cfg.log_spool_dir else None,
+                privacy=self.log_privacy,
             )
         self.batcher = Batcher(
             self.holder.get,
@@ -110,7 +115,9 @@ class ServingState:
             log_degraded=lambda: 1 if log is not None and (log.failing or log.spooled_rows) else 0,
             log_spooled=lambda: log.spooled_rows if log else 0,
         )
-        self.feedback = FeedbackStore(feedback_dir(cfg))
+        self.feedback = FeedbackStore(feedback_dir(cfg), privacy=self.log_privacy)
+        # server.log_privacy.retention_days: old date partitions deleted now, then hourly (audited)
+        self.retention = retention.start(cfg)
         self.access = AccessLog(server_cfg.access_log)
         # CPU, memory and predictions of this process for `aiinfra costs` (the app sets its routes)
         self.usage = UsageWriter(cfg.paths.logs, self.metrics, self.holder, interval_s=server_cfg.usage_interval_s)

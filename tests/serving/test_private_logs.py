@@ -166,19 +166,6 @@ def test_retention_deletes_old_partitions_only_and_audits_each(tmp_path):
 # --- a real server ------------------------------------------------------------------------
 
 
-def _wired() -> bool:
-    """Whether the server builds its logs with server.log_privacy (aiinfra/serving/state.py)."""
-    import inspect
-
-    from aiinfra.serving import state
-
-    return "LogPrivacy" in inspect.getsource(state)
-
-
-# until the lead's one-block change to aiinfra/serving/state.py lands, the server ignores log_privacy
-needs_wiring = pytest.mark.skipif(not _wired(), reason="server.log_privacy is not wired into aiinfra/serving/state.py")
-
-
 @pytest.fixture(scope="module")
 def raw_model(tmp_path_factory) -> Path:
     return make_raw_model(tmp_path_factory.mktemp("private") / "model")
@@ -235,7 +222,6 @@ def _prepared(root: Path, model: Path) -> Path:
     return out
 
 
-@needs_wiring
 def test_a_plaintext_search_of_the_encrypted_logs_finds_nothing(
     start_server, raw_model, tmp_path, serving_project, monkeypatch
 ):
@@ -308,7 +294,6 @@ def test_a_plaintext_search_of_the_encrypted_logs_finds_nothing(
     assert exported.column("city").null_count == 36 and exported.column("age").null_count == 0
 
 
-@needs_wiring
 def test_the_server_refuses_to_start_without_its_keys(raw_model, serving_project):
     def serve(env: dict) -> subprocess.CompletedProcess:
         args = [*AIINFRA, "serve", f"server.model_uri={raw_model}", "server.port=0", POLICIES]

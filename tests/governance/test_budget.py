@@ -53,6 +53,8 @@ def test_a_real_fit_stops_before_its_cost_limit_even_before_min_epochs():
     trainer = L.Trainer(
         max_epochs=10_000,
         min_epochs=5_000,  # a budget is a limit: it stops before min_epochs too
+        # a budget that never stops would otherwise train 5,000 epochs: end it in 20 s, failing below
+        max_time={"seconds": 20},
         callbacks=[budget],
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from aiinfra.governance.resources import ResourceMeter
+from aiinfra.governance.resources import ResourceMeter, price
 from aiinfra.governance.schema import BudgetConfig, RateCard, StageBudget
 from aiinfra.training.budget import BudgetStop, limit_key, outcome, stop_message
 from project_helpers import project_client, run_cli
@@ -66,6 +66,8 @@ def test_a_real_fit_stops_before_its_cost_limit_even_before_min_epochs():
     stop = outcome(trainer)
     assert stop is not None and stop["which"] == "max_cost", trainer.callback_metrics
     assert trainer.current_epoch < 5_000
+    # and the fit did end there: what it used in all stays near the limit (not 20 s of CPU)
+    assert price(meter.usage(), rates)["total"] < 1.0
     # it stopped at the step the next one would pass the limit: close under it, not far over
     assert 0.2 < stop["cost"] <= 0.4 * 1.1, stop
     assert budget.checks >= stop["batch"]

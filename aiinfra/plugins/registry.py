@@ -19,7 +19,8 @@ from aiinfra.errors import PluginError, UnknownComponentError, choices_text, did
 #: (:class:`aiinfra.serving.runtime.ServedModel`), picked by ``server.runtime``; ``deploy`` renders
 #: deployment files (``aiinfra deploy <name>``, the ``deploy`` config group); ``kms`` wraps and
 #: unwraps the data keys of the encrypted prediction and feedback logs (``server.log_privacy.kms``):
-#: a class ``KmsClient(server_cfg)`` (``server_cfg``: the typed ``cfg.server``) with ``wrap_key(key: bytes, master_key_id: str) -> str`` and
+#: a class ``KmsClient(server_cfg)`` (``server_cfg``: the typed ``cfg.server``) with
+#: ``wrap_key(key: bytes, master_key_id: str) -> str`` and
 #: ``unwrap_key(wrapped: str, master_key_id: str) -> bytes`` (:mod:`aiinfra.serving.log_crypto`).
 KINDS = ("source", "model", "trainer", "server", "monitor", "sink", "runtime", "deploy", "kms")
 

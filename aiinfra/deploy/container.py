@@ -114,8 +114,23 @@ def grace_seconds(server: Any, prestop_s: int) -> int:
     return int(math.ceil(prestop_s + float(server.graceful_timeout_s) + 5))
 
 
+def check_no_tls(server: Any) -> None:
+    """The rendered pods get no certificate files, and their httpGet probes and Prometheus scrape
+    speak plain HTTP: a server with ``server.tls`` would never become ready. Refused at render time
+    rather than written as manifests that fail in the cluster."""
+    tls = getattr(server, "tls", None)
+    if tls is not None and tls.enabled:
+        raise ConfigError(
+            f"server.tls.certfile={tls.certfile!r}: `aiinfra deploy` mounts no certificates, and its "
+            "HTTP probes and metrics scrape would fail against an HTTPS server",
+            hint="terminate TLS at the Ingress, the service mesh or the KServe gateway, and deploy with "
+            "server.tls.certfile=null server.tls.keyfile=null (docs/tls.md)",
+        )
+
+
 def container(cfg: Any, d: Any, target: str, *, prestop_s: int = 0) -> Container:
     server = http_server(cfg, target)
+    check_no_tls(server)
     port = check_port(cfg, d)
     probes = getattr(d, "probes", None)
     live = check_probe_path("deploy.probes.liveness_path", probes.liveness_path if probes else "/v2/health/live")

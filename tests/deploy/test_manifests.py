@@ -124,6 +124,16 @@ def test_ray_service_and_serve_config(render):
     ("target", "overrides", "message"),
     [
         ("k8s", ["deploy.port=9000"], "deploy.port: 9000 is not the server's port"),
+        (
+            "k8s",
+            ["server.tls.certfile=/tls/server.pem", "server.tls.keyfile=/tls/server.key"],
+            "`aiinfra deploy` mounts no certificates",
+        ),
+        (
+            "kserve",
+            ["server.tls.certfile=/tls/server.pem", "server.tls.keyfile=/tls/server.key"],
+            "`aiinfra deploy` mounts no certificates",
+        ),
         ("kserve", ["server.port=8080", "deploy.port=8000"], "deploy.port: 8000 is not the server's port"),
         ("k8s", ["deploy.probes.readiness_path=/healthz"], "deploy.probes.readiness_path: '/healthz' is not a route"),
         ("k8s", ["deploy.probes.liveness_path=/v2/models/m/ready"], "probes send none: it would answer 401"),

@@ -59,10 +59,18 @@ def _bar(value: float, top: float, width: int = 240) -> str:
     )
 
 
+def _num(value: Any) -> float:
+    """A recorded figure as a float; an edited or missing one as 0 (verify names the edit)."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _chain_section(name: str, report: Report) -> str:
     last = report.last
     status = '<span class="ok">verified</span>' if report.ok else '<span class="bad">TAMPERED</span>'
-    head = f"head seq {last['seq']} <code>{_e(last['hash'])}</code>" if last else "no records yet"
+    head = f"head seq {_e(str(last.get('seq')))} <code>{_e(str(last.get('hash')))}</code>" if last else "no records yet"
     items = "".join(f'<li class="{"warn" if p.warning else "bad"}">{_e(str(p))}</li>' for p in report.problems)
     return (
         f"<p><b>{_e(name)}</b> <code>{_e(report.path)}</code>: {len(report.records)} records, {head}: {status}</p>"
@@ -83,10 +91,10 @@ def _runs_section(runs: list[dict[str, Any]]) -> str:
                 _e(r.get("seq")),
                 _e(r.get("stage")),
                 _e(r.get("start")),
-                f"{float(usage.get('wall_s') or 0):.2f} s",
+                f"{_num(usage.get('wall_s')):.2f} s",
                 f'<span class="{css}">{status}</span> ({_e(r.get("exit_code"))}){error}',
-                f"{float(usage.get('cpu_s') or 0):.2f}",
-                "" if total is None else f"{float(total):.6f} {_e(cost.get('currency'))}",
+                f"{_num(usage.get('cpu_s')):.2f}",
+                "" if total is None else f"{_num(total):.6f} {_e(cost.get('currency'))}",
                 f"<code>{_e(_short(r.get('config_hash')))}</code>",
                 f"<code>{_e(_short(r.get('git_commit'), 8))}</code>",
                 f"<code>{_e(r.get('command'))}</code>",
@@ -99,7 +107,7 @@ def _runs_section(runs: list[dict[str, Any]]) -> str:
     )
     totals: dict[str, list[float]] = {}
     for r in runs:
-        totals.setdefault(str(r.get("stage")), []).append(float((r.get("usage") or {}).get("wall_s") or 0))
+        totals.setdefault(str(r.get("stage")), []).append(_num((r.get("usage") or {}).get("wall_s")))
     top = max((sum(v) for v in totals.values()), default=0.0)
     per_stage = _table(
         ["stage", "runs", "total wall", "mean", ""],

@@ -35,7 +35,8 @@ HEAD_SUFFIX = ".head"
 def canonical(record: dict[str, Any]) -> bytes:
     """The bytes a record's hash is computed over: its JSON without ``hash``, keys sorted."""
     body = {k: v for k, v in record.items() if k != "hash"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    # ASCII: a lone surrogate (a non-UTF-8 byte of the command line) is escaped, not a UnicodeEncodeError
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -115,7 +116,7 @@ def append(path: str | Path, record: dict[str, Any]) -> dict[str, Any]:
             seq, prev = _previous(f)
             out = {"seq": seq, **body, "prev_hash": prev}
             out["hash"] = record_hash(out)
-            line = json.dumps(out, ensure_ascii=False, default=str).encode() + b"\n"
+            line = json.dumps(out, ensure_ascii=True, default=str).encode() + b"\n"
             size = f.seek(0, os.SEEK_END)
             if size:
                 f.seek(size - 1)
@@ -253,9 +254,11 @@ def _order_problems(records: list[tuple[int, dict[str, Any]]]) -> list[Problem]:
             problems.append(Problem("duplicated", f"seq {seq} also at line {seen[seq]}", line=line, seq=seq))
         else:
             seen[seq] = line
-    top = max(seen)
-    missing = [s for s in range(top + 1) if s not in seen]
-    for start, end in _ranges(missing):
+    # the gaps between the seqs present (not range(max + 1): an edited seq of 10**12 must not hang)
+    present = sorted(seen)
+    gaps = [(0, present[0] - 1)] if present[0] > 0 else []
+    gaps += [(a + 1, b - 1) for a, b in zip(present, present[1:], strict=False) if b > a + 1]
+    for start, end in gaps:
         after = max((ln for s, ln in seen.items() if s < start), default=None)
         span = f"seq {start}" if start == end else f"seqs {start}..{end}"
         where = f" (after line {after})" if after else " (at the start)"
@@ -306,6 +309,8 @@ def _head_problems(path: Path, records: list[tuple[int, dict[str, Any]]], head: 
     if seq > top:
         span = f"seq {seq}" if seq == top + 1 else f"seqs {top + 1}..{seq}"
         return [Problem("truncated", f"{span} removed from the end ({name} names seq {seq}, {hash_})", seq=top + 1)]
+    if seq not in by_seq:
+        return [Problem("head", f"{name} names seq {seq}, which is not a record of this file", seq=seq)]
     if by_seq[seq].get("hash") != hash_:
         return [Problem("head", f"seq {seq}'s hash is not the one {name} recorded: the record was rewritten", seq=seq)]
     if last is not None and seq < top:
@@ -317,16 +322,6 @@ def _head_problems(path: Path, records: list[tuple[int, dict[str, Any]]], head: 
             )
         ]
     return []
-
-
-def _ranges(values: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for v in values:
-        if out and v == out[-1][1] + 1:
-            out[-1] = (out[-1][0], v)
-        else:
-            out.append((v, v))
-    return out
 
 
 def read(path: str | Path) -> list[dict[str, Any]]:

@@ -11,12 +11,15 @@ Standard library only (the CLI, :mod:`aiinfra.governance.costs_cli`, asks MLflow
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import AiinfraError
 from aiinfra.governance.resources import Usage, price
+
+log = logging.getLogger(__name__)
 
 LEDGER = "ledger.jsonl"
 USAGE_DIR = "usage"
@@ -83,11 +86,13 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except ValueError as exc:
-            raise AiinfraError(
-                f"{path} line {n} is not JSON ({exc}).", hint="check the ledger with `aiinfra audit verify`"
-            ) from None
+            record = json.loads(line)
+        except ValueError:
+            # a torn append (a crash mid-write) stays in a chained file for good: skip it, say so
+            log.warning("%s line %d is not JSON: skipped (`aiinfra audit verify` names it)", path, n)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 

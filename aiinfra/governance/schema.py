@@ -120,7 +120,7 @@ class SigningConfig:
             require(
                 _public_key_form(str(entry)),
                 f"trusted_keys[{i}]",
-                f"{entry!r} is neither base64 of a 32-byte Ed25519 public key nor a .pem/.pub file "
+                "is neither base64 of a 32-byte Ed25519 public key nor a .pem/.pub file "
                 "(`aiinfra keys generate` prints both forms)",
             )
 

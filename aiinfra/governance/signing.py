@@ -101,19 +101,33 @@ def parse_private_key(text: str, where: str) -> Any:
         ) from None
 
 
-def parse_public_key(entry: str) -> bytes:
+def describe_key_entry(entry: str) -> str:
+    """How a trusted-key entry is named in a message: a file path as it is, anything else only by
+    its form. A private key pasted where a public one belongs must never be echoed."""
+    entry = entry.strip()
+    if "PRIVATE" in entry.upper():
+        return "a PRIVATE key (list the public key that `aiinfra keys generate` prints, never the private one)"
+    if entry.endswith((".pem", ".pub")) and "\n" not in entry and len(entry) < 4096:
+        return repr(entry)
+    return f"a value of {len(entry)} characters"
+
+
+def parse_public_key(entry: str, where: str = "trusted key") -> bytes:
     """The raw 32 bytes of a trusted public key: a PEM file's path, or base64 of the raw bytes.
-    Raises ValueError naming the entry (a public key is not secret)."""
+    Raises ValueError naming ``where`` and the entry's form (never a value that might be secret)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     entry = entry.strip()
     text = entry
-    if entry.endswith((".pem", ".pub")):
+    shown = describe_key_entry(entry)
+    if entry.endswith((".pem", ".pub")) and "\n" not in entry:
         try:
             text = Path(entry).read_text().strip()
         except OSError as exc:
-            raise ValueError(f"trusted key file {entry!r} cannot be read ({exc.strerror})") from None
+            raise ValueError(f"{where}: file {shown} cannot be read ({exc.strerror})") from None
+        if "PRIVATE" in text.upper():
+            raise ValueError(f"{where}: file {shown} holds a PRIVATE key; list the public key file") from None
     try:
         if text.startswith("-----BEGIN"):
             key = serialization.load_pem_public_key(text.encode())
@@ -126,19 +140,21 @@ def parse_public_key(entry: str) -> bytes:
         return raw
     except (ValueError, TypeError, binascii.Error):
         raise ValueError(
-            f"trusted key {entry!r} is neither an Ed25519 public key file (PEM) nor base64 of 32 raw bytes"
+            f"{where}: {shown} is neither an Ed25519 public key file (PEM) nor base64 of 32 raw bytes"
         ) from None
 
 
 def trusted_keys(cfg: Any) -> dict[str, bytes]:
     """{key id: raw public key} of ``cfg.trusted_keys`` and ``$<cfg.trusted_keys_env>``."""
-    entries = list(cfg.trusted_keys or [])
+    entries = [(f"signing.trusted_keys[{i}]", str(e)) for i, e in enumerate(cfg.trusted_keys or [])]
     env = os.environ.get(cfg.trusted_keys_env or "", "")
-    entries += [e for e in env.split(";") if e.strip()]
+    entries += [
+        (f"${cfg.trusted_keys_env} entry {i + 1}", e) for i, e in enumerate(x for x in env.split(";") if x.strip())
+    ]
     keys = {}
-    for entry in entries:
+    for where, entry in entries:
         try:
-            raw = parse_public_key(entry)
+            raw = parse_public_key(entry, where)
         except ValueError as exc:
             raise AiinfraError(
                 str(exc), hint="list PEM files or base64 keys as `aiinfra keys generate` prints them"
@@ -188,6 +204,9 @@ def _files(model_dir: Path) -> dict[str, Path]:
     found = {}
     for root, dirs, names in os.walk(model_dir):
         dirs.sort()
+        # os.walk does not descend into a linked directory: list the link itself, so that a
+        # directory linked in after signing is an added (unsigned) entry, not invisible
+        names = names + [d for d in dirs if (Path(root) / d).is_symlink()]
         for name in names:
             path = Path(root) / name
             rel = path.relative_to(model_dir).as_posix()
@@ -359,7 +378,8 @@ def check_model_dir(model_dir: Path, cfg: Any) -> Verdict:
         return verdict
 
     trusted = trusted_keys(cfg)
-    if kid not in trusted:
+    # the whole public key, not only its 64-bit id, must be a trusted one
+    if trusted.get(kid) != public:
         verdict.status = "untrusted"
         if trusted:
             listed_ids = ", ".join(sorted(trusted))

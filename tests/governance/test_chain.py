@@ -185,3 +185,26 @@ def test_two_processes_appending_at_once_keep_one_valid_chain(tmp_path):
     assert writers.count("a") == writers.count("b") == 200
     # they really interleaved (not one process after the other), or the lock was never contended
     assert sum(x != y for x, y in zip(writers, writers[1:], strict=False)) >= 2
+
+
+def test_an_absurd_seq_and_a_head_naming_a_missing_record_are_problems_not_crashes(ledger):
+    """Tampered input is reported, never a hang or a traceback: a seq edited to 10**12 (no
+    range(10**12) scan) and a head anchor naming a seq the file does not hold."""
+    lines = _lines(ledger)
+    record = json.loads(lines[5])
+    record["seq"] = 10**12
+    lines[5] = json.dumps(record)
+    _write(ledger, lines)
+    kinds = {kind for kind, _, _ in _problems(ledger)}
+    assert "deleted" in kinds or "edited" in kinds, kinds
+
+    head = chain.head_path(ledger)
+    head.write_text(json.dumps({"seq": -3, "hash": "sha256:0"}))
+    assert any(p.kind == "head" and "-3" in str(p) for p in chain.verify(ledger).problems)
+
+
+def test_a_non_utf8_command_line_argument_is_recorded_not_a_crash(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    odd = b"model-\xff".decode("utf-8", "surrogateescape")  # how Python passes a non-UTF-8 argv byte
+    chain.append(path, {"action": "registered", "command": f"aiinfra register {odd}"})
+    assert chain.verify(path).ok

@@ -208,6 +208,26 @@ def test_a_malformed_trusted_key_is_a_config_error_naming_the_entry():
         validate(OmegaConf.create({"signing": {"trusted_keys": ["not-a-key"]}}), get_plugins().registry)
 
 
+def test_a_private_key_listed_as_trusted_is_refused_without_echoing_it(monkeypatch, tmp_path):
+    """The easy mistake: the private key file where the public one belongs. The error names the
+    entry's place and says PRIVATE; no byte of the key reaches the message (or the ledger)."""
+    pem = _pem_private(_key())
+    body = "".join(pem.strip().splitlines()[1:-1])
+    monkeypatch.setenv("AIINFRA_TRUSTED_KEYS", pem)
+    with pytest.raises(AiinfraError) as info:
+        signing.trusted_keys(SigningConfig(mode="require"))
+    text = str(info.value)
+    assert "$AIINFRA_TRUSTED_KEYS entry 1" in text and "PRIVATE" in text
+    assert body[:24] not in text and body[-24:] not in text
+    monkeypatch.delenv("AIINFRA_TRUSTED_KEYS")
+    path = tmp_path / "signing.pem"
+    path.write_text(pem)
+    with pytest.raises(AiinfraError) as info:
+        signing.trusted_keys(SigningConfig(mode="require", trusted_keys=[str(path)]))
+    text = str(info.value)
+    assert "signing.trusted_keys[0]" in text and "PRIVATE" in text and body[:24] not in text
+
+
 def test_hot_reload_keeps_the_old_version_when_the_new_one_is_tampered(signed, signer):
     """A local directory the server follows: a changed weights file is refused, the old model
     keeps answering, and the reload's error names the file."""

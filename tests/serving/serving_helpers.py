@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -63,6 +64,8 @@ class ServerProcess:
         self.args = [*AIINFRA, "serve", f"server.port={self.port}", f"server.log_dir={self.log_dir}", *overrides]
         self.env = env_for(project, **(env or {}))
         self.url = f"http://127.0.0.1:{self.port}"
+        # the readiness check's TLS verification (httpx's `verify`): a TLS server sets its context
+        self.verify: Any = True
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> ServerProcess:
@@ -75,7 +78,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.text()}")
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/v2/health/ready", verify=self.verify, timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass

@@ -119,24 +119,7 @@ class TlsServer(ServerProcess):
     def __init__(self, project, overrides, ctx: ssl.SSLContext, name: str, env=None):
         super().__init__(project, overrides, env, name)
         self.url = f"https://127.0.0.1:{self.port}"
-        self.ctx = ctx
-
-    def start(self, timeout: float = 90) -> TlsServer:
-        self._out = open(self.output, "wb")  # noqa: SIM115
-        out = self._out
-        self.proc = subprocess.Popen(self.args, cwd=self.project, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.text()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", verify=self.ctx, timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"server not ready after {timeout} s:\n{self.text()}")
+        self.ctx = self.verify = ctx
 
 
 def tls_args(pki, mutual: bool = False) -> list[str]:

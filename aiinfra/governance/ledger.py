@@ -30,6 +30,7 @@ from typing import Any
 
 from aiinfra.governance.chain import append, read
 from aiinfra.governance.resources import ResourceMeter, price
+from aiinfra.governance.signing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,8 @@ class HashCache:
         if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
             self.hits += 1
             return entry[2]
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
         self.read_bytes += st.st_size
-        value = "sha256:" + digest.hexdigest()
+        value = "sha256:" + sha256_file(path)
         if time.time() - st.st_mtime_ns / 1e9 > RACY_S:
             self.entries.pop(key, None)  # re-inserted last: the oldest entries are trimmed first
             self.entries[key] = [st.st_size, st.st_mtime_ns, value]

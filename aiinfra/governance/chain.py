@@ -22,10 +22,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: ``prev_hash`` of the first record of a file without legacy lines
 GENESIS = "sha256:" + "0" * 64
@@ -332,10 +335,14 @@ def read(path: str | Path) -> list[dict[str, Any]]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError:
         return out
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             obj = json.loads(line)
         except ValueError:
+            # a torn append (a crash mid-write) stays in a chained file for good: skip it, say so
+            log.warning("%s line %d is not JSON: skipped (`aiinfra audit verify` names it)", path, n)
             continue
         if isinstance(obj, dict):
             out.append(obj)

@@ -11,15 +11,13 @@ Standard library only (the CLI, :mod:`aiinfra.governance.costs_cli`, asks MLflow
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import AiinfraError
+from aiinfra.governance.chain import read
 from aiinfra.governance.resources import Usage, price
-
-log = logging.getLogger(__name__)
 
 LEDGER = "ledger.jsonl"
 USAGE_DIR = "usage"
@@ -74,26 +72,14 @@ def summary(usage: Usage, cost: dict[str, Any]) -> dict[str, Any]:
 
 def read_ledger(path: Path) -> list[dict[str, Any]]:
     """The ledger's records, in order. A missing file is one error naming it and the fix; a line
-    that is not JSON (a write cut short) is named too (``aiinfra audit verify`` says more)."""
+    that is not JSON (a write cut short) is skipped with a warning (``aiinfra audit verify`` says more)."""
     if not path.is_file():
         raise AiinfraError(
             f"no run ledger at {path}: nothing has been recorded yet.",
             hint="run a stage first (`aiinfra prepare`, `aiinfra train` ...); every stage run appends to it "
             "(audit.ledger=true)",
         )
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            # a torn append (a crash mid-write) stays in a chained file for good: skip it, say so
-            log.warning("%s line %d is not JSON: skipped (`aiinfra audit verify` names it)", path, n)
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+    return read(path)
 
 
 def read_usage_files(usage_dir: Path) -> dict[str, list[dict[str, Any]]]:

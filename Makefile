@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[test,sweep,cluster,ray]"
+	$(BIN)/pip install -q -e ".[test,sweep,cluster,ray,s3,bench]"
 	$(BIN)/pip check
 	touch $@
 

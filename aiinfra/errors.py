@@ -55,3 +55,8 @@ class BudgetExceeded(AiinfraError):
     """A stage stopped because it would pass its budget (``budget.max_cost``, ``budget.max_cpu_hours``)."""
 
     mlflow_status = "KILLED"  # stopped on purpose, not failed: the run's status in MLflow
+
+
+class StorageError(AiinfraError):
+    """An object store or file system could not be reached or read: names the URL (never a
+    credential) and the setting that fixes it."""

@@ -130,7 +130,11 @@ def load_config(overrides: list[str], params: str | None = None):
         root = find_project_root()
         os.chdir(root)
         raw = compose(overrides, root / "conf")
-    return validate(raw, get_plugins().registry)
+    cfg = validate(raw, get_plugins().registry)
+    from aiinfra.storage.endpoint import apply
+
+    apply(cfg.storage)  # before any client is made: every process this one starts inherits it
+    return cfg
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,6 +194,9 @@ def run_stage(
     run.configured(cfg, params=params, moved=moved)
     started = time.perf_counter()
     try:
+        from aiinfra.storage.endpoint import preflight
+
+        preflight(cfg, stage)
         result = stage_module(stage).run(cfg)
         outputs = result if isinstance(result, dict) else {"exit_code": exit_code(result)}
         log.info("%s finished in %.1f s", stage, time.perf_counter() - started)
@@ -283,6 +290,9 @@ def run_multirun(stage: str, overrides: list[str]) -> int:
             plain.trainer.checkpoint.dir = str(job_dir / "checkpoints")
         try:
             cfg = validate(plain, get_plugins().registry)
+            from aiinfra.storage.endpoint import apply
+
+            apply(cfg.storage)
             results.append(exit_code(run_stage(stage, cfg, ledger=ledger, moved=moved)))
         except AiinfraError as exc:  # one job's user error: a clear line, the sweep goes on
             print_error(exc, where=f"sweep job {HydraConfig.get().job.num}")

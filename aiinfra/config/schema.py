@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from aiinfra.config.checks import at_least, require
+from aiinfra.config.checks import at_least, fail, require
 from aiinfra.data.schema import FeaturesConfig
 from aiinfra.governance.schema import AuditConfig, BudgetConfig, CostsConfig, SigningConfig
+from aiinfra.storage.schema import StorageConfig
 
 # ---------------------------------------------------------------------------------------------
 # top-level sections
@@ -38,11 +39,24 @@ class PathsConfig:
     feedback: str = "data/feedback"
 
 
+class SplitMethod(StrEnum):
+    """How rows are assigned to train/val/test: ``shuffle`` (scikit-learn's seeded, stratified
+    shuffle of the whole table), ``hash`` (a seeded hash of ``split.key``, or of the row's file and
+    position: a row's split never changes when rows are added), ``auto`` (``shuffle`` for
+    ``prepare.engine=memory``, ``hash`` for ``stream`` and ``ray``)."""
+
+    auto = "auto"
+    shuffle = "shuffle"
+    hash = "hash"
+
+
 @dataclass
 class SplitConfig:
     val: float = 0.15
     test: float = 0.15
-    stratify: bool = True
+    stratify: bool = True  # shuffle only: the hash split is stratified in expectation
+    method: SplitMethod = SplitMethod.auto
+    key: str | None = None  # hash: the column whose value decides a row's split (null: file + row position)
 
     def check(self) -> None:
         for key in ("val", "test"):
@@ -63,6 +77,32 @@ class ReferenceConfig:
 
     def check(self) -> None:
         at_least(self, 1, "rows")
+
+
+class PrepareEngine(StrEnum):
+    """How ``prepare`` reads and writes (docs/scale.md): ``memory`` reads the table into pandas
+    (exact statistics, stratified shuffle split); ``stream`` reads record batches and writes
+    partitioned Parquet, memory flat in rows; ``ray`` runs the streaming prepare on a Ray cluster
+    with Ray Data and writes the same files."""
+
+    memory = "memory"
+    stream = "stream"
+    ray = "ray"
+
+
+@dataclass
+class PrepareConfig:
+    engine: PrepareEngine = PrepareEngine.memory
+    batch_rows: int = 65536  # rows per record batch read (stream, ray)
+    part_rows: int = 1_000_000  # rows per written Parquet file of a split (stream, ray)
+    # train rows drawn (by hash: the same rows on any engine) for type inference and medians;
+    # counts, null shares, categories, ranges, means and variances are exact over every train row
+    sample_rows: int = 200_000
+    ray_address: str | None = None  # engine=ray: a cluster (ray://host:10001); null: RAY_ADDRESS or a local one
+    ray_cpus: int | None = None  # engine=ray, local instance only: its logical CPUs (null: the machine's)
+
+    def check(self) -> None:
+        at_least(self, 1, "batch_rows", "part_rows", "sample_rows", "ray_cpus")
 
 
 class Loader(StrEnum):
@@ -172,6 +212,9 @@ class RootConfig:
     seed: int = 42
     paths: PathsConfig = field(default_factory=PathsConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    # how prepare reads, splits and writes (docs/scale.md); where object stores are (storage)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     data: DataConfig = field(default_factory=DataConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -193,6 +236,16 @@ class RootConfig:
     monitor: Any = None
     # selected only by `aiinfra deploy <target>` (+deploy=<target>): absent from the pipeline's config
     deploy: Any = None
+
+    def check(self) -> None:
+        if self.prepare.engine != PrepareEngine.memory and self.split.method == SplitMethod.shuffle:
+            fail(
+                "split.method",
+                f"prepare.engine={self.prepare.engine} splits by hash (a shuffle needs the whole table in memory)",
+                hint="split.method=hash (or auto), or prepare.engine=memory",
+            )
+        if self.split.key is not None and self.split.method == SplitMethod.shuffle:
+            fail("split.key", "is used by split.method=hash only", hint="split.method=hash, or leave split.key unset")
 
 
 #: config groups that select a component: group name -> component kind

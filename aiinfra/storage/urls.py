@@ -1,0 +1,210 @@
+"""One way to read and write a path that is local or an fsspec URL.
+
+Every path a user configures (source files, ``paths.*``, ``server.log_dir``, ``monitor.current``,
+feedback, model directories, exported windows) goes through here: a plain path or ``file://``
+stays on the local file system (``pathlib`` speed, nothing imported), anything else
+(``s3://``, ``gs://``, ``az://``, ``abfs://``, ``memory://``) is opened with fsspec, whose
+protocol packages (s3fs, gcsfs, adlfs) read credentials from their standard chains.
+A missing protocol package or an unreachable store is one :class:`~aiinfra.errors.StorageError`
+naming the URL (without any credential) and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aiinfra.errors import StorageError
+
+#: fsspec protocol -> the package that provides it (the hint of a missing one)
+PROTOCOL_PACKAGES = {
+    "s3": "s3fs (pip install 'aiinfra[s3]')",
+    "s3a": "s3fs (pip install 'aiinfra[s3]')",
+    "gs": "gcsfs (pip install gcsfs)",
+    "gcs": "gcsfs (pip install gcsfs)",
+    "az": "adlfs (pip install adlfs)",
+    "abfs": "adlfs (pip install adlfs)",
+    "abfss": "adlfs (pip install adlfs)",
+}
+LOCAL_SCHEMES = ("", "file", "local")
+
+
+def scheme(path: str | os.PathLike) -> str:
+    """``s3`` for ``s3://b/k``; ``""`` for a local path (a Windows drive letter is not a scheme)."""
+    text = os.fspath(path)
+    if "://" not in text:
+        return ""
+    return text.split("://", 1)[0].lower()
+
+
+def is_remote(path: str | os.PathLike | None) -> bool:
+    """True for a URL that fsspec opens (not a local path, not ``file://``)."""
+    return path is not None and scheme(path) not in LOCAL_SCHEMES
+
+
+def local_path(path: str | os.PathLike) -> Path:
+    """The local ``Path`` of a plain path or a ``file://`` URL (a remote URL is an error)."""
+    text = os.fspath(path)
+    if is_remote(text):
+        raise ValueError(f"{redact(text)} is not a local path")
+    return Path(text[len("file://") :] if text.startswith("file://") else text)
+
+
+def redact(url: str | os.PathLike) -> str:
+    """The URL for messages and logs: no user, password or query string (signed URLs carry keys)."""
+    text = os.fspath(url)
+    if not is_remote(text):
+        return text
+    parts = urlsplit(text)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def join(base: str | os.PathLike, *names: str) -> str:
+    """``base/name/...`` for a local path or a URL (a URL keeps ``/`` separators)."""
+    text = os.fspath(base)
+    if is_remote(text):
+        return posixpath.join(text.rstrip("/"), *[n.strip("/") for n in names])
+    return str(local_path(text).joinpath(*names))
+
+
+def filesystem(path: str | os.PathLike) -> tuple[Any, str]:
+    """(fsspec file system, the path inside it) for a local path or a URL."""
+    import fsspec
+
+    text = os.fspath(path)
+    try:
+        fs, inner = fsspec.core.url_to_fs(text)
+    except (ImportError, ValueError) as exc:
+        proto = scheme(text)
+        package = PROTOCOL_PACKAGES.get(proto)
+        if package is not None or "Install" in str(exc) or isinstance(exc, ImportError):
+            raise StorageError(
+                f"{redact(text)}: the {proto}:// protocol needs a package that is not installed.",
+                hint=f"install {package or 'the fsspec implementation of ' + proto}",
+            ) from None
+        raise StorageError(f"{redact(text)}: not a path or URL that fsspec can open ({exc}).") from None
+    return fs, inner
+
+
+def arrow_filesystem(path: str | os.PathLike) -> tuple[Any, str]:
+    """(pyarrow FileSystem, path) for pyarrow datasets and Parquet writers: pyarrow's own local
+    file system for local paths, fsspec's (wrapped) for URLs, so credentials and the endpoint
+    come from the same place as every other read."""
+    import pyarrow.fs as pafs
+
+    if not is_remote(path):
+        return pafs.LocalFileSystem(), str(local_path(path).resolve())
+    fs, inner = filesystem(path)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), inner
+
+
+def exists(path: str | os.PathLike) -> bool:
+    if not is_remote(path):
+        return local_path(path).exists()
+    fs, inner = filesystem(path)
+    return bool(fs.exists(inner))
+
+
+def isfile(path: str | os.PathLike) -> bool:
+    if not is_remote(path):
+        return local_path(path).is_file()
+    fs, inner = filesystem(path)
+    return bool(fs.isfile(inner))
+
+
+def isdir(path: str | os.PathLike) -> bool:
+    if not is_remote(path):
+        return local_path(path).is_dir()
+    fs, inner = filesystem(path)
+    return bool(fs.isdir(inner))
+
+
+def _with_scheme(path: str, inner: str) -> str:
+    return f"{scheme(path)}://{inner.lstrip('/')}" if is_remote(path) else inner
+
+
+def glob(base: str | os.PathLike, pattern: str) -> list[str]:
+    """Sorted paths (URLs for a URL base) under ``base`` matching ``pattern`` (``*.parquet``,
+    ``**/*.parquet``)."""
+    text = os.fspath(base)
+    if not is_remote(text):
+        return sorted(str(p) for p in local_path(text).glob(pattern))
+    fs, inner = filesystem(text)
+    return sorted(_with_scheme(text, p) for p in fs.glob(posixpath.join(inner.rstrip("/"), pattern)))
+
+
+def open_file(path: str | os.PathLike, mode: str = "rb") -> IO:
+    """A file object (binary unless ``mode`` says ``t``); parent directories are made on write."""
+    if not is_remote(path):
+        local = local_path(path)
+        if any(m in mode for m in "wax"):
+            local.parent.mkdir(parents=True, exist_ok=True)
+        return open(local, mode)  # noqa: SIM115 - the caller closes it
+    fs, inner = filesystem(path)
+    return fs.open(inner, mode)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    with open_file(path, "rb") as f:
+        return f.read()
+
+
+def read_text(path: str | os.PathLike) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with open_file(path, "wb") as f:
+        f.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def makedirs(path: str | os.PathLike) -> None:
+    """A directory (a no-op on object stores, which have no directories)."""
+    if not is_remote(path):
+        local_path(path).mkdir(parents=True, exist_ok=True)
+        return
+    fs, inner = filesystem(path)
+    fs.makedirs(inner, exist_ok=True)
+
+
+def remove(path: str | os.PathLike, recursive: bool = False) -> None:
+    """Delete a file (or a directory tree with ``recursive``); a missing path is not an error."""
+    if not is_remote(path):
+        local = local_path(path)
+        if local.is_dir() and not local.is_symlink():
+            if recursive:
+                shutil.rmtree(local)
+            else:
+                local.rmdir()
+        elif local.exists() or local.is_symlink():
+            local.unlink()
+        return
+    fs, inner = filesystem(path)
+    if fs.exists(inner):
+        fs.rm(inner, recursive=recursive)
+
+
+def download_dir(url: str, dest: str | os.PathLike) -> Path:
+    """Copy the tree under ``url`` into the local directory ``dest`` (made if needed)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    fs, inner = filesystem(url)
+    fs.get(inner.rstrip("/") + "/", str(dest) + "/", recursive=True)
+    return dest
+
+
+def upload_dir(src: str | os.PathLike, url: str) -> None:
+    """Copy the local tree ``src`` to ``url``."""
+    fs, inner = filesystem(url)
+    fs.put(str(src).rstrip("/") + "/", inner.rstrip("/") + "/", recursive=True)

@@ -13,6 +13,12 @@ Fixtures
 ``register_plugin``
     ``register_plugin(obj)`` registers a plugin (a module, class instance or any object with
     ``@hookimpl`` functions) on that manager for one test; it is unregistered afterwards.
+``s3_server``
+    A real S3 API (moto's server mode, ``ThreadedMotoServer``) on 127.0.0.1, one per test
+    session: ``s3_server.endpoint_url``, ``s3_server.env`` (the endpoint and test credentials, for
+    subprocesses and for this process: ``monkeypatch.setattr(os, "environ", ...)`` or
+    ``cli_env(**s3_server.env)``) and ``s3_server.bucket(name)``, which creates a bucket and
+    returns its ``s3://name`` URL. Needs ``moto[server]`` (``pip install 'moto[server]'``).
 ``aiinfra_project``
     A temporary aiinfra project: a copy of a minimal ``conf/`` tree, ``git init`` + ``dvc init``,
     MLflow in a sqlite file inside it. ``aiinfra_project.run("prepare", "source=mysource")``
@@ -202,6 +208,68 @@ def register_plugin(aiinfra_plugin_manager: Any) -> Iterator[Any]:
     yield register
     for obj in reversed(registered):
         aiinfra_plugin_manager.unregister(obj)
+
+
+class S3Server:
+    """A running moto S3 server (see the ``s3_server`` fixture)."""
+
+    #: fixed test credentials: moto accepts any; real ones never appear in tests
+    ACCESS_KEY, SECRET_KEY = "testing-key-id", "testing-secret-key"
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a process needs to reach this server (every aiinfra process and library honours it)."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "MLFLOW_S3_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
+            region_name="us-east-1",
+        )
+
+    def bucket(self, name: str) -> str:
+        """Create the bucket ``name`` (a no-op when it exists); returns ``s3://name``."""
+        client = self.client()
+        try:
+            client.create_bucket(Bucket=name)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 API on 127.0.0.1 for the whole session (buckets: one per test, by name)."""
+    import socket
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:  # pragma: no cover - an author without the test extra
+        pytest.skip("s3_server needs moto[server]: pip install 'moto[server]'")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3Server(port)
+    finally:
+        server.stop()
 
 
 @pytest.fixture

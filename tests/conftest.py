@@ -55,3 +55,29 @@ def project(tmp_path: Path, mlflow_db_template: Path) -> Path:
     cpu = root / "conf" / "trainer" / "cpu.yaml"
     cpu.write_text(cpu.read_text().replace("max_epochs: 30", "max_epochs: 8"))
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """ONE local Ray instance (4 logical CPUs) for the whole session: Ray Serve's tests and
+    ``prepare.engine=ray`` (whose ``aiinfra prepare`` subprocesses join it through the GCS address
+    this yields) share it, because a Ray start costs ~6 s here.
+
+    Short autoscaling metric intervals (Ray's own autoscaling tests use 0.1 s) keep scaling tests short.
+    """
+    import ray  # aiinfra[ray]: installed by `make venv`; a missing Ray fails here rather than skipping
+
+    os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.1")
+    os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.1")
+    # Ray's workers keep the environment of ray.init for the whole session: a store another test
+    # pointed MLFLOW_TRACKING_URI at (it wins over tracking.uri) must not leak into the workers
+    leaked = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    finally:
+        if leaked is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = leaked
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

@@ -48,37 +48,25 @@ def render(deploy_project, deploy_plugin, monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def ray_serve(tmp_path_factory):
-    """ONE local Ray instance (4 logical CPUs) and Serve's proxy on a free port, for the session.
+def ray_serve(ray_local):
+    """Serve's proxy on a free port on the session's one Ray instance (``ray_local``).
 
-    Short autoscaling metric intervals (Ray's own autoscaling tests use 0.1 s) keep scaling tests short.
     Yields (proxy port, GCS address); the session's plugin manager holds the built-ins only.
     """
-    import ray  # aiinfra[ray]: installed by `make venv`; a missing Ray fails here rather than skipping
+    import ray
     from ray import serve
 
     import aiinfra.builtin
     from aiinfra.plugins import manager
     from serving_helpers import free_port
 
-    os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.1")
-    os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.1")
     previous = manager._cached
     plugins = manager.build_plugin_manager(load_entrypoints=False, plugins=[aiinfra.builtin])
     manager.reset_plugins(plugins)
-    # Ray's workers keep the environment of ray.init for the whole session: a store another test
-    # pointed MLFLOW_TRACKING_URI at (it wins over tracking.uri) must not leak into the replicas
-    leaked = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    finally:
-        if leaked is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = leaked
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         yield port, ray.get_runtime_context().gcs_address
     finally:
         serve.shutdown()
-        ray.shutdown()
         manager.reset_plugins(previous)

@@ -129,6 +129,11 @@ def main() -> int:
         labelled = verdict.get("feedback") or {}
         if labelled.get("accuracy") is not None:
             print(f"accuracy on the {labelled['labelled_rows']} labelled rows of the log: {labelled['accuracy']:.4f}")
+        elif labelled.get("rmse") is not None:  # a regression model
+            print(
+                f"on the {labelled['labelled_rows']} labelled rows of the log: "
+                f"MAE {labelled['mae']:.4g}, RMSE {labelled['rmse']:.4g}"
+            )
 
     _step("where to look")
     print(f"""\

@@ -27,6 +27,17 @@ def _drift_history(cfg: Any, limit: int = 20) -> list[dict[str, Any]]:
     return history.load(Path(report_dir) / history.HISTORY)[-limit:]
 
 
+def _production_quality(entry: dict[str, Any]) -> str:
+    """Model quality in production from a drift-history entry: accuracy (classification) or
+    MAE/RMSE (regression) on the rows whose labels arrived; empty without labels."""
+    rows = f" on {entry.get('labelled_rows')} labelled rows"
+    if entry.get("accuracy") is not None:
+        return f" accuracy={entry['accuracy']:.4f}{rows}"
+    if entry.get("rmse") is not None:
+        return f" mae={entry['mae']:.4g} rmse={entry['rmse']:.4g}{rows}"
+    return ""
+
+
 def card_sections(
     cfg: Any,
     *,
@@ -48,11 +59,7 @@ def card_sections(
             str(h.get("finished") or "?"),
             f"drift={h.get('drift_detected')} share={h.get('drift_share')}"
             # model quality in production, where labels arrived (monitor.feedback)
-            + (
-                f" accuracy={h['accuracy']:.4f} on {h.get('labelled_rows')} labelled rows"
-                if h.get("accuracy") is not None
-                else ""
-            ),
+            + _production_quality(h),
         )
         for h in history
     ] or [("-", "no monitor runs recorded yet")]

@@ -290,3 +290,15 @@ def test_model_card_lists_the_monitor_history(mon, tmp_path, aiinfra_plugin_mana
         "2026-11-29T10:00:00+00:00",
         "drift=False share=0.0 accuracy=0.8125 on 16 labelled rows",
     )
+    # a regression model's quality in production is its MAE and RMSE
+    history.append(
+        mon.reports,
+        {
+            "finished": "2026-11-29T11:00:00+00:00",
+            "drift_detected": False,
+            "drift_share": 0.0,
+            "feedback": {"accuracy": None, "mae": 210.5, "rmse": 301.25, "labelled_rows": 40},
+        },
+    )
+    sections = dict(card_sections(cfg, name="m", version="1", train_run={}, metrics={}, gate={}, tags={}))
+    assert sections["Drift history"][-1][1] == "drift=False share=0.0 mae=210.5 rmse=301.2 on 40 labelled rows"

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from aiinfra import cli, runner
 from aiinfra.config.compose import compose
-from aiinfra.config.schema import EvalSplit, GateMode, Loader
+from aiinfra.config.schema import EvalSplit, GateMode, Loader, PrepareEngine, SplitMethod
 from aiinfra.config.validate import AiinfraDeprecationWarning, validate
 from aiinfra.errors import AiinfraError, ConfigError, UnknownComponentError
 from aiinfra.governance.schema import QualityAction, SigningMode
@@ -39,6 +39,8 @@ ENUM_CASES = [
     ("audit.data_quality=strict", "audit.data_quality"),
     ("signing.mode=always", "signing.mode"),
     ("server.log_privacy.default=encrypt", "server.log_privacy.default"),
+    ("prepare.engine=spark", "prepare.engine"),
+    ("split.method=random", "split.method"),
 ]
 #: (overrides, the message's start): a range or cross-field rule of the root schema broken
 RULE_CASES = [
@@ -60,6 +62,13 @@ RULE_CASES = [
     (["server.tls.certfile=server.pem"], "server.tls.keyfile: certfile and keyfile go together"),
     (["server.tls.client_ca=ca.pem"], "server.tls.client_ca: needs certfile and keyfile"),
     (["server.log_privacy.retention_days=0"], "server.log_privacy.retention_days: must be >= 1 or null"),
+    (["prepare.batch_rows=0"], "prepare.batch_rows: must be >= 1"),
+    (["prepare.sample_rows=0"], "prepare.sample_rows: must be >= 1"),
+    (["prepare.engine=stream", "split.method=shuffle"], "split.method: prepare.engine=stream splits by hash"),
+    (["split.method=shuffle", "split.key=id"], "split.key: is used by split.method=hash only"),
+    (["storage.endpoint_url=127.0.0.1:9000"], "storage.endpoint_url: must be an http(s) URL"),
+    (["storage.endpoint_url=http://key:secret@127.0.0.1:9000"], "storage.endpoint_url: must not carry a user"),
+    (["storage.connect_timeout_s=0"], "storage.connect_timeout_s: must be >= 0.1"),
 ]
 
 
@@ -123,6 +132,8 @@ def test_unknown_component_type_lists_registered_names(registry):
         ("audit.data_quality", QualityAction),
         ("signing.mode", SigningMode),
         ("server.log_privacy.default", ColumnPolicy),
+        ("prepare.engine", PrepareEngine),
+        ("split.method", SplitMethod),
     ],
 )
 def test_every_enumerated_value_is_accepted_as_its_member(registry, key, enum):
@@ -145,6 +156,8 @@ def test_value_outside_an_enumeration_names_the_key_and_the_choices(registry, ov
         "audit.data_quality": QualityAction,
         "signing.mode": SigningMode,
         "server.log_privacy.default": ColumnPolicy,
+        "prepare.engine": PrepareEngine,
+        "split.method": SplitMethod,
     }[key]
     assert all(member.value in text for member in enum), text
 
@@ -366,3 +379,9 @@ def test_committed_params_yaml_matches_conf():
     does), so the committed file must stay in step with conf/ and the schema defaults."""
     proc = run_cli(REPO, "compose", "--check", AIINFRA_LOAD_PLUGINS="")
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\nrun `aiinfra compose` and commit params.yaml"
+
+
+def test_an_endpoint_with_a_password_is_refused_without_echoing_it(registry):
+    with pytest.raises(ConfigError) as err:
+        _validated(["storage.endpoint_url=http://key:s3cr3t@127.0.0.1:9000"], registry)
+    assert "s3cr3t" not in str(err.value) and "AWS_SECRET_ACCESS_KEY" in str(err.value)

@@ -7,6 +7,11 @@ feature names, content hash, row counts); ``contract.json`` (column types and tr
 and ``preprocess.json`` (the preprocessing fitted on the train split), see docs/features.md.
 Data prepared before contracts existed (no ``contract.json``) reads as all-numeric
 classification data with an identity transform.
+
+Two layouts: ``flat`` (``prepare.engine=memory``: one ``<split>.parquet`` per split) and
+``partitioned`` (``stream``/``ray``: ``<split>/part-<file>-<n>.parquet``, ``meta.json`` says
+``"layout": "partitioned"``). The prepared directory may be a local path or an fsspec URL
+(``s3://bucket/prepared``): every read and write goes through :mod:`aiinfra.storage.urls`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import AiinfraError, DataValidationError
+from aiinfra.storage import urls
 
 # pandas and numpy are imported where used: every stage module imports this one, and the runner
 # imports the stage module before it validates the config
@@ -30,6 +36,49 @@ SPLITS = ("train", "val", "test")
 #: source config keys that say nothing about which data was read
 NOT_LINEAGE = ("mismatch",)
 META = "meta.json"
+REFERENCE = "reference"
+PARTITIONED = "partitioned"
+
+
+def location(root: str | Path) -> Path | str:
+    """A local prepared directory as a ``Path`` (what callers always had), a URL as its string."""
+    return root if urls.is_remote(root) else urls.local_path(root)
+
+
+def write_json(root: str | Path, name: str, data: dict[str, Any]) -> None:
+    """``<root>/<name>`` as indented JSON, on a local path or a URL."""
+    urls.write_text(urls.join(root, name), json.dumps(data, indent=2))
+
+
+def read_json(root: str | Path, name: str) -> dict[str, Any]:
+    path = urls.join(root, name)
+    if not urls.isfile(path):
+        raise DataValidationError(f"{urls.redact(path)} is missing.", hint="run `aiinfra prepare` (and train) again")
+    try:
+        return json.loads(urls.read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"{urls.redact(path)} is not valid JSON: {exc}.", hint="run `aiinfra prepare` again"
+        ) from None
+
+
+def read_parquet(paths: str | Path | list, columns: list[str] | None = None):
+    """One pyarrow Table of a Parquet file or of several (in the order given), local or URL."""
+    import pyarrow.dataset as ds
+
+    paths = paths if isinstance(paths, list) else [paths]
+    fs, _ = urls.arrow_filesystem(paths[0])
+    inner = [urls.arrow_filesystem(p)[1] for p in paths]
+    return ds.dataset(inner, filesystem=fs, format="parquet").to_table(columns=columns)
+
+
+def write_frame(frame, path: str | Path) -> None:
+    """A pandas frame as one Parquet file at a local path or URL."""
+    if not urls.is_remote(path):
+        frame.to_parquet(path, index=False)
+        return
+    with urls.open_file(path, "wb") as f:
+        frame.to_parquet(f, index=False)
 
 
 def content_hash(frame) -> str:
@@ -44,17 +93,26 @@ def content_hash(frame) -> str:
 
 @dataclass
 class PreparedData:
-    root: Path
+    root: Path | str  # a local directory, or the URL of one
     meta: dict[str, Any]
 
     @classmethod
     def open(cls, root: str | Path) -> PreparedData:
-        root = Path(root)
-        if not (root / META).is_file():
+        root = location(root)
+        if not urls.isfile(urls.join(root, META)):
             raise AiinfraError(
-                f"no prepared data in {root} ({META} missing).", hint="run `aiinfra prepare` first (or `dvc repro`)"
+                f"no prepared data in {urls.redact(root)} ({META} missing).",
+                hint="run `aiinfra prepare` first (or `dvc repro`)",
             )
-        return cls(root, json.loads((root / META).read_text()))
+        return cls(root, json.loads(urls.read_text(urls.join(root, META))))
+
+    @property
+    def partitioned(self) -> bool:
+        """Each split a directory of part files (``prepare.engine=stream`` or ``ray``)."""
+        return self.meta.get("layout") == PARTITIONED
+
+    def _has(self, name: str) -> bool:
+        return urls.isfile(urls.join(self.root, name))
 
     @property
     def features(self) -> list[str]:
@@ -84,8 +142,8 @@ class PreparedData:
         prepared before it existed, one built from ``meta.json``: every feature numeric."""
         from aiinfra.data.features import CONTRACT, ColumnSpec, DataContract, FeatureType, Task
 
-        if (self.root / CONTRACT).is_file():
-            return DataContract.load(self.root)
+        if self._has(CONTRACT):
+            return DataContract.from_dict(read_json(self.root, CONTRACT))
         columns = [ColumnSpec(f, FeatureType.numeric, False, 0.0, 0, "") for f in self.features]
         classification = self.task != Task.regression
         target_type = FeatureType.numeric
@@ -97,8 +155,8 @@ class PreparedData:
         for data prepared before it existed, the identity on the float feature columns."""
         from aiinfra.data.features import PREPROCESS, FeatureTransform, Task
 
-        if (self.root / PREPROCESS).is_file():
-            return FeatureTransform.load(self.root)
+        if self._has(PREPROCESS):
+            return FeatureTransform.from_dict(read_json(self.root, PREPROCESS))
         classes = self.classes if self.task != Task.regression else None
         return FeatureTransform.identity(self.features, self.target, classes, self.task)
 
@@ -107,13 +165,37 @@ class PreparedData:
         """The encoded columns the network takes (its input width is their number)."""
         return list(self.meta.get("encoded_features") or self.transform.output_names)
 
-    def path(self, split: str) -> Path:
-        return self.root / f"{split}.parquet"
+    def path(self, split: str) -> Path | str:
+        """A split's Parquet file, or in the partitioned layout its directory of part files
+        (``reference`` is always one file)."""
+        if self.partitioned and split != REFERENCE:
+            return location(urls.join(self.root, split))
+        return location(urls.join(self.root, f"{split}.parquet"))
 
-    def read(self, split: str):
-        import pandas as pd
+    def files(self, split: str) -> list[Path | str]:
+        """The Parquet files of a split, in order (one in the flat layout)."""
+        if self.partitioned and split != REFERENCE:
+            return [location(p) for p in urls.glob(self.path(split), "part-*.parquet")]
+        return [self.path(split)]
 
-        return pd.read_parquet(self.path(split))
+    def read_table(self, split: str, columns: list[str] | None = None):
+        """A split as one pyarrow Table (every part, in order)."""
+        files = self.files(split)
+        if not files:
+            import pyarrow as pa
+
+            names = columns or [*self.features, self.target]
+            return pa.table({n: pa.array([]) for n in names})
+        return read_parquet(files, columns)
+
+    def read(self, split: str, columns: list[str] | None = None):
+        """A split as a pandas frame (the raw columns as the source had them)."""
+        path = self.path(split)
+        if isinstance(path, Path) and path.is_file():  # the flat local layout: pandas' own reader
+            import pandas as pd
+
+            return pd.read_parquet(path, columns=columns)
+        return self.read_table(split, columns).to_pandas()
 
     def arrays(self, split: str):
         """(x float32 [n, encoded features], y) of a split: x encoded by the fitted transform, y
@@ -136,7 +218,8 @@ class PreparedData:
         differ = sorted(k for k in set(composed) | set(recorded) if composed.get(k) != recorded.get(k))
         if differ:
             shown = ", ".join(f"source.{k}={recorded.get(k)!r} (config: {composed.get(k)!r})" for k in differ[:6])
-            message = f"the prepared data in {self.root} was made from another source than this config's: {shown}"
+            where = urls.redact(self.root)
+            message = f"the prepared data in {where} was made from another source than this config's: {shown}"
             if source_cfg.mismatch == "fail":
                 raise DataValidationError(
                     message + ".",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import DataValidationError
+from aiinfra.storage import urls
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,9 @@ def summary(changes: list[dict[str, Any]], names: int = 8) -> str:
 def read_profile(directory: str | Path) -> dict[str, Any] | None:
     """The profile ``prepare`` wrote last into ``directory``, or None (first run, unreadable)."""
     try:
-        loaded = json.loads((Path(directory) / PROFILE).read_text())
+        loaded = json.loads(urls.read_text(urls.join(directory, PROFILE)))
         return loaded if isinstance(loaded, dict) and "columns" in loaded else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, urls.StorageError):
         return None
 
 
@@ -211,10 +212,11 @@ def check(cfg: Any, current: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_profile(cfg: Any, current: dict[str, Any], outputs: dict[str, Any]) -> Path:
-    """``profile.json`` beside the prepared data, and its hash-named copy under ``paths.logs``
-    (named in ``outputs["profile"]``, the ``data_quality`` part of prepare's outputs)."""
-    path = Path(cfg.paths.prepared) / PROFILE
-    path.write_text(json.dumps(current, indent=2))
+def write_profile(cfg: Any, current: dict[str, Any], outputs: dict[str, Any]) -> str:
+    """``profile.json`` beside the prepared data (a local path or a URL), and its hash-named copy
+    under ``paths.logs`` (named in ``outputs["profile"]``, the ``data_quality`` part of prepare's
+    outputs)."""
+    path = urls.join(cfg.paths.prepared, PROFILE)
+    urls.write_text(path, json.dumps(current, indent=2))
     outputs["profile"] = store_profile(cfg, current)
     return path

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from aiinfra.config.typed import to_dict
-from aiinfra.data.prepared import META, NOT_LINEAGE, SPLITS, content_hash
+from aiinfra.data.prepared import META, NOT_LINEAGE, SPLITS, content_hash, write_frame, write_json
 from aiinfra.errors import DataValidationError
 from aiinfra.governance import quality
 from aiinfra.plugins.manager import get_plugins
+from aiinfra.storage import urls
 
 # pandas and scikit-learn are imported where used: the runner imports this module before it
 # validates the config
@@ -39,9 +39,9 @@ def _split(frame, cfg, classification: bool = True):
 def _previously_dropped(cfg: Any) -> set[str]:
     """Columns the last prepare left out of the model's inputs (its contract.json): production
     rows never carry them, so feedback files need not have them."""
-    path = Path(cfg.paths.prepared) / "contract.json"
+    path = urls.join(cfg.paths.prepared, "contract.json")
     try:
-        return set(json.loads(path.read_text()).get("dropped", {})) if path.is_file() else set()
+        return set(json.loads(urls.read_text(path)).get("dropped", {})) if urls.isfile(path) else set()
     except (OSError, ValueError):
         return set()
 
@@ -53,11 +53,13 @@ def read_feedback(cfg: Any, features: list[str], target: str):
     take (features.drop, or dropped by the last prepare) may be absent: it is left missing."""
     import pandas as pd
 
-    files = sorted(Path(cfg.paths.feedback).glob("*.parquet"))
+    files = urls.glob(cfg.paths.feedback, "*.parquet") if urls.isdir(cfg.paths.feedback) else []
     frames = []
     optional = set(cfg.features.drop) | _previously_dropped(cfg)
     for path in files:
-        frame = pd.read_parquet(path)
+        with urls.open_file(path) as f:
+            frame = pd.read_parquet(f)
+        path = urls.redact(path)
         for name in optional & set(features):
             if name not in frame.columns:
                 frame[name] = None
@@ -91,6 +93,16 @@ def _show_types(contract: Any, table: str) -> None:
 
 
 def run(cfg: Any) -> dict[str, Any]:
+    if str(cfg.prepare.engine) != "memory":
+        from aiinfra.data.streaming import run_streaming
+
+        return run_streaming(cfg)
+    return run_memory(cfg)
+
+
+def run_memory(cfg: Any) -> dict[str, Any]:
+    """``prepare.engine=memory``: the whole table in pandas (exact statistics, stratified split)."""
+    from aiinfra.data.contract import CONTRACT, PREPROCESS
     from aiinfra.data.features import (
         FeatureTransform,
         Task,
@@ -134,15 +146,15 @@ def run(cfg: Any) -> dict[str, Any]:
     # audit.data_quality=fail a changed source leaves the previous prepared data as it was
     profile = quality.profile(frame, {split: len(parts[split]) for split in SPLITS}, contract)
     data_quality = quality.check(cfg, profile)
-    out = Path(cfg.paths.prepared)
-    out.mkdir(parents=True, exist_ok=True)
+    out = cfg.paths.prepared
+    urls.makedirs(out)
     for split in SPLITS:
-        parts[split][columns].reset_index(drop=True).to_parquet(out / f"{split}.parquet", index=False)
+        write_frame(parts[split][columns].reset_index(drop=True), urls.join(out, f"{split}.parquet"))
     ref_rows = min(cfg.reference.rows, len(parts["train"]))
     reference = parts["train"][columns].sample(n=ref_rows, random_state=cfg.seed).reset_index(drop=True)
-    reference.to_parquet(out / "reference.parquet", index=False)
-    contract.save(out)
-    transform.save(out)
+    write_frame(reference, urls.join(out, "reference.parquet"))
+    write_json(out, CONTRACT, contract.to_dict())
+    write_json(out, PREPROCESS, transform.to_dict())
     meta = {
         "features": contract.features,
         "target": target,
@@ -157,9 +169,9 @@ def run(cfg: Any) -> dict[str, Any]:
         "seed": cfg.seed,
         "feedback_rows": feedback_rows,
     }
-    (out / META).write_text(json.dumps(meta, indent=2))
+    write_json(out, META, meta)
     quality.write_profile(cfg, profile, data_quality)  # last: an interrupted prepare keeps the old one
-    log.info("wrote %s: %s (dataset hash %s)", out, meta["rows"], meta["dataset_hash"])
+    log.info("wrote %s: %s (dataset hash %s)", urls.redact(out), meta["rows"], meta["dataset_hash"])
     return {
         "prepared_dir": str(out),
         "dataset_hash": meta["dataset_hash"],

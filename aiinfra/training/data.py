@@ -73,10 +73,29 @@ class TensorBatches:
                 yield self.x[take], self.y[take]
 
 
+def parquet_files(path: str | Path) -> list[str | Path]:
+    """The Parquet files of a split: the file itself, or the sorted part files of a split
+    directory (the partitioned layout of ``prepare.engine=stream``/``ray``); local or a URL."""
+    from aiinfra.storage import urls
+
+    if urls.isdir(path):
+        return list(urls.glob(path, "*.parquet"))
+    return [path]
+
+
+def _open_parquet(path: str | Path) -> pq.ParquetFile:
+    from aiinfra.storage import urls
+
+    if urls.is_remote(path):
+        return pq.ParquetFile(urls.open_file(path))  # fsspec file: read ranges on demand
+    return pq.ParquetFile(path)
+
+
 class ParquetStream(torch.utils.data.IterableDataset):
-    """Stream (x, y) batches from a Parquet file in record batches; each DataLoader worker reads
-    a disjoint set of row groups, so memory stays bounded by chunk size x workers. Under DDP each
-    rank reads every chunk and keeps a disjoint 1/world of its rows.
+    """Stream (x, y) batches from a Parquet file, or a directory of part files, in record
+    batches; each DataLoader worker reads a disjoint set of (file, row group) units, so memory
+    stays bounded by chunk size x workers. Under DDP each rank reads every chunk and keeps a
+    disjoint 1/world of its rows. ``path`` may be local or an fsspec URL.
 
     ``transform`` (the prepared data's fitted FeatureTransform) encodes each chunk's raw columns
     and its target, as ``PreparedData.arrays`` does in memory; without it the feature columns are
@@ -97,7 +116,8 @@ class ParquetStream(torch.utils.data.IterableDataset):
         target_scale: tuple[float, float] | None = None,
     ):
         self.transform, self.target_scale = transform, target_scale
-        self.path, self.features, self.target = Path(path), list(features), target
+        # a URL stays a string (Path would fold its "//")
+        self.path, self.features, self.target = path, list(features), target
         self.class_index = {c: i for i, c in enumerate(classes)}
         self.batch_size, self.chunk_rows, self.shuffle, self.seed = batch_size, chunk_rows, shuffle, seed
         self.epoch = 0
@@ -114,15 +134,16 @@ class ParquetStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
         rank, world = _rank_world()
-        pf = pq.ParquetFile(self.path)
-        groups = [g for g in range(pf.num_row_groups) if g % nworkers == wid]
+        files = parquet_files(self.path)
+        # row-group counts come from the footers only (no data read)
+        units = [(f, g) for f, path in enumerate(files) for g in range(_open_parquet(path).num_row_groups)]
+        units = [u for i, u in enumerate(units) if i % nworkers == wid]
         # the same seed on every rank: all ranks walk the same chunks in the same order
         rng = np.random.default_rng(self.seed + epoch * 1009 + wid)
         if self.shuffle:
-            rng.shuffle(groups)
-        for batch in pf.iter_batches(
-            batch_size=self.chunk_rows, row_groups=groups, columns=[*self.features, self.target]
-        ):
+            order = rng.permutation(len(units))
+            units = [units[i] for i in order]
+        for batch in self._batches(files, units):
             x, y = self._encode(batch)
             order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
             if world > 1:
@@ -132,6 +153,15 @@ class ParquetStream(torch.utils.data.IterableDataset):
             for s in range(0, len(order), self.batch_size):
                 take = order[s : s + self.batch_size]
                 yield torch.from_numpy(x[take]), torch.from_numpy(y[take])
+
+    def _batches(self, files: list, units: list[tuple[int, int]]):
+        """Record batches of the (file, row group) units in order; one file open at a time."""
+        columns = [*self.features, self.target]
+        current, pf = None, None
+        for f, group in units:
+            if f != current:
+                current, pf = f, _open_parquet(files[f])
+            yield from pf.iter_batches(batch_size=self.chunk_rows, row_groups=[group], columns=columns)
 
     def _encode(self, batch) -> tuple[np.ndarray, np.ndarray]:
         if self.transform is not None:

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from aiinfra.errors import ConfigError, choices_text, did_you_mean
 
-from aiinfra_airflow import settings as settings_mod
-
 #: export targets: name -> what it writes (one so far; the command is named for more)
 TARGETS = {"airflow": "an Airflow 3 DAG file, one task per DVC stage"}
 
@@ -21,7 +19,9 @@ def export_main(argv: list[str]) -> int:
         if argv and argv[0] in ("-h", "--help"):
             _export_parser().print_help()
             return 0
-        raise ConfigError("aiinfra export: name a target", hint=f"targets: {choices_text(TARGETS)} (aiinfra export airflow)")
+        raise ConfigError(
+            "aiinfra export: name a target", hint=f"targets: {choices_text(TARGETS)} (aiinfra export airflow)"
+        )
     target, rest = argv[0], argv[1:]
     if target not in TARGETS:
         raise ConfigError(

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import ConfigError
-
-from aiinfra_airflow import pipeline, render, settings as settings_mod
+from aiinfra_airflow import pipeline, render
+from aiinfra_airflow import settings as settings_mod
 
 
 def dag_id_of(project: Path, given: str | None) -> str:
@@ -58,7 +58,9 @@ def _python(given: str | None) -> str:
         return sys.executable
     path = Path(given).absolute()
     if not (path.is_file() and os.access(path, os.X_OK)):
-        raise ConfigError(f"--python {given}: not an executable file", hint="the python of the env with aiinfra and dvc")
+        raise ConfigError(
+            f"--python {given}: not an executable file", hint="the python of the env with aiinfra and dvc"
+        )
     import subprocess
 
     probe = subprocess.run([str(path), "-c", "import aiinfra, dvc"], capture_output=True, text=True, timeout=120)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiinfra.errors import ConfigError
-
 from aiinfra_airflow.settings import ID_PATTERN
 
 

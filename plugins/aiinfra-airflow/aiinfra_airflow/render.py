@@ -87,18 +87,22 @@ def render(project: Path, stages: list[Stage], settings: AirflowSettings, python
     dvc_yaml = project / "dvc.yaml"
     digest = hashlib.sha256(dvc_yaml.read_bytes()).hexdigest()
     rows = "\n".join(f"    ({s.task_id!r}, {shlex.quote(s.name)!r}, {list(s.upstream)!r})," for s in stages)
-    text = HEADER.format(version=__version__, dvc_yaml=dvc_yaml, digest=digest) + "\n" + BODY.format(
-        project=str(project),
-        dvc_repro=dvc_repro(python),
-        stages=rows,
-        dag_id=settings.dag_id,
-        description=f"aiinfra pipeline (dvc.yaml) of {project}",
-        schedule=settings.schedule,
-        start=dt.date.fromisoformat(settings.start_date),
-        tags=list(settings.tags),
-        retries=settings.retries,
-        retry_delay_s=settings.retry_delay_s,
-        pool=settings.pool,
+    text = (
+        HEADER.format(version=__version__, dvc_yaml=dvc_yaml, digest=digest)
+        + "\n"
+        + BODY.format(
+            project=str(project),
+            dvc_repro=dvc_repro(python),
+            stages=rows,
+            dag_id=settings.dag_id,
+            description=f"aiinfra pipeline (dvc.yaml) of {project}",
+            schedule=settings.schedule,
+            start=dt.date.fromisoformat(settings.start_date),
+            tags=list(settings.tags),
+            retries=settings.retries,
+            retry_delay_s=settings.retry_delay_s,
+            pool=settings.pool,
+        )
     )
     compile(text, f"{settings.dag_id}.py", "exec")
     return text

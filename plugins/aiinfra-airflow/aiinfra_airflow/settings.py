@@ -106,7 +106,9 @@ def _check(key: str, value: Any, source: str) -> Any:
         return _schedule(value, where)
     if key == "tags":
         if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
-            raise ConfigError(f"{where}: must be a list of non-empty strings, got {value!r}", hint="tags: [aiinfra, ml]")
+            raise ConfigError(
+                f"{where}: must be a list of non-empty strings, got {value!r}", hint="tags: [aiinfra, ml]"
+            )
         return list(value)
     if key == "start_date":
         try:

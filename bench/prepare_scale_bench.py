@@ -123,7 +123,11 @@ class MotoS3:
     KEY, SECRET = "bench-key-id", "bench-secret-key"
 
     def __init__(self) -> None:
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

@@ -14,6 +14,7 @@ import sklearn.datasets
 
 from aiinfra.data.schema import BundledDataset, SklearnDataset
 from aiinfra.errors import DataValidationError
+from aiinfra.storage import urls
 
 #: the scikit-learn loader of each bundled dataset
 SKLEARN_LOADERS = {
@@ -83,8 +84,19 @@ class BundledSource(Source):
 
 
 class _FileSource(Source):
-    def _path(self) -> Path:
-        path = Path(self.cfg.path)
+    """A file source whose ``source.path`` is a local path or an fsspec URL (``s3://bucket/key``)."""
+
+    def _path(self) -> str | Path:
+        """The local ``Path``, or the URL as given (checked to exist: a missing object is one
+        StorageError naming it)."""
+        if urls.is_remote(self.cfg.path):
+            url = str(self.cfg.path)
+            with urls.storage_errors(url):
+                found = urls.exists(url)
+            if not found:
+                raise urls.missing_error(url, "source.path")
+            return url
+        path = urls.local_path(self.cfg.path)
         if not path.exists():
             raise DataValidationError(
                 f"source file '{path}' does not exist.",
@@ -107,13 +119,15 @@ class CSVSource(_FileSource):
 
     def read(self) -> pd.DataFrame:
         path = self._path()
-        raw = path.read_bytes()
+        with urls.storage_errors(path):
+            raw = urls.read_bytes(path)
+        path = urls.redact(path)  # what messages name: never a credential of a URL
         if not raw.strip():
             raise DataValidationError(f"CSV '{path}' is empty.", hint="write a header row and data rows")
         header = _check_header(path, raw)
         _check_bytes(path, raw, header)
         try:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(io.BytesIO(raw))  # the bytes checked above, not a second read
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise DataValidationError(f"cannot read CSV '{path}': {exc}") from None
         if frame.empty:
@@ -125,7 +139,7 @@ class CSVSource(_FileSource):
         return frame
 
 
-def _check_header(path: Path, raw: bytes) -> list[str]:
+def _check_header(path: str | Path, raw: bytes) -> list[str]:
     """The header's column names; a duplicate (after stripping spaces) or a blank name is an error."""
     first = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", errors="replace")
     names = next(csv.reader(io.StringIO(first)), [])
@@ -146,7 +160,7 @@ def _check_header(path: Path, raw: bytes) -> list[str]:
     return [n.strip() for n in names]
 
 
-def _check_bytes(path: Path, raw: bytes, header: list[str]) -> None:
+def _check_bytes(path: str | Path, raw: bytes, header: list[str]) -> None:
     bad = _CONTROL_BYTES.search(raw)
     if bad is None:
         return
@@ -167,12 +181,24 @@ def _check_bytes(path: Path, raw: bytes, header: list[str]) -> None:
 
 
 class ParquetSource(_FileSource):
+    """A Parquet file, or a directory (an object-store prefix) of Parquet files read as one
+    dataset (hive partitions become columns; ``_``/``.`` names are skipped, as Spark writes them)."""
+
     def read(self) -> pd.DataFrame:
         path = self._path()
         try:
-            return pd.read_parquet(path)
+            if not urls.is_remote(path):
+                return pd.read_parquet(path)
+            import pyarrow.dataset as ds
+
+            with urls.storage_errors(path):
+                fs, inner = urls.arrow_filesystem(path)
+                return ds.dataset(inner, filesystem=fs, format="parquet", partitioning="hive").to_table().to_pandas()
+        except urls.StorageError:
+            raise
         except Exception as exc:  # pyarrow raises several types for a broken file
-            raise DataValidationError(f"cannot read Parquet '{path}': {type(exc).__name__}: {exc}") from None
+            shown = urls.redact(path)
+            raise DataValidationError(f"cannot read Parquet '{shown}': {type(exc).__name__}: {exc}") from None
 
 
 class SyntheticSource(Source):

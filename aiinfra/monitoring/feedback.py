@@ -11,6 +11,7 @@ from aiinfra.errors import DataValidationError
 from aiinfra.monitoring import stats, typed_columns
 from aiinfra.monitoring.engine import ColumnPlan, Reference, as_labels, judge_column, summarize
 from aiinfra.monitoring.windows import PREDICTION, REQUEST_ID, CurrentData, open_file
+from aiinfra.storage.urls import redact
 
 RECEIVED = "received"  # when the server stored a label (aiinfra.serving.feedback)
 
@@ -24,11 +25,11 @@ def read_labels(path: str, target: str, server_cfg: Any = None) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    labels = open_file(path, server_cfg)
+    labels = open_file(path, server_cfg)  # a local path or an object-store URL
     missing = [c for c in (REQUEST_ID, target) if c not in labels.names]
     if missing:
         raise DataValidationError(
-            f"feedback file {path} lacks column(s) {', '.join(map(str, missing))}",
+            f"feedback file {redact(path)} lacks column(s) {', '.join(map(str, missing))}",
             hint=f"it needs '{REQUEST_ID}' (as logged by the server) and the target '{target}'",
         )
     timed = RECEIVED in labels.names
@@ -57,7 +58,7 @@ def evaluate(path: str, reference: Reference, current: CurrentData, server_cfg: 
     truth = read_labels(path, target, server_cfg).rename_columns([REQUEST_ID, "__label"])
     window = current.table([REQUEST_ID, PREDICTION])
     joined = window.join(truth, keys=REQUEST_ID, join_type="inner")
-    out: dict[str, Any] = {"path": str(path), "labelled_rows": joined.num_rows, "window_rows": window.num_rows}
+    out: dict[str, Any] = {"path": redact(path), "labelled_rows": joined.num_rows, "window_rows": window.num_rows}
     regression = reference.task == "regression"
     if joined.num_rows == 0:
         out.update(accuracy=None, target=None, note="no logged request id has a label yet")

@@ -5,6 +5,8 @@ evaluates and registers; the register stage's gate decides whether the champion 
 the server hot-reloads the alias. Before it runs, the drifted window is exported to
 ``<paths.feedback>/window-<time>.parquet`` (with labels joined from ``monitor.feedback``), which
 ``prepare`` adds to the source data: the new model trains on the new data plus the old.
+``paths.feedback`` may be an object-store URL; the window is then one object that appears only
+once completely written.
 """
 
 from __future__ import annotations
@@ -21,32 +23,55 @@ from aiinfra.data.prepared import PreparedData
 from aiinfra.monitoring.feedback import read_labels
 from aiinfra.monitoring.verdict import DriftReport, RetrainOutcome
 from aiinfra.monitoring.windows import REQUEST_ID, CurrentData, protected_features
+from aiinfra.storage import urls
 
 log = logging.getLogger("aiinfra.monitor")
 
 
-def export_window(cfg: RootConfig, current: CurrentData, stamp: str) -> Path:
+def export_window(cfg: RootConfig, current: CurrentData, stamp: str) -> Path | str:
     """Write the window (a :class:`~aiinfra.monitoring.windows.CurrentData`) to the feedback
     inbox (``paths.feedback``) that ``prepare`` reads. With ``monitor.feedback`` the labels are
     joined by request id, so the retrained model learns from the new data; without labels the
     rows are kept for the record and ``prepare`` skips them."""
+    name = f"window-{stamp}.parquet"
+    if urls.is_remote(cfg.paths.feedback):
+        out = urls.join(cfg.paths.feedback, name)
+        with urls.storage_errors(out, "paths.feedback"):
+            f = urls.open_file(out, "wb")
+            try:
+                wrote = _write_window(cfg, current, f)
+            except BaseException:
+                f.discard()  # an object store: the upload is aborted, no half object appears
+                raise
+            if wrote:
+                f.close()
+            else:  # an empty window: no object (as locally, no file)
+                f.discard()
+        return out
+    path = Path(cfg.paths.feedback) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_window(cfg, current, path)
+    return path
+
+
+def _write_window(cfg: RootConfig, current: CurrentData, where: Any) -> bool:
+    """The window's rows (labelled with ``monitor.feedback``) as Parquet to a path or file object;
+    False when there was nothing to write."""
     import pyarrow.parquet as pq
 
-    out = Path(cfg.paths.feedback) / f"window-{stamp}.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.monitor.feedback:
-        pq.write_table(_labelled(cfg, current), out)
-        return out
+        pq.write_table(_labelled(cfg, current), where)
+        return True
     writer = None
     try:
         for batch in current.dataset.to_batches(filter=current.filter):
             if writer is None:
-                writer = pq.ParquetWriter(out, batch.schema)
+                writer = pq.ParquetWriter(where, batch.schema)
             writer.write_batch(batch)
     finally:
         if writer is not None:
             writer.close()
-    return out
+    return writer is not None
 
 
 def _labelled(cfg: RootConfig, current: CurrentData) -> Any:

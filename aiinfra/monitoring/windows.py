@@ -16,6 +16,10 @@ Encrypted parts (``server.log_privacy.encrypt``, Parquet modular encryption) are
 transparently with the master keys of the config's ``server.log_privacy``
 (:mod:`aiinfra.serving.log_crypto`); plaintext parts in the same log read as well. An encrypted
 part without keys to open it is one error naming the environment variable.
+
+The log root and ``monitor.current`` may be object-store URLs (``s3://bucket/predictions``):
+listing, footers and column reads then go through fsspec (:func:`aiinfra.storage.urls.arrow_filesystem`),
+with the credentials and endpoint of the environment.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from aiinfra.config.schema import RootConfig
 from aiinfra.errors import AiinfraError, DataValidationError
 from aiinfra.monitoring.schema import WindowConfig, parse_time
 from aiinfra.monitoring.verdict import WindowBounds
+from aiinfra.storage import urls
 
 log = logging.getLogger("aiinfra.monitor")
 
@@ -95,11 +100,13 @@ class CurrentData:
         # found mid-read, after other columns or counts may have been taken from the whole window:
         # leaving it out now would mix rows, so it is an error naming each file (the fix is one mv)
         shown = "; ".join(f"{path} ({why})" for path, why in list(bad.items())[:5])
-        first = Path(next(iter(bad)))
+        first = next(iter(bad))
+        aside = first.rsplit("/", 1)
+        aside = f"{aside[0]}/_{aside[1]}" if len(aside) == 2 else "_" + first
         raise DataValidationError(
             f"{len(bad)} damaged Parquet file(s) in {self.description}: {shown}",
             hint="its footer reads but its data does not: move it out of the log, or rename it with a "
-            f"leading '_' (mv {first} {first.with_name('_' + first.name)}): the monitor skips such files",
+            f"leading '_' (mv {first} {aside}): the monitor skips such files",
         )
 
 
@@ -108,8 +115,10 @@ def _unreadable(path: str, crypto: Any = None) -> str | None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    fs, _ = urls.arrow_filesystem(path)
+    props = crypto.decryption_properties() if crypto is not None else None
     try:
-        pq.read_table(path, decryption_properties=crypto.decryption_properties() if crypto is not None else None)
+        pq.read_table(urls.inner_path(path), filesystem=fs, decryption_properties=props)
     except (pa.ArrowException, OSError) as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return None
@@ -128,49 +137,75 @@ def _check_locked(files: list[str], crypto: Any, server_cfg: Any) -> None:
     """Encrypted parts and no keys: one error naming the variable (not "unreadable file")."""
     if crypto is not None:
         return
-    from aiinfra.serving.log_crypto import is_encrypted, locked_part_error
+    from aiinfra.serving.log_crypto import locked_part_error
 
-    locked = next((f for f in files if is_encrypted(f)), None)
+    locked = next((f for f in files if _is_encrypted(f)), None)
     if locked is not None:
-        raise locked_part_error(locked, server_cfg)
+        raise locked_part_error(urls.redact(locked), server_cfg)
+
+
+def _is_encrypted(path: str) -> bool:
+    """Whether a Parquet file (local or on an object store) has an encrypted footer."""
+    from aiinfra.serving.log_crypto import ENCRYPTED_MAGIC, is_encrypted
+
+    if not urls.is_remote(path):
+        return is_encrypted(path)
+    try:
+        with urls.open_file(path) as f:
+            f.seek(-4, os.SEEK_END)
+            return f.read(4) == ENCRYPTED_MAGIC
+    except OSError:
+        return False
 
 
 def open_file(path: str | Path, server_cfg: Any = None) -> CurrentData:
     """A Parquet file or directory (encrypted parts decrypted with ``server_cfg.log_privacy``'s
-    keys), or a CSV file."""
+    keys), or a CSV file; a local path or an object-store URL."""
+    with urls.storage_errors(path, "monitor.current"):
+        return _open_file(str(path), server_cfg)
+
+
+def _open_file(path: str, server_cfg: Any) -> CurrentData:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    p = Path(path)
-    if not p.exists():
+    shown = urls.redact(path)
+    if not urls.exists(path):
         raise AiinfraError(
-            f"current data file not found: {p}",
+            f"current data file not found: {shown}",
             hint="set monitor.current to an existing Parquet or CSV file, or to null for the prediction log",
         )
+    name = path.rstrip("/").rsplit("/", 1)[-1].lower()
+    suffix = Path(name).suffix
     try:
-        if p.suffix.lower() in {".csv", ".tsv", ".txt"} or p.name.lower().endswith(".csv.gz"):
+        if suffix in {".csv", ".tsv", ".txt"} or name.endswith(".csv.gz"):
             import pyarrow.csv as pcsv
 
-            parse = pcsv.ParseOptions(delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+            parse = pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
             # empty fields are missing values, in text columns too (as pandas reads them)
             convert = pcsv.ConvertOptions(strings_can_be_null=True)
-            table = pcsv.read_csv(p, parse_options=parse, convert_options=convert)
-            return CurrentData(str(p), ds.dataset(table))
+            if urls.is_remote(path):
+                with urls.open_file(path) as f:
+                    table = pcsv.read_csv(pa.py_buffer(f.read()), parse_options=parse, convert_options=convert)
+            else:
+                table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+            return CurrentData(shown, ds.dataset(table))
         crypto = _crypto(server_cfg)
-        files = [str(p)] if p.is_file() else [str(f) for f in sorted(p.rglob("*.parquet"))]
+        files = [path] if urls.isfile(path) else [f for f in urls.glob(path, "**/*.parquet")]
         _check_locked(files, crypto, server_cfg)
         fmt = crypto.parquet_format() if crypto is not None else "parquet"
-        return CurrentData(str(p), ds.dataset(str(p), format=fmt), crypto=crypto)
+        fs, inner = urls.arrow_filesystem(path)
+        return CurrentData(shown, ds.dataset(inner, filesystem=fs, format=fmt), crypto=crypto)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise AiinfraError(
-            f"cannot read current data {p}: {exc}",
+            f"cannot read current data {shown}: {exc}",
             hint="monitor.current must be a Parquet file/directory or a CSV file with a header row",
         ) from None
 
 
-def _part_files(partition: Path) -> list[str]:
+def _part_files(files: list[str]) -> list[str]:
     # dot/underscore names are files being written (the server writes .part-*.tmp, then renames)
-    return [str(f) for f in sorted(partition.glob("*.parquet")) if not f.name.startswith((".", "_"))]
+    return [f for f in sorted(files) if not f.rstrip("/").rsplit("/", 1)[-1].startswith((".", "_"))]
 
 
 class _Footers:
@@ -189,28 +224,44 @@ class _Footers:
 
             props = self.crypto.decryption_properties() if self.crypto is not None else None
             try:
-                self._rows[path] = pq.read_metadata(path, decryption_properties=props).num_rows
+                if urls.is_remote(path):
+                    with urls.open_file(path) as f:
+                        self._rows[path] = pq.read_metadata(f, decryption_properties=props).num_rows
+                else:
+                    self._rows[path] = pq.read_metadata(path, decryption_properties=props).num_rows
             except (pa.ArrowException, OSError) as exc:
                 self._rows[path] = -1
                 self.skipped.append(f"{path}: {exc}")
         return self._rows[path]
 
 
-def _partitions(root: Path) -> list[tuple[str, str, Path]]:
-    """(date, hour, dir) of every hive partition, oldest first."""
-    out = []
-    for ddir in root.glob("date=*"):
-        for hdir in ddir.glob("hour=*"):
-            if hdir.is_dir():
-                out.append((ddir.name[5:], hdir.name[5:].zfill(2), hdir))
-    return sorted(out)
+def _partitions(root: str) -> list[tuple[str, str, list[str]]]:
+    """(date, hour, its Parquet files) of every hive partition under ``root`` (a directory or an
+    object-store URL: one listing for the whole log), oldest first."""
+    if not urls.is_remote(root):
+        base = urls.local_path(root)
+        if not base.is_dir():
+            return []
+        out = []
+        for ddir in base.glob("date=*"):
+            for hdir in ddir.glob("hour=*"):
+                if hdir.is_dir():
+                    files = _part_files([str(f) for f in hdir.glob("*.parquet")])
+                    out.append((ddir.name[5:], hdir.name[5:].zfill(2), files))
+        return sorted(out)
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for f in urls.glob(root, "date=*/hour=*/*.parquet"):
+        date_dir, hour_dir = f.rsplit("/", 3)[1:3]
+        grouped.setdefault((date_dir[5:], hour_dir[5:].zfill(2)), []).append(f)
+    return sorted((d, h, _part_files(files)) for (d, h), files in grouped.items())
 
 
-def log_root(cfg: RootConfig) -> Path:
-    """Where the server logs: ``server.log_dir``, else ``<paths.logs>/predictions``."""
+def log_root(cfg: RootConfig) -> str:
+    """Where the server logs: ``server.log_dir``, else ``<paths.logs>/predictions`` (a local
+    path or an object-store URL)."""
     # the http server has log_dir; the batch server and a plugin's server may not
     configured = getattr(cfg.server, "log_dir", None)
-    return Path(configured) if configured else Path(cfg.paths.logs) / LOG_SUBDIR
+    return str(configured) if configured else urls.join(str(cfg.paths.logs), LOG_SUBDIR)
 
 
 def open_log(
@@ -218,20 +269,25 @@ def open_log(
 ) -> CurrentData:
     """A window of the prediction log under ``root`` (a validated ``monitor.window``: at most one
     kind of window, times that parse); encrypted parts are decrypted with ``server_cfg``'s keys."""
+    with urls.storage_errors(root, "server.log_dir"):
+        return _open_log(str(root), window, now, server_cfg)
+
+
+def _open_log(root: str, window: WindowConfig, now: dt.datetime | None, server_cfg: Any) -> CurrentData:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    root = Path(root)
-    parts = _partitions(root) if root.is_dir() else []
+    parts = _partitions(root)
+    shown = urls.redact(root)
     if not parts:
         raise AiinfraError(
-            f"no prediction log under {root} (expected date=YYYY-MM-DD/hour=HH/*.parquet)",
+            f"no prediction log under {shown} (expected date=YYYY-MM-DD/hour=HH/*.parquet)",
             hint="serve the model first (`aiinfra serve`) so that it logs predictions, "
             "or compare a file: aiinfra monitor monitor.current=FILE.parquet",
         )
     crypto = _crypto(server_cfg)
     if crypto is None:
-        _check_locked([f for _, _, p in parts for f in _part_files(p)], None, server_cfg)
+        _check_locked([f for _, _, files in parts for f in files], None, server_cfg)
     footers = _Footers(crypto)
     last_hours, last_rows = window.last_hours, window.last_rows
     start = parse_time(window.start) if window.start is not None else None
@@ -243,36 +299,39 @@ def open_log(
         # newest partitions first, until they hold enough rows (row counts come from the
         # Parquet footers, no data is read)
         picked, total = [], 0
-        for date, hour, path in reversed(parts):
-            picked.append((date, hour, path))
-            total += sum(footers.rows(f) for f in _part_files(path))
+        for date, hour, part_files in reversed(parts):
+            picked.append((date, hour, part_files))
+            total += sum(footers.rows(f) for f in part_files)
             if total >= last_rows:
                 break
         parts = sorted(picked)
 
     part_schema = pa.schema([("date", pa.string()), ("hour", pa.string())])
-    files = [f for _, _, p in parts for f in _part_files(p) if footers.rows(f) >= 0]
+    files = [f for _, _, part_files in parts for f in part_files if footers.rows(f) >= 0]
     if not files:
         raise AiinfraError(
-            f"the prediction log under {root} has no readable Parquet files in the window"
+            f"the prediction log under {shown} has no readable Parquet files in the window"
             + (f" ({len(footers.skipped)} unreadable)" if footers.skipped else "")
         )
 
+    fs, base_dir = urls.arrow_filesystem(root)
+
     def build(files: list[str]):
         return ds.dataset(
-            files,
+            [urls.inner_path(f) for f in files],
+            filesystem=fs,
             format=crypto.parquet_format() if crypto is not None else "parquet",
             partitioning=ds.HivePartitioning(part_schema),
-            partition_base_dir=str(root),
+            partition_base_dir=base_dir,
         )
 
     try:
         dataset = build(files)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise AiinfraError(f"cannot read the prediction log under {root}: {exc}") from None
+        raise AiinfraError(f"cannot read the prediction log under {shown}: {exc}") from None
     if TIMESTAMP not in dataset.schema.names:
         raise DataValidationError(
-            f"the prediction log under {root} has no '{TIMESTAMP}' column",
+            f"the prediction log under {shown} has no '{TIMESTAMP}' column",
             hint="the server writes request_id, timestamp, model_name, model_version, features, prediction, score",
         )
 
@@ -313,7 +372,7 @@ def open_log(
             "prediction log: skipped %d unreadable file(s): %s", len(footers.skipped), "; ".join(footers.skipped[:5])
         )
     return CurrentData(
-        f"prediction log {root} ({what})", dataset, expr, described, footers.skipped, files=files, crypto=crypto
+        f"prediction log {shown} ({what})", dataset, expr, described, footers.skipped, files=files, crypto=crypto
     )
 
 

@@ -28,7 +28,10 @@ and with encryption every part (in the log and in the spool) is Parquet-modular-
 One row per predicted row. Requests append in-memory chunks (a list append: nothing is written on
 the request path); a background thread writes a part file when ``flush_rows`` rows are buffered or
 ``flush_interval_s`` after the oldest buffered row, and :meth:`PredictionLog.close` writes the rest.
-Part files are written under a dot-name and renamed, so a reader never sees half a file.
+Part files are written under a dot-name and renamed, so a reader never sees half a file. The log
+directory may be an object-store URL (``server.log_dir=s3://bucket/predictions``): each part is
+then built in memory and sent as one PUT, which the store makes visible only when complete (no
+temporary name, no rename: S3 has no atomic rename); the spool stays a local directory.
 
 When the disk fails or fills (``server.log_failure_policy``): a failed write keeps its rows in
 memory and is retried with exponential backoff (0.1 s doubling up to ``flush_interval_s``, within 1 to 30 s),
@@ -59,6 +62,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+from aiinfra.storage import urls
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +103,12 @@ class PredictionLog:
         on_dropped=None,
         privacy=None,
     ):
-        self.dir = Path(log_dir)
+        # a local Path, or an object-store URL (str): parts go there as single PUTs
+        self.remote = urls.is_remote(log_dir)
+        self.dir: Path | str = str(log_dir).rstrip("/") if self.remote else Path(log_dir)
+        self.where = urls.redact(self.dir)  # for messages: a URL without credentials
+        if self.remote:  # import s3fs and make its client now, not in the writer thread (the GIL)
+            urls.filesystem(self.dir)
         # aiinfra.serving.privacy.LogPrivacy: column policies and encryption, applied where a part
         # is built, so the log directory and the spool only ever receive protected parts
         self.privacy = privacy
@@ -219,7 +229,7 @@ class PredictionLog:
                 "prediction log: buffer full (%d rows, server.log_buffer_rows): dropping the oldest rows "
                 "while writes to %s fail (counted in aiinfra_prediction_log_dropped_rows)",
                 self.buffer_rows,
-                self.dir,
+                self.where,
             )
 
     def _run(self) -> None:
@@ -297,11 +307,16 @@ class PredictionLog:
     def _probe(self) -> None:
         """No rows to write while failing (or spooled rows waiting): does the directory work again?"""
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
+            if self.remote:
+                probe = urls.join(self.dir, f".probe-{os.getpid()}")
+                urls.write_bytes(probe, b"")
+                urls.remove(probe)
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                probe = self.dir / f".probe-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+        except Exception as exc:  # OSError locally; botocore's own errors from an object store
             self._failed(exc)
             return
         self._succeeded()
@@ -317,7 +332,7 @@ class PredictionLog:
             self._backoff = RETRY_FIRST_S
             log.error(
                 "prediction log: writes to %s fail (%s); policy %s: retrying with backoff up to %g s",
-                self.dir,
+                self.where,
                 self.last_error,
                 self.policy,
                 self.retry_max_s,
@@ -330,7 +345,7 @@ class PredictionLog:
             self.failing = False
             log.warning(
                 "prediction log: writes to %s work again after %.1f s (%d rows dropped in total, %d spooled)",
-                self.dir,
+                self.where,
                 time.monotonic() - (self.failing_since or time.monotonic()),
                 self.rows_dropped,
                 self.spooled_rows,
@@ -378,11 +393,15 @@ class PredictionLog:
         for part in self._spooled_parts():
             try:
                 rows = self._read_metadata(part).num_rows
-                dest = self.dir / part.relative_to(self.spool_dir)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.parent / f".{dest.name}.tmp"
-                shutil.copyfile(part, tmp)  # another disk: copy, then rename (atomic for readers)
-                os.replace(tmp, dest)
+                rel = part.relative_to(self.spool_dir)
+                if self.remote:  # one PUT of the whole part: visible only when complete
+                    urls.write_bytes(urls.join(self.dir, *rel.parts), part.read_bytes())
+                else:
+                    dest = self.dir / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = dest.parent / f".{dest.name}.tmp"
+                    shutil.copyfile(part, tmp)  # another disk: copy, then rename (atomic for readers)
+                    os.replace(tmp, dest)
                 part.unlink()
             except Exception as exc:
                 self._failed(exc)
@@ -393,10 +412,10 @@ class PredictionLog:
             if self.on_written:
                 self.on_written(rows)
         if moved:
-            log.info("prediction log: replayed %d spooled rows from %s into %s", moved, self.spool_dir, self.dir)
+            log.info("prediction log: replayed %d spooled rows from %s into %s", moved, self.spool_dir, self.where)
         return moved
 
-    def _write(self, chunks: list[_Chunk], directory: Path, count: bool = True) -> int:
+    def _write(self, chunks: list[_Chunk], directory: Path | str, count: bool = True) -> int:
         """Write ``chunks`` under ``directory``; each written group is removed from ``chunks``, so
         after a failure ``chunks`` holds exactly what is still unwritten (no row is written twice)."""
         # group by the hour partition of each chunk's time
@@ -410,18 +429,9 @@ class PredictionLog:
         total = 0
         for (hour_key, _, _), group in groups.items():
             table, date, hour = self._table(hour_key, group)
-            part_dir = directory / f"date={date}" / f"hour={hour}"
-            part_dir.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             name = f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = part_dir / f".{name}.tmp"
-            try:
-                pq.write_table(table, tmp, **(self.privacy.write_options() if self.privacy is not None else {}))
-                os.replace(tmp, part_dir / name)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                raise
+            self._put_part(table, directory, f"date={date}", f"hour={hour}", name)
             written = {id(c) for c in group}
             chunks[:] = [c for c in chunks if id(c) not in written]
             total += table.num_rows
@@ -431,6 +441,26 @@ class PredictionLog:
                 if self.on_written:
                     self.on_written(table.num_rows)
         return total
+
+    def _put_part(self, table: Any, directory: Path | str, date: str, hour: str, name: str) -> None:
+        """One part file, never visible half written: locally a dot-name renamed when complete,
+        on an object store the whole part in one PUT (an object appears only once complete)."""
+        options = self.privacy.write_options() if self.privacy is not None else {}
+        if isinstance(directory, str):
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, **options)
+            urls.write_bytes(urls.join(directory, date, hour, name), sink.getvalue().to_pybytes())
+            return
+        part_dir = directory / date / hour
+        part_dir.mkdir(parents=True, exist_ok=True)
+        tmp = part_dir / f".{name}.tmp"
+        try:
+            pq.write_table(table, tmp, **options)
+            os.replace(tmp, part_dir / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def _table(self, hour_key: int, group: list[_Chunk]):
         features = group[0].features
@@ -488,25 +518,32 @@ class PredictionLog:
             self.rows_dropped += lost
             if self.on_dropped:
                 self.on_dropped(lost)
-            log.error("prediction log: %d rows could not be written to %s (counted as dropped)", lost, self.dir)
+            log.error("prediction log: %d rows could not be written to %s (counted as dropped)", lost, self.where)
         if self.spooled_rows:
             log.warning(
                 "prediction log: %d rows stay in the spool %s; the next start moves them into %s",
                 self.spooled_rows,
                 self.spool_dir,
-                self.dir,
+                self.where,
             )
         return written
 
 
 def read_predictions(log_dir: str | Path, server_cfg: Any = None):
     """All logged rows as one pyarrow Table (hive partitions as columns ``date`` and ``hour``);
-    encrypted parts are decrypted with ``server_cfg.log_privacy``'s keys."""
-    path = Path(log_dir)
-    if not path.is_dir() or not any(path.rglob("part-*.parquet")):
-        return pa.table({})
-    from aiinfra.serving.log_crypto import reader_crypto
+    ``log_dir`` a directory or an object-store URL; encrypted parts are decrypted with
+    ``server_cfg.log_privacy``'s keys."""
+    with urls.storage_errors(log_dir, "server.log_dir"):
+        if urls.is_remote(log_dir):
+            if not urls.glob(log_dir, "**/part-*.parquet"):
+                return pa.table({})
+        else:
+            path = urls.local_path(log_dir)
+            if not path.is_dir() or not any(path.rglob("part-*.parquet")):
+                return pa.table({})
+        from aiinfra.serving.log_crypto import reader_crypto
 
-    crypto = reader_crypto(server_cfg) if server_cfg is not None else None
-    fmt = crypto.parquet_format() if crypto is not None else "parquet"
-    return ds.dataset(str(path), format=fmt, partitioning="hive").to_table()
+        crypto = reader_crypto(server_cfg) if server_cfg is not None else None
+        fmt = crypto.parquet_format() if crypto is not None else "parquet"
+        fs, inner = urls.arrow_filesystem(log_dir)
+        return ds.dataset(inner, filesystem=fs, format=fmt, partitioning="hive").to_table()

@@ -9,7 +9,8 @@ the monitor starts (it may run where the server does not).
 
 Several processes may sweep at once (server workers, a monitor): a partition is first renamed to a
 dot-name (atomic, so exactly one process wins it), then removed, and only the winner writes the
-audit line.
+audit line. On an object store (``server.log_dir=s3://...``) there is no atomic rename: a partition
+is deleted object by object, and a sweeper that finds it already gone writes no audit line.
 """
 
 from __future__ import annotations
@@ -24,18 +25,26 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from aiinfra.storage import urls
+
 log = logging.getLogger("aiinfra.retention")
 
 PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 INTERVAL_S = 3600.0
 
 
-def log_dirs(cfg: Any) -> list[Path]:
-    """The prediction log and the feedback log of ``cfg`` (as the server resolves them)."""
-    s, logs = cfg.server, Path(cfg.paths.logs)
-    predictions = getattr(s, "log_dir", None) or logs / "predictions"
-    feedback = getattr(s, "feedback_dir", None) or logs / "feedback"
-    return [Path(predictions).resolve(), Path(feedback).resolve()]
+def _absolute(path: str | Path) -> Path | str:
+    """A local directory made absolute (a Path); an object-store URL as it is."""
+    return urls.absolute(path) if urls.is_remote(path) else urls.local_path(path).resolve()
+
+
+def log_dirs(cfg: Any) -> list[Path | str]:
+    """The prediction log and the feedback log of ``cfg`` (as the server resolves them): local
+    directories (absolute) or object-store URLs."""
+    s, logs = cfg.server, str(cfg.paths.logs)
+    predictions = getattr(s, "log_dir", None) or urls.join(logs, "predictions")
+    feedback = getattr(s, "feedback_dir", None) or urls.join(logs, "feedback")
+    return [_absolute(predictions), _absolute(feedback)]
 
 
 def retention_days(cfg: Any) -> int | None:
@@ -43,15 +52,32 @@ def retention_days(cfg: Any) -> int | None:
     return privacy.retention_days if privacy is not None else None
 
 
-def expired(root: Path, days: int, today: dt.date) -> list[tuple[dt.date, Path]]:
-    """The ``date=`` partitions under ``root`` older than ``days`` days before ``today``, oldest first."""
-    if days < 1 or not root.is_dir():
+def _children(root: Path | str) -> list[tuple[str, Path | str]]:
+    """(name, path) of the directories (object-store prefixes) right under ``root``."""
+    if isinstance(root, str):
+        if not urls.isdir(root):
+            return []
+        fs, inner = urls.filesystem(root)
+        return [
+            (p.rstrip("/").rsplit("/", 1)[-1], urls.join(root, p.rstrip("/").rsplit("/", 1)[-1]))
+            for p in fs.ls(inner, detail=False, refresh=True)
+            if fs.isdir(p)
+        ]
+    if not root.is_dir():
+        return []
+    return [(child.name, child) for child in root.iterdir() if child.is_dir()]
+
+
+def expired(root: Path | str, days: int, today: dt.date) -> list[tuple[dt.date, Path | str]]:
+    """The ``date=`` partitions under ``root`` (a directory or an object-store URL) older than
+    ``days`` days before ``today``, oldest first."""
+    if days < 1:
         return []
     cutoff = today - dt.timedelta(days=days)
     out = []
-    for child in root.iterdir():
-        m = PARTITION.match(child.name)
-        if not m or not child.is_dir():
+    for name, child in _children(root):
+        m = PARTITION.match(name)
+        if not m:
             continue
         try:
             date = dt.date.fromisoformat(m.group(1))
@@ -62,7 +88,7 @@ def expired(root: Path, days: int, today: dt.date) -> list[tuple[dt.date, Path]]
     return sorted(out)
 
 
-def _rows(directory: Path, cfg: Any) -> int | None:
+def _rows(directory: Path | str, cfg: Any) -> int | None:
     """Rows of the partition's parts (footers only; encrypted ones with the configured keys);
     None when a part cannot be counted."""
     from aiinfra.serving import log_crypto
@@ -72,6 +98,17 @@ def _rows(directory: Path, cfg: Any) -> int | None:
     except Exception:  # noqa: BLE001 - no key here: the deletion still happens, the count is unknown
         crypto = None
     total = 0
+    if isinstance(directory, str):  # an object store: the footers through fsspec
+        import pyarrow.parquet as pq
+
+        props = crypto.decryption_properties() if crypto is not None else None
+        for part in urls.glob(directory, "**/*.parquet"):
+            try:
+                with urls.open_file(part) as f:
+                    total += pq.read_metadata(f, decryption_properties=props).num_rows
+            except Exception:  # noqa: BLE001 - as below
+                return None
+        return total
     for part in directory.rglob("*.parquet"):
         try:
             total += log_crypto.read_metadata(part, c=crypto).num_rows
@@ -85,24 +122,45 @@ def sweep(cfg: Any, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     days = retention_days(cfg)
     if not days:
         return []
-    from aiinfra.governance.audit import append_audit
-
     today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
     deleted = []
     for root in log_dirs(cfg):
         for date, partition in expired(root, days, today):
             rows = _rows(partition, cfg)
+            if isinstance(partition, str):
+                if not _remove_remote(partition):
+                    continue  # another sweeper deleted it first: its line is in the audit log
+                _record(cfg, partition, rows, days, date, today, deleted)
+                continue
             claimed = partition.with_name(f".deleting-{partition.name}-{uuid.uuid4().hex[:8]}")
             try:
                 os.rename(partition, claimed)  # atomic: another sweeper that got there first wins
             except OSError:
                 continue
             shutil.rmtree(claimed, ignore_errors=True)
-            reason = f"older than server.log_privacy.retention_days={days} (date {date}, today {today} UTC)"
-            append_audit(cfg, "log_partition_deleted", path=str(partition), rows=rows, reason=reason)
-            log.info("retention: deleted %s (%s rows; %s)", partition, "?" if rows is None else rows, reason)
-            deleted.append({"path": str(partition), "rows": rows})
+            _record(cfg, partition, rows, days, date, today, deleted)
     return deleted
+
+
+def _remove_remote(partition: str) -> bool:
+    """Delete an object-store partition; False when it was already gone (another sweeper's)."""
+    fs, inner = urls.filesystem(partition)
+    try:
+        fs.rm(inner, recursive=True)
+    except FileNotFoundError:
+        return False
+    fs.invalidate_cache(inner)
+    return True
+
+
+def _record(cfg: Any, partition: Path | str, rows, days: int, date, today, deleted: list) -> None:
+    from aiinfra.governance.audit import append_audit
+
+    reason = f"older than server.log_privacy.retention_days={days} (date {date}, today {today} UTC)"
+    shown = urls.redact(partition)
+    append_audit(cfg, "log_partition_deleted", path=shown, rows=rows, reason=reason)
+    log.info("retention: deleted %s (%s rows; %s)", shown, "?" if rows is None else rows, reason)
+    deleted.append({"path": shown, "rows": rows})
 
 
 class RetentionThread:

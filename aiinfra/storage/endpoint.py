@@ -133,3 +133,8 @@ def check_bucket(url: str, key: str = "", timeout_s: float = 5.0) -> None:
             f"the object store at {endpoint()} did not answer within {timeout_s:g} s for {redact(url)}{where}.",
             hint="check storage.endpoint_url and the network; storage.connect_timeout_s sets the wait",
         ) from None
+    except bx.BotoCoreError as exc:  # TLS, proxy, a malformed endpoint: still one line, no traceback
+        raise StorageError(
+            f"cannot use the object store at {endpoint()} for {redact(url)}{where}: {type(exc).__name__}.",
+            hint="check storage.endpoint_url (or AWS_ENDPOINT_URL) and the network",
+        ) from None

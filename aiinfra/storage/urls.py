@@ -11,9 +11,11 @@ naming the URL (without any credential) and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -66,6 +68,58 @@ def redact(url: str | os.PathLike) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def absolute(path: str | os.PathLike) -> str:
+    """A local path made absolute (so a process started elsewhere finds it); a URL as it is."""
+    text = os.fspath(path)
+    return text.rstrip("/") if is_remote(text) else str(local_path(text).resolve())
+
+
+def missing_error(url: str | os.PathLike, key: str = "") -> StorageError:
+    """The error for an object (or prefix) that is not there, naming the URL and the setting."""
+    where = f" ({key})" if key else ""
+    return StorageError(
+        f"{redact(url)}{where}: no such object or prefix in the object store.",
+        hint="check the URL (bucket and key) and that the object was written",
+    )
+
+
+@contextlib.contextmanager
+def storage_errors(url: str | os.PathLike, key: str = "") -> Iterator[None]:
+    """Turn what fsspec/s3fs/botocore raise for a missing object, refused credentials or an
+    unreachable endpoint into one StorageError naming ``url`` (never a credential). Local paths
+    pass through unchanged: their errors keep their own messages."""
+    if not is_remote(url):
+        yield
+        return
+    where = f" ({key})" if key else ""
+    try:
+        yield
+    except StorageError:
+        raise
+    except FileNotFoundError:
+        raise missing_error(url, key) from None
+    except PermissionError:
+        raise StorageError(
+            f"the object store refused access to {redact(url)}{where}.",
+            hint="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) of this environment",
+        ) from None
+    except Exception as exc:
+        name = type(exc).__name__
+        if (
+            "EndpointConnection" in name
+            or "ConnectTimeout" in name
+            or "NoCredentials" in name
+            or (isinstance(exc, OSError) and "connect" in str(exc).lower())
+        ):
+            hint = (
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment"
+                if "NoCredentials" in name
+                else "check storage.endpoint_url (or AWS_ENDPOINT_URL) and that the server is up"
+            )
+            raise StorageError(f"cannot read or write {redact(url)}{where}: {name}.", hint=hint) from None
+        raise
+
+
 def join(base: str | os.PathLike, *names: str) -> str:
     """``base/name/...`` for a local path or a URL (a URL keeps ``/`` separators)."""
     text = os.fspath(base)
@@ -105,6 +159,15 @@ def arrow_filesystem(path: str | os.PathLike) -> tuple[Any, str]:
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), inner
 
 
+def inner_path(path: str | os.PathLike) -> str:
+    """The path inside :func:`arrow_filesystem`'s file system: absolute for a local path,
+    ``bucket/key`` for ``s3://bucket/key``; for lists of files handed to pyarrow datasets."""
+    if not is_remote(path):
+        return str(local_path(path).resolve())
+    fs, _ = filesystem(path)
+    return fs._strip_protocol(os.fspath(path))
+
+
 def exists(path: str | os.PathLike) -> bool:
     if not is_remote(path):
         return local_path(path).exists()
@@ -137,6 +200,9 @@ def glob(base: str | os.PathLike, pattern: str) -> list[str]:
     if not is_remote(text):
         return sorted(str(p) for p in local_path(text).glob(pattern))
     fs, inner = filesystem(text)
+    # what is there now: fsspec caches listings for the life of the process (a watching monitor
+    # would never see a new part of the log)
+    fs.invalidate_cache()
     return sorted(_with_scheme(text, p) for p in fs.glob(posixpath.join(inner.rstrip("/"), pattern)))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import AiinfraError
+from aiinfra.storage import urls
 
 # MLflow is imported where it is used: this module is imported by every stage module (before the
 # config is validated) and by the server, for tracking_uri and local model directories
@@ -25,6 +26,9 @@ from aiinfra.errors import AiinfraError
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"  # name of the aiinfra model directory inside an MLflow model's artifacts
+#: where a model directory on an object store is downloaded (under the project root), one folder
+#: per URL and download; deleted after loading, like a registry download
+MODEL_CACHE = Path(".aiinfra") / "model-cache"
 
 
 def tracking_uri(tracking_cfg: Any, root: Path | None = None) -> str:
@@ -132,8 +136,43 @@ def remove_download(resolved: ResolvedModel | Any) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def download_model_dir(url: str, root: Path | None = None) -> ResolvedModel:
+    """An aiinfra model directory on an object store (``s3://bucket/models/model``, or an MLflow
+    model's directory holding ``artifacts/model``), downloaded to
+    ``.aiinfra/model-cache/<hash of the URL>/<download>``: the project's disk, not /tmp. Every
+    download is new (several workers may load at once; a cached copy could be stale) and is
+    deleted after loading (``remove_download``); the signature is checked on this local copy."""
+    import hashlib
+    import uuid
+
+    shown = urls.redact(url)
+    base = (root or Path.cwd()) / MODEL_CACHE / hashlib.sha256(shown.encode()).hexdigest()[:16]
+    dst = base / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with urls.storage_errors(url, "server.model_uri"):
+            if not urls.isdir(url):
+                raise urls.missing_error(url, "server.model_uri")
+            urls.download_dir(url, dst)
+    except BaseException:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+    for path in (dst, dst / "artifacts" / MODEL_ARTIFACT):
+        if (path / "model.json").is_file():
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            return ResolvedModel(url, path, name, "local", download_dir=dst)
+    shutil.rmtree(dst, ignore_errors=True)
+    raise AiinfraError(
+        f"model '{shown}' is not an aiinfra model directory "
+        f"(no model.json, nor artifacts/{MODEL_ARTIFACT}/model.json).",
+        hint="upload the whole directory that `aiinfra train` wrote (paths.models/model), or give models:/...",
+    )
+
+
 def resolve_model(uri: str, cfg: Any) -> ResolvedModel:
-    """``models:/name@alias``, ``models:/name/3``, an MLflow model URI, or a local directory."""
+    """``models:/name@alias``, ``models:/name/3``, an MLflow model URI, a model directory on an
+    object store (``s3://...``), or a local directory."""
+    if urls.is_remote(uri) and urls.scheme(uri) in urls.PROTOCOL_PACKAGES:
+        return download_model_dir(uri)
     local = Path(uri)
     if "://" not in uri and not uri.startswith("models:"):
         if (local / "model.json").is_file():

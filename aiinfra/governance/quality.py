@@ -80,6 +80,35 @@ def profile(frame: Any, rows: dict[str, int], contract: Any = None) -> dict[str,
     return {"format": 1, "rows": dict(rows), "total_rows": total, "columns": columns}
 
 
+def profile_from_stats(stats: dict[str, Any], rows: dict[str, int], contract: Any, sample: Any) -> dict[str, Any]:
+    """The same profile as :func:`profile`, from the streaming prepare's exact per-column
+    statistics over every row (:mod:`aiinfra.data.stream_stats`); ``sample``: the train sample,
+    for the pandas dtype of each column. Distinct counts stop at that module's cap."""
+    types = {c.name: str(c.type) for c in contract.columns}
+    types[contract.target] = str(contract.target_type)
+    types.update({name: "dropped" for name in contract.dropped})
+    columns: dict[str, Any] = {}
+    for name in sample.columns:
+        stat, dtype = stats[name], sample[name].dtype
+        kind = types.get(str(name), str(dtype))
+        entry: dict[str, Any] = {
+            "type": kind,
+            "dtype": str(dtype),
+            "null_share": round(stat["raw_nulls"] / stat["rows"], 6) if stat["rows"] else 0.0,
+            "distinct": len(stat["counts"]),
+        }
+        untyped_strings = kind not in ("numeric", "text", "datetime") and dtype.kind == "O"
+        if kind in ("categorical", "boolean") or untyped_strings:
+            counts = stat["raw_counts"] or stat["counts"]
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            entry["categories"] = {str(k): int(v) for k, v in ranked[:TOP_CATEGORIES]}
+            entry["categories_complete"] = len(counts) <= TOP_CATEGORIES and not stat["capped"]
+        elif stat["raw_min"] is not None and dtype.kind in "iuf":
+            entry["min"], entry["max"] = float(stat["raw_min"]), float(stat["raw_max"])
+        columns[str(name)] = entry
+    return {"format": 1, "rows": dict(rows), "total_rows": sum(rows.values()), "columns": columns}
+
+
 def compare(old: dict[str, Any], new: dict[str, Any], max_null_increase: float) -> list[dict[str, Any]]:
     """Changes from profile ``old`` to ``new``: ``{"column", "kind", "message"}`` each, kinds
     ``added``, ``removed``, ``type``, ``nulls``, ``categories``, ``range``."""

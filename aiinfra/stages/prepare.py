@@ -96,7 +96,7 @@ def run(cfg: Any) -> dict[str, Any]:
     if str(cfg.prepare.engine) != "memory":
         from aiinfra.data.streaming import run_streaming
 
-        return run_streaming(cfg)
+        return run_streaming(cfg, _show_types)
     return run_memory(cfg)
 
 

@@ -1,0 +1,331 @@
+"""One file of the streaming prepare (``prepare.engine=stream`` and ``ray``): the unit of work.
+
+:func:`prepare_file` streams one input file's record batches, checks them against the dataset's
+schema (the first file's), gives each row its split by a seeded hash, writes the file's rows of
+each split to ``<out>/<split>/part-<file:05d>-<n:03d>.parquet`` and returns a mergeable
+:class:`FilePartial` (rows, part hashes, the target's value counts, a bottom-k sample of train
+rows). It is a pure function of (file, index, plan): the local loop and Ray's tasks call the same
+one, so both engines write the same bytes and the same statistics.
+
+The split of a row: ``u = splitmix64(base ^ mix(seed))`` mapped to [0, 1), where ``base`` is the
+hash of ``split.key``'s value or of (the file's relative name, the row's position in the file);
+``u < split.test`` is test, ``< split.test + split.val`` val, else train. Adding rows or files
+never moves a row. The train sample: the ``prepare.sample_rows`` train rows with the smallest
+second hash of (file, position): uniform, deterministic and mergeable across files and engines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from aiinfra.errors import AiinfraError, DataValidationError
+from aiinfra.storage import urls
+
+SPLITS = ("train", "val", "test")
+#: the sample's ordering column (dropped before the sample is used)
+H2 = "__aiinfra_h2"
+#: distinct target values kept; beyond it the target is regression- or identifier-like
+TARGET_DISTINCT_CAP = 10_000
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser over a uint64 array (wrapping arithmetic: numpy does not warn)."""
+    z = x + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _mix(value: int) -> np.uint64:
+    return splitmix64(np.array([value & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+
+
+def name_hash(name: str) -> np.uint64:
+    return np.uint64(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little"))
+
+
+def unit(h: np.ndarray) -> np.ndarray:
+    """uint64 -> [0, 1) float64 (the top 53 bits)."""
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file: its path (local or URL) and the name its rows are hashed by (relative to
+    ``source.path``). ``table``: a source read into memory (sklearn, bundled, synthetic)."""
+
+    path: str
+    name: str
+    table: Any = None
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What every file's work needs (plain, picklable: it travels to Ray's workers)."""
+
+    out: str  # the prepared directory (or the temporary one it is written to)
+    kind: str  # parquet | csv | memory
+    target: str
+    columns: tuple[str, ...]  # features + target, in order
+    schema: Any  # pa.Schema of those columns (the first file's)
+    seed: int
+    val: float
+    test: float
+    key: str | None
+    batch_rows: int
+    part_rows: int
+    sample_rows: int
+
+
+@dataclass
+class FilePartial:
+    """Mergeable statistics of one file (or, merged, of several)."""
+
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    dropped_target: int = 0
+    parts: list[tuple[str, str, int, str]] = field(default_factory=list)  # (split, relative path, rows, sha256)
+    target_counts: dict[Any, int] = field(default_factory=dict)
+    target_capped: bool = False
+    sample: Any = None  # pa.Table of train rows + H2, sorted by H2, at most sample_rows
+
+    def merge(self, other: FilePartial, sample_rows: int) -> FilePartial:
+        for split in SPLITS:
+            self.rows[split] += other.rows[split]
+        self.dropped_target += other.dropped_target
+        self.parts += other.parts
+        _add_counts(self, other.target_counts, other.target_capped)
+        self.sample = bottom_k([t for t in (self.sample, other.sample) if t is not None], sample_rows)
+        return self
+
+
+def _add_counts(partial: FilePartial, counts: dict[Any, int], capped: bool) -> None:
+    target = partial.target_counts
+    for value, n in counts.items():
+        if value in target:
+            target[value] += n
+        elif len(target) < TARGET_DISTINCT_CAP:
+            target[value] = n
+        else:
+            partial.target_capped = True
+    partial.target_capped = partial.target_capped or capped
+
+
+def bottom_k(tables: list, k: int):
+    """The ``k`` rows with the smallest H2 of these tables, sorted by it (None for none)."""
+    if not tables:
+        return None
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if len(tables) == 1 and table.num_rows <= k:
+        return table
+    order = pc.sort_indices(table, sort_keys=[(H2, "ascending")])
+    return table.take(order[:k])
+
+
+class _HashingFile:
+    """A binary sink that hashes what passes through (the part's content hash without a re-read)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.sha = raw, hashlib.sha256()
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.sha.update(view)
+        return self.raw.write(view)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw.close()
+            self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+
+class _SplitWriter:
+    """The part files of one split of one file, rolling over at ``part_rows``."""
+
+    def __init__(self, plan: FilePlan, split: str, index: int) -> None:
+        self.plan, self.split, self.index = plan, split, index
+        self.n, self.rows, self.writer, self.sink = 0, 0, None, None
+        self.parts: list[tuple[str, str, int, str]] = []
+
+    def write(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            if self.writer is None:
+                self._open()
+            take = min(self.plan.part_rows - self.rows, table.num_rows - start)
+            self.writer.write_table(table.slice(start, take), row_group_size=max(take, 1))
+            self.rows += take
+            start += take
+            if self.rows >= self.plan.part_rows:
+                self.close()
+
+    def _open(self) -> None:
+        self.relative = f"{self.split}/part-{self.index:05d}-{self.n:03d}.parquet"
+        self.sink = _HashingFile(urls.open_file(urls.join(self.plan.out, self.relative), "wb"))
+        self.writer = pq.ParquetWriter(self.sink, self.plan.schema, compression="snappy")
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.close()
+        self.sink.close()
+        self.parts.append((self.split, self.relative, self.rows, self.sink.sha.hexdigest()))
+        self.writer, self.sink, self.rows = None, None, 0
+        self.n += 1
+
+
+def open_batches(file: InputFile, kind: str, batch_rows: int, columns: list[str] | None, schema: Any = None):
+    """(the file's Arrow schema, an iterator of its record batches); unreadable -> one error
+    naming the file."""
+    shown = urls.redact(file.path)
+    try:
+        if kind == "memory":
+            table = file.table if columns is None else file.table.select(columns)
+            return table.schema, iter(table.to_batches(max_chunksize=batch_rows))
+        fs, inner = urls.arrow_filesystem(file.path)
+        if kind == "csv":
+            import pyarrow.csv as pacsv
+
+            convert = pacsv.ConvertOptions(
+                include_columns=columns,
+                column_types=None if schema is None else {f.name: f.type for f in schema},
+                strings_can_be_null=True,
+            )
+            read = pacsv.ReadOptions(block_size=32 << 20)
+            reader = pacsv.open_csv(fs.open_input_stream(inner), read_options=read, convert_options=convert)
+            return reader.schema, _guarded(reader, shown)
+        pf = pq.ParquetFile(fs.open_input_file(inner))
+        present = pf.schema_arrow.names
+        missing = [c for c in columns or [] if c not in present]
+        if missing:
+            raise DataValidationError(
+                f"Parquet file '{shown}' has no column(s) {', '.join(missing)} (the first file has them).",
+                hint="every file of source.path needs the same columns: fix or move that file",
+            )
+        schema_of = pf.schema_arrow if columns is None else pa.schema([pf.schema_arrow.field(c) for c in columns])
+        return schema_of, _guarded(pf.iter_batches(batch_size=batch_rows, columns=columns), shown)
+    except AiinfraError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataValidationError(
+            f"cannot read {kind} file '{shown}': {exc}", hint="the file is damaged or not a Parquet/CSV file"
+        ) from None
+
+
+def _guarded(batches, shown: str):
+    try:
+        yield from batches
+    except (pa.ArrowException, OSError) as exc:
+        raise DataValidationError(
+            f"cannot read '{shown}': {exc}", hint="the file is damaged, or a value does not fit its column's type"
+        ) from None
+
+
+def _check_schema(file: InputFile, schema: pa.Schema, expected: pa.Schema) -> None:
+    for want in expected:
+        got = schema.field(want.name).type if want.name in schema.names else None
+        if got is not None and got != want.type and not pa.types.is_null(got):
+            raise DataValidationError(
+                f"file '{urls.redact(file.path)}': column '{want.name}' is {got}, but the first file's is {want.type}.",
+                hint="every file of source.path needs the same schema: rewrite that file, or move it out",
+            )
+
+
+def _not_missing(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """True where a value is present (null and blank strings are gaps, as in the memory engine)."""
+    present = pc.is_valid(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        present = pc.and_kleene(present, pc.not_equal(pc.utf8_trim_whitespace(column), ""))
+    elif pa.types.is_floating(column.type):
+        present = pc.and_kleene(present, pc.invert(pc.is_nan(column)))
+    return pc.fill_null(present, False)
+
+
+def row_hashes(batch: pa.RecordBatch, name: np.uint64, start: int, plan: FilePlan) -> tuple[np.ndarray, np.ndarray]:
+    """(split hash u in [0, 1), sample hash) of each row of ``batch`` (rows ``start``... of its file)."""
+    import pandas as pd
+
+    position = np.arange(start, start + batch.num_rows, dtype=np.uint64)
+    identity = splitmix64(position ^ name)
+    if plan.key is not None:
+        values = batch.column(plan.key).to_numpy(zero_copy_only=False)
+        base = pd.util.hash_array(np.asarray(values, dtype=object) if values.dtype.kind in "OUS" else values)
+    else:
+        base = identity
+    u = unit(splitmix64(base ^ _mix(plan.seed)))
+    h2 = splitmix64(identity ^ _mix(plan.seed ^ 0x5DEECE66D))
+    return u, h2
+
+
+def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
+    """Split, write and summarise one input file (see the module docstring)."""
+    schema, batches = open_batches(file, plan.kind, plan.batch_rows, list(plan.columns), plan.schema)
+    _check_schema(file, schema, plan.schema)
+    writers = {split: _SplitWriter(plan, split, index) for split in SPLITS}
+    partial = FilePartial()
+    name, start, pending = name_hash(file.name), 0, []
+    threshold = None  # the sample's largest H2 once it is full: rows above it cannot enter
+    try:
+        for batch in batches:
+            batch = batch.select(list(plan.columns))
+            if batch.schema != plan.schema:
+                batch = batch.cast(plan.schema)
+            u, h2 = row_hashes(batch, name, start, plan)
+            start += batch.num_rows
+            keep = _not_missing(batch.column(plan.target)).to_numpy(zero_copy_only=False)
+            partial.dropped_target += int((~keep).sum())
+            splits = np.where(u < plan.test, 2, np.where(u < plan.test + plan.val, 1, 0))
+            splits[~keep] = -1
+            table = pa.Table.from_batches([batch])
+            for code, split in enumerate(SPLITS):
+                mask = splits == code
+                n = int(mask.sum())
+                if not n:
+                    continue
+                part = table.filter(pa.array(mask))
+                writers[split].write(part)
+                partial.rows[split] += n
+                if split == "train":
+                    chosen = mask if threshold is None else mask & (h2 < threshold)
+                    if chosen.any():
+                        pending.append(table.filter(pa.array(chosen)).append_column(H2, pa.array(h2[chosen])))
+                        if sum(t.num_rows for t in pending) >= plan.sample_rows:
+                            pending = [bottom_k(pending, plan.sample_rows)]
+                            if pending[0].num_rows >= plan.sample_rows:
+                                threshold = np.uint64(pending[0].column(H2)[-1].as_py())
+            counts = pc.value_counts(batch.column(plan.target).filter(pa.array(keep)))
+            _add_counts(
+                partial,
+                dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)),
+                False,
+            )
+        for writer in writers.values():
+            writer.close()
+    finally:
+        for writer in writers.values():
+            if writer.writer is not None:  # a failure mid-file: close what is open (the run deletes it)
+                writer.writer.close()
+                writer.sink.close()
+    partial.parts = [p for split in SPLITS for p in writers[split].parts]
+    partial.sample = bottom_k(pending, plan.sample_rows)
+    return partial

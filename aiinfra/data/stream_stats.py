@@ -1,0 +1,217 @@
+"""Exact statistics of the streaming prepare's written parts, and what is fitted from them.
+
+Pass 2 of ``prepare.engine=stream``/``ray``: with the column types known (inferred on the train
+sample), :func:`part_stats` reads one written part file in record batches and returns per column
+mergeable counts: rows, gaps (after the type's coercion, and raw for the profile), sum and sum of
+squares, min/max, category counts and distinct values (both capped at :data:`DISTINCT_CAP`, so
+memory does not grow with rows). Train parts' statistics give the contract and the fitted
+preprocessing; every part's give ``nullable`` and the data-quality profile.
+
+Exact: null shares, category counts (below the cap), boolean counts, min/max, means. From the
+sample: the median that ``features.impute=median`` fills gaps with, the example value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from aiinfra.data.contract import ColumnSpec, DataContract, coerce
+from aiinfra.data.features import CONTRACT_CATEGORIES
+from aiinfra.data.schema import FeatureType, Impute
+from aiinfra.data.stream_file import _not_missing
+from aiinfra.data.transform import ColumnEncoding, FeatureTransform
+from aiinfra.storage import urls
+
+#: distinct values counted per column; past it, new values are no longer told apart
+DISTINCT_CAP = 100_000
+#: numbers: only their distinct count is reported, so fewer are kept apart
+NUMBER_DISTINCT_CAP = 10_000
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "rows": 0,
+        "nulls": 0,
+        "raw_nulls": 0,
+        "sum": 0.0,
+        "min": None,
+        "max": None,
+        "raw_min": None,
+        "raw_max": None,
+        "counts": {},
+        "raw_counts": {},
+        "capped": False,
+    }
+
+
+def _count(target: dict, keys: list, counts: list, entry: dict, cap: int = DISTINCT_CAP) -> None:
+    for k, n in zip(keys, counts, strict=True):
+        if k in target:
+            target[k] += n
+        elif len(target) < cap:
+            target[k] = n
+        else:
+            entry["capped"] = True
+
+
+def _minmax(entry: dict, lo: Any, hi: Any, prefix: str = "") -> None:
+    if lo is None:
+        return
+    a, b = entry[prefix + "min"], entry[prefix + "max"]
+    entry[prefix + "min"] = lo if a is None else min(a, lo)
+    entry[prefix + "max"] = hi if b is None else max(b, hi)
+
+
+def _numbers(entry: dict, values: np.ndarray) -> None:
+    """Known float values: sum, range, distinct values (counted, capped)."""
+    if not len(values):
+        return
+    entry["sum"] += float(values.sum())
+    _minmax(entry, float(values.min()), float(values.max()))
+    if not entry["capped"]:
+        keys, counts = np.unique(values, return_counts=True)
+        _count(entry["counts"], keys.tolist(), counts.tolist(), entry, NUMBER_DISTINCT_CAP)
+
+
+def _add_column(entry: dict, column: pa.ChunkedArray, kind: FeatureType, name: str) -> None:
+    n = len(column)
+    present = _not_missing(column)
+    known_raw = int(pc.sum(present).as_py() or 0)
+    entry["rows"] += n
+    entry["raw_nulls"] += n - known_raw
+    t = column.type
+    numeric_arrow = pa.types.is_integer(t) or pa.types.is_floating(t)
+    if numeric_arrow:
+        raw = pc.cast(column.filter(present), pa.float64()).to_numpy()
+        if len(raw):
+            _minmax(entry, float(raw.min()), float(raw.max()), "raw_")
+    if kind == FeatureType.numeric and numeric_arrow:
+        entry["nulls"] += n - known_raw
+        _numbers(entry, raw)
+        return
+    if kind in (FeatureType.categorical, FeatureType.text) and (pa.types.is_string(t) or pa.types.is_integer(t)):
+        known = column.filter(present)
+        entry["nulls"] += n - known_raw
+        counts = pc.value_counts(pc.cast(known, pa.string()))
+        _count(entry["counts"], counts.field("values").to_pylist(), counts.field("counts").to_pylist(), entry)
+        return
+    if kind == FeatureType.boolean and pa.types.is_boolean(t):
+        known = column.filter(present)
+        trues = int(pc.sum(pc.cast(known, pa.int64())).as_py() or 0)
+        entry["nulls"] += n - known_raw
+        _count(entry["counts"], [1.0, 0.0], [trues, len(known) - trues], entry)
+        _count(entry["raw_counts"], ["True", "False"], [trues, len(known) - trues], entry)
+        return
+    if kind == FeatureType.datetime and pa.types.is_timestamp(t):
+        known = column.filter(present)
+        entry["nulls"] += n - known_raw
+        ns = pc.cast(pc.cast(known, pa.timestamp("ns", t.tz)), pa.int64()).to_numpy()
+        _numbers(entry, ns / 1e9)
+        return
+    # anything else (numbers or booleans or dates written as strings): the contract's own coercion
+    series = column.to_pandas()
+    values = coerce(series.reset_index(drop=True), kind, name, strict=False)
+    known = values.dropna()
+    entry["nulls"] += n - len(known)
+    if kind == FeatureType.boolean:
+        raw = series[present.to_numpy(zero_copy_only=False)].astype(str).value_counts()
+        _count(entry["raw_counts"], list(raw.index), raw.tolist(), entry)
+    if kind in (FeatureType.numeric, FeatureType.boolean):
+        _numbers(entry, known.to_numpy(dtype=np.float64))
+    elif kind == FeatureType.datetime:
+        _numbers(entry, known.astype("int64").to_numpy() / 1e9)
+    else:
+        counts = known.value_counts()
+        _count(entry["counts"], list(counts.index), counts.tolist(), entry)
+
+
+def part_stats(path: str, types: dict[str, str], batch_rows: int) -> dict[str, dict[str, Any]]:
+    """Per column statistics of one written part file (``types``: column -> FeatureType)."""
+    fs, inner = urls.arrow_filesystem(path)
+    stats = {name: _empty() for name in types}
+    pf = pq.ParquetFile(fs.open_input_file(inner))
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=list(types)):
+        for name, kind in types.items():
+            _add_column(stats[name], batch.column(name), FeatureType(kind), name)
+    return stats
+
+
+def merge_stats(into: dict[str, dict], other: dict[str, dict]) -> dict[str, dict]:
+    for name, entry in other.items():
+        mine = into.setdefault(name, _empty())
+        for key in ("rows", "nulls", "raw_nulls", "sum"):
+            mine[key] += entry[key]
+        _minmax(mine, entry["min"], entry["max"])
+        _minmax(mine, entry["raw_min"], entry["raw_max"], "raw_")
+        mine["capped"] = mine["capped"] or entry["capped"]
+        for key in ("counts", "raw_counts"):
+            _count(mine[key], list(entry[key]), list(entry[key].values()), mine)
+    return into
+
+
+def _ranked(counts: dict, limit: int) -> list[tuple[Any, int]]:
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
+def contract_from_stats(sampled: DataContract, train: dict, every: dict, task: Any) -> DataContract:
+    """The contract: the types and dropped columns inferred on the sample, the task decided on
+    the whole target, the statistics exact over the train parts (``nullable``: every part)."""
+    columns = []
+    for spec in sampled.columns:
+        t, a = train[spec.name], every[spec.name]
+        known = t["rows"] - t["nulls"]
+        out = ColumnSpec(
+            name=spec.name,
+            type=spec.type,
+            nullable=a["nulls"] > 0,
+            null_share=round(t["nulls"] / t["rows"], 6) if t["rows"] else 0.0,
+            distinct=len(t["counts"]),
+            example=spec.example,
+        )
+        if spec.type == FeatureType.categorical:
+            out.categories = {str(k): int(v) for k, v in _ranked(t["counts"], CONTRACT_CATEGORIES)}
+        elif spec.type == FeatureType.boolean:
+            out.categories = {"true": int(t["counts"].get(1.0, 0)), "false": int(t["counts"].get(0.0, 0))}
+        elif spec.type in (FeatureType.numeric, FeatureType.datetime) and known:
+            out.min, out.max = t["min"], t["max"]
+        columns.append(out)
+    return DataContract(columns, sampled.target, task.task, task.classes, task.target_type, dict(sampled.dropped))
+
+
+def transform_from_stats(contract: DataContract, train: dict, sample: Any, cfg: Any) -> FeatureTransform:
+    """The preprocessing, as :meth:`FeatureTransform.fit` would fit it on every train row:
+    vocabularies from the exact counts (``features.max_categories``), means and the boolean mode
+    exact; the median (``features.impute=median``, datetime gaps) from the train sample."""
+    columns = []
+    for spec in contract.columns:
+        t = train[spec.name]
+        known = t["rows"] - t["nulls"]
+        enc = ColumnEncoding(spec.name, spec.type, indicator=bool(cfg.missing_indicator and t["nulls"] > 0))
+        if spec.type == FeatureType.categorical:
+            enc.categories = sorted(str(k) for k, _ in _ranked(t["counts"], cfg.max_categories))
+        elif spec.type == FeatureType.text:
+            enc.buckets = cfg.text_buckets
+        elif not known:
+            enc.impute = 0.0
+        elif spec.type == FeatureType.boolean:
+            enc.impute = 1.0 if t["counts"].get(1.0, 0) / known >= 0.5 else 0.0
+        elif spec.type == FeatureType.datetime:
+            values = coerce(sample[spec.name].reset_index(drop=True), spec.type, spec.name, strict=False).dropna()
+            enc.impute = float((values.astype("int64") / 1e9).median()) if len(values) else 0.0
+        elif cfg.impute == Impute.zero:
+            enc.impute = 0.0
+        elif cfg.impute == Impute.mean:
+            enc.impute = t["sum"] / known
+        else:
+            values = coerce(sample[spec.name].reset_index(drop=True), spec.type, spec.name, strict=False).dropna()
+            enc.impute = float(values.median()) if len(values) else 0.0
+        columns.append(enc)
+    identity = all(c.type == FeatureType.numeric and not c.nullable for c in contract.columns) and not any(
+        c.indicator for c in columns
+    )
+    return FeatureTransform(columns, contract.target, contract.task, contract.classes, is_identity=identity)

@@ -1,0 +1,285 @@
+"""``prepare.engine=stream`` (and the orchestration ``ray`` shares): prepare data larger than memory.
+
+1. The input files: ``source.path`` of a csv/parquet source (one file, or every ``*.parquet`` /
+   ``*.csv`` under a directory or prefix, sorted; hive partition folders are walked, their keys
+   are not columns), or another source's frame as one in-memory file.
+2. Pass 1, per file (:func:`aiinfra.data.stream_file.prepare_file`): split by hash, write the
+   parts, count the target, draw the train sample.
+3. Types and the task: inferred on the train sample (the memory engine's rules), the task on the
+   whole target's values.
+4. Pass 2, per written part (:func:`aiinfra.data.stream_stats.part_stats`): exact statistics; the
+   contract and the preprocessing from the train parts', the profile from every part's.
+5. ``reference.parquet`` (the ``reference.rows`` sampled train rows with the smallest hash),
+   ``contract.json``, ``preprocess.json``, ``profile.json``, and ``meta.json`` last.
+
+Nothing half-written looks complete: a local prepared directory is built beside the old one and
+swapped in at the end; on an object store the old ``meta.json`` and parts are deleted first and
+``meta.json`` is written last, and a failed run deletes what it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiinfra.data.prepared import META, NOT_LINEAGE, PARTITIONED, SPLITS, write_json
+from aiinfra.errors import DataValidationError
+from aiinfra.storage import urls
+
+log = logging.getLogger(__name__)
+
+FILE_SOURCES = {"csv": "csv", "parquet": "parquet"}
+#: what a prepared directory of either layout holds (deleted before a new one is written there)
+PREPARED_NAMES = (
+    *(f"{s}.parquet" for s in SPLITS),
+    *SPLITS,
+    "reference.parquet",
+    "contract.json",
+    "preprocess.json",
+)
+
+
+def input_files(cfg: Any) -> tuple[str, list]:
+    """(kind, the input files in order) for this source."""
+    from aiinfra.data.stream_file import InputFile
+
+    kind = FILE_SOURCES.get(str(cfg.source.type))
+    path = getattr(cfg.source, "path", None)
+    if kind is None or path is None:
+        import pyarrow as pa
+
+        from aiinfra.plugins.manager import get_plugins
+
+        frame = get_plugins().registry.get("source", cfg.source.type).load()(cfg.source).read()
+        log.info("stream: source '%s' is read into memory (one file of %d rows)", cfg.source.type, len(frame))
+        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+        return "memory", [InputFile(str(cfg.source.type), str(cfg.source.type), table)]
+    # absolute: Ray's tasks run in other working directories
+    path = str(path) if urls.is_remote(path) else str(urls.local_path(path).resolve())
+    if not urls.exists(path):
+        raise DataValidationError(f"source file '{urls.redact(path)}' does not exist.", hint="set source.path=...")
+    if not urls.isdir(path):
+        return kind, [InputFile(path, os.path.basename(path.rstrip("/")))]
+    found = [p for p in urls.glob(path, f"**/*.{kind}") if not os.path.basename(p).startswith((".", "_"))]
+    if not found:
+        raise DataValidationError(
+            f"source.path '{urls.redact(path)}' is a directory without *.{kind} files.",
+            hint=f"point source.path at a {kind} file or a directory of them",
+        )
+    base = path.rstrip("/") + "/"
+    names = [p[len(base) :] if p.startswith(base) else os.path.relpath(p, path) for p in found]
+    return kind, [InputFile(p, n) for p, n in zip(found, names, strict=True)]
+
+
+def file_plan(cfg: Any, kind: str, first: Any, out: str):
+    """The plan every file's work shares: columns and schema from the first file."""
+    import pyarrow as pa
+
+    from aiinfra.data.stream_file import FilePlan, open_batches
+    from aiinfra.data.validation import validate_frame
+
+    schema, batches = open_batches(first, kind, min(cfg.prepare.batch_rows, 4096), None)
+    head = next(iter(batches), None)  # the declared columns and types, checked as the memory engine does
+    frame = (pa.Table.from_batches([head]) if head is not None else schema.empty_table()).to_pandas()
+    features = validate_frame(frame, cfg.source)
+    columns = (*features, cfg.source.target)
+    if cfg.split.key is not None and cfg.split.key not in columns:
+        raise DataValidationError(
+            f"split.key names column '{cfg.split.key}', which the data does not have.",
+            hint=f"the data has: {', '.join(schema.names)}",
+        )
+    return FilePlan(
+        out=out,
+        kind=kind,
+        target=cfg.source.target,
+        columns=columns,
+        schema=pa.schema([schema.field(c) for c in columns]),
+        seed=int(cfg.seed),
+        val=float(cfg.split.val),
+        test=float(cfg.split.test),
+        key=cfg.split.key,
+        batch_rows=int(cfg.prepare.batch_rows),
+        part_rows=int(cfg.prepare.part_rows),
+        sample_rows=int(cfg.prepare.sample_rows),
+    )
+
+
+def local_map(fn: Callable, items: list) -> list:
+    return [fn(*item) for item in items]
+
+
+def _workdir(out: str) -> str:
+    """Where this run writes: beside a local prepared dir (swapped in at the end), or the URL."""
+    if urls.is_remote(out):
+        urls.remove(urls.join(out, META))  # first: what is left until the end never looks complete
+        for name in PREPARED_NAMES:
+            urls.remove(urls.join(out, name), recursive=True)
+        return out
+    local = urls.local_path(out).resolve()
+    local.parent.mkdir(parents=True, exist_ok=True)
+    return str(local.parent / f".{local.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _finish(work: str, out: str) -> None:
+    if work == out:
+        return
+    local = urls.local_path(out)
+    old = local.parent / f".{local.name}.old-{uuid.uuid4().hex[:8]}"
+    if local.exists():
+        local.rename(old)
+    Path(work).rename(local)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _discard(work: str, out: str) -> None:
+    if work != out:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    for name in (*PREPARED_NAMES, "profile.json", META):
+        try:
+            urls.remove(urls.join(out, name), recursive=True)
+        except Exception:  # noqa: BLE001 - cleaning up after the real error, which is raised
+            log.warning("could not delete %s after the failed prepare", urls.redact(urls.join(out, name)))
+
+
+def run_streaming(cfg: Any, show: Callable, mapper: Callable | None = None) -> dict[str, Any]:
+    """The streaming prepare; ``show(contract, type_table)`` prints the type table;
+    ``mapper(fn, [args, ...]) -> [results]`` runs the per-file and per-part work (a local loop,
+    or Ray: :mod:`aiinfra.data.ray_prepare`)."""
+    if mapper is None:
+        if str(cfg.prepare.engine) == "ray":
+            from aiinfra.data.ray_prepare import ray_mapper
+
+            with ray_mapper(cfg) as mapped:
+                return _run(cfg, show, mapped)
+        mapper = local_map
+    return _run(cfg, show, mapper)
+
+
+def _run(cfg: Any, show: Callable, mapper: Callable) -> dict[str, Any]:
+    kind, files = input_files(cfg)
+    log.info("stream prepare: %d %s file(s), engine %s", len(files), kind, cfg.prepare.engine)
+    out = str(cfg.paths.prepared)
+    work = _workdir(out)
+    try:
+        result = _prepare(cfg, kind, files, work, out, show, mapper)
+    except BaseException:
+        _discard(work, out)
+        raise
+    _finish(work, out)
+    return result
+
+
+def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callable, mapper: Callable) -> dict:
+    import pyarrow as pa
+
+    from aiinfra.config.typed import to_dict
+    from aiinfra.data.contract import CONTRACT, PREPROCESS
+    from aiinfra.data.features import infer_contract, infer_task, type_table
+    from aiinfra.data.stream_file import H2, FilePartial, prepare_file
+    from aiinfra.data.stream_stats import contract_from_stats, merge_stats, part_stats, transform_from_stats
+    from aiinfra.governance import quality
+
+    plan = file_plan(cfg, kind, files[0], work)
+    urls.makedirs(work)
+    partials = mapper(prepare_file, [(f, i, plan) for i, f in enumerate(files)])
+    total = FilePartial()
+    for partial in partials:
+        total.merge(partial, plan.sample_rows)
+    if total.dropped_target:
+        log.warning("dropped %d rows without a value in the target '%s'", total.dropped_target, plan.target)
+    rows = sum(total.rows.values())
+    if rows < 20 or not total.rows["train"]:
+        raise DataValidationError(f"the source has only {rows} rows; at least 20 are needed to split.")
+    sample_table = total.sample
+    sample = sample_table.drop_columns([H2]).to_pandas()
+    # the task on the whole target's distinct values (every class known), the types on the sample
+    values = pa.array(list(total.target_counts), type=plan.schema.field(plan.target).type).to_pandas()
+    values.name = plan.target
+    decision = infer_task(values, cfg.features)
+    log.info("%s", decision.rule)
+    sampled = infer_contract(sample, cfg.source, cfg.features, sample.index)
+    types = {c.name: str(c.type) for c in sampled.columns}
+    # dropped columns and the target are profiled too (as the memory engine's profile does)
+    types |= {name: _raw_kind(plan.schema.field(name).type) for name in sampled.dropped}
+    types[plan.target] = str(decision.target_type)
+    parts = [(split, rel) for split, rel, _, _ in total.parts]
+    stats = mapper(part_stats, [(urls.join(work, rel), types, plan.batch_rows) for _, rel in parts])
+    train, every = {}, {}
+    for (split, _), entry in zip(parts, stats, strict=True):
+        merge_stats(every, entry)
+        if split == "train":
+            merge_stats(train, entry)
+    contract = contract_from_stats(sampled, train, every, decision)
+    transform = transform_from_stats(contract, train, sample, cfg.features)
+    show(contract, type_table(contract, sample, transform))
+    counts = dict(total.rows)
+    ref_rows = min(cfg.reference.rows, sample_table.num_rows)
+    profile = quality.profile_from_stats(every, counts, contract, sample)
+    data_quality = quality.check(cfg, profile)
+    columns = [*contract.features, plan.target]
+    reference = sample_table.slice(0, ref_rows).select(columns)
+    _write_table(reference, urls.join(work, "reference.parquet"))
+    write_json(work, CONTRACT, contract.to_dict())
+    write_json(work, PREPROCESS, transform.to_dict())
+    digest = hashlib.sha256()
+    for _split, rel, n, sha in total.parts:
+        digest.update(f"{rel}:{n}:{sha}\n".encode())
+    meta = {
+        "features": contract.features,
+        "target": plan.target,
+        "task": str(contract.task),
+        "classes": [c.item() if hasattr(c, "item") else c for c in (contract.classes or [])],
+        "encoded_features": transform.output_names,
+        "dataset_hash": digest.hexdigest()[:16],
+        "source": cfg.source.type,
+        "source_config": {k: v for k, v in to_dict(cfg.source).items() if k not in NOT_LINEAGE},
+        "rows": counts | {"reference": ref_rows},
+        "seed": cfg.seed,
+        "feedback_rows": 0,
+        "layout": PARTITIONED,
+        "split": {"method": "hash", "key": plan.key, "columns": list(plan.columns)},
+        "parts": {s: sum(1 for p in total.parts if p[0] == s) for s in SPLITS},
+    }
+    urls.write_text(urls.join(work, quality.PROFILE), _json(profile))
+    write_json(work, META, meta)  # last: PreparedData.open needs it
+    data_quality["profile"] = quality.store_profile(cfg, profile)
+    log.info("wrote %s: %s (dataset hash %s)", urls.redact(out), meta["rows"], meta["dataset_hash"])
+    return {
+        "prepared_dir": out,
+        "dataset_hash": meta["dataset_hash"],
+        **{f"rows_{k}": v for k, v in meta["rows"].items()},
+        "data_quality": data_quality,
+    }
+
+
+def _raw_kind(arrow_type: Any) -> str:
+    """How a column that is no input is profiled: by its stored type."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "numeric"
+    if pa.types.is_timestamp(arrow_type):
+        return "datetime"
+    return "categorical"
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+def _write_table(table: Any, path: str) -> None:
+    import pyarrow.parquet as pq
+
+    with urls.open_file(path, "wb") as f:
+        pq.write_table(table, f, compression="snappy")

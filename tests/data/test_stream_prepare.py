@@ -1,0 +1,169 @@
+"""``prepare.engine=stream``: partitioned Parquet written by record batches, through the real CLI.
+
+Re-runs give the same bytes; a row keeps its split when a file is added; statistics are fitted
+on train rows only; the contract agrees with the memory engine's; a file with another schema or a
+damaged one is exit 2 naming it with no ``meta.json`` left; train and evaluate read the layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from aiinfra.data.prepared import PreparedData
+from project_helpers import run_cli
+
+STREAM = ("prepare.engine=stream", "source=parquet", "source.target=label")
+
+
+def mixed_frame(n: int, seed: int) -> pd.DataFrame:
+    """Numeric, categorical, boolean columns with gaps, a binary label and a row id (which the
+    contract drops as an identifier; the parts keep it, so tests can follow rows)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "row_id": np.arange(n) + seed * 1_000_000,
+            "width": rng.normal(10, 3, n),
+            "count": rng.integers(0, 40, n).astype(float),
+            "color": rng.choice(["red", "green", "blue", "grey"], n),
+            "flag": rng.random(n) < 0.3,
+            "label": rng.integers(0, 2, n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "width"] = np.nan
+    frame.loc[rng.random(n) < 0.05, "color"] = None
+    return frame
+
+
+def write_parts(root: Path, frames: list[pd.DataFrame]) -> Path:
+    for i, frame in enumerate(frames):
+        part = root / f"day={i % 2}"
+        part.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(part / f"f{i}.parquet", index=False)
+    return root
+
+
+def prepare(project: Path, source: Path, out: str, *extra: str):
+    return run_cli(project, "prepare", *STREAM, f"source.path={source}", f"paths.prepared={out}", *extra)
+
+
+def part_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+
+
+def test_rerun_same_bytes_and_split_stable_under_an_added_file(project: Path, tmp_path: Path) -> None:
+    source = write_parts(tmp_path / "in", [mixed_frame(900, s) for s in range(3)])
+    assert prepare(project, source, "data/a").returncode == 0
+    assert prepare(project, source, "data/b").returncode == 0
+    a, b = project / "data" / "a", project / "data" / "b"
+    assert part_bytes(a) == part_bytes(b)
+    for name in ("meta.json", "contract.json", "preprocess.json", "profile.json"):
+        assert (a / name).read_text() == (b / name).read_text()
+    meta = json.loads((a / "meta.json").read_text())
+    assert meta["layout"] == "partitioned" and sum(meta["rows"][s] for s in ("train", "val", "test")) == 2700
+    assert 0.1 < meta["rows"]["test"] / 2700 < 0.2  # split.test=0.15 by hash
+
+    def splits(root: Path) -> dict[int, str]:
+        data = PreparedData.open(root)
+        return {int(r): split for split in ("train", "val", "test") for r in data.read(split)["row_id"]}
+
+    before = splits(a)
+    write_parts(tmp_path / "more", [mixed_frame(900, s) for s in range(4)])
+    (tmp_path / "in" / "day=1" / "f3.parquet").write_bytes((tmp_path / "more" / "day=1" / "f3.parquet").read_bytes())
+    assert prepare(project, source, "data/a").returncode == 0
+    after = splits(a)
+    assert len(after) == len(before) + 900
+    assert all(after[row] == split for row, split in before.items())
+    assert "row_id" in PreparedData.open(a).contract.dropped
+
+
+def test_statistics_from_train_rows_only(project: Path, tmp_path: Path) -> None:
+    frame = mixed_frame(3000, 7)
+    source = write_parts(tmp_path / "in", [frame])
+    assert prepare(project, source, "data/p").returncode == 0
+    data = PreparedData.open(project / "data" / "p")
+    test = data.read("test")
+    # a value only test rows hold: mark some test rows' colour, prepare again from that data
+    frame.loc[frame["row_id"].isin(test["row_id"].head(20)), "color"] = "violet"
+    assert (frame["color"] == "violet").sum() == 20
+    write_parts(tmp_path / "in", [frame])
+    assert prepare(project, source, "data/p", "audit.data_quality=off").returncode == 0
+    data = PreparedData.open(project / "data" / "p")
+    assert "violet" in set(data.read("test")["color"])
+    assert "violet" not in set(data.read("train")["color"])
+    color = next(c for c in data.transform.columns if c.name == "color")
+    assert "violet" not in color.categories and "violet" not in data.contract.column("color").categories
+    train = data.read("train")
+    spec = data.contract.column("color")
+    assert spec.categories == {k: int(v) for k, v in train["color"].value_counts().items()}
+    width = next(c for c in data.transform.columns if c.name == "width")
+    assert width.indicator and data.contract.column("width").min == train["width"].min()
+    assert data.contract.column("width").null_share == round(train["width"].isna().mean(), 6)
+
+
+def test_stream_and_memory_agree_on_a_bundled_table(project: Path, tmp_path: Path) -> None:
+    assert run_cli(project, "prepare", "experiment=penguins", "paths.prepared=data/mem").returncode == 0
+    mem = PreparedData.open(project / "data" / "mem")
+    table = pd.concat([mem.read(s) for s in ("train", "val", "test")], ignore_index=True)
+    table.to_parquet(tmp_path / "penguins.parquet", index=False)
+    proc = run_cli(
+        project,
+        "prepare",
+        "experiment=penguins",
+        "prepare.engine=stream",
+        "source=parquet",
+        f"source.path={tmp_path / 'penguins.parquet'}",
+        f"source.target={mem.target}",
+        "paths.prepared=data/st",
+    )
+    assert proc.returncode == 0, proc.stderr
+    st = PreparedData.open(project / "data" / "st")
+    assert st.task == mem.task and st.classes == mem.classes
+    assert {c.name: c.type for c in st.contract.columns} == {c.name: c.type for c in mem.contract.columns}
+    assert [c.name for c in st.transform.columns] == [c.name for c in mem.transform.columns]
+    for s, m in zip(st.contract.columns, mem.contract.columns, strict=True):
+        assert abs(s.null_share - m.null_share) < 0.05, s.name
+        if s.min is not None:
+            assert abs(s.min - m.min) <= 0.2 * (m.max - m.min) and abs(s.max - m.max) <= 0.2 * (m.max - m.min)
+        if s.categories:
+            assert set(s.categories) == set(m.categories), s.name
+    assert sum(st.meta["rows"][s] for s in ("train", "val", "test")) == len(table)
+
+
+def test_bad_partitions_exit_2_naming_the_file(project: Path, tmp_path: Path) -> None:
+    source = write_parts(tmp_path / "in", [mixed_frame(300, s) for s in range(2)])
+    other = mixed_frame(300, 9).assign(count=lambda f: f["count"].astype(str))
+    other.to_parquet(source / "day=1" / "f9.parquet", index=False)
+    proc = prepare(project, source, "data/bad")
+    assert proc.returncode == 2 and "f9.parquet" in proc.stderr and "count" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (project / "data" / "bad" / "meta.json").exists()
+    (source / "day=1" / "f9.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    proc = prepare(project, source, "data/bad")
+    assert proc.returncode == 2 and "f9.parquet" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (project / "data" / "bad").exists()
+    # a stale complete output is not left looking current after a failure either
+    (source / "day=1" / "f9.parquet").unlink()
+    assert prepare(project, source, "data/bad").returncode == 0
+    (source / "day=1" / "f9.parquet").write_bytes(b"garbage")
+    assert prepare(project, source, "data/bad").returncode == 2
+    assert (project / "data" / "bad" / "meta.json").is_file()  # the previous complete run is kept whole
+    assert not list((project / "data").glob(".bad.tmp-*"))
+
+
+def test_train_stream_loader_and_evaluate_on_partitioned_layout(project: Path, tmp_path: Path) -> None:
+    source = write_parts(tmp_path / "in", [mixed_frame(700, s) for s in range(3)])
+    assert prepare(project, source, "data/prepared", "prepare.part_rows=300").returncode == 0
+    data = PreparedData.open(project / "data" / "prepared")
+    parts = data.files("train")
+    assert len(parts) >= 3 and sum(pq.ParquetFile(p).metadata.num_rows for p in parts) == data.meta["rows"]["train"]
+    train = [*STREAM, f"source.path={source}", "data.loader=stream", "trainer.max_epochs=2"]
+    proc = run_cli(project, "train", *train[1:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((project / "models" / "train_run.json").read_text())["loader"] == "stream"
+    proc = run_cli(project, "evaluate", *STREAM[1:], f"source.path={source}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert any("acc" in k for k in json.dumps(metrics).split('"'))

@@ -182,7 +182,9 @@ class _SplitWriter:
     def _open(self) -> None:
         self.relative = f"{self.split}/part-{self.index:05d}-{self.n:03d}.parquet"
         self.sink = _HashingFile(urls.open_file(urls.join(self.plan.out, self.relative), "wb"))
-        self.writer = pq.ParquetWriter(self.sink, self.plan.schema, compression="snappy")
+        # dictionary pages for strings only: trying them on floats costs time and rarely pays
+        strings = [f.name for f in self.plan.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        self.writer = pq.ParquetWriter(self.sink, self.plan.schema, compression="snappy", use_dictionary=strings)
 
     def close(self) -> None:
         if self.writer is None:

@@ -67,15 +67,22 @@ def _minmax(entry: dict, lo: Any, hi: Any, prefix: str = "") -> None:
     entry[prefix + "max"] = hi if b is None else max(b, hi)
 
 
-def _numbers(entry: dict, values: np.ndarray) -> None:
-    """Known float values: sum, range, distinct values (counted, capped)."""
+def _numbers(entry: dict, values: np.ndarray, counted: bool = False) -> None:
+    """Known float values: sum, range, distinct values (capped; with ``counted`` (booleans as
+    1.0/0.0) how often each occurs, else only which occur: a number's count is never used)."""
     if not len(values):
         return
     entry["sum"] += float(values.sum())
     _minmax(entry, float(values.min()), float(values.max()))
-    if not entry["capped"]:
+    if counted:
         keys, counts = np.unique(values, return_counts=True)
-        _count(entry["counts"], keys.tolist(), counts.tolist(), entry, NUMBER_DISTINCT_CAP)
+        _count(entry["counts"], keys.tolist(), counts.tolist(), entry)
+    elif not entry["capped"]:
+        seen = entry["counts"]
+        keys = np.unique(values)[: NUMBER_DISTINCT_CAP - len(seen) + 1]
+        seen.update(dict.fromkeys(keys.tolist(), 0))
+        if len(seen) >= NUMBER_DISTINCT_CAP:  # no longer told apart: stop paying for np.unique
+            entry["capped"] = True
 
 
 def _add_column(entry: dict, column: pa.ChunkedArray, kind: FeatureType, name: str) -> None:
@@ -122,7 +129,7 @@ def _add_column(entry: dict, column: pa.ChunkedArray, kind: FeatureType, name: s
         raw = series[present.to_numpy(zero_copy_only=False)].astype(str).value_counts()
         _count(entry["raw_counts"], list(raw.index), raw.tolist(), entry)
     if kind in (FeatureType.numeric, FeatureType.boolean):
-        _numbers(entry, known.to_numpy(dtype=np.float64))
+        _numbers(entry, known.to_numpy(dtype=np.float64), counted=kind == FeatureType.boolean)
     elif kind == FeatureType.datetime:
         _numbers(entry, known.astype("int64").to_numpy() / 1e9)
     else:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -111,6 +112,7 @@ def main() -> None:
                 "wall_s": round(m.wall_s, 2),
                 "rows_per_s": round(args.rows / m.wall_s) if m.ok else None,
                 "peak_rss_mib": round(m.peak_mib),
+                "load1": round(os.getloadavg()[0], 1),  # the machine is shared
             }
             report_dir = project / (
                 "reports/verdict-only" if name == "local_verdict" else "reports/s3" if name == "s3" else "reports/drift"
@@ -131,14 +133,15 @@ def main() -> None:
         if s3 is not None:
             s3.stop()
     lines = [header, "", f"log size on disk: {size / 2**20:,.0f} MiB", ""]
-    lines.append("| run | status | wall s | rows/s | peak RSS MiB | rows tested | verdict |")
-    lines.append("|---|---|---:|---:|---:|---:|---|")
+    lines.append("| run | status | wall s | rows/s | peak RSS MiB | rows tested | verdict | load1 |")
+    lines.append("|---|---|---:|---:|---:|---:|---|---:|")
     for r in results:
         rate = f"{r['rows_per_s']:,}" if r["rows_per_s"] else "-"
         drift = r.get("drift", "-")
         seen = f"{r['rows_seen']:,}" if r.get("rows_seen") else "-"
         lines.append(
-            f"| {r['run']} | {r['status']} | {r['wall_s']:.1f} | {rate} | {r['peak_rss_mib']:,} | {seen} | {drift} |"
+            f"| {r['run']} | {r['status']} | {r['wall_s']:.1f} | {rate} | {r['peak_rss_mib']:,} | {seen} "
+            f"| {drift} | {r.get('load1', '-')} |"
         )
     failed = [r for r in results if r["status"] != "ok"]
     for r in failed:

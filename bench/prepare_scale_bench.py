@@ -249,6 +249,7 @@ def measure(name: str, rows: int, data: Path, work: Path, cap: int, s3: MotoS3 |
         "rows_per_s": round(rows / m.wall_s) if m.ok else None,
         "peak_rss_mib": round(m.peak_mib),
         "status": m.status,
+        "load1": round(os.getloadavg()[0], 1),  # the machine is shared: the 1-minute load after the run
         "log": str(log_path),
     }
     if m.ok:
@@ -279,8 +280,8 @@ def machine() -> str:
 
 def report(results: dict, sizes: list[int], ray_check: dict | None, header: str) -> str:
     lines = [header, ""]
-    lines.append("| rows | contender | status | wall s | rows/s | peak RSS MiB | wall / DuckDB's | commit |")
-    lines.append("|---:|---|---|---:|---:|---:|---:|---|")
+    lines.append("| rows | contender | status | wall s | rows/s | peak RSS MiB | wall / DuckDB's | load1 | commit |")
+    lines.append("|---:|---|---|---:|---:|---:|---:|---:|---|")
     for rows in sizes:
         floor = results.get(f"{rows}:duckdb")
         for name in ALL:
@@ -295,7 +296,7 @@ def report(results: dict, sizes: list[int], ray_check: dict | None, header: str)
             rate = f"{r['rows_per_s']:,}" if r["rows_per_s"] else "-"
             lines.append(
                 f"| {rows:,} | {name} | {r['status']} | {r['wall_s']:.1f} | {rate} | {r['peak_rss_mib']:,} "
-                f"| {ratio} | {r.get('commit', '?')} |"
+                f"| {ratio} | {r.get('load1', '-')} | {r.get('commit', '?')} |"
             )
     lines += ["", "Targets (stream engine):"]
     small, large = min(sizes), max(sizes)
@@ -336,7 +337,8 @@ def report(results: dict, sizes: list[int], ray_check: dict | None, header: str)
         "",
         "Peak RSS is the sum over the process tree (Ray's raylet and workers included; pages shared between",
         "processes, such as Ray's object store, count once per process that maps them). The pandas script",
-        "and DuckDB split by their own hash of id (the same 70/15/15 work, other row sets).",
+        "and DuckDB split by their own hash of id (the same 70/15/15 work, other row sets). load1: the",
+        "1-minute load average right after the run (2 cores, shared with other work: above 2 means contention).",
     ]
     return "\n".join(lines) + "\n"
 

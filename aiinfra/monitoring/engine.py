@@ -66,28 +66,39 @@ class ColumnPlan:
 
 
 def load_reference(prepared: str | Path) -> Reference:
+    """The training reference (``reference.parquet``) and ``meta.json`` of the prepared data, on a
+    local path or an object store (``paths.prepared`` as a URL)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    prepared = Path(prepared)
-    ref_path, meta_path = prepared / "reference.parquet", prepared / "meta.json"
-    for p in (ref_path, meta_path):
-        if not p.is_file():
+    from aiinfra.storage import urls
+
+    ref_path, meta_path = urls.join(prepared, "reference.parquet"), urls.join(prepared, "meta.json")
+    with urls.storage_errors(str(prepared)):
+        for p in (ref_path, meta_path):
+            if not urls.isfile(p):
+                raise AiinfraError(
+                    f"reference data not found: {urls.redact(p)}",
+                    hint="run `aiinfra prepare` first (it writes reference.parquet and meta.json), "
+                    "or point paths.prepared at a directory holding them",
+                )
+        try:
+            meta = json.loads(urls.read_text(meta_path))
+        except (OSError, ValueError) as exc:
             raise AiinfraError(
-                f"reference data not found: {p}",
-                hint="run `aiinfra prepare` first (it writes reference.parquet and meta.json), "
-                "or point paths.prepared at a directory holding them",
+                f"cannot read {urls.redact(meta_path)}: {exc}", hint="re-run `aiinfra prepare`"
+            ) from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("features"), list):
+            raise DataValidationError(
+                f"{urls.redact(meta_path)} has no 'features' list", hint="re-run `aiinfra prepare` to rewrite it"
             )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise AiinfraError(f"cannot read {meta_path}: {exc}", hint="re-run `aiinfra prepare`") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("features"), list):
-        raise DataValidationError(f"{meta_path} has no 'features' list", hint="re-run `aiinfra prepare` to rewrite it")
-    try:
-        table = pq.read_table(ref_path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise AiinfraError(f"cannot read reference data {ref_path}: {exc}", hint="re-run `aiinfra prepare`") from None
+        try:
+            fs, inner = urls.arrow_filesystem(ref_path)
+            table = pq.read_table(inner, filesystem=fs)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise AiinfraError(
+                f"cannot read reference data {urls.redact(ref_path)}: {exc}", hint="re-run `aiinfra prepare`"
+            ) from None
     return Reference(table, meta, ref_path, typed_columns.load(prepared))
 
 

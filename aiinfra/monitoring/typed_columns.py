@@ -95,18 +95,24 @@ def canonical(value: Any, boolean: bool = False) -> str | None:
 def load(prepared: str | Path) -> ContractView | None:
     """The contract of the prepared data, or None when there is none (data prepared before it:
     every column is then compared as the monitor always did)."""
-    path = Path(prepared) / CONTRACT_FILE
-    if not path.is_file():
-        return None
+    import json
+
+    from aiinfra.storage import urls
+
+    path = urls.join(prepared, CONTRACT_FILE)  # paths.prepared may be an object-store URL
+    with urls.storage_errors(path):
+        if not urls.isfile(path):
+            return None
+        text = urls.read_text(path)
     from aiinfra.data.features import DataContract
 
     try:
-        contract = DataContract.load(Path(prepared))
+        contract = DataContract.from_dict(json.loads(text))
     except AiinfraError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AiinfraError(
-            f"cannot read the data contract {path}: {type(exc).__name__}: {exc}",
+            f"cannot read the data contract {urls.redact(path)}: {type(exc).__name__}: {exc}",
             hint="re-run `aiinfra prepare` to write it again",
         ) from None
     return view(contract, str(path))

@@ -23,11 +23,12 @@ from aiinfra.serving.privacy import LogPrivacy
 from aiinfra.serving.reload import ModelHolder
 from aiinfra.serving.runtime import ModelLoader, ServedModel
 from aiinfra.serving.usage import UsageWriter
+from aiinfra.storage import urls
 
 
 def prediction_log_dir(cfg: Any) -> str:
-    """``server.log_dir``, or ``<paths.logs>/predictions``; absolute."""
-    return str(Path(cfg.server.log_dir or Path(cfg.paths.logs) / "predictions").resolve())
+    """``server.log_dir``, or ``<paths.logs>/predictions``; absolute (an object-store URL as it is)."""
+    return urls.absolute(cfg.server.log_dir or urls.join(str(cfg.paths.logs), "predictions"))
 
 
 def feedback_dir(cfg: Any) -> str:

@@ -59,9 +59,7 @@ def _task(data: PreparedData) -> str:
 
 def _train_target(data: PreparedData) -> Any:
     """The TRAIN split's encoded target, reading only its column (the streaming loader's path)."""
-    import pandas as pd
-
-    y = pd.read_parquet(data.path("train"), columns=[data.target])[data.target]
+    y = data.read("train", columns=[data.target])[data.target]  # local or a URL, one file or parts
     return data.transform.encode_target(y)
 
 
@@ -226,7 +224,8 @@ def _run(cfg: Any) -> dict[str, Any]:
     # the one trainer rule that needs the data's task: before torch is imported
     loss = resolve_loss(getattr(tcfg, "loss", Loss.auto), getattr(tcfg, "class_weights", None), _task(data))
     encoded = list(data.encoded_features)
-    plan = plan_training(cfg, train_rows=data.meta["rows"]["train"], n_features=len(encoded))
+    raw_columns = len(data.features) + 1  # the in-memory path reads the raw features and the target first
+    plan = plan_training(cfg, train_rows=data.meta["rows"]["train"], n_features=len(encoded), raw_columns=raw_columns)
 
     import lightning as L
     import torch

@@ -44,10 +44,11 @@ class TrainingPlan:
         return self.batch_size * self.steps_per_call
 
 
-def plan_training(cfg: Any, *, train_rows: int, n_features: int) -> TrainingPlan:
-    """The plan for this config and a prepared training split of ``train_rows`` x ``n_features``."""
+def plan_training(cfg: Any, *, train_rows: int, n_features: int, raw_columns: int = 0) -> TrainingPlan:
+    """The plan for this config and a prepared training split of ``train_rows`` x ``n_features``
+    (encoded), read from ``raw_columns`` raw columns."""
     batch = batch_size(cfg, train_rows)
-    loader = loader_kind(cfg, train_rows, n_features)
+    loader = loader_kind(cfg, train_rows, n_features, raw_columns)
     return TrainingPlan(
         batch_size=batch,
         lr=learning_rate(cfg, batch),
@@ -79,16 +80,23 @@ def learning_rate(cfg: Any, batch: int) -> float:
     return lr * math.sqrt(max(batch, LR_REFERENCE_BATCH) / LR_REFERENCE_BATCH)
 
 
-def memory_fits(rows: int, features: int, budget_bytes: int = MEMORY_BUDGET_BYTES) -> bool:
-    """Whether float32 features of this size fit the in-memory budget."""
-    return rows * features * 4 <= budget_bytes
+#: bytes a raw value takes in the pandas frame the in-memory path reads before encoding (float64,
+#: or an object pointer plus a short string): a rough figure, enough to keep a 20M-row table of
+#: strings off the in-memory path
+RAW_VALUE_BYTES = 16
 
 
-def loader_kind(cfg: Any, train_rows: int, n_features: int) -> Loader:
-    """``data.loader``; ``auto`` is ``memory`` when the training features fit, else ``stream``."""
+def memory_fits(rows: int, features: int, budget_bytes: int = MEMORY_BUDGET_BYTES, raw_columns: int = 0) -> bool:
+    """Whether the float32 features of this size, and the raw frame they are encoded from, fit the
+    in-memory budget."""
+    return rows * (features * 4 + raw_columns * RAW_VALUE_BYTES) <= budget_bytes
+
+
+def loader_kind(cfg: Any, train_rows: int, n_features: int, raw_columns: int = 0) -> Loader:
+    """``data.loader``; ``auto`` is ``memory`` when the training data fits, else ``stream``."""
     if cfg.data.loader != Loader.auto:
         return cfg.data.loader
-    return Loader.memory if memory_fits(train_rows, n_features) else Loader.stream
+    return Loader.memory if memory_fits(train_rows, n_features, raw_columns=raw_columns) else Loader.stream
 
 
 def steps_per_call(cfg: Any, loader: Loader) -> int:

@@ -81,6 +81,8 @@ def test_plan_picks_the_loader_by_size_and_keeps_an_explicit_one():
     assert plan_training(_typed(), train_rows=fits, n_features=16).loader == Loader.memory
     assert plan_training(_typed(), train_rows=fits + 1, n_features=16).loader == Loader.stream
     assert plan_training(_typed(data={"loader": "stream"}), train_rows=100, n_features=16).loader == Loader.stream
+    # the raw frame read before encoding counts too: a wide table of strings streams sooner
+    assert plan_training(_typed(), train_rows=fits // 2, n_features=16, raw_columns=20).loader == Loader.stream
 
 
 def test_plan_resumes_from_an_existing_checkpoint_only(tmp_path):

@@ -71,11 +71,40 @@ def category_key(value: Any) -> str:
     return str(value)
 
 
+#: what ``infer_dtype(skipna=True)`` calls a column without any str value (nothing can be blank)
+_NO_STRINGS = frozenset({"empty", "boolean", "integer", "floating", "mixed-integer-float", "decimal", "complex"})
+_NO_STRINGS |= {"datetime", "datetime64", "date", "timedelta", "timedelta64", "time", "period", "interval", "bytes"}
+#: Python's whitespace (``str.isspace``) among ASCII characters
+_ASCII_BLANK = r"^[ \t\n\r\x0b\x0c\x1c-\x1f]*$"
+
+
+def _blank_strings(values: np.ndarray) -> np.ndarray | None:
+    """Blank (empty or whitespace) values of an object array of str and nulls, vectorised in
+    Arrow; None where it cannot say exactly as ``str.strip`` would (non-ASCII text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if pc.all(pc.string_is_ascii(arr)).as_py() is False:
+        return None
+    blank = pc.fill_null(pc.match_substring_regex(arr, _ASCII_BLANK), False)
+    return blank.to_numpy(zero_copy_only=False)
+
+
 def _nulls(series: pd.Series) -> np.ndarray:
     """Missing values: None, NaN, NaT and blank strings (a CSV's empty field)."""
     isna = series.isna().to_numpy()
     if series.dtype == object or pd.api.types.is_string_dtype(series):
-        blank = series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        values = series.to_numpy(dtype=object)
+        inferred = pd.api.types.infer_dtype(values, skipna=True)
+        if inferred in _NO_STRINGS:
+            return isna
+        blank = _blank_strings(values) if inferred == "string" and len(values) > SMALL_FRAME else None
+        if blank is None:
+            blank = series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
         isna = isna | blank
     return isna
 
@@ -135,15 +164,25 @@ def coerce(series: pd.Series, kind: FeatureType, column: str, strict: bool = Tru
             out = out.astype("float64")
         bad = out.isna().to_numpy() & ~isna
     elif kind == FeatureType.boolean:
-        out = pd.Series(
-            [np.nan if n else _to_bool(v) for v, n in zip(series.tolist(), isna, strict=True)],
-            index=series.index,
-            dtype="float64",
-        )
+        if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "boolean":
+            # bools and gaps only (a bool column with nulls): what _to_bool gives each, at once
+            floats = np.full(len(series), np.nan)
+            floats[~isna] = series.to_numpy(dtype=object)[~isna].astype(np.float64)
+            out = pd.Series(floats, index=series.index, dtype="float64")
+        else:
+            out = pd.Series(
+                [np.nan if n else _to_bool(v) for v, n in zip(series.tolist(), isna, strict=True)],
+                index=series.index,
+                dtype="float64",
+            )
         bad = out.isna().to_numpy() & ~isna
     elif kind == FeatureType.datetime:
         out = _parse_dates(series.where(~isna, None) if series.dtype == object else series)
         bad = out.isna().to_numpy() & ~isna
+    elif series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "string":
+        # strings and gaps only: each string is its own category_key, and a scalar
+        bad = np.zeros(len(series), dtype=bool)
+        out = pd.Series(np.where(isna, None, series.to_numpy(dtype=object)), index=series.index, dtype=object)
     else:
         scalar = series.map(lambda v: not isinstance(v, (list, dict, tuple, set)))
         bad = ~scalar.to_numpy(dtype=bool) & ~isna

@@ -222,14 +222,16 @@ def _check_names(kind: str, names: list[str], present: list[str]) -> None:
             )
 
 
-def _spec(name: str, kind: FeatureType, train: pd.Series, whole: pd.Series) -> ColumnSpec:
+def _spec(name: str, kind: FeatureType, train: pd.Series, whole: pd.Series | None) -> ColumnSpec:
+    """``whole``: every row's values, None where they are the train rows' (not coerced twice)."""
     values = coerce(train.reset_index(drop=True), kind, name, strict=False)
     known = values.dropna()
     raw = train[~_nulls(train)]
+    every = values if whole is None else coerce(whole.reset_index(drop=True), kind, name, strict=False)
     spec = ColumnSpec(
         name=name,
         type=kind,
-        nullable=bool(coerce(whole.reset_index(drop=True), kind, name, strict=False).isna().any()),
+        nullable=bool(every.isna().any()),
         null_share=round(float(values.isna().mean()) if len(values) else 0.0, 6),
         distinct=int(known.nunique()),
         example=str(_plain(raw.iloc[0])) if len(raw) else "",
@@ -269,6 +271,8 @@ def infer_contract(
     decision = infer_task(frame[target], features_cfg)
     hints = dict(getattr(source_cfg, "columns", None) or {})
     train = frame.loc[train_rows]
+    # every row is a train row (the streaming prepare's sample): the whole is the train frame
+    same = len(train) == len(frame) and train.index.equals(frame.index) and frame.index.is_unique
     columns: list[ColumnSpec] = []
     dropped: dict[str, str] = {}
     for name in present:
@@ -292,7 +296,7 @@ def infer_contract(
             if kind is None:
                 dropped[name] = why
                 continue
-        columns.append(_spec(name, kind, train[name], frame[name]))
+        columns.append(_spec(name, kind, train[name], None if same else frame[name]))
     if not columns:
         raise DataValidationError(
             f"no input columns are left (dropped: {'; '.join(f'{k}: {v}' for k, v in dropped.items()) or 'none'}).",

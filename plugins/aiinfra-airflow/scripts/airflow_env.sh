@@ -33,8 +33,14 @@ echo "airflow_env: building $DIR (apache-airflow==$AIRFLOW_VERSION, a few minute
 "$PY" -m venv "$DIR"
 constraint_args=()
 [ -f "$CONSTRAINTS" ] && constraint_args=(--constraint "$CONSTRAINTS")
-"$DIR/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
-  "${constraint_args[@]}" "apache-airflow==$AIRFLOW_VERSION" >&2
+# pip's output goes to a log (a local mirror's "Location ... is ignored" lines run to hundreds)
+LOG="$DIR.build.log"
+if ! "$DIR/bin/python" -m pip install --no-input --disable-pip-version-check \
+  "${constraint_args[@]}" "apache-airflow==$AIRFLOW_VERSION" >"$LOG" 2>&1; then
+  grep -v "is ignored" "$LOG" | tail -20 >&2
+  echo "airflow_env: pip install failed (full log: $LOG)" >&2
+  exit 1
+fi
 "$DIR/bin/airflow" version >/dev/null
 echo "built in $((SECONDS - start)) s" >"$MARKER"
 echo "airflow_env: built $DIR in $((SECONDS - start)) s" >&2

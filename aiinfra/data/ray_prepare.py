@@ -2,7 +2,8 @@
 
 The functions mapped are the stream engine's own (:func:`aiinfra.data.stream_file.prepare_file`,
 :func:`aiinfra.data.stream_stats.part_stats`), so both engines write the same files and the same
-statistics; only where they run differs. The driver merges the results in input order. Ray joins
+statistics; only where they run differs. The driver merges the results in input order, one by
+one as they arrive. Ray joins
 ``prepare.ray_address``, else ``RAY_ADDRESS``, else starts a local instance with
 ``prepare.ray_cpus`` CPUs. On a cluster, ``source.path`` and ``paths.prepared`` must be URLs (or a
 file system every node shares): each task reads and writes where it runs.
@@ -38,7 +39,8 @@ def _import_ray():
 
 @contextlib.contextmanager
 def ray_mapper(cfg: Any) -> Iterator[Callable]:
-    """A ``mapper(fn, [args, ...]) -> [results]`` over Ray Data for as long as the block runs."""
+    """A ``mapper(fn, [args, ...]) -> iterator of results (input order)`` over Ray Data for as
+    long as the block runs."""
     ray = _import_ray()
     address = cfg.prepare.ray_address or os.environ.get("RAY_ADDRESS")
     started = not ray.is_initialized()
@@ -64,9 +66,11 @@ def ray_mapper(cfg: Any) -> Iterator[Callable]:
             ray.shutdown()
 
 
-def _map(ray: Any, fn: Callable, items: list) -> list:
+def _map(ray: Any, fn: Callable, items: list) -> Iterator:
+    """The results in input order, each as soon as it and those before it are done (the driver
+    merges them one by one: it never holds every file's result)."""
     if not items:
-        return []
+        return
     payload = pickle.dumps((fn, items))
 
     def run(row: dict[str, Any]) -> dict[str, Any]:
@@ -77,11 +81,14 @@ def _map(ray: Any, fn: Callable, items: list) -> list:
             return {"i": row["i"], "ok": False, "result": pickle.dumps(exc)}
 
     data = ray.data.from_items([{"i": i} for i in range(len(items))], override_num_blocks=len(items))
-    rows = sorted(data.map(run).take_all(), key=lambda r: r["i"])
-    results = []
-    for row in rows:
-        value = pickle.loads(row["result"])
-        if not row["ok"]:
-            raise value
-        results.append(value)
-    return results
+    waiting: dict[int, dict[str, Any]] = {}
+    want = 0
+    for row in data.map(run).iter_rows():
+        waiting[row["i"]] = row
+        while want in waiting:
+            done = waiting.pop(want)
+            want += 1
+            value = pickle.loads(done["result"])
+            if not done["ok"]:
+                raise value
+            yield value

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from aiinfra.data.stream_stats import merge_stats, not_missing, stored_kinds, table_stats
 from aiinfra.errors import AiinfraError, DataValidationError
 from aiinfra.storage import urls
 
@@ -67,6 +68,19 @@ class InputFile:
     table: Any = None
 
 
+class SampleBound:
+    """The largest sample hash of the merged train sample once it is full: a row above it can
+    never enter the final sample, so files still running skip it. Shared by the stream engine's
+    threads; Ray's tasks get a copy (they only prune less): the sample is the same either way."""
+
+    def __init__(self) -> None:
+        self.value: np.uint64 | None = None
+
+    def lower(self, value: np.uint64) -> None:
+        if self.value is None or value < self.value:
+            self.value = value
+
+
 @dataclass(frozen=True)
 class FilePlan:
     """What every file's work needs (plain, picklable: it travels to Ray's workers)."""
@@ -83,6 +97,7 @@ class FilePlan:
     batch_rows: int
     part_rows: int
     sample_rows: int
+    bound: SampleBound | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -95,6 +110,8 @@ class FilePartial:
     target_counts: dict[Any, int] = field(default_factory=dict)
     target_capped: bool = False
     sample: Any = None  # pa.Table of train rows + H2, sorted by H2, at most sample_rows
+    #: pass-1 column statistics (stream_stats) of the "train" rows and of "every" split's rows
+    stats: dict[str, dict] = field(default_factory=lambda: {"train": {}, "every": {}})
 
     def merge(self, other: FilePartial, sample_rows: int) -> FilePartial:
         for split in SPLITS:
@@ -103,6 +120,8 @@ class FilePartial:
         self.parts += other.parts
         _add_counts(self, other.target_counts, other.target_capped)
         self.sample = bottom_k([t for t in (self.sample, other.sample) if t is not None], sample_rows)
+        for key in ("train", "every"):
+            merge_stats(self.stats[key], other.stats[key])
         return self
 
 
@@ -253,16 +272,6 @@ def _check_schema(file: InputFile, schema: pa.Schema, expected: pa.Schema) -> No
             )
 
 
-def _not_missing(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """True where a value is present (null and blank strings are gaps, as in the memory engine)."""
-    present = pc.is_valid(column)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        present = pc.and_kleene(present, pc.not_equal(pc.utf8_trim_whitespace(column), ""))
-    elif pa.types.is_floating(column.type):
-        present = pc.and_kleene(present, pc.invert(pc.is_nan(column)))
-    return pc.fill_null(present, False)
-
-
 def row_hashes(batch: pa.RecordBatch, name: np.uint64, start: int, plan: FilePlan) -> tuple[np.ndarray, np.ndarray]:
     """(split hash u in [0, 1), sample hash) of each row of ``batch`` (rows ``start``... of its file)."""
     import pandas as pd
@@ -287,6 +296,8 @@ def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
     partial = FilePartial()
     name, start, pending = name_hash(file.name), 0, []
     threshold = None  # the sample's largest H2 once it is full: rows above it cannot enter
+    kinds = stored_kinds(plan.schema)
+    per_split: dict[str, dict] = {split: {} for split in SPLITS}
     try:
         for batch in batches:
             batch = batch.select(list(plan.columns))
@@ -294,7 +305,7 @@ def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
                 batch = batch.cast(plan.schema)
             u, h2 = row_hashes(batch, name, start, plan)
             start += batch.num_rows
-            keep = _not_missing(batch.column(plan.target)).to_numpy(zero_copy_only=False)
+            keep = not_missing(batch.column(plan.target)).to_numpy(zero_copy_only=False)
             partial.dropped_target += int((~keep).sum())
             splits = np.where(u < plan.test, 2, np.where(u < plan.test + plan.val, 1, 0))
             splits[~keep] = -1
@@ -306,9 +317,12 @@ def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
                     continue
                 part = table.filter(pa.array(mask))
                 writers[split].write(part)
+                table_stats(per_split[split], part, kinds)
                 partial.rows[split] += n
                 if split == "train":
-                    chosen = mask if threshold is None else mask & (h2 < threshold)
+                    shared = None if plan.bound is None else plan.bound.value
+                    limit = shared if threshold is None else threshold if shared is None else min(threshold, shared)
+                    chosen = mask if limit is None else mask & (h2 < limit)
                     if chosen.any():
                         pending.append(table.filter(pa.array(chosen)).append_column(H2, pa.array(h2[chosen])))
                         if sum(t.num_rows for t in pending) >= plan.sample_rows:
@@ -330,4 +344,8 @@ def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
                 writer.sink.close()
     partial.parts = [p for split in SPLITS for p in writers[split].parts]
     partial.sample = bottom_k(pending, plan.sample_rows)
+    every: dict[str, dict] = {}
+    for split in SPLITS:
+        merge_stats(every, per_split[split])
+    partial.stats = {"train": per_split["train"], "every": every}
     return partial

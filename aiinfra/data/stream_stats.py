@@ -4,8 +4,11 @@ Pass 2 of ``prepare.engine=stream``/``ray``: with the column types known (inferr
 sample), :func:`part_stats` reads one written part file in record batches and returns per column
 mergeable counts: rows, gaps (after the type's coercion, and raw for the profile), sum and sum of
 squares, min/max, category counts and distinct values (both capped at :data:`DISTINCT_CAP`, so
-memory does not grow with rows). Train parts' statistics give the contract and the fitted
-preprocessing; every part's give ``nullable`` and the data-quality profile.
+memory does not grow with rows; a number column's distinct values are a sorted array, not
+counted). Pass 1 gathers the same statistics per split while it writes (:func:`table_stats`,
+by the stored type); pass 2 only re-reads the columns inferred as another type. Train rows'
+statistics give the contract and the fitted preprocessing; every row's give ``nullable`` and
+the data-quality profile.
 
 Exact: null shares, category counts (below the cap), boolean counts, min/max, means. From the
 sample: the median that ``features.impute=median`` fills gaps with, the example value.
@@ -23,7 +26,6 @@ import pyarrow.parquet as pq
 from aiinfra.data.contract import ColumnSpec, DataContract, coerce
 from aiinfra.data.features import CONTRACT_CATEGORIES
 from aiinfra.data.schema import FeatureType, Impute
-from aiinfra.data.stream_file import _not_missing
 from aiinfra.data.transform import ColumnEncoding, FeatureTransform
 from aiinfra.storage import urls
 
@@ -31,6 +33,47 @@ from aiinfra.storage import urls
 DISTINCT_CAP = 100_000
 #: numbers: only their distinct count is reported, so fewer are kept apart
 NUMBER_DISTINCT_CAP = 10_000
+
+
+def not_missing(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """True where a value is present (null and blank strings are gaps, as in the memory engine)."""
+    present = pc.is_valid(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        present = pc.and_kleene(present, pc.not_equal(pc.utf8_trim_whitespace(column), ""))
+    elif pa.types.is_floating(column.type):
+        present = pc.and_kleene(present, pc.invert(pc.is_nan(column)))
+    return pc.fill_null(present, False)
+
+
+def stored_kinds(schema: pa.Schema) -> dict[str, str]:
+    """The FeatureType each column's statistics are gathered as in pass 1, from its stored type:
+    a column inferred as that type (or text for a string) needs no pass 2 (its statistics are the
+    same as pass 2's); any other (a date written as a string, an override) is read again."""
+    kinds = {}
+    for f in schema:
+        t = f.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            kinds[f.name] = str(FeatureType.numeric)
+        elif pa.types.is_boolean(t):
+            kinds[f.name] = str(FeatureType.boolean)
+        elif pa.types.is_string(t):
+            kinds[f.name] = str(FeatureType.categorical)
+        elif pa.types.is_timestamp(t):
+            kinds[f.name] = str(FeatureType.datetime)
+    return kinds
+
+
+def needs_pass2(types: dict[str, str], stored: dict[str, str]) -> dict[str, str]:
+    """The columns (-> type) whose pass-1 statistics were gathered as another type."""
+    same = {(k, k) for k in stored.values()} | {(str(FeatureType.text), str(FeatureType.categorical))}
+    return {name: kind for name, kind in types.items() if (kind, stored.get(name)) not in same}
+
+
+def table_stats(stats: dict[str, dict], table: pa.Table, kinds: dict[str, str]) -> dict[str, dict]:
+    """Add ``table``'s rows to ``stats`` (column -> entry) for the columns of ``kinds``."""
+    for name, kind in kinds.items():
+        _add_column(stats.setdefault(name, _empty()), table.column(name), FeatureType(kind), name)
+    return stats
 
 
 def _empty() -> dict[str, Any]:
@@ -77,17 +120,23 @@ def _numbers(entry: dict, values: np.ndarray, counted: bool = False) -> None:
     if counted:
         keys, counts = np.unique(values, return_counts=True)
         _count(entry["counts"], keys.tolist(), counts.tolist(), entry)
-    elif not entry["capped"]:
-        seen = entry["counts"]
-        keys = np.unique(values)[: NUMBER_DISTINCT_CAP - len(seen) + 1]
-        seen.update(dict.fromkeys(keys.tolist(), 0))
-        if len(seen) >= NUMBER_DISTINCT_CAP:  # no longer told apart: stop paying for np.unique
-            entry["capped"] = True
+    elif not entry["capped"]:  # once capped, no longer told apart: stop paying for np.unique
+        _add_distinct(entry, np.unique(values), NUMBER_DISTINCT_CAP)
+
+
+def _add_distinct(entry: dict, keys: np.ndarray, cap: int) -> None:
+    """Numbers' distinct values: a sorted float64 array (not a dict of Python floats: merging
+    and holding them costs C time and 8 bytes a value), the smallest ``cap`` kept."""
+    seen = entry["counts"]
+    merged = keys if not len(seen) else np.union1d(np.asarray(seen, dtype=np.float64), keys)
+    if len(merged) >= cap:
+        merged, entry["capped"] = merged[:cap], True
+    entry["counts"] = merged
 
 
 def _add_column(entry: dict, column: pa.ChunkedArray, kind: FeatureType, name: str) -> None:
     n = len(column)
-    present = _not_missing(column)
+    present = not_missing(column)
     known_raw = int(pc.sum(present).as_py() or 0)
     entry["rows"] += n
     entry["raw_nulls"] += n - known_raw
@@ -143,8 +192,7 @@ def part_stats(path: str, types: dict[str, str], batch_rows: int) -> dict[str, d
     stats = {name: _empty() for name in types}
     pf = pq.ParquetFile(fs.open_input_file(inner))
     for batch in pf.iter_batches(batch_size=batch_rows, columns=list(types)):
-        for name, kind in types.items():
-            _add_column(stats[name], batch.column(name), FeatureType(kind), name)
+        table_stats(stats, pa.Table.from_batches([batch]), types)
     return stats
 
 
@@ -156,8 +204,11 @@ def merge_stats(into: dict[str, dict], other: dict[str, dict]) -> dict[str, dict
         _minmax(mine, entry["min"], entry["max"])
         _minmax(mine, entry["raw_min"], entry["raw_max"], "raw_")
         mine["capped"] = mine["capped"] or entry["capped"]
-        for key in ("counts", "raw_counts"):
-            _count(mine[key], list(entry[key]), list(entry[key].values()), mine)
+        if isinstance(entry["counts"], np.ndarray):
+            _add_distinct(mine, entry["counts"], DISTINCT_CAP)
+        else:
+            _count(mine["counts"], list(entry["counts"]), list(entry["counts"].values()), mine)
+        _count(mine["raw_counts"], list(entry["raw_counts"]), list(entry["raw_counts"].values()), mine)
     return into
 
 

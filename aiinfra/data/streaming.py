@@ -5,10 +5,17 @@
    are not columns), or another source's frame as one in-memory file.
 2. Pass 1, per file (:func:`aiinfra.data.stream_file.prepare_file`): split by hash, write the
    parts, count the target, draw the train sample.
-3. Types and the task: inferred on the train sample (the memory engine's rules), the task on the
-   whole target's values.
-4. Pass 2, per written part (:func:`aiinfra.data.stream_stats.part_stats`): exact statistics; the
-   contract and the preprocessing from the train parts', the profile from every part's.
+3. Types and the task: inferred (the memory engine's rules) on the first :data:`INFER_ROWS` rows
+   of the train sample (those with the smallest sample hash: uniform too; the rules look at
+   shares, which a smaller sample estimates as well, at a quarter of the time), the task on the
+   whole target's values. Medians and the reference rows come from the whole sample.
+   Each file's statistics per column (exact, as stream_stats gathers them) come back with it.
+   Results are merged as they arrive (in input order), so at most two files' samples and
+   statistics are alive: memory does not grow with the number of files.
+4. Pass 2, per written part (:func:`aiinfra.data.stream_stats.part_stats`), only for columns whose
+   inferred type is not the one their stored type gave pass 1 (a date or number written as a
+   string, an override): their exact statistics. The contract and the preprocessing come from the
+   train rows' statistics, the profile from every row's.
 5. ``reference.parquet`` (the ``reference.rows`` sampled train rows with the smallest hash),
    ``contract.json``, ``preprocess.json``, ``profile.json``, and ``meta.json`` last.
 
@@ -24,7 +31,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,10 @@ from aiinfra.storage import urls
 log = logging.getLogger(__name__)
 
 FILE_SOURCES = {"csv": "csv", "parquet": "parquet"}
+#: train-sample rows the column types are inferred on (prepare.sample_rows, if smaller)
+INFER_ROWS = 50_000
+#: files prepared at once by the stream engine (threads; each holds one file's batches and sample)
+LOCAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
 #: what a prepared directory of either layout holds (deleted before a new one is written there)
 PREPARED_NAMES = (
     *(f"{s}.parquet" for s in SPLITS),
@@ -81,7 +92,7 @@ def file_plan(cfg: Any, kind: str, first: Any, out: str):
     """The plan every file's work shares: columns and schema from the first file."""
     import pyarrow as pa
 
-    from aiinfra.data.stream_file import FilePlan, open_batches
+    from aiinfra.data.stream_file import FilePlan, SampleBound, open_batches
     from aiinfra.data.validation import validate_frame
 
     schema, batches = open_batches(first, kind, min(cfg.prepare.batch_rows, 4096), None)
@@ -107,11 +118,35 @@ def file_plan(cfg: Any, kind: str, first: Any, out: str):
         batch_rows=int(cfg.prepare.batch_rows),
         part_rows=int(cfg.prepare.part_rows),
         sample_rows=int(cfg.prepare.sample_rows),
+        bound=SampleBound(),
     )
 
 
-def local_map(fn: Callable, items: list) -> list:
-    return [fn(*item) for item in items]
+def local_map(fn: Callable, items: list, workers: int | None = None) -> Iterator:
+    """The results one by one, in input order, from ``workers`` threads (Arrow's reading,
+    compute and Parquet writing release the GIL: two files at once use two cores); at most
+    ``workers`` results are made ahead of the one the caller merges, so memory stays flat."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or LOCAL_WORKERS
+    if workers <= 1 or len(items) <= 1:
+        yield from (fn(*item) for item in items)
+        return
+    pending = iter(items)
+    with ThreadPoolExecutor(workers, thread_name_prefix="aiinfra-prepare") as pool:
+        running = deque(pool.submit(fn, *item) for _, item in zip(range(workers), pending, strict=False))
+        try:
+            while running:
+                result = running.popleft().result()
+                following = next(pending, None)
+                if following is not None:
+                    running.append(pool.submit(fn, *following))
+                yield result
+                del result
+        finally:
+            for future in running:
+                future.cancel()
 
 
 def _workdir(out: str) -> str:
@@ -150,7 +185,7 @@ def _discard(work: str, out: str) -> None:
 
 def run_streaming(cfg: Any, show: Callable, mapper: Callable | None = None) -> dict[str, Any]:
     """The streaming prepare; ``show(contract, type_table)`` prints the type table;
-    ``mapper(fn, [args, ...]) -> [results]`` runs the per-file and per-part work (a local loop,
+    ``mapper(fn, [args, ...]) -> iterator of results, in order`` runs the per-file and per-part work (a local loop,
     or Ray: :mod:`aiinfra.data.ray_prepare`)."""
     if mapper is None:
         if str(cfg.prepare.engine) == "ray":
@@ -177,21 +212,31 @@ def _run(cfg: Any, show: Callable, mapper: Callable) -> dict[str, Any]:
 
 
 def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callable, mapper: Callable) -> dict:
+    import numpy as np
     import pyarrow as pa
 
     from aiinfra.config.typed import to_dict
     from aiinfra.data.contract import CONTRACT, PREPROCESS
     from aiinfra.data.features import infer_contract, infer_task, type_table
     from aiinfra.data.stream_file import H2, FilePartial, prepare_file
-    from aiinfra.data.stream_stats import contract_from_stats, merge_stats, part_stats, transform_from_stats
+    from aiinfra.data.stream_stats import (
+        contract_from_stats,
+        merge_stats,
+        needs_pass2,
+        part_stats,
+        stored_kinds,
+        transform_from_stats,
+    )
     from aiinfra.governance import quality
 
     plan = file_plan(cfg, kind, files[0], work)
     urls.makedirs(work)
-    partials = mapper(prepare_file, [(f, i, plan) for i, f in enumerate(files)])
     total = FilePartial()
-    for partial in partials:
+    for partial in mapper(prepare_file, [(f, i, plan) for i, f in enumerate(files)]):
         total.merge(partial, plan.sample_rows)
+        del partial  # its sample and statistics are in the total now
+        if total.sample is not None and total.sample.num_rows >= plan.sample_rows:
+            plan.bound.lower(np.uint64(total.sample.column(H2)[-1].as_py()))
     if total.dropped_target:
         log.warning("dropped %d rows without a value in the target '%s'", total.dropped_target, plan.target)
     rows = sum(total.rows.values())
@@ -204,18 +249,25 @@ def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callab
     values.name = plan.target
     decision = infer_task(values, cfg.features)
     log.info("%s", decision.rule)
-    sampled = infer_contract(sample, cfg.source, cfg.features, sample.index)
+    typed = sample.iloc[:INFER_ROWS]
+    sampled = infer_contract(typed, cfg.source, cfg.features, typed.index)
     types = {c.name: str(c.type) for c in sampled.columns}
     # dropped columns and the target are profiled too (as the memory engine's profile does)
     types |= {name: _raw_kind(plan.schema.field(name).type) for name in sampled.dropped}
     types[plan.target] = str(decision.target_type)
-    parts = [(split, rel) for split, rel, _, _ in total.parts]
-    stats = mapper(part_stats, [(urls.join(work, rel), types, plan.batch_rows) for _, rel in parts])
-    train, every = {}, {}
-    for (split, _), entry in zip(parts, stats, strict=True):
-        merge_stats(every, entry)
-        if split == "train":
-            merge_stats(train, entry)
+    train, every = total.stats["train"], total.stats["every"]
+    again = needs_pass2(types, stored_kinds(plan.schema))
+    if again:
+        log.info("pass 2 (statistics of the columns stored as another type): %s", ", ".join(again))
+        for name in again:
+            train.pop(name, None)
+            every.pop(name, None)
+        parts = [(split, rel) for split, rel, _, _ in total.parts]
+        stats = mapper(part_stats, [(urls.join(work, rel), again, plan.batch_rows) for _, rel in parts])
+        for (split, _), entry in zip(parts, stats, strict=True):
+            merge_stats(every, entry)
+            if split == "train":
+                merge_stats(train, entry)
     contract = contract_from_stats(sampled, train, every, decision)
     transform = transform_from_stats(contract, train, sample, cfg.features)
     show(contract, type_table(contract, sample, transform))

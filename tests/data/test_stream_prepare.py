@@ -167,3 +167,73 @@ def test_train_stream_loader_and_evaluate_on_partitioned_layout(project: Path, t
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((project / "metrics.json").read_text())
     assert any("acc" in k for k in json.dumps(metrics).split('"'))
+
+
+def test_pass_one_statistics_equal_a_reread_of_the_written_parts(tmp_path: Path) -> None:
+    """Pass 1 gathers each split's statistics while it writes; for a column whose inferred type
+    is its stored type they must be what reading the written part back gives (pass 2)."""
+    import pyarrow as pa
+
+    from aiinfra.data.stream_stats import needs_pass2, part_stats, stored_kinds, table_stats
+
+    frame = mixed_frame(5000, 3)
+    frame["day"] = pd.Series(pd.date_range("2024-01-01", periods=5000, freq="h").strftime("%Y-%m-%d"))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    kinds = stored_kinds(table.schema)
+    assert kinds["day"] == "categorical" and kinds["width"] == "numeric" and kinds["flag"] == "boolean"
+    inferred = kinds | {"day": "datetime", "row_id": "numeric"}
+    assert needs_pass2(inferred, kinds) == {"day": "datetime"}  # stored as strings: read again
+    assert needs_pass2(kinds | {"color": "text"}, kinds) == {}  # a string column as text: the same counts
+    pq.write_table(table, tmp_path / "p.parquet")
+    first: dict = {}
+    for batch in table.to_batches(max_chunksize=700):  # pass 1 sees batches, pass 2 the file
+        table_stats(first, pa.Table.from_batches([batch]), kinds)
+    again = part_stats(str(tmp_path / "p.parquet"), kinds, 1000)
+    for name in kinds:
+        a, b = first[name], again[name]
+        assert {k: a[k] for k in ("rows", "nulls", "raw_nulls", "min", "max", "raw_min", "raw_max")} == {
+            k: b[k] for k in ("rows", "nulls", "raw_nulls", "min", "max", "raw_min", "raw_max")
+        }, name
+        assert abs(a["sum"] - b["sum"]) <= 1e-9 * max(1.0, abs(b["sum"])), name
+        assert np.array_equal(np.asarray(list(a["counts"])), np.asarray(list(b["counts"]))), name
+        assert a["raw_counts"] == b["raw_counts"], name
+
+
+def test_local_map_keeps_input_order_with_threads() -> None:
+    import time
+
+    from aiinfra.data.streaming import local_map
+
+    def slow(i: int) -> int:
+        time.sleep(0.02 * (5 - i))  # the first items finish last
+        return i
+
+    assert list(local_map(slow, [(i,) for i in range(6)], workers=3)) == list(range(6))
+
+
+def test_dates_and_numbers_written_as_strings_get_exact_statistics(project: Path, tmp_path: Path) -> None:
+    """Columns whose inferred type is not their stored type (pass 2): exact over the train rows."""
+    frames = []
+    for seed in range(3):
+        frame = mixed_frame(1500, seed)
+        rng = np.random.default_rng(seed)
+        days = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, len(frame)), unit="D")
+        frame["day"] = days.strftime("%Y-%m-%d")
+        frame["size"] = [f"{v:.2f}" for v in rng.normal(50, 5, len(frame))]
+        frame.loc[rng.random(len(frame)) < 0.1, "size"] = ""
+        frames.append(frame)
+    source = write_parts(tmp_path / "in", frames)
+    proc = prepare(project, source, "data/p", "prepare.part_rows=700")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pass 2" in proc.stderr and "day" in proc.stderr
+    data = PreparedData.open(project / "data" / "p")
+    train = data.read("train")
+    day, size = data.contract.column("day"), data.contract.column("size")
+    assert str(day.type) == "datetime" and str(size.type) == "numeric"
+    seconds = pd.to_datetime(train["day"]).astype("int64") / 1e9
+    assert (day.min, day.max) == (float(seconds.min()), float(seconds.max()))
+    sizes = pd.to_numeric(train["size"].replace("", None))
+    assert (size.min, size.max) == (float(sizes.min()), float(sizes.max()))
+    assert size.null_share == round(float(sizes.isna().mean()), 6) and size.null_share > 0
+    width = data.contract.column("width")  # a pass-1 column beside them
+    assert width.null_share == round(float(train["width"].isna().mean()), 6)

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_SPEC ?= torch==2.13.0
 export DO_NOT_TRACK := 1
 
-.PHONY: venv demo lint test test-core test-plugins mutations bench clean-demo
+.PHONY: venv demo lint test test-core test-plugins mutations bench bench-scale clean-demo
 
 # Tests run in random order (pytest-randomly), seeded from the commit so that a failure is
 # reproducible: the seed is printed at the start (`Using --randomly-seed=N`); rerun with
@@ -62,6 +62,12 @@ bench: venv
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/serve_bench.py
 	$(BIN)/python bench/monitor_bench.py
+
+# Data at scale (docs/scale.md): prepare on 2M and 20M generated rows against DuckDB and pandas,
+# the monitor on a 10M-row log (local and on a moto S3 server). ~10-20 min, ~3.5 GB under /tmp.
+bench-scale: venv
+	$(BIN)/python bench/prepare_scale_bench.py
+	$(BIN)/python bench/monitor_scale_bench.py
 
 clean-demo:
 	rm -rf data models plots reports logs checkpoints mlflow.db mlartifacts metrics.json dvc.lock .aiinfra

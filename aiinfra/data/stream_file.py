@@ -109,9 +109,11 @@ class FilePartial:
     parts: list[tuple[str, str, int, str]] = field(default_factory=list)  # (split, relative path, rows, sha256)
     target_counts: dict[Any, int] = field(default_factory=dict)
     target_capped: bool = False
-    sample: Any = None  # pa.Table of train rows + H2, sorted by H2, at most sample_rows
+    sample: Any = None  # pa.Table of train rows + H2 holding the smallest sample_rows H2s (unsorted)
     #: pass-1 column statistics (stream_stats) of the "train" rows and of "every" split's rows
     stats: dict[str, dict] = field(default_factory=lambda: {"train": {}, "every": {}})
+    #: the sample's sample_rows-th smallest H2 once it has that many rows (rows above cannot enter)
+    sample_limit: Any = None
 
     def merge(self, other: FilePartial, sample_rows: int) -> FilePartial:
         for split in SPLITS:
@@ -119,7 +121,7 @@ class FilePartial:
         self.dropped_target += other.dropped_target
         self.parts += other.parts
         _add_counts(self, other.target_counts, other.target_capped)
-        self.sample = bottom_k([t for t in (self.sample, other.sample) if t is not None], sample_rows)
+        self.sample, self.sample_limit = pruned([self.sample, other.sample], sample_rows)
         for key in ("train", "every"):
             merge_stats(self.stats[key], other.stats[key])
         return self
@@ -142,10 +144,26 @@ def bottom_k(tables: list, k: int):
     if not tables:
         return None
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    if len(tables) == 1 and table.num_rows <= k:
-        return table
     order = pc.sort_indices(table, sort_keys=[(H2, "ascending")])
     return table.take(order[:k])
+
+
+def pruned(tables: list, k: int, slack: int = 2):
+    """(a table of at least the ``k`` rows with the smallest H2 of these tables, in no order;
+    the largest H2 it keeps once it holds ``k``, else None). The rows are cut to ``k`` only once
+    they pass ``slack * k``: a cut is a scan, a sort and a gather of every column, so the sample
+    is sorted once, at the end (:func:`bottom_k`), not once per batch or file."""
+    tables = [t for t in tables if t is not None and t.num_rows]
+    if not tables:
+        return None, None
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if table.num_rows < k:
+        return table, None
+    h2 = table.column(H2).to_numpy()
+    limit = np.partition(h2, k - 1)[k - 1]
+    if table.num_rows > slack * k:
+        table = table.filter(pa.array(h2 <= limit))
+    return table, limit
 
 
 class _HashingFile:
@@ -295,7 +313,7 @@ def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
     writers = {split: _SplitWriter(plan, split, index) for split in SPLITS}
     partial = FilePartial()
     name, start, pending = name_hash(file.name), 0, []
-    threshold = None  # the sample's largest H2 once it is full: rows above it cannot enter
+    threshold = None  # the file's sample's k-th smallest H2 once it is full: rows above it cannot enter
     kinds = stored_kinds(plan.schema)
     per_split: dict[str, dict] = {split: {} for split in SPLITS}
     try:
@@ -325,10 +343,9 @@ def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
                     chosen = mask if limit is None else mask & (h2 < limit)
                     if chosen.any():
                         pending.append(table.filter(pa.array(chosen)).append_column(H2, pa.array(h2[chosen])))
-                        if sum(t.num_rows for t in pending) >= plan.sample_rows:
-                            pending = [bottom_k(pending, plan.sample_rows)]
-                            if pending[0].num_rows >= plan.sample_rows:
-                                threshold = np.uint64(pending[0].column(H2)[-1].as_py())
+                        if sum(t.num_rows for t in pending) >= 2 * plan.sample_rows:
+                            sample, limit = pruned(pending, plan.sample_rows)
+                            pending, threshold = [sample], (threshold if limit is None else limit)
             counts = pc.value_counts(batch.column(plan.target).filter(pa.array(keep)))
             _add_counts(
                 partial,
@@ -343,7 +360,7 @@ def prepare_file(file: InputFile, index: int, plan: FilePlan) -> FilePartial:
                 writer.writer.close()
                 writer.sink.close()
     partial.parts = [p for split in SPLITS for p in writers[split].parts]
-    partial.sample = bottom_k(pending, plan.sample_rows)
+    partial.sample, partial.sample_limit = pruned(pending, plan.sample_rows, slack=1)
     every: dict[str, dict] = {}
     for split in SPLITS:
         merge_stats(every, per_split[split])

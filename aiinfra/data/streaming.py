@@ -212,13 +212,12 @@ def _run(cfg: Any, show: Callable, mapper: Callable) -> dict[str, Any]:
 
 
 def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callable, mapper: Callable) -> dict:
-    import numpy as np
     import pyarrow as pa
 
     from aiinfra.config.typed import to_dict
     from aiinfra.data.contract import CONTRACT, PREPROCESS
     from aiinfra.data.features import infer_contract, infer_task, type_table
-    from aiinfra.data.stream_file import H2, FilePartial, prepare_file
+    from aiinfra.data.stream_file import H2, FilePartial, bottom_k, prepare_file
     from aiinfra.data.stream_stats import (
         contract_from_stats,
         merge_stats,
@@ -235,14 +234,14 @@ def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callab
     for partial in mapper(prepare_file, [(f, i, plan) for i, f in enumerate(files)]):
         total.merge(partial, plan.sample_rows)
         del partial  # its sample and statistics are in the total now
-        if total.sample is not None and total.sample.num_rows >= plan.sample_rows:
-            plan.bound.lower(np.uint64(total.sample.column(H2)[-1].as_py()))
+        if total.sample_limit is not None:
+            plan.bound.lower(total.sample_limit)
     if total.dropped_target:
         log.warning("dropped %d rows without a value in the target '%s'", total.dropped_target, plan.target)
     rows = sum(total.rows.values())
     if rows < 20 or not total.rows["train"]:
         raise DataValidationError(f"the source has only {rows} rows; at least 20 are needed to split.")
-    sample_table = total.sample
+    sample_table = bottom_k([total.sample], plan.sample_rows)  # sorted by H2, once
     sample = sample_table.drop_columns([H2]).to_pandas()
     # the task on the whole target's distinct values (every class known), the types on the sample
     values = pa.array(list(total.target_counts), type=plan.schema.field(plan.target).type).to_pandas()

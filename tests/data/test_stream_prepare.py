@@ -237,3 +237,22 @@ def test_dates_and_numbers_written_as_strings_get_exact_statistics(project: Path
     assert size.null_share == round(float(sizes.isna().mean()), 6) and size.null_share > 0
     width = data.contract.column("width")  # a pass-1 column beside them
     assert width.null_share == round(float(train["width"].isna().mean()), 6)
+
+
+def test_sample_merged_lazily_is_the_bottom_k_of_every_row() -> None:
+    """Files' samples are merged unsorted and cut only past twice the size: the final sample is
+    still exactly the rows with the smallest sample hash, in its order."""
+    import pyarrow as pa
+
+    from aiinfra.data.stream_file import H2, FilePartial, bottom_k
+
+    rng = np.random.default_rng(5)
+    chunks = [
+        pa.table({"x": rng.normal(size=n), H2: rng.integers(0, 2**63, n, dtype=np.uint64)})
+        for n in (50, 400, 7, 300, 0, 120)
+    ]
+    total = FilePartial()
+    for chunk in chunks:
+        total.merge(FilePartial(sample=chunk), 100)
+    assert total.sample_limit is not None and total.sample.num_rows <= 2 * 100  # cut past twice k
+    assert bottom_k([total.sample], 100).equals(bottom_k(chunks, 100))

@@ -105,19 +105,28 @@ def storage_errors(url: str | os.PathLike, key: str = "") -> Iterator[None]:
         ) from None
     except Exception as exc:
         name = type(exc).__name__
-        if (
-            "EndpointConnection" in name
-            or "ConnectTimeout" in name
-            or "NoCredentials" in name
-            or (isinstance(exc, OSError) and "connect" in str(exc).lower())
-        ):
-            hint = (
-                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment"
-                if "NoCredentials" in name
-                else "check storage.endpoint_url (or AWS_ENDPOINT_URL) and that the server is up"
-            )
-            raise StorageError(f"cannot read or write {redact(url)}{where}: {name}.", hint=hint) from None
-        raise
+        if not _is_storage_failure(exc):
+            raise
+        if "NoCredentials" in name:
+            hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment"
+        elif "EndpointConnection" in name or "ConnectTimeout" in name or isinstance(exc, OSError):
+            hint = "check storage.endpoint_url (or AWS_ENDPOINT_URL) and that the server is up"
+        else:
+            hint = "check the URL, storage.endpoint_url and the credentials of this environment"
+        # only the type name: a library's text can carry a key (botocore's ParamValidationError
+        # echoes the request's parameters, a presigned URL its signature)
+        raise StorageError(f"cannot read or write {redact(url)}{where}: {name}.", hint=hint) from None
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    """An error of the store or the way to it (OSError, anything botocore raises), not a bug."""
+    if isinstance(exc, OSError):
+        return True
+    try:
+        import botocore.exceptions as bx
+    except ImportError:  # pragma: no cover - no s3fs: no botocore errors either
+        return False
+    return isinstance(exc, (bx.BotoCoreError, bx.ClientError))
 
 
 def join(base: str | os.PathLike, *names: str) -> str:
@@ -168,25 +177,38 @@ def inner_path(path: str | os.PathLike) -> str:
     return fs._strip_protocol(os.fspath(path))
 
 
+def _info(path: str | os.PathLike) -> dict | None:
+    """What the store says about ``path`` now (None: not there). Not the listing cache: fsspec
+    keeps listings for the life of the process, so an object written by another process would
+    stay invisible. Only "not there" is False: an unreachable store or refused keys raise
+    (fsspec's own ``isfile`` swallows every error, so a dead endpoint read as "no data")."""
+    fs, inner = filesystem(path)
+    with storage_errors(path):
+        fs.invalidate_cache(inner)
+        try:
+            return fs.info(inner)
+        except FileNotFoundError:
+            return None
+
+
 def exists(path: str | os.PathLike) -> bool:
     if not is_remote(path):
         return local_path(path).exists()
-    fs, inner = filesystem(path)
-    return bool(fs.exists(inner))
+    return _info(path) is not None
 
 
 def isfile(path: str | os.PathLike) -> bool:
     if not is_remote(path):
         return local_path(path).is_file()
-    fs, inner = filesystem(path)
-    return bool(fs.isfile(inner))
+    info = _info(path)
+    return info is not None and info.get("type") == "file"
 
 
 def isdir(path: str | os.PathLike) -> bool:
     if not is_remote(path):
         return local_path(path).is_dir()
-    fs, inner = filesystem(path)
-    return bool(fs.isdir(inner))
+    info = _info(path)
+    return info is not None and info.get("type") == "directory"
 
 
 def _with_scheme(path: str, inner: str) -> str:
@@ -214,7 +236,30 @@ def open_file(path: str | os.PathLike, mode: str = "rb") -> IO:
             local.parent.mkdir(parents=True, exist_ok=True)
         return open(local, mode)  # noqa: SIM115 - the caller closes it
     fs, inner = filesystem(path)
-    return fs.open(inner, mode)
+    f = fs.open(inner, mode)
+    if any(m in mode for m in "wax") and hasattr(f, "discard"):
+        f.__class__ = _discarding(type(f))
+    return f
+
+
+_DISCARDING: dict[type, type] = {}
+
+
+def _discarding(cls: type) -> type:
+    """``cls`` whose ``with`` block throws the object away on an exception: fsspec's own
+    ``__exit__`` uploads what was written so far, so a failed write would leave a complete-looking
+    (truncated) object that the next reader accepts."""
+    if cls not in _DISCARDING:
+
+        def __exit__(self, exc_type, exc, tb):  # noqa: N807 - the context-manager protocol
+            if exc_type is None:
+                self.close()
+                return
+            self.discard()
+            self.closed = True  # nothing left to upload: close() would flush an empty buffer
+
+        _DISCARDING[cls] = type(f"Discarding{cls.__name__}", (cls,), {"__exit__": __exit__})
+    return _DISCARDING[cls]
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:

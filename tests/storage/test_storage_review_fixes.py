@@ -12,9 +12,9 @@ from s3_helpers import SECRET, clear_s3fs_cache, keys, s3_env  # noqa: F401 - s3
 
 
 @pytest.fixture
-@pytest.mark.usefixtures("s3_env")
-def dead_endpoint(monkeypatch):
+def dead_endpoint(request, monkeypatch):
     """This process pointed at a port where nobody listens (and a secret key to leak)."""
+    request.getfixturevalue("s3_env")
     dead = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)

@@ -7,7 +7,8 @@ it with the request id the server answered with (``X-Request-ID``, the V2 ``id``
 
 Each label must be one of the served model's classes (the error lists them); a regression model's
 label is the observed value, a finite number. The labels are
-written as one Parquet part file per request before the answer, so a 200 means they are on disk::
+written as one Parquet part file per request before the answer, so a 200 means they are stored
+(on an object store, ``server.feedback_dir=s3://...``, one PUT per part, visible only when whole)::
 
     <feedback_dir>/date=YYYY-MM-DD/part-<UTC time>-<pid>-<random>.parquet   (hive partitioning)
 
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiinfra.serving.protocol import RequestError, loads, request_id_problem, shown
+from aiinfra.storage import urls
 
 
 def canonical(value: Any) -> str | None:
@@ -115,11 +117,12 @@ class FeedbackStore:
     join; the label column itself is kept (it is what feedback is for)."""
 
     def __init__(self, directory: str | Path, privacy: Any = None):
-        self.dir = Path(directory)
+        # an object-store URL stays a string (a Path would turn s3://b into the local ./s3:/b)
+        self.dir: Path | str = urls.absolute(directory) if urls.is_remote(directory) else Path(directory)
         self.rows_written = 0
         self.privacy = privacy
 
-    def write(self, ids: list[str], labels: np.ndarray, target: str, model_name: str, model_version: str) -> Path:
+    def write(self, ids: list[str], labels: np.ndarray, target: str, model_name: str, model_version: str) -> Path | str:
 
         now = datetime.now(UTC)
         n = len(ids)
@@ -133,11 +136,20 @@ class FeedbackStore:
         privacy = self.privacy
         # request_id only: the features are not in this log, and the label is what it keeps
         table = privacy.table(cols, []) if privacy is not None else pa.table(cols)
+        name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+        options = privacy.write_options() if privacy is not None else {}
+        if isinstance(self.dir, str):  # an object store: the whole part in one PUT, as predlog does
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, **options)
+            url = urls.join(self.dir, f"date={now:%Y-%m-%d}", name)
+            with urls.storage_errors(url, "server.feedback_dir"):
+                urls.write_bytes(url, sink.getvalue().to_pybytes())
+            self.rows_written += n
+            return url
         folder = self.dir / f"date={now:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = folder / f".{name}"  # readers skip dot-files: they never see half a file
-        pq.write_table(table, tmp, **(privacy.write_options() if privacy is not None else {}))
+        pq.write_table(table, tmp, **options)
         os.replace(tmp, folder / name)
         self.rows_written += n
         return folder / name

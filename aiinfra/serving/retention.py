@@ -9,8 +9,12 @@ the monitor starts (it may run where the server does not).
 
 Several processes may sweep at once (server workers, a monitor): a partition is first renamed to a
 dot-name (atomic, so exactly one process wins it), then removed, and only the winner writes the
-audit line. On an object store (``server.log_dir=s3://...``) there is no atomic rename: a partition
-is deleted object by object, and a sweeper that finds it already gone writes no audit line.
+audit line. On an object store (``server.log_dir=s3://...``) there is no atomic rename, and a delete
+of a key that is already gone succeeds: a sweeper first claims the partition with a conditional
+PUT of ``<partition>/.deleting`` (``If-None-Match: *``: exactly one PUT succeeds), and only the
+winner counts, deletes (the claim last) and writes the audit line; a sweeper whose claim succeeds
+on a partition with nothing else left (another one just finished) removes its claim and writes
+nothing. A sweeper killed mid-deletion leaves its claim: the partition then waits for a person.
 """
 
 from __future__ import annotations
@@ -126,12 +130,14 @@ def sweep(cfg: Any, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     deleted = []
     for root in log_dirs(cfg):
         for date, partition in expired(root, days, today):
-            rows = _rows(partition, cfg)
             if isinstance(partition, str):
-                if not _remove_remote(partition):
-                    continue  # another sweeper deleted it first: its line is in the audit log
+                if not _claim_remote(partition):
+                    continue  # another sweeper has it: its line is (or will be) in the audit log
+                rows = _rows(partition, cfg)
+                _remove_remote(partition)
                 _record(cfg, partition, rows, days, date, today, deleted)
                 continue
+            rows = _rows(partition, cfg)
             claimed = partition.with_name(f".deleting-{partition.name}-{uuid.uuid4().hex[:8]}")
             try:
                 os.rename(partition, claimed)  # atomic: another sweeper that got there first wins
@@ -142,15 +148,36 @@ def sweep(cfg: Any, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     return deleted
 
 
-def _remove_remote(partition: str) -> bool:
-    """Delete an object-store partition; False when it was already gone (another sweeper's)."""
+CLAIM = ".deleting"
+
+
+def _claim_remote(partition: str) -> bool:
+    """True when this sweeper won ``partition`` (its conditional PUT of the claim succeeded and
+    the partition still holds parts); False when another sweeper has it or has just emptied it."""
     fs, inner = urls.filesystem(partition)
-    try:
-        fs.rm(inner, recursive=True)
-    except FileNotFoundError:
+    claim = f"{inner.rstrip('/')}/{CLAIM}"
+    with urls.storage_errors(partition, "server.log_privacy.retention_days"):
+        try:
+            fs.pipe_file(claim, b"", mode="create")  # If-None-Match: * on S3
+        except FileExistsError:
+            return False
+        fs.invalidate_cache(inner)
+        if any(not p.rstrip("/").endswith(f"/{CLAIM}") for p in fs.find(inner)):
+            return True
+        fs.rm(claim)  # only our claim is left: the partition was deleted by another sweeper
         return False
-    fs.invalidate_cache(inner)
-    return True
+
+
+def _remove_remote(partition: str) -> None:
+    """Delete a claimed object-store partition, the claim last (until then no one else takes it)."""
+    fs, inner = urls.filesystem(partition)
+    claim = f"{inner.rstrip('/')}/{CLAIM}"
+    with urls.storage_errors(partition, "server.log_privacy.retention_days"):
+        others = [p for p in fs.find(inner) if p.rstrip("/") != claim]
+        if others:
+            fs.rm(others)
+        fs.rm(claim)
+        fs.invalidate_cache(inner)
 
 
 def _record(cfg: Any, partition: Path | str, rows, days: int, date, today, deleted: list) -> None:

@@ -33,7 +33,7 @@ def prediction_log_dir(cfg: Any) -> str:
 
 def feedback_dir(cfg: Any) -> str:
     """Where ``POST /v2/models/{name}/feedback`` stores labels (aiinfra.serving.feedback)."""
-    return str(Path(cfg.server.feedback_dir or Path(cfg.paths.logs) / "feedback").resolve())
+    return urls.absolute(cfg.server.feedback_dir or urls.join(str(cfg.paths.logs), "feedback"))
 
 
 class AccessLog:

@@ -81,3 +81,64 @@ def test_a_library_error_text_is_not_repeated():
     assert "disk full" in str(err.value)
     with pytest.raises(KeyError), urls.storage_errors("s3://b/k"):  # a bug is not a storage error
         raise KeyError("x")
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_concurrent_sweepers_audit_each_partition_once(s3_server, tmp_path):
+    import datetime as dt
+    import threading
+    from types import SimpleNamespace
+
+    from aiinfra.serving import retention
+    from aiinfra.serving.schema import HttpServerConfig, LogPrivacyConfig
+
+    base = s3_server.bucket("review-retention-race")
+    old = [f"2026-10-{d:02d}" for d in range(1, 7)]
+    for d in old:
+        for h in range(3):
+            urls.write_bytes(f"{base}/predictions/date={d}/hour={h:02d}/part-1.parquet", b"")
+    server = HttpServerConfig(log_privacy=LogPrivacyConfig(retention_days=10))
+    server.log_dir, server.feedback_dir = f"{base}/predictions", f"{base}/feedback"
+    cfg = SimpleNamespace(server=server, paths=SimpleNamespace(logs=str(tmp_path / "logs")))
+    now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+    start, results = threading.Barrier(4), []
+
+    def sweeper() -> None:
+        start.wait()
+        results.append(retention.sweep(cfg, now=now))
+
+    threads = [threading.Thread(target=sweeper) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4
+    swept = sorted(d["path"] for r in results for d in r)
+    assert swept == [f"{base}/predictions/date={d}" for d in old]  # each partition by one sweeper
+    assert (tmp_path / "logs" / "audit.jsonl").read_text().count("log_partition_deleted") == len(old)
+    assert keys(s3_server, "review-retention-race") == []  # the claims too
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_feedback_labels_go_to_the_bucket_where_retention_looks(s3_server, tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from aiinfra.serving import retention, state
+    from aiinfra.serving.feedback import FeedbackStore
+    from aiinfra.serving.schema import HttpServerConfig
+
+    base = s3_server.bucket("review-feedback")
+    server = HttpServerConfig()
+    server.feedback_dir = f"{base}/fb/"
+    cfg = SimpleNamespace(server=server, paths=SimpleNamespace(logs=str(tmp_path / "logs")))
+    where = state.feedback_dir(cfg)
+    assert where == f"{base}/fb" and retention.log_dirs(cfg)[1] == where
+    stored = FeedbackStore(where).write(["r-1", "r-2"], np.array([1, 0]), "y", "m", "3")
+    assert stored.startswith(f"{base}/fb/date=") and not (tmp_path / "s3:").exists()
+    (key,) = keys(s3_server, "review-feedback")
+    assert key == stored.split("/", 3)[3]
+    with urls.open_file(stored) as f:
+        assert pq.read_table(f).column("y").to_pylist() == [1, 0]

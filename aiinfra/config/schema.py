@@ -12,14 +12,17 @@ the built-in ones live beside their components (``aiinfra/data/schema.py``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiinfra.config.checks import at_least, fail, require
 from aiinfra.data.schema import FeaturesConfig
 from aiinfra.governance.schema import AuditConfig, BudgetConfig, CostsConfig, SigningConfig
 from aiinfra.storage.schema import StorageConfig
+from aiinfra.storage.urls import is_remote, redact
 
 # ---------------------------------------------------------------------------------------------
 # top-level sections
@@ -246,6 +249,74 @@ class RootConfig:
             )
         if self.split.key is not None and self.split.method == SplitMethod.shuffle:
             fail("split.key", "is used by split.method=hash only", hint="split.method=hash, or leave split.key unset")
+        self._check_urls()
+
+    def _check_urls(self) -> None:
+        """No URL where only a local directory works (it would become a local ``./s3:/...``), and
+        no user or password in any URL (it would reach logs, run parameters and meta.json)."""
+        local_only = {
+            "paths.models": self.paths.models,
+            "paths.logs": self.paths.logs,
+            "server.log_spool_dir": getattr(self.server, "log_spool_dir", None),
+            "monitor.report_dir": getattr(self.monitor, "report_dir", None),
+        }
+        for key, value in local_only.items():
+            if value and is_remote(str(value)):
+                fail(
+                    key,
+                    f"must be a local directory, got the URL {redact(str(value))}",
+                    hint=f"settings that take a URL: {', '.join(URL_SETTINGS)}",
+                )
+        for key, value in _strings(self):
+            if key == "storage.endpoint_url" or "://" not in value or not is_remote(value):
+                continue
+            scheme = value.split("://", 1)[0].lower()
+            if "sql" in scheme or "+" in scheme or scheme == "oracle":
+                continue  # a database URI (tracking.uri): its password is the database driver's way
+            try:
+                parts = urlsplit(value)
+                userinfo = bool(parts.username or parts.password)
+            except ValueError:
+                userinfo = "@" in value.split("://", 1)[1].split("/", 1)[0]
+            if userinfo:
+                fail(
+                    key,
+                    "must not carry a user or password (credentials come from the environment)",
+                    hint="put the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or a profile) "
+                    "and give the URL without them",
+                )
+
+
+#: the settings that take an object-store URL (docs/scale.md)
+URL_SETTINGS = (
+    "source.path",
+    "paths.data",
+    "paths.prepared",
+    "paths.feedback",
+    "server.log_dir",
+    "server.feedback_dir",
+    "server.model_uri",
+    "monitor.current",
+    "monitor.feedback",
+    "tracking.artifact_location",
+)
+
+
+def _strings(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(key, value) of every string setting under ``node`` (dataclasses, dicts, lists)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for f in dataclasses.fields(node):
+            yield from _strings(getattr(node, f.name), f"{prefix}.{f.name}" if prefix else f.name)
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _strings(v, f"{prefix}[{i}]")
+    elif isinstance(node, str):
+        yield prefix, node
 
 
 #: config groups that select a component: group name -> component kind

@@ -142,3 +142,49 @@ def test_feedback_labels_go_to_the_bucket_where_retention_looks(s3_server, tmp_p
     assert key == stored.split("/", 3)[3]
     with urls.open_file(stored) as f:
         assert pq.read_table(f).column("y").to_pylist() == [1, 0]
+
+
+URL_RULE_CASES = [
+    (["paths.models=s3://bkt/models"], "paths.models: must be a local directory, got the URL s3://bkt/models"),
+    (["paths.logs=s3://bkt/logs"], "paths.logs: must be a local directory"),
+    (["server.log_spool_dir=s3://bkt/spool"], "server.log_spool_dir: must be a local directory"),
+    (["monitor.report_dir=gs://bkt/reports"], "monitor.report_dir: must be a local directory"),
+    (
+        ["source=csv", f"source.path=s3://AKIA:{SECRET}@bkt/raw.csv", "source.target=y"],
+        "source.path: must not carry a user or password",
+    ),
+    ([f"paths.prepared=s3://AKIA:{SECRET}@bkt/prepared"], "paths.prepared: must not carry a user or password"),
+    ([f"server.log_dir=https://u:{SECRET}@host/logs"], "server.log_dir: must not carry a user or password"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), URL_RULE_CASES)
+def test_url_rules_fail_validation_naming_the_key_and_no_secret(overrides, message):
+    from aiinfra.config.compose import compose
+    from aiinfra.config.validate import validate
+    from aiinfra.errors import ConfigError
+    from aiinfra.plugins.manager import build_plugin_manager
+    from project_helpers import REPO
+
+    with pytest.raises(ConfigError) as err:
+        validate(compose(overrides, REPO / "conf"), build_plugin_manager().registry)
+    text = f"{err.value} {err.value.hint}"
+    assert str(err.value).startswith(message), text
+    assert SECRET not in text
+    if "local directory" in message:
+        assert "paths.prepared" in text and "server.feedback_dir" in text  # where a URL does go
+
+
+def test_url_settings_that_are_allowed_still_validate():
+    from aiinfra.config.compose import compose
+    from aiinfra.config.validate import validate
+    from aiinfra.plugins.manager import build_plugin_manager
+    from project_helpers import REPO
+
+    overrides = [
+        "paths.prepared=s3://bkt/prepared",
+        "server.feedback_dir=s3://bkt/fb",
+        "tracking.uri=postgresql://mlflow:pw@db/mlflow",  # a database URI keeps its driver's password
+    ]
+    cfg = validate(compose(overrides, REPO / "conf"), build_plugin_manager().registry)
+    assert cfg.paths.prepared == "s3://bkt/prepared"

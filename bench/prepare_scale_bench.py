@@ -167,7 +167,10 @@ class MotoS3:
 def split_glob(out: Path, split: str) -> str:
     """The Parquet files of one split, whatever the writer's layout (a file, a directory of
     parts, DuckDB's ``split=NAME/``)."""
-    for pattern in (f"{split}.parquet", f"{split}/**/*.parquet", f"split={split}/*.parquet"):
+    patterns = (f"{split}.parquet/*.parquet", f"{split}/**/*.parquet", f"split={split}/*.parquet")
+    if (out / f"{split}.parquet").is_file():
+        return str(out / f"{split}.parquet")
+    for pattern in patterns:
         if list(out.glob(pattern)):
             return str(out / pattern)
     return ""

@@ -9,7 +9,7 @@ Data prepared before contracts existed (no ``contract.json``) reads as all-numer
 classification data with an identity transform.
 
 Two layouts: ``flat`` (``prepare.engine=memory``: one ``<split>.parquet`` per split) and
-``partitioned`` (``stream``/``ray``: ``<split>/part-<file>-<n>.parquet``, ``meta.json`` says
+``partitioned`` (``stream``/``ray``: a directory ``<split>.parquet/`` of ``part-<file>-<n>.parquet``; ``meta.json`` says
 ``"layout": "partitioned"``). The prepared directory may be a local path or an fsspec URL
 (``s3://bucket/prepared``): every read and write goes through :mod:`aiinfra.storage.urls`.
 """
@@ -91,6 +91,15 @@ def content_hash(frame) -> str:
     return h.hexdigest()[:16]
 
 
+def lineage_config(source_cfg: Any) -> dict[str, Any]:
+    """The source config as lineage records it (meta.json ``source_config``, the run's
+    parameters): without the keys that do not change the data, every URL redacted (a presigned
+    ``source.path`` carries a signature and a session token in its query)."""
+    from aiinfra.config.typed import to_dict
+
+    return urls.redact_values({k: v for k, v in to_dict(source_cfg).items() if k not in NOT_LINEAGE})
+
+
 @dataclass
 class PreparedData:
     root: Path | str  # a local directory, or the URL of one
@@ -168,8 +177,8 @@ class PreparedData:
     def path(self, split: str) -> Path | str:
         """A split's Parquet file, or in the partitioned layout its directory of part files
         (``reference`` is always one file)."""
-        if self.partitioned and split != REFERENCE:
-            return location(urls.join(self.root, split))
+        # one name for both layouts (Spark's convention: a directory named like a file), so DVC's
+        # dependencies (data/prepared/train.parquet) and monitor.current name either layout
         return location(urls.join(self.root, f"{split}.parquet"))
 
     def files(self, split: str) -> list[Path | str]:
@@ -209,12 +218,13 @@ class PreparedData:
         source=other`` then a plain ``aiinfra train``), a warning names the differing keys, or
         with ``source.mismatch=fail`` an error. Data prepared before aiinfra recorded it: the
         composed config, unchecked."""
-        from aiinfra.config.typed import to_dict
-
-        composed = {k: v for k, v in to_dict(source_cfg).items() if k not in NOT_LINEAGE}
+        composed = lineage_config(source_cfg)
         recorded = self.meta.get("source_config")
         if recorded is None:
             return composed
+        # redacted on both sides: a rotated signature is the same source (and data prepared
+        # before lineage was redacted must not hand its keys on)
+        recorded = urls.redact_values(recorded)
         differ = sorted(k for k in set(composed) | set(recorded) if composed.get(k) != recorded.get(k))
         if differ:
             shown = ", ".join(f"source.{k}={recorded.get(k)!r} (config: {composed.get(k)!r})" for k in differ[:6])

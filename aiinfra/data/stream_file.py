@@ -2,7 +2,7 @@
 
 :func:`prepare_file` streams one input file's record batches, checks them against the dataset's
 schema (the first file's), gives each row its split by a seeded hash, writes the file's rows of
-each split to ``<out>/<split>/part-<file:05d>-<n:03d>.parquet`` and returns a mergeable
+each split to ``<out>/<split>.parquet/part-<file:05d>-<n:03d>.parquet`` and returns a mergeable
 :class:`FilePartial` (rows, part hashes, the target's value counts, a bottom-k sample of train
 rows). It is a pure function of (file, index, plan): the local loop and Ray's tasks call the same
 one, so both engines write the same bytes and the same statistics.
@@ -217,7 +217,8 @@ class _SplitWriter:
                 self.close()
 
     def _open(self) -> None:
-        self.relative = f"{self.split}/part-{self.index:05d}-{self.n:03d}.parquet"
+        # a directory named like the flat layout's file: dvc.yaml's deps and monitor.current fit both
+        self.relative = f"{self.split}.parquet/part-{self.index:05d}-{self.n:03d}.parquet"
         self.sink = _HashingFile(urls.open_file(urls.join(self.plan.out, self.relative), "wb"))
         # dictionary pages for strings only: trying them on floats costs time and rarely pays
         strings = [f.name for f in self.plan.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]

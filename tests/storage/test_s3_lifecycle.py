@@ -71,7 +71,7 @@ def test_the_lifecycle_on_s3(project, s3_server, monkeypatch):
         assert SECRET not in proc.stdout + proc.stderr
     prepared = keys(s3_server, BUCKET, "prepared/")
     assert {"prepared/meta.json", "prepared/contract.json", "prepared/reference.parquet"} <= set(prepared)
-    assert "prepared/train.parquet" in prepared or any(k.startswith("prepared/train/") for k in prepared)
+    assert "prepared/train.parquet" in prepared or any(k.startswith("prepared/train.parquet/") for k in prepared)
     artifacts = keys(s3_server, BUCKET, "mlartifacts/")
     assert any(k.endswith("artifacts/model/weights.pt") for k in artifacts), artifacts
     assert not (project / "mlartifacts").exists()  # nothing on the local disk instead

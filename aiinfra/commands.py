@@ -62,5 +62,30 @@ def repro(dvc_args: list[str]) -> int:
     from aiinfra.config.compose import find_project_root
 
     os.chdir(find_project_root())
+    _refuse_remote_dvc_outputs()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.call([sys.executable, "-m", "dvc", "repro", *dvc_args], env=env)
+
+
+def _refuse_remote_dvc_outputs() -> None:
+    """DVC stages track local outputs and dependencies (dvc.yaml: data/prepared, data/feedback):
+    with those paths on an object store `dvc repro` would fail on a missing output, or skip
+    prepare after a retrain export, so say so before DVC starts."""
+    from aiinfra.errors import ConfigError
+    from aiinfra.runner import load_config
+    from aiinfra.storage.urls import is_remote, redact
+
+    cfg = load_config([])
+    remote = {
+        key: value
+        for key, value in (("paths.prepared", cfg.paths.prepared), ("paths.feedback", cfg.paths.feedback))
+        if is_remote(value)
+    }
+    if remote:
+        shown = ", ".join(f"{key}={redact(value)}" for key, value in remote.items())
+        raise ConfigError(
+            f"`aiinfra repro` runs the DVC pipeline, whose stages track local files, but {shown} is on an "
+            "object store.",
+            hint="keep the DVC-tracked paths local and push them to an S3 remote (dvc remote add -d store s3://...), "
+            "or run the stages yourself (aiinfra prepare, aiinfra train, ...) or as an Airflow DAG",
+        )

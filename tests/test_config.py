@@ -385,3 +385,13 @@ def test_an_endpoint_with_a_password_is_refused_without_echoing_it(registry):
     with pytest.raises(ConfigError) as err:
         _validated(["storage.endpoint_url=http://key:s3cr3t@127.0.0.1:9000"], registry)
     assert "s3cr3t" not in str(err.value) and "AWS_SECRET_ACCESS_KEY" in str(err.value)
+
+
+def test_repro_refuses_dvc_tracked_paths_on_an_object_store(project):
+    """dvc.yaml's stages track data/prepared and data/feedback locally: with either on a store,
+    `aiinfra repro` says so (and how to work) before DVC fails on a missing output."""
+    config = project / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("  prepared: data/prepared", "  prepared: s3://team/prepared"))
+    proc = run_cli(project, "repro")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "paths.prepared=s3://team/prepared is on an object store" in proc.stderr and "dvc remote add" in proc.stderr

@@ -200,6 +200,7 @@ def run_streaming(cfg: Any, show: Callable, mapper: Callable | None = None) -> d
 def _run(cfg: Any, show: Callable, mapper: Callable) -> dict[str, Any]:
     kind, files = input_files(cfg)
     log.info("stream prepare: %d %s file(s), engine %s", len(files), kind, cfg.prepare.engine)
+    _warn_unused_feedback(cfg)
     out = str(cfg.paths.prepared)
     work = _workdir(out)
     try:
@@ -209,6 +210,23 @@ def _run(cfg: Any, show: Callable, mapper: Callable) -> dict[str, Any]:
         raise
     _finish(work, out)
     return result
+
+
+def _warn_unused_feedback(cfg: Any) -> None:
+    """Labelled windows the retrain policy exported are added by the memory engine only: say so,
+    rather than retrain silently without them."""
+    try:
+        windows = urls.glob(cfg.paths.feedback, "*.parquet") if urls.exists(cfg.paths.feedback) else []
+    except Exception:  # noqa: BLE001 - only a warning: an unreadable inbox is the memory engine's error
+        windows = []
+    if windows:
+        log.warning(
+            "%d labelled feedback window(s) in %s are not added by prepare.engine=%s (the memory engine "
+            "adds them): append them to source.path, or prepare with prepare.engine=memory",
+            len(windows),
+            urls.redact(cfg.paths.feedback),
+            cfg.prepare.engine,
+        )
 
 
 def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callable, mapper: Callable) -> dict:

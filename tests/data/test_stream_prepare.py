@@ -292,3 +292,13 @@ def test_dvc_repro_runs_the_whole_pipeline_on_the_stream_engine(project: Path) -
     assert registration["version"] == "1"
     verdict = json.loads((project / "reports" / "drift" / "verdict.json").read_text())
     assert verdict["rows"]["current"] == data.meta["rows"]["test"]
+
+
+def test_feedback_windows_the_stream_engine_does_not_add_are_named_in_a_warning(project: Path, tmp_path: Path) -> None:
+    source = write_parts(tmp_path / "in", [mixed_frame(600, 1)])
+    (project / "data" / "feedback").mkdir(parents=True)
+    mixed_frame(50, 2).to_parquet(project / "data" / "feedback" / "window-1.parquet", index=False)
+    proc = prepare(project, source, "data/p")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1 labelled feedback window(s) in data/feedback are not added by prepare.engine=stream" in proc.stderr
+    assert json.loads((project / "data" / "p" / "meta.json").read_text())["feedback_rows"] == 0

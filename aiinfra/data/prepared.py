@@ -52,10 +52,14 @@ def write_json(root: str | Path, name: str, data: dict[str, Any]) -> None:
 
 def read_json(root: str | Path, name: str) -> dict[str, Any]:
     path = urls.join(root, name)
-    if not urls.isfile(path):
-        raise DataValidationError(f"{urls.redact(path)} is missing.", hint="run `aiinfra prepare` (and train) again")
+    with urls.storage_errors(path, "paths.prepared"):
+        if not urls.isfile(path):
+            raise DataValidationError(
+                f"{urls.redact(path)} is missing.", hint="run `aiinfra prepare` (and train) again"
+            )
+        text = urls.read_text(path)
     try:
-        return json.loads(urls.read_text(path))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataValidationError(
             f"{urls.redact(path)} is not valid JSON: {exc}.", hint="run `aiinfra prepare` again"
@@ -108,12 +112,14 @@ class PreparedData:
     @classmethod
     def open(cls, root: str | Path) -> PreparedData:
         root = location(root)
-        if not urls.isfile(urls.join(root, META)):
-            raise AiinfraError(
-                f"no prepared data in {urls.redact(root)} ({META} missing).",
-                hint="run `aiinfra prepare` first (or `dvc repro`)",
-            )
-        return cls(root, json.loads(urls.read_text(urls.join(root, META))))
+        # an unreachable store or refused keys are that error, not "no prepared data"
+        with urls.storage_errors(root, "paths.prepared"):
+            if not urls.isfile(urls.join(root, META)):
+                raise AiinfraError(
+                    f"no prepared data in {urls.redact(root)} ({META} missing).",
+                    hint="run `aiinfra prepare` first (or `dvc repro`)",
+                )
+            return cls(root, json.loads(urls.read_text(urls.join(root, META))))
 
     @property
     def partitioned(self) -> bool:
@@ -121,7 +127,10 @@ class PreparedData:
         return self.meta.get("layout") == PARTITIONED
 
     def _has(self, name: str) -> bool:
-        return urls.isfile(urls.join(self.root, name))
+        # an error of the store raises: read as "absent", contract.json would silently become an
+        # all-numeric contract
+        with urls.storage_errors(urls.join(self.root, name), "paths.prepared"):
+            return urls.isfile(urls.join(self.root, name))
 
     @property
     def features(self) -> list[str]:
@@ -184,7 +193,8 @@ class PreparedData:
     def files(self, split: str) -> list[Path | str]:
         """The Parquet files of a split, in order (one in the flat layout)."""
         if self.partitioned and split != REFERENCE:
-            return [location(p) for p in urls.glob(self.path(split), "part-*.parquet")]
+            with urls.storage_errors(self.path(split), "paths.prepared"):
+                return [location(p) for p in urls.glob(self.path(split), "part-*.parquet")]
         return [self.path(split)]
 
     def read_table(self, split: str, columns: list[str] | None = None):
@@ -195,7 +205,8 @@ class PreparedData:
 
             names = columns or [*self.features, self.target]
             return pa.table({n: pa.array([]) for n in names})
-        return read_parquet(files, columns)
+        with urls.storage_errors(self.path(split), "paths.prepared"):
+            return read_parquet(files, columns)
 
     def read(self, split: str, columns: list[str] | None = None):
         """A split as a pandas frame (the raw columns as the source had them)."""

@@ -31,6 +31,7 @@ from typing import Any
 from aiinfra.governance.chain import append, read
 from aiinfra.governance.resources import ResourceMeter, price
 from aiinfra.governance.signing import sha256_file
+from aiinfra.storage import urls
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,11 @@ class StageRun:
                 files.append(source_path)  # the raw file is no dvc.yaml dep of the demo, but it is the input
             if params:
                 files.append(os.path.relpath(Path(params).resolve(), Path.cwd()))
-            self.inputs = {p: self.cache.path_hash(Path(p)) for p in dict.fromkeys(files)}
+            # an object-store input is named (redacted: a presigned URL's query is a key), not hashed
+            self.inputs = {
+                urls.redact(p): None if urls.is_remote(p) else self.cache.path_hash(Path(p))
+                for p in dict.fromkeys(files)
+            }
             self.outputs = [_moved(p, moved) for p in outputs]
         except Exception as exc:  # noqa: BLE001 - the ledger must not fail the stage
             _warn_once("hashing the inputs", exc)

@@ -32,6 +32,7 @@ from aiinfra.monitoring.retrain import retrain
 from aiinfra.monitoring.schema import ReportOn, RetrainPolicy
 from aiinfra.monitoring.verdict import DriftReport
 from aiinfra.monitoring.watch import watch
+from aiinfra.storage import urls
 
 log = logging.getLogger("aiinfra.monitor")
 
@@ -95,9 +96,10 @@ def run_once(cfg: RootConfig) -> DriftReport:
         current=current.description,
         window=current.window,
         skipped_files=current.skipped,
-        reference=str(ref.path),
+        # redacted: the verdict lasts (history, alerts, the model card); a signed URL's query is a key
+        reference=urls.redact(str(ref.path)),
         task=ref.task,
-        contract=ref.contract.path if ref.contract is not None else None,
+        contract=urls.redact(str(ref.contract.path)) if ref.contract is not None else None,
         dataset_hash=ref.meta.get("dataset_hash"),  # meta.json of an older prepare may lack it
         models=result.models,
         finished=now.isoformat(timespec="seconds"),

@@ -103,7 +103,7 @@ def retrain(cfg: RootConfig, verdict: DriftReport, current: CurrentData | None =
     result: dict[str, Any] = {"command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if current is not None and policy.export_window:
         stamp = str(verdict.get("finished", "")).replace(":", "").replace("-", "")[:15] or str(int(time.time()))
-        result["window"] = str(export_window(cfg, current, stamp))
+        result["window"] = urls.redact(str(export_window(cfg, current, stamp)))  # kept in the verdict
     started = time.perf_counter()
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=policy.timeout_s)

@@ -325,7 +325,11 @@ class PredictionLog:
         if self.on_error:
             self.on_error()
         now = time.monotonic()
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        # shown on /health and logged: on an object store only the type and the redacted URL (a
+        # library's text can carry a signed URL or a request's parameters); a local error's own text
+        self.last_error = (
+            f"{type(exc).__name__} writing {self.where}" if self.remote else f"{type(exc).__name__}: {exc}"
+        )
         if not self.failing:
             self.failing = True
             self.failing_since = now

@@ -9,8 +9,7 @@ import json
 import logging
 from typing import Any
 
-from aiinfra.config.typed import to_dict
-from aiinfra.data.prepared import META, NOT_LINEAGE, SPLITS, content_hash, write_frame, write_json
+from aiinfra.data.prepared import META, SPLITS, content_hash, lineage_config, write_frame, write_json
 from aiinfra.errors import DataValidationError
 from aiinfra.governance import quality
 from aiinfra.plugins.manager import get_plugins
@@ -148,6 +147,12 @@ def run_memory(cfg: Any) -> dict[str, Any]:
     data_quality = quality.check(cfg, profile)
     out = cfg.paths.prepared
     urls.makedirs(out)
+    if urls.is_remote(out):
+        # objects are replaced one by one: without the old meta.json first, a run that fails
+        # half-way would leave new splits beside the old meta, which PreparedData would accept
+        # (meta.json is written last, so only a complete output has one)
+        with urls.storage_errors(out, "paths.prepared"):
+            urls.remove(urls.join(out, META))
     for split in SPLITS:
         write_frame(parts[split][columns].reset_index(drop=True), urls.join(out, f"{split}.parquet"))
     ref_rows = min(cfg.reference.rows, len(parts["train"]))
@@ -164,7 +169,7 @@ def run_memory(cfg: Any) -> dict[str, Any]:
         "dataset_hash": content_hash(frame[columns]),
         "source": cfg.source.type,
         # what later stages record as lineage (and check the composed config against)
-        "source_config": {k: v for k, v in to_dict(cfg.source).items() if k not in NOT_LINEAGE},
+        "source_config": lineage_config(cfg.source),
         "rows": {split: len(parts[split]) for split in SPLITS} | {"reference": ref_rows},
         "seed": cfg.seed,
         "feedback_rows": feedback_rows,

@@ -40,7 +40,9 @@ def apply(storage: Any) -> None:
 
 def endpoint() -> str:
     """The endpoint clients will use, for messages: the setting, or AWS itself."""
-    return os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL") or "AWS S3 (no endpoint set)"
+    # redacted: the environment's endpoint is not validated like storage.endpoint_url is
+    found = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+    return redact(found) if found else "AWS S3 (no endpoint set)"
 
 
 def config_urls(cfg: Any) -> dict[str, str]:

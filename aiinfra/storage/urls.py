@@ -68,6 +68,18 @@ def redact(url: str | os.PathLike) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def redact_values(value: Any) -> Any:
+    """``value`` (a config section as dicts, lists, strings) with every URL in it redacted: what
+    lasting records (meta.json, run parameters, the ledger, verdicts) may keep."""
+    if isinstance(value, str):
+        return redact(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {k: redact_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_values(v) for v in value]
+    return value
+
+
 def absolute(path: str | os.PathLike) -> str:
     """A local path made absolute (so a process started elsewhere finds it); a URL as it is."""
     text = os.fspath(path)

@@ -29,6 +29,7 @@ from mlflow.tracking.context.registry import resolve_tags
 import aiinfra
 from aiinfra.config.typed import to_dict
 from aiinfra.models.model_dir import Predictor
+from aiinfra.storage import urls
 from aiinfra.tracking.mlflow_setup import git_commit, setup_mlflow, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ def config_params(cfg: Any, source: dict[str, Any] | None = None) -> dict[str, s
             for k, v in node.items():
                 walk(f"{prefix}.{k}", v)
         else:
-            out[prefix] = str(node)[:500]  # MLflow's limit on a param value
+            # a URL without its credentials (a presigned source.path); 500: MLflow's limit
+            out[prefix] = str(urls.redact(node) if isinstance(node, str) else node)[:500]
 
     for section in PARAM_SECTIONS:
         walk(section, source if section == "source" and source is not None else to_dict(getattr(cfg, section)))

@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
 def _default_metric(cfg) -> str:
     """val_acc, or val_rmse when the prepared data is a regression (no val_acc there)."""
     from aiinfra.data.prepared import META, PreparedData
+    from aiinfra.storage import urls
 
-    if not (Path(cfg.paths.prepared) / META).is_file():
+    if not urls.isfile(urls.join(str(cfg.paths.prepared), META)):  # paths.prepared may be s3://
         return "val_acc"  # the first trial's train names the missing data
     return "val_rmse" if str(PreparedData.open(cfg.paths.prepared).task) == "regression" else "val_acc"
 

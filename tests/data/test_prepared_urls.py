@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from aiinfra.data.prepared import PreparedData
+from aiinfra.errors import AiinfraError
 from project_helpers import run_cli
 
 
@@ -63,7 +64,7 @@ def test_memory_prepare_to_s3_reads_back_and_trains(project: Path, s3_server, s3
 
 def test_missing_prepared_url_names_it(s3_server, s3_env) -> None:
     bucket = s3_server.bucket("prepared-missing")
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(AiinfraError) as exc:
         PreparedData.open(f"{bucket}/nothing-here")
     assert "s3://prepared-missing/nothing-here" in str(exc.value) and "aiinfra prepare" in str(exc.value)
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in str(exc.value)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -150,6 +151,10 @@ def stage_files(stage: str, root: Path = Path()) -> tuple[list[str], list[str]]:
     return _entries(spec.get("deps")), outputs
 
 
+#: a URL inside a command line (up to a blank or a quote)
+URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
 def _moved(path: str, moved: dict[str, str]) -> str:
     """``path`` as the run really wrote it: a sweep job keeps models/plots/metrics in its own dir."""
     for old, new in moved.items():
@@ -255,7 +260,10 @@ class StageRun:
     def __init__(self, stage: str, command: str | None = None) -> None:
         self.stage = stage
         self.meter = ResourceMeter()
-        self.command = command or shlex.join(["aiinfra", *sys.argv[1:]])
+        # URLs in it redacted: an override such as source.path='<presigned URL>' carries a key
+        self.command = URL_IN_TEXT.sub(
+            lambda m: urls.redact(m.group(0)), command or shlex.join(["aiinfra", *sys.argv[1:]])
+        )
         self.cfg: Any = None
         self.inputs: dict[str, str | None] = {}
         self.outputs: list[str] = []

@@ -188,3 +188,96 @@ def test_url_settings_that_are_allowed_still_validate():
     ]
     cfg = validate(compose(overrides, REPO / "conf"), build_plugin_manager().registry)
     assert cfg.paths.prepared == "s3://bkt/prepared"
+
+
+def _csv(rows: int = 60) -> bytes:
+    lines = ["a,b,species"] + [f"{i * 0.5},{(i * 7) % 11},{'xyz'[i % 3]}" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_presigned_source_leaves_no_signature_in_lasting_records(project, s3_server):
+    import boto3
+    from botocore.config import Config
+
+    from project_helpers import run_cli
+
+    s3_server.bucket("review-presigned")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.ACCESS_KEY,
+        aws_secret_access_key=s3_server.SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(signature_version="s3v4"),
+    )
+    client.put_object(Bucket="review-presigned", Key="raw/iris.csv", Body=_csv())
+    signed = client.generate_presigned_url("get_object", Params={"Bucket": "review-presigned", "Key": "raw/iris.csv"})
+    assert "X-Amz-Signature=" in signed
+    signature = signed.split("X-Amz-Signature=", 1)[1].split("&", 1)[0]
+    proc = run_cli(
+        project,
+        "prepare",
+        "source=csv",
+        f"source.path='{signed}'",
+        "source.target=species",
+        timeout=300,
+        **s3_server.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    meta = (project / "data" / "prepared" / "meta.json").read_text()
+    assert signature not in meta and signed.split("?", 1)[0] in meta
+    records = [p for p in (project / "logs").rglob("*") if p.is_file()]
+    assert records and not [p for p in records if signature in p.read_text(errors="replace")]
+    assert signature not in proc.stdout + proc.stderr
+
+
+def test_lineage_is_redacted_and_a_rotated_signature_is_the_same_source(tmp_path):
+    from aiinfra.data.prepared import PreparedData, lineage_config
+    from aiinfra.data.schema import FileSourceConfig
+    from aiinfra.errors import DataValidationError
+
+    first = FileSourceConfig(type="csv", path=f"https://h/b/k.csv?X-Amz-Signature={SECRET}", target="y")
+    recorded = lineage_config(first)
+    assert recorded["path"] == "https://h/b/k.csv" and SECRET not in str(recorded)
+    # meta.json of an older prepare kept the signature: it is not handed on, and a rotated one
+    # is the same source (mismatch=fail would raise on "another source")
+    data = PreparedData(tmp_path, {"source_config": {**recorded, "path": first.path}})
+    rotated = FileSourceConfig(
+        type="csv", path="https://h/b/k.csv?X-Amz-Signature=rotated", target="y", mismatch="fail"
+    )
+    assert data.source(rotated) == recorded
+    other = FileSourceConfig(type="csv", path="https://h/b/other.csv?X-Amz-Signature=x", target="y", mismatch="fail")
+    with pytest.raises(DataValidationError) as err:
+        data.source(other)
+    assert "other.csv" in str(err.value) and SECRET not in str(err.value) and "X-Amz" not in str(err.value)
+
+
+def test_run_params_are_redacted():
+    from types import SimpleNamespace
+
+    from aiinfra.tracking.run import config_params
+
+    cfg = SimpleNamespace(seed=1, model={}, trainer={}, data={}, split={})
+    params = config_params(cfg, source={"type": "csv", "path": f"s3://b/k.csv?X-Amz-Security-Token={SECRET}"})
+    assert params["source.path"] == "s3://b/k.csv"
+
+
+def test_dead_endpoint_without_preflight_is_one_error_line(project, s3_server):
+    from project_helpers import run_cli
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {**s3_server.env, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ENDPOINT_URL": dead, "MLFLOW_S3_ENDPOINT_URL": dead}
+    env["AWS_MAX_ATTEMPTS"] = "1"
+    proc = run_cli(
+        project,
+        "train",
+        "storage.preflight=false",
+        "storage.connect_timeout_s=1",
+        "paths.prepared=s3://review-dead-endpoint/prepared",
+        timeout=300,
+        **env,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out and SECRET not in out, out
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("aiinfra: error:")]
+    assert len(errors) == 1 and "s3://review-dead-endpoint/prepared" in errors[0], out

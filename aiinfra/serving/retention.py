@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from aiinfra.errors import StorageError
 from aiinfra.storage import urls
 
 log = logging.getLogger("aiinfra.retention")
@@ -220,5 +221,8 @@ def start(cfg: Any) -> RetentionThread | None:
     when ``retention_days`` is null."""
     if not retention_days(cfg):
         return None
-    sweep(cfg)
+    try:
+        sweep(cfg)
+    except StorageError as exc:  # a log store that is down now: the server still starts (predlog retries)
+        log.warning("retention: first sweep failed (%s); the next round tries again", exc)
     return RetentionThread(cfg).start()

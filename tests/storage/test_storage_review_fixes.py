@@ -281,3 +281,26 @@ def test_dead_endpoint_without_preflight_is_one_error_line(project, s3_server):
     assert proc.returncode == 2 and "Traceback" not in out and SECRET not in out, out
     errors = [line for line in proc.stderr.splitlines() if line.startswith("aiinfra: error:")]
     assert len(errors) == 1 and "s3://review-dead-endpoint/prepared" in errors[0], out
+
+
+def test_prediction_log_health_shows_the_type_and_redacted_url_only(dead_endpoint):
+    import numpy as np
+
+    from aiinfra.serving.predlog import PredictionLog
+
+    log = PredictionLog("s3://review-dead-log/predictions", ["a"], flush_rows=10**6, flush_interval_s=3600)
+    try:
+        log.append("r1", "m", "1", np.array([[1.0]], np.float32), np.array([0]), np.array([0.9]))
+        assert log.flush() == 0 and log.failing
+        error = log.health()["error"]
+        name, _, where = error.partition(" writing ")
+        assert name.isidentifier() and where == "s3://review-dead-log/predictions", error
+    finally:
+        log.close()
+
+
+def test_the_endpoint_in_messages_has_no_user_or_password(monkeypatch):
+    from aiinfra.storage.endpoint import endpoint
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://minio:{SECRET}@127.0.0.1:9000")
+    assert endpoint() == "http://127.0.0.1:9000"

@@ -69,17 +69,45 @@ def task_metrics(task: str, split: str) -> list[str]:
     return [f"{split}_{n}" for n in (*names, "rows")]
 
 
+#: rows encoded at a time when a split is read in chunks (the partitioned layout)
+CHUNK_ROWS = 65536
+
+
+def split_chunks(data: Any, split: str):
+    """(x, y) of a prepared split: the whole split at once in the flat layout (the in-memory
+    engine's), chunk by chunk in the partitioned one (``prepare.engine=stream``/``ray``), so a
+    split larger than memory is scored without being loaded; only labels and outputs are kept."""
+    if not getattr(data, "partitioned", False):
+        yield data.arrays(split)
+        return
+    from aiinfra.training.data import ParquetStream
+
+    stream = ParquetStream(
+        data.path(split),
+        data.features,
+        data.target,
+        data.classes,
+        CHUNK_ROWS,
+        chunk_rows=CHUNK_ROWS,
+        shuffle=False,
+        transform=data.transform,
+    )
+    for x, y in stream:
+        yield x.numpy(), y.numpy()
+
+
 def score_split(predictor: Any, data: Any, split: str) -> tuple[dict[str, float], Any, Any]:
     """(metrics named ``<split>_<metric>``, labels or values, probabilities or predicted values)
     of a model on a prepared split; register uses it too, to score the champion on the same data
     as the challenger."""
-    x, y = data.arrays(split)
-    if predictor.is_regression:
-        out = predictor.predict_values(x)
-        scores = regression_metrics(y, out)
-    else:
-        out = predictor.predict_proba(x)
-        scores = compute_metrics(y, out, len(data.classes))
+    import numpy as np
+
+    ys, outs = [], []
+    for x, y in split_chunks(data, split):
+        ys.append(y)
+        outs.append(predictor.predict_values(x) if predictor.is_regression else predictor.predict_proba(x))
+    y, out = np.concatenate(ys), np.concatenate(outs)
+    scores = regression_metrics(y, out) if predictor.is_regression else compute_metrics(y, out, len(data.classes))
     metrics = {f"{split}_{k}": v for k, v in scores.items()}
     metrics[f"{split}_rows"] = int(len(y))
     return metrics, y, out

@@ -113,8 +113,24 @@ def _loaders(cfg: Any, data: PreparedData, plan: TrainingPlan):
         workers = cfg.data.num_workers
         train = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
         scale_x, _ = data.arrays("reference")  # a sample of train: the scaler needs no full pass
-    xv, yv = data.arrays("val")
-    val = TensorBatches(torch.from_numpy(xv), torch.from_numpy(scaled(yv)), max(plan.batch_size, 4096), shuffle=False)
+    if plan.loader == Loader.memory:
+        xv, yv = data.arrays("val")
+        val = TensorBatches(
+            torch.from_numpy(xv), torch.from_numpy(scaled(yv)), max(plan.batch_size, 4096), shuffle=False
+        )
+    else:  # the validation split streams too: it grows with the data like the train split
+        val_ds = ParquetStream(
+            data.path("val"),
+            data.features,
+            data.target,
+            data.classes,
+            max(plan.batch_size, 4096),
+            chunk_rows=cfg.data.stream_chunk_rows,
+            shuffle=False,
+            transform=data.transform,
+            target_scale=scale,
+        )
+        val = torch.utils.data.DataLoader(val_ds, batch_size=None)
     return train, val, scale_x, scale, y_train
 
 

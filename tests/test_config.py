@@ -69,6 +69,9 @@ RULE_CASES = [
     (["storage.endpoint_url=127.0.0.1:9000"], "storage.endpoint_url: must be an http(s) URL"),
     (["storage.endpoint_url=http://key:secret@127.0.0.1:9000"], "storage.endpoint_url: must not carry a user"),
     (["storage.connect_timeout_s=0"], "storage.connect_timeout_s: must be >= 0.1"),
+    (["paths.models=s3://bkt/models"], "paths.models: must be a local directory"),
+    (["monitor.report_dir=s3://bkt/r"], "monitor.report_dir: must be a local directory"),
+    (["paths.prepared=s3://AKIA:SECRET@bkt/p"], "paths.prepared: must not carry a user or password"),
 ]
 
 

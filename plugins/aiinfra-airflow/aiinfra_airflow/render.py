@@ -39,10 +39,13 @@ import datetime
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
-PROJECT = {project!r}
-# the core environment's interpreter; its directory goes first on PATH (the stages' `aiinfra`)
+# Airflow renders bash_command and env as Jinja templates, so the paths travel in env with every
+# "{{" written as a Jinja expression that renders to itself: the project and the core environment's
+# interpreter (its directory goes first on PATH: the stages' `aiinfra`). The command holds no path.
+ENV = {env!r}
+# Airflow worker's Python variables are unset: DVC runs in the core environment, not Airflow's
 DVC_REPRO = {dvc_repro!r}
-# (task id, DVC stage as a shell word, upstream task ids): DVC's graph, in dvc.yaml order
+# (task id, DVC stage as a shell word (Jinja-escaped), upstream task ids): DVC's graph, in dvc.yaml order
 STAGES = [
 {stages}
 ]
@@ -66,18 +69,39 @@ with DAG(
     for task_id, stage, upstream in STAGES:
         tasks[task_id] = BashOperator(
             task_id=task_id,
-            bash_command=DVC_REPRO + stage,
-            cwd=PROJECT,
+            # the trailing newline: a command ending in .sh/.bash would be read as a template file
+            bash_command=DVC_REPRO + stage + "\\n",
+            env=ENV,
+            append_env=True,
         )
         for name in upstream:
             tasks[name] >> tasks[task_id]
 """
 
 
-def dvc_repro(python: str) -> str:
-    """The bash line of a task, up to the (shell-quoted) DVC stage name that ends it."""
-    bin_dir = shlex.quote(str(Path(python).parent))
-    return f'export PATH={bin_dir}:"$PATH" DVC_NO_ANALYTICS=1; exec {shlex.quote(python)} -m dvc repro --single-item '
+# the bash line of a task, up to the (shell-quoted) DVC stage name that ends it; the paths are
+# in the task's env (see jinja_literal), so neither Jinja nor a template file lookup sees them
+DVC_REPRO = (
+    'cd -- "$AIINFRA_PROJECT" && unset PYTHONPATH PYTHONHOME VIRTUAL_ENV && export PATH="$AIINFRA_BIN:$PATH" '
+    '&& exec "$AIINFRA_PYTHON" -m dvc repro --single-item '
+)
+
+
+def jinja_literal(text: str) -> str:
+    """``text`` as a Jinja template that renders to ``text``: every Jinja delimiter (``{{``, ``{%``,
+    ``{#``) starts with ``{``, and each ``{`` becomes the expression ``{{ '{' }}``."""
+    return text.replace("{", "{{ '{' }}")
+
+
+def task_env(project: Path, python: str) -> dict[str, str]:
+    """The variables each task adds to the worker's environment (Jinja-escaped)."""
+    values = {
+        "AIINFRA_PROJECT": str(project),
+        "AIINFRA_PYTHON": python,
+        "AIINFRA_BIN": str(Path(python).parent),
+        "DVC_NO_ANALYTICS": "1",
+    }
+    return {name: jinja_literal(value) for name, value in values.items()}
 
 
 def render(project: Path, stages: list[Stage], settings: AirflowSettings, python: str) -> str:
@@ -86,13 +110,15 @@ def render(project: Path, stages: list[Stage], settings: AirflowSettings, python
 
     dvc_yaml = project / "dvc.yaml"
     digest = hashlib.sha256(dvc_yaml.read_bytes()).hexdigest()
-    rows = "\n".join(f"    ({s.task_id!r}, {shlex.quote(s.name)!r}, {list(s.upstream)!r})," for s in stages)
+    rows = "\n".join(
+        f"    ({s.task_id!r}, {jinja_literal(shlex.quote(s.name))!r}, {list(s.upstream)!r})," for s in stages
+    )
     text = (
         HEADER.format(version=__version__, dvc_yaml=dvc_yaml, digest=digest)
         + "\n"
         + BODY.format(
-            project=str(project),
-            dvc_repro=dvc_repro(python),
+            env=task_env(project, python),
+            dvc_repro=DVC_REPRO,
             stages=rows,
             dag_id=settings.dag_id,
             description=f"aiinfra pipeline (dvc.yaml) of {project}",

@@ -23,6 +23,8 @@ from aiinfra.errors import AiinfraError
 
 ENV_VAR = "AIINFRA_AIRFLOW_ENV"
 RUN_DAG = Path(__file__).with_name("run_dag.py")
+# written by scripts/airflow_env.sh into DIR while it builds, removed when the env is complete
+BUILDING_MARKER = ".aiinfra-airflow-building"
 
 
 class AirflowError(AiinfraError):
@@ -48,7 +50,45 @@ def find_airflow(given: str | None, environ: Mapping[str, str]) -> Path:
         candidate, source = Path(found), f"`airflow` on PATH ({found})"
     if not (candidate.is_file() and os.access(candidate, os.X_OK)):
         raise AirflowError(f"{source}: {candidate} is not an executable", hint=hint)
+    building = candidate.absolute().parent.parent / BUILDING_MARKER
+    if building.exists():
+        raise AirflowError(
+            f"{source}: {candidate.parent.parent} is an unfinished build of airflow_env.sh ({building} is there)",
+            hint=f"run plugins/aiinfra-airflow/scripts/airflow_env.sh {candidate.parent.parent} again to finish it",
+        )
     return candidate.absolute()
+
+
+def airflow_python(airflow: Path) -> Path:
+    """The interpreter that runs ``airflow``: its script's shebang (a venv's, pipx's or a system
+    install's), else a ``python`` beside the script with symlinks resolved."""
+    candidates = []
+    try:
+        with airflow.open("rb") as script:
+            head = script.read(8192).decode(errors="replace").splitlines()[:2]
+    except OSError:
+        head = []
+    if head and head[0].startswith("#!"):
+        words = head[0][2:].split()
+        if len(head) > 1 and head[1].startswith("'''exec' ") and head[1].count('"') >= 2:
+            # pip's form for a long interpreter path: `#!/bin/sh` then `'''exec' "/path/python" "$0" "$@"`
+            candidates.append(Path(head[1].split('"')[1]))
+        elif words and Path(words[0]).name == "env":
+            # `#!/usr/bin/env python3` names a command on PATH
+            names = [w for w in words[1:] if not w.startswith("-")]
+            found = shutil.which(names[0]) if names else None
+            if found:
+                candidates.append(Path(found))
+        elif words:
+            candidates.append(Path(words[0]))
+    candidates += [airflow.parent / "python", airflow.resolve().parent / "python"]
+    for python in candidates:
+        if python.is_file() and os.access(python, os.X_OK):
+            return python
+    raise AirflowError(
+        f"{airflow}: cannot find the Python that runs it (tried {', '.join(str(c) for c in candidates)})",
+        hint=f"pass --airflow DIR/bin/airflow of a virtual environment, or set {ENV_VAR}=DIR",
+    )
 
 
 def airflow_environ() -> dict[str, str]:
@@ -63,7 +103,7 @@ def test(airflow: Path, dag_file: Path, dag_id: str) -> int:
         raise AirflowError(
             f"no DAG file {dag_file}", hint="write it first: aiinfra export airflow (or pass --dag-file)"
         )
-    python = airflow.parent / "python"
+    python = airflow_python(airflow)
     return subprocess.call([str(python), str(RUN_DAG), str(dag_file.absolute()), dag_id], env=airflow_environ())
 
 

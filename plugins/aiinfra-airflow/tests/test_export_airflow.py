@@ -136,3 +136,54 @@ def test_template_lists_the_defaults():
     template = Path(settings.__file__).with_name("airflow.yaml")
     values = yaml.safe_load(template.read_text())
     assert values == dataclasses.asdict(settings.AirflowSettings())
+
+
+def dag_constants(dag_file: Path) -> dict:
+    """The module-level literal assignments of an exported DAG file (ENV, DVC_REPRO, STAGES)."""
+    found = {}
+    for node in ast.parse(dag_file.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return found
+
+
+def test_a_path_with_space_quote_and_jinja_runs_as_written(tmp_path):
+    """Airflow renders bash_command and env with Jinja and reads a command ending in .sh as a
+    template file: a project path with a space, a quote, Jinja delimiters and a .sh ending must
+    still reach the shell as written (rendered here by Jinja, run by bash), and the worker's
+    PYTHONPATH must not reach DVC."""
+    import os
+    import subprocess
+
+    import jinja2
+
+    from conftest import new_project
+
+    root = tmp_path / "my proj's {{ x }} {% if %} {# c #}.sh"
+    project = new_project(root)
+    dag_file = Path(project.cli("export", "airflow", check=True).stdout.strip())
+    text = dag_file.read_text()
+    compile(text, str(dag_file), "exec")
+    consts = dag_constants(dag_file)
+    render = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string  # Airflow's delimiters
+    env = {name: render(value).render() for name, value in consts["ENV"].items()}
+    assert env["AIINFRA_PROJECT"] == str(root) and env["AIINFRA_PYTHON"] == sys.executable
+    assert str(root) not in consts["DVC_REPRO"]  # the command holds no path: nothing to quote or escape
+    task_id, stage, _ = consts["STAGES"][0]
+    assert task_id == "compose"
+    command = render(consts["DVC_REPRO"] + stage + "\n").render()
+    assert not command.endswith((".sh", ".bash")), command
+    # a worker's PYTHONPATH with a `dvc` that cannot be imported: the task must not see it
+    poisoned = tmp_path / "worker-site"
+    (poisoned / "dvc").mkdir(parents=True)
+    (poisoned / "dvc" / "__init__.py").write_text("raise ImportError('the Airflow worker PYTHONPATH leaked')\n")
+    run_env = {**project.env(), **env, "PYTHONPATH": str(poisoned), "VIRTUAL_ENV": str(poisoned)}
+    proc = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert "compose" in yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert os.path.isdir(root / "dags")

@@ -153,6 +153,11 @@ def run_memory(cfg: Any) -> dict[str, Any]:
         # (meta.json is written last, so only a complete output has one)
         with urls.storage_errors(out, "paths.prepared"):
             urls.remove(urls.join(out, META))
+    with urls.storage_errors(out, "paths.prepared"):
+        for split in SPLITS:  # a stream engine's run left <split>.parquet as a directory of parts
+            path = urls.join(out, f"{split}.parquet")
+            if urls.isdir(path):
+                urls.remove(path, recursive=True)
     for split in SPLITS:
         write_frame(parts[split][columns].reset_index(drop=True), urls.join(out, f"{split}.parquet"))
     ref_rows = min(cfg.reference.rows, len(parts["train"]))

@@ -134,3 +134,20 @@ def test_feedback_needs_only_the_columns_the_model_takes(tmp_path):
     )
     rows = read_feedback(cfg, ["row_id", "a"], "label")
     assert rows.to_dict("list") == {"row_id": [None], "a": [1.0], "label": [0.0]}
+
+
+def test_the_memory_engine_replaces_a_stream_engines_partitioned_output(project):
+    """A prepared dir the stream engine wrote (train.parquet/ as a directory of parts) is
+    rewritten by the memory engine in its flat layout, not refused with a traceback."""
+    raw = project / "data" / "raw"
+    raw.mkdir(parents=True)
+    penguins = run_cli(project, "prepare", "experiment=penguins", "paths.prepared=data/mem")
+    assert penguins.returncode == 0, penguins.stderr[-2000:]
+    PreparedData.open(project / "data" / "mem").read("train").to_parquet(raw / "penguins.parquet", index=False)
+    source = ("source=parquet", f"source.path={raw}", "source.target=species", "paths.prepared=data/p")
+    assert run_cli(project, "prepare", "prepare.engine=stream", *source).returncode == 0
+    assert (project / "data" / "p" / "train.parquet").is_dir()
+    proc = run_cli(project, "prepare", *source)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    data = PreparedData.open(project / "data" / "p")
+    assert not data.partitioned and (project / "data" / "p" / "train.parquet").is_file()

@@ -59,16 +59,23 @@ def ray_mapper(cfg: Any) -> Iterator[Callable]:
                 hint="check prepare.ray_address (or RAY_ADDRESS), or prepare.engine=stream",
             ) from None
     log.info("ray prepare on %s (%s CPUs)", address or "a local instance", ray.cluster_resources().get("CPU"))
+    # results in input order from Ray Data itself: a result done before an earlier one waits in
+    # the object store, not in the driver's memory (which then holds one result at a time)
+    options = ray.data.DataContext.get_current().execution_options
+    before, options.preserve_order = options.preserve_order, True
     try:
         yield lambda fn, items: _map(ray, fn, items)
     finally:
+        options.preserve_order = before
         if started:
             ray.shutdown()
 
 
 def _map(ray: Any, fn: Callable, items: list) -> Iterator:
-    """The results in input order, each as soon as it and those before it are done (the driver
-    merges them one by one: it never holds every file's result)."""
+    """The results in input order (``preserve_order``), each as soon as it and those before it
+    are done: the driver merges them one by one and holds one at a time. Each file's result
+    holds at most ``prepare.sample_rows`` sample rows (:func:`~aiinfra.data.stream_file.prepare_file`
+    cuts its own sample to that at the end), whatever the number of files."""
     if not items:
         return
     payload = pickle.dumps((fn, items))
@@ -81,14 +88,14 @@ def _map(ray: Any, fn: Callable, items: list) -> Iterator:
             return {"i": row["i"], "ok": False, "result": pickle.dumps(exc)}
 
     data = ray.data.from_items([{"i": i} for i in range(len(items))], override_num_blocks=len(items))
-    waiting: dict[int, dict[str, Any]] = {}
-    want = 0
-    for row in data.map(run).iter_rows():
-        waiting[row["i"]] = row
-        while want in waiting:
-            done = waiting.pop(want)
-            want += 1
-            value = pickle.loads(done["result"])
-            if not done["ok"]:
-                raise value
-            yield value
+    for want, row in enumerate(data.map(run).iter_rows()):
+        if row["i"] != want:  # preserve_order is off (a caller changed the DataContext)
+            raise AiinfraError(
+                f"Ray Data returned result {row['i']} before {want}",
+                hint="leave DataContext.execution_options.preserve_order on",
+            )
+        value = pickle.loads(row["result"])
+        if not row["ok"]:
+            raise value
+        del row
+        yield value

@@ -252,8 +252,11 @@ def open_batches(file: InputFile, kind: str, batch_rows: int, columns: list[str]
                 strings_can_be_null=True,
             )
             read = pacsv.ReadOptions(block_size=32 << 20)
-            reader = pacsv.open_csv(fs.open_input_stream(inner), read_options=read, convert_options=convert)
-            return reader.schema, _guarded(reader, shown)
+            try:
+                reader = pacsv.open_csv(fs.open_input_stream(inner), read_options=read, convert_options=convert)
+            except pa.ArrowInvalid as exc:
+                raise _csv_error(exc, file, fs, inner) from None
+            return reader.schema, _guarded(reader, shown, lambda exc: _csv_error(exc, file, fs, inner))
         pf = pq.ParquetFile(fs.open_input_file(inner))
         present = pf.schema_arrow.names
         missing = [c for c in columns or [] if c not in present]
@@ -272,13 +275,72 @@ def open_batches(file: InputFile, kind: str, batch_rows: int, columns: list[str]
         ) from None
 
 
-def _guarded(batches, shown: str):
+def _guarded(batches, shown: str, explain: Any = None):
     try:
         yield from batches
     except (pa.ArrowException, OSError) as exc:
+        if explain is not None and isinstance(exc, pa.ArrowInvalid):
+            raise explain(exc) from None
         raise DataValidationError(
             f"cannot read '{shown}': {exc}", hint="the file is damaged, or a value does not fit its column's type"
         ) from None
+
+
+#: source.columns' declared types as the CSV reader's column types
+_DECLARED_ARROW = {
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "str": pa.string(),
+    "category": pa.string(),
+    "bool": pa.bool_(),
+}
+
+
+def csv_schema(inferred: pa.Schema, source_cfg: Any) -> pa.Schema:
+    """The column types every CSV file is read with: the declared ``source.columns`` type, else
+    the first file's first block's, widened so that later files fit: integers (not the target's:
+    its classes stay integers) as float64 (a 7.5 further on), an all-empty column as strings."""
+    declared = dict(getattr(source_cfg, "columns", None) or {})
+    fields = []
+    for f in inferred:
+        if f.name in declared:
+            t = _DECLARED_ARROW[str(declared[f.name])]
+        elif pa.types.is_integer(f.type) and f.name != source_cfg.target:
+            t = pa.float64()
+        elif pa.types.is_null(f.type):
+            t = pa.string()
+        else:
+            t = f.type
+        fields.append(pa.field(f.name, t))
+    return pa.schema(fields)
+
+
+def _csv_error(exc: Exception, file: InputFile, fs: Any, inner: str) -> DataValidationError:
+    """A value that does not fit its column's type: one error naming the file, the column and
+    the setting that fixes it."""
+    import csv
+    import io
+    import re
+
+    shown = urls.redact(file.path)
+    found = re.search(r"column #(\d+)", str(exc))
+    name = None
+    if found is not None:
+        try:
+            with fs.open_input_stream(inner) as f:
+                head = f.read(1 << 16).decode("utf-8-sig", errors="replace").splitlines()[:1]
+            header = next(csv.reader(io.StringIO(head[0] if head else "")), [])
+            name = header[int(found.group(1))].strip()
+        except (OSError, IndexError, pa.ArrowException):
+            name = None
+    value = re.search(r"(CSV conversion error.*)$", str(exc))
+    detail = value.group(1) if value else str(exc)
+    column = f"column '{name}'" if name else "a column"
+    setting = f"source.columns={{{name}: str}}" if name else "source.columns={column: str}"
+    return DataValidationError(
+        f"CSV file '{shown}': {column} has a value that does not fit the type the files are read with ({detail}).",
+        hint=f"declare the column's type for every file, e.g. {setting} (or float for numbers), or fix that file",
+    )
 
 
 def _check_schema(file: InputFile, schema: pa.Schema, expected: pa.Schema) -> None:
@@ -291,17 +353,42 @@ def _check_schema(file: InputFile, schema: pa.Schema, expected: pa.Schema) -> No
             )
 
 
-def row_hashes(batch: pa.RecordBatch, name: np.uint64, start: int, plan: FilePlan) -> tuple[np.ndarray, np.ndarray]:
-    """(split hash u in [0, 1), sample hash) of each row of ``batch`` (rows ``start``... of its file)."""
+#: the hash of a row whose split.key is null (any batch, any type)
+_NULL_KEY = np.uint64(0x6A09E667F3BCC908)
+
+
+def key_hashes(column: pa.Array) -> np.ndarray:
+    """A uint64 hash of each ``split.key`` value that depends on the value only, never on the
+    other rows of its batch: numpy turns an int column with a null into float64 (and a bool one
+    into objects), which hashes other bits, so every row of such a batch would move. Integers,
+    booleans, whole floats, dates and times hash as int64; other floats by their bits; strings (and
+    anything else, as its text) as strings; a null (or NaN) as one constant."""
     import pandas as pd
 
+    t = column.type
+    valid = pc.fill_null(pc.is_valid(column), False).to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t):
+        if pa.types.is_temporal(t):
+            column = column.cast(pa.int64()) if t.bit_width == 64 else column.cast(pa.int32()).cast(pa.int64())
+        ints = pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        base = splitmix64(ints.astype(np.int64).view(np.uint64))
+    elif pa.types.is_floating(t):
+        floats = pc.fill_null(column.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False) + 0.0  # -0.0 -> 0.0
+        valid &= ~np.isnan(floats)
+        whole = valid & (floats == np.round(floats)) & (np.abs(floats) < 2.0**63)
+        ints = np.where(whole, floats, 0.0).astype(np.int64)
+        base = np.where(whole, splitmix64(ints.view(np.uint64)), splitmix64(floats.view(np.uint64) ^ _GOLDEN))
+    else:
+        text = pc.fill_null(column.cast(pa.string()), "").to_numpy(zero_copy_only=False)
+        base = pd.util.hash_array(np.asarray(text, dtype=object), categorize=False)
+    return np.where(valid, base, _NULL_KEY).astype(np.uint64)
+
+
+def row_hashes(batch: pa.RecordBatch, name: np.uint64, start: int, plan: FilePlan) -> tuple[np.ndarray, np.ndarray]:
+    """(split hash u in [0, 1), sample hash) of each row of ``batch`` (rows ``start``... of its file)."""
     position = np.arange(start, start + batch.num_rows, dtype=np.uint64)
     identity = splitmix64(position ^ name)
-    if plan.key is not None:
-        values = batch.column(plan.key).to_numpy(zero_copy_only=False)
-        base = pd.util.hash_array(np.asarray(values, dtype=object) if values.dtype.kind in "OUS" else values)
-    else:
-        base = identity
+    base = identity if plan.key is None else key_hashes(batch.column(plan.key))
     u = unit(splitmix64(base ^ _mix(plan.seed)))
     h2 = splitmix64(identity ^ _mix(plan.seed ^ 0x5DEECE66D))
     return u, h2

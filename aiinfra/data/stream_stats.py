@@ -3,14 +3,15 @@
 Pass 2 of ``prepare.engine=stream``/``ray``: with the column types known (inferred on the train
 sample), :func:`part_stats` reads one written part file in record batches and returns per column
 mergeable counts: rows, gaps (after the type's coercion, and raw for the profile), sum and sum of
-squares, min/max, category counts and distinct values (both capped at :data:`DISTINCT_CAP`, so
-memory does not grow with rows; a number column's distinct values are a sorted array, not
-counted). Pass 1 gathers the same statistics per split while it writes (:func:`table_stats`,
-by the stored type); pass 2 only re-reads the columns inferred as another type. Train rows'
-statistics give the contract and the fitted preprocessing; every row's give ``nullable`` and
-the data-quality profile.
+squares, min/max, category counts (capped at :data:`DISTINCT_CAP`, so memory does not grow
+with rows) and a number column's distinct values (a sorted array, not counted, capped at
+:data:`NUMBER_DISTINCT_CAP` per file and merged alike). Pass 1 gathers the same statistics per
+split while it writes (:func:`table_stats`, by the stored type); pass 2 only re-reads the
+columns inferred as another type. Train rows' statistics give the contract and the fitted
+preprocessing; every row's give ``nullable`` and the data-quality profile.
 
-Exact: null shares, category counts (below the cap), boolean counts, min/max, means. From the
+Exact: null shares, category counts (below the cap), boolean counts, min/max, means, sums of
+squares (variances). From the
 sample: the median that ``features.impute=median`` fills gaps with, the example value.
 """
 
@@ -82,6 +83,7 @@ def _empty() -> dict[str, Any]:
         "nulls": 0,
         "raw_nulls": 0,
         "sum": 0.0,
+        "sumsq": 0.0,  # exact and mergeable: a variance is sumsq / n - (sum / n) ** 2
         "min": None,
         "max": None,
         "raw_min": None,
@@ -116,6 +118,7 @@ def _numbers(entry: dict, values: np.ndarray, counted: bool = False) -> None:
     if not len(values):
         return
     entry["sum"] += float(values.sum())
+    entry["sumsq"] += float(np.dot(values, values))
     _minmax(entry, float(values.min()), float(values.max()))
     if counted:
         keys, counts = np.unique(values, return_counts=True)
@@ -199,13 +202,13 @@ def part_stats(path: str, types: dict[str, str], batch_rows: int) -> dict[str, d
 def merge_stats(into: dict[str, dict], other: dict[str, dict]) -> dict[str, dict]:
     for name, entry in other.items():
         mine = into.setdefault(name, _empty())
-        for key in ("rows", "nulls", "raw_nulls", "sum"):
+        for key in ("rows", "nulls", "raw_nulls", "sum", "sumsq"):
             mine[key] += entry[key]
         _minmax(mine, entry["min"], entry["max"])
         _minmax(mine, entry["raw_min"], entry["raw_max"], "raw_")
         mine["capped"] = mine["capped"] or entry["capped"]
-        if isinstance(entry["counts"], np.ndarray):
-            _add_distinct(mine, entry["counts"], DISTINCT_CAP)
+        if isinstance(entry["counts"], np.ndarray):  # the same cap as per file: merging never adds more
+            _add_distinct(mine, entry["counts"], NUMBER_DISTINCT_CAP)
         else:
             _count(mine["counts"], list(entry["counts"]), list(entry["counts"].values()), mine)
         _count(mine["raw_counts"], list(entry["raw_counts"]), list(entry["raw_counts"].values()), mine)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from aiinfra.data.prepared import META, NOT_LINEAGE, PARTITIONED, SPLITS, write_json
+from aiinfra.data.prepared import META, PARTITIONED, SPLITS, lineage_config, write_json
 from aiinfra.errors import DataValidationError
 from aiinfra.storage import urls
 
@@ -46,6 +46,8 @@ FILE_SOURCES = {"csv": "csv", "parquet": "parquet"}
 INFER_ROWS = 50_000
 #: files prepared at once by the stream engine (threads; each holds one file's batches and sample)
 LOCAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: a run's own temporary or old directory left this long (a killed run) is deleted by the next run
+STALE_S = 3600
 #: what a prepared directory of either layout holds (deleted before a new one is written there)
 PREPARED_NAMES = (
     *(f"{s}.parquet" for s in SPLITS),
@@ -76,26 +78,41 @@ def input_files(cfg: Any) -> tuple[str, list]:
     if not urls.exists(path):
         raise DataValidationError(f"source file '{urls.redact(path)}' does not exist.", hint="set source.path=...")
     if not urls.isdir(path):
-        return kind, [InputFile(path, os.path.basename(path.rstrip("/")))]
-    found = [p for p in urls.glob(path, f"**/*.{kind}") if not os.path.basename(p).startswith((".", "_"))]
+        return kind, [InputFile(path, file_name(path))]
+    base = path.rstrip("/") + "/"
+    every = urls.glob(path, f"**/*.{kind}")
+    relative = [(p, p[len(base) :] if p.startswith(base) else os.path.relpath(p, path)) for p in every]
+    # any folder or file named . or _ is no data: Spark's _temporary, _SUCCESS, our own .x.tmp-*
+    found = [(p, n) for p, n in relative if not any(part.startswith((".", "_")) for part in n.split("/"))]
     if not found:
         raise DataValidationError(
             f"source.path '{urls.redact(path)}' is a directory without *.{kind} files.",
             hint=f"point source.path at a {kind} file or a directory of them",
         )
-    base = path.rstrip("/") + "/"
-    names = [p[len(base) :] if p.startswith(base) else os.path.relpath(p, path) for p in found]
-    return kind, [InputFile(p, n) for p, n in zip(found, names, strict=True)]
+    return kind, [InputFile(p, n) for p, n in found]
+
+
+def file_name(path: str) -> str:
+    """The name a single input file's rows are hashed by: the last part of its path, without a
+    URL's query (a re-signed presigned URL is the same file: its rows must not move)."""
+    from urllib.parse import urlsplit
+
+    inner = urlsplit(path).path if urls.is_remote(path) else path
+    return os.path.basename(inner.rstrip("/"))
 
 
 def file_plan(cfg: Any, kind: str, first: Any, out: str):
     """The plan every file's work shares: columns and schema from the first file."""
     import pyarrow as pa
 
-    from aiinfra.data.stream_file import FilePlan, SampleBound, open_batches
+    from aiinfra.data.stream_file import FilePlan, SampleBound, csv_schema, open_batches
     from aiinfra.data.validation import validate_frame
 
     schema, batches = open_batches(first, kind, min(cfg.prepare.batch_rows, 4096), None)
+    if kind == "csv":  # the first block's types, widened and declared, for every file (this one too)
+        schema, batches = open_batches(
+            first, kind, min(cfg.prepare.batch_rows, 4096), None, csv_schema(schema, cfg.source)
+        )
     head = next(iter(batches), None)  # the declared columns and types, checked as the memory engine does
     frame = (pa.Table.from_batches([head]) if head is not None else schema.empty_table()).to_pandas()
     features = validate_frame(frame, cfg.source)
@@ -158,18 +175,51 @@ def _workdir(out: str) -> str:
         return out
     local = urls.local_path(out).resolve()
     local.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(local)
     return str(local.parent / f".{local.name}.tmp-{uuid.uuid4().hex[:8]}")
 
 
+def _sweep_stale(local: Path) -> None:
+    """Delete what a killed run left beside ``local`` (``.<name>.tmp-*``, ``.<name>.old-*``) once
+    it is older than :data:`STALE_S`: a younger one may be a run still writing."""
+    import time
+
+    now = time.time()
+    for left in [*local.parent.glob(f".{local.name}.tmp-*"), *local.parent.glob(f".{local.name}.old-*")]:
+        try:
+            if now - left.stat().st_mtime > STALE_S:
+                log.info("deleting %s, left by an earlier prepare", left)
+                shutil.rmtree(left, ignore_errors=True)
+        except OSError:  # another run swept or renamed it meanwhile
+            continue
+
+
 def _finish(work: str, out: str) -> None:
+    """Swap the finished local directory in. Two runs finishing at once: the last one wins,
+    neither fails, and nothing of either is left beside it."""
     if work == out:
         return
     local = urls.local_path(out)
-    old = local.parent / f".{local.name}.old-{uuid.uuid4().hex[:8]}"
-    if local.exists():
-        local.rename(old)
-    Path(work).rename(local)
-    shutil.rmtree(old, ignore_errors=True)
+    olds = []
+    for _ in range(20):
+        old = local.parent / f".{local.name}.old-{uuid.uuid4().hex[:8]}"
+        try:
+            local.rename(old)
+            olds.append(old)
+        except FileNotFoundError:
+            pass
+        try:
+            Path(work).rename(local)
+            break
+        except OSError:  # another run swapped its directory in between: move that aside too
+            continue
+    else:
+        raise DataValidationError(
+            f"could not move the prepared data into {out}: other runs kept writing there.",
+            hint="run one `aiinfra prepare` at a time per paths.prepared",
+        )
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _discard(work: str, out: str) -> None:
@@ -198,17 +248,21 @@ def run_streaming(cfg: Any, show: Callable, mapper: Callable | None = None) -> d
 
 
 def _run(cfg: Any, show: Callable, mapper: Callable) -> dict[str, Any]:
+    import dataclasses
+
     kind, files = input_files(cfg)
     log.info("stream prepare: %d %s file(s), engine %s", len(files), kind, cfg.prepare.engine)
     _warn_unused_feedback(cfg)
     out = str(cfg.paths.prepared)
+    # every check of the input first: on an object store _workdir deletes the previous data
+    plan = file_plan(cfg, kind, files[0], out)
     work = _workdir(out)
     try:
-        result = _prepare(cfg, kind, files, work, out, show, mapper)
+        result = _prepare(cfg, files, dataclasses.replace(plan, out=work), out, show, mapper)
+        _finish(work, out)
     except BaseException:
         _discard(work, out)
         raise
-    _finish(work, out)
     return result
 
 
@@ -229,10 +283,9 @@ def _warn_unused_feedback(cfg: Any) -> None:
         )
 
 
-def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callable, mapper: Callable) -> dict:
+def _prepare(cfg: Any, files: list, plan: Any, out: str, show: Callable, mapper: Callable) -> dict:
     import pyarrow as pa
 
-    from aiinfra.config.typed import to_dict
     from aiinfra.data.contract import CONTRACT, PREPROCESS
     from aiinfra.data.features import infer_contract, infer_task, type_table
     from aiinfra.data.stream_file import H2, FilePartial, bottom_k, prepare_file
@@ -246,7 +299,7 @@ def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callab
     )
     from aiinfra.governance import quality
 
-    plan = file_plan(cfg, kind, files[0], work)
+    work = plan.out
     urls.makedirs(work)
     total = FilePartial()
     for partial in mapper(prepare_file, [(f, i, plan) for i, f in enumerate(files)]):
@@ -308,13 +361,15 @@ def _prepare(cfg: Any, kind: str, files: list, work: str, out: str, show: Callab
         "encoded_features": transform.output_names,
         "dataset_hash": digest.hexdigest()[:16],
         "source": cfg.source.type,
-        "source_config": {k: v for k, v in to_dict(cfg.source).items() if k not in NOT_LINEAGE},
+        "source_config": lineage_config(cfg.source),  # redacted: no signature of a presigned URL
         "rows": counts | {"reference": ref_rows},
         "seed": cfg.seed,
         "feedback_rows": 0,
         "layout": PARTITIONED,
         "split": {"method": "hash", "key": plan.key, "columns": list(plan.columns)},
-        "parts": {s: sum(1 for p in total.parts if p[0] == s) for s in SPLITS},
+        # every part file written, in order (relative to the prepared directory): a reader can
+        # tell a complete directory from one a concurrent or killed run left other files in
+        "parts": {s: [p[1] for p in total.parts if p[0] == s] for s in SPLITS},
     }
     urls.write_text(urls.join(work, quality.PROFILE), _json(profile))
     write_json(work, META, meta)  # last: PreparedData.open needs it

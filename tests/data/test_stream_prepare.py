@@ -46,8 +46,8 @@ def write_parts(root: Path, frames: list[pd.DataFrame]) -> Path:
     return root
 
 
-def prepare(project: Path, source: Path, out: str, *extra: str):
-    return run_cli(project, "prepare", *STREAM, f"source.path={source}", f"paths.prepared={out}", *extra)
+def prepare(project: Path, source: Path, out: str, *extra: str, **env: str):
+    return run_cli(project, "prepare", *STREAM, f"source.path={source}", f"paths.prepared={out}", *extra, **env)
 
 
 def part_bytes(root: Path) -> dict[str, bytes]:
@@ -194,9 +194,12 @@ def test_pass_one_statistics_equal_a_reread_of_the_written_parts(tmp_path: Path)
         assert {k: a[k] for k in ("rows", "nulls", "raw_nulls", "min", "max", "raw_min", "raw_max")} == {
             k: b[k] for k in ("rows", "nulls", "raw_nulls", "min", "max", "raw_min", "raw_max")
         }, name
-        assert abs(a["sum"] - b["sum"]) <= 1e-9 * max(1.0, abs(b["sum"])), name
+        for key in ("sum", "sumsq"):  # sums of squares too: variances are exact and mergeable
+            assert abs(a[key] - b[key]) <= 1e-9 * max(1.0, abs(b[key])), name
         assert np.array_equal(np.asarray(list(a["counts"])), np.asarray(list(b["counts"]))), name
         assert a["raw_counts"] == b["raw_counts"], name
+    width = frame["width"].dropna()
+    assert abs(first["width"]["sumsq"] - float((width**2).sum())) <= 1e-9 * float((width**2).sum())
 
 
 def test_local_map_keeps_input_order_with_threads() -> None:
@@ -302,3 +305,139 @@ def test_feedback_windows_the_stream_engine_does_not_add_are_named_in_a_warning(
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1 labelled feedback window(s) in data/feedback are not added by prepare.engine=stream" in proc.stderr
     assert json.loads((project / "data" / "p" / "meta.json").read_text())["feedback_rows"] == 0
+
+
+def test_split_key_split_does_not_depend_on_a_null_in_the_batch(project: Path, tmp_path: Path) -> None:
+    """An int key column with a null turned the whole batch into float64 for the hash: every
+    non-null key must get the same split whether or not its batch holds a null key."""
+    import pyarrow as pa
+
+    root = tmp_path / "in"
+    root.mkdir()
+    users = list(range(400))
+    for i, keys in enumerate([users, [None, *users[1:]]]):
+        frame = mixed_frame(400, i)
+        table = pa.Table.from_pandas(frame, preserve_index=False).append_column("user", pa.array(keys, pa.int64()))
+        pq.write_table(table, root / f"f{i}.parquet")
+    proc = prepare(project, root, "data/k", "split.key=user")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = PreparedData.open(project / "data" / "k")
+    seen: dict[int, set] = {}
+    for split in ("train", "val", "test"):
+        for user in data.read(split)["user"].dropna():
+            seen.setdefault(int(user), set()).add(split)
+    assert len(seen) == 400 and all(len(s) == 1 for s in seen.values())  # both files' rows of a key together
+    assert len({next(iter(s)) for s in seen.values()}) == 3
+    meta = data.meta  # every part file listed, as written
+    for split in ("train", "val", "test"):
+        on_disk = sorted(str(p.relative_to(data.root)) for p in (data.root / f"{split}.parquet").glob("*.parquet"))
+        assert meta["parts"][split] == on_disk and on_disk
+
+
+def test_failed_input_checks_leave_the_previous_url_output_whole(project: Path, tmp_path: Path, s3_server) -> None:
+    """On an object store the previous prepared data is deleted before a new one is written:
+    a config the data does not fit is refused before that."""
+    url = f"{s3_server.bucket('stream-checks')}/prepared"
+    source = write_parts(tmp_path / "in", [mixed_frame(300, 1)])
+    assert prepare(project, source, url, **s3_server.env).returncode == 0
+    for bad in ("split.key=nope", "source.target=nope"):
+        proc = prepare(project, source, url, bad, **s3_server.env)
+        assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        keys = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket="stream-checks")["Contents"]}
+        assert "prepared/meta.json" in keys and any(k.startswith("prepared/train.parquet/") for k in keys)
+
+
+def test_csv_later_files_widen_and_a_misfit_names_file_column_and_setting(project: Path, tmp_path: Path) -> None:
+    root = tmp_path / "csv"
+    root.mkdir()
+    first = mixed_frame(300, 1).assign(note=None)
+    first["count"] = first["count"].astype(int)  # integers in the first file ...
+    first.to_csv(root / "a.csv", index=False)
+    later = mixed_frame(300, 2).assign(note="some text")
+    later.loc[0, "count"] = 7.5  # ... a fraction and text in the first file's all-empty column later
+    later.to_csv(root / "b.csv", index=False)
+    csv = ("source=csv", "source.target=label", f"source.path={root}", "prepare.engine=stream")
+    proc = run_cli(project, "prepare", *csv, "paths.prepared=data/c")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = PreparedData.open(project / "data" / "c")
+    rows = pd.concat([data.read(s) for s in ("train", "val", "test")])
+    assert 7.5 in set(rows["count"]) and "some text" in set(rows["note"]) and len(rows) == 600
+    assert data.classes == [0, 1]  # the target stays integer
+    mixed_frame(300, 3).assign(width="wide", note=None).to_csv(root / "c.csv", index=False)
+    proc = run_cli(project, "prepare", *csv, "paths.prepared=data/c")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "c.csv" in proc.stderr and "'width'" in proc.stderr and "source.columns={width: str}" in proc.stderr
+
+
+def test_csv_schema_honours_the_declared_types() -> None:
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from aiinfra.data.stream_file import csv_schema
+
+    inferred = pa.schema([("code", pa.int64()), ("n", pa.int64()), ("empty", pa.null()), ("y", pa.int64())])
+    declared = SimpleNamespace(columns={"code": "str", "y": "float"}, target="y")
+    assert csv_schema(inferred, declared).types == [pa.string(), pa.float64(), pa.string(), pa.float64()]
+    plain = SimpleNamespace(columns=None, target="y")
+    assert csv_schema(inferred, plain).types == [pa.float64(), pa.float64(), pa.string(), pa.int64()]
+
+
+def test_input_files_skip_hidden_and_underscore_folders_and_names_drop_the_query(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from aiinfra.data.streaming import file_name, input_files
+
+    for rel in ("day=1/a.parquet", "_temporary/0/b.parquet", ".p.tmp-1234/c.parquet", "day=2/_d.parquet"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        mixed_frame(5, 1).to_parquet(tmp_path / rel)
+    cfg = SimpleNamespace(source=SimpleNamespace(type="parquet", path=str(tmp_path)))
+    assert [f.name for f in input_files(cfg)[1]] == ["day=1/a.parquet"]
+    signed = "https://bucket.example/k/data.parquet?X-Amz-Signature={}&X-Amz-Date=2026"
+    assert file_name(signed.format("aaa")) == file_name(signed.format("bbb")) == "data.parquet"
+
+
+def test_concurrent_finishes_leave_one_whole_output_and_nothing_beside(tmp_path: Path) -> None:
+    import threading
+
+    from aiinfra.data.streaming import _finish
+
+    out = tmp_path / "p"
+    works = []
+    for i in range(8):
+        work = tmp_path / f".p.tmp-{i:08d}"
+        work.mkdir()
+        (work / f"run-{i}").write_text("x")
+        works.append(work)
+    barrier, errors = threading.Barrier(len(works)), []
+
+    def finish(work: Path) -> None:
+        barrier.wait()
+        try:
+            _finish(str(work), str(out))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(w,)) for w in works]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(list(out.iterdir())) == 1  # one run's output, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def test_a_run_sweeps_stale_temporary_dirs_only(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from aiinfra.data.streaming import STALE_S, _workdir
+
+    stale, fresh = tmp_path / ".p.tmp-00000001", tmp_path / ".p.tmp-00000002"
+    for d in (stale, fresh):
+        d.mkdir()
+    old = time.time() - STALE_S - 60
+    os.utime(stale, (old, old))
+    work = _workdir(str(tmp_path / "p"))
+    assert not stale.exists() and fresh.exists() and work.startswith(str(tmp_path / ".p.tmp-"))

@@ -32,3 +32,20 @@ def test_ray_engine_writes_what_the_stream_engine_writes(project: Path, tmp_path
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
         else:
             assert (a / name).read_text() == (b / name).read_text(), name
+
+
+def test_ray_results_come_in_input_order_when_later_tasks_finish_first(ray_local: str) -> None:
+    """Ray Data keeps the input order itself (preserve_order): the driver never parks results
+    that finished before an earlier one (its memory stays one result, whatever the files)."""
+    import subprocess
+    from types import SimpleNamespace
+
+    import ray
+
+    from aiinfra.data.ray_prepare import ray_mapper
+
+    cfg = SimpleNamespace(prepare=SimpleNamespace(ray_address=ray_local, ray_cpus=4))
+    items = [(["sh", "-c", f"sleep {0.4 * (3 - i)}; echo {i}"],) for i in range(4)]  # the first finishes last
+    with ray_mapper(cfg) as mapped:
+        assert [int(out) for out in mapped(subprocess.check_output, items)] == [0, 1, 2, 3]
+    assert not ray.data.DataContext.get_current().execution_options.preserve_order  # restored afterwards

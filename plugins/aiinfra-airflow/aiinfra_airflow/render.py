@@ -7,6 +7,8 @@ and records ``dvc.lock``, so a run from Airflow and a ``dvc repro`` at a desk sh
 ``--single-item`` leaves the order to Airflow (DVC would otherwise re-check every upstream stage
 in every task). The core environment's interpreter is baked in (its directory goes first on
 PATH, where the stages' ``aiinfra`` commands are found): the DAG file imports only Airflow.
+Airflow renders a task's ``bash_command`` and ``env`` with Jinja, so the paths go in ``env``,
+escaped (:func:`jinja_literal`), and the command contains none.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from airflow.sdk import DAG
 # "{{" written as a Jinja expression that renders to itself: the project and the core environment's
 # interpreter (its directory goes first on PATH: the stages' `aiinfra`). The command holds no path.
 ENV = {env!r}
-# Airflow worker's Python variables are unset: DVC runs in the core environment, not Airflow's
+# the worker's PYTHONPATH, PYTHONHOME and VIRTUAL_ENV are unset: DVC runs in the core env, not Airflow's
 DVC_REPRO = {dvc_repro!r}
 # (task id, DVC stage as a shell word (Jinja-escaped), upstream task ids): DVC's graph, in dvc.yaml order
 STAGES = [

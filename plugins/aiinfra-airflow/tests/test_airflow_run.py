@@ -88,6 +88,8 @@ def retrained(pipeline):
     current.to_parquet(root / "shifted.parquet")
     runs_before = list_runs(home, "aiinfra-demo")
     lock_before = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    versions_before = model_versions(root)
+    train_run_before = json.loads((root / "models" / "train_run.json").read_text())["run_id"]
     command = '["{python}","-m","aiinfra","airflow-trigger","--mode","test"]'
     started = time.monotonic()
     proc = project.run(
@@ -103,7 +105,14 @@ def retrained(pipeline):
     runs_after = list_runs(home, "aiinfra-demo")
     lock_after = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     new_runs = [r for r in runs_after if r["run_id"] not in {b["run_id"] for b in runs_before}]
-    return proc, verdict, new_runs, lock_before, lock_after, model_versions(root)
+    after = {
+        "versions_before": versions_before,
+        "versions": model_versions(root),
+        "train_run_before": train_run_before,
+        "registration": json.loads((root / "models" / "registration.json").read_text()),
+        "meta": json.loads((root / "data" / "prepared" / "meta.json").read_text()),
+    }
+    return proc, verdict, new_runs, lock_before, lock_after, after
 
 
 def test_dag_test_runs_every_stage(pipeline):
@@ -126,17 +135,25 @@ def test_dag_test_runs_every_stage(pipeline):
 
 
 def test_monitor_retrain_policy_runs_the_dag(retrained):
-    proc, verdict, new_runs, lock_before, lock_after, versions = retrained
+    proc, verdict, new_runs, lock_before, lock_after, after = retrained
     assert verdict["drift_detected"] is True, proc.stderr
     outcome = verdict["retrain"]
     assert outcome["ok"] is True and outcome["exit_code"] == 0, outcome
     assert outcome["command"][-4:] == ["aiinfra", "airflow-trigger", "--mode", "test"]
     assert Path(outcome["window"]).parent.name == "feedback"
     assert [r["state"] for r in new_runs] == ["success"]  # one more DAG run, recorded by Airflow
-    # the exported window changed prepare's dependency: the DAG's prepare task re-ran it through DVC
-    # (whether train follows is DVC's call: it re-runs only if prepare's outputs changed)
+    # The exported window (the shifted rows, labelled) is in data/feedback, prepare's dependency:
+    # the DAG's prepare task re-ran through DVC and added the rows to the data, which changed
+    # prepare's outputs, so DVC re-ran train on them and register registered the new model.
     assert lock_after["prepare"]["deps"] != lock_before["prepare"]["deps"]
-    assert "1" in versions, versions
+    assert after["meta"]["feedback_rows"] > 0, after["meta"]
+    assert lock_after["prepare"]["outs"] != lock_before["prepare"]["outs"]
+    assert lock_after["train"]["outs"] != lock_before["train"]["outs"]
+    registration = after["registration"]
+    assert registration["run_id"] != after["train_run_before"]  # a new training run
+    before = after["versions_before"]
+    assert after["versions"] == sorted([*before, registration["version"]]), (before, after["versions"])
+    assert registration["version"] not in before
 
 
 def test_trigger_mode_queues_a_run_for_the_scheduler(pipeline):

@@ -106,7 +106,7 @@ class FilePartial:
 
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     dropped_target: int = 0
-    parts: list[tuple[str, str, int, str]] = field(default_factory=list)  # (split, relative path, rows, sha256)
+    parts: list[tuple[str, str, int, str]] = field(default_factory=list)  # (split, relative path, rows, value hash)
     target_counts: dict[Any, int] = field(default_factory=dict)
     target_capped: bool = False
     sample: Any = None  # pa.Table of train rows + H2 holding the smallest sample_rows H2s (unsorted)
@@ -166,34 +166,73 @@ def pruned(tables: list, k: int, slack: int = 2):
     return table, limit
 
 
-class _HashingFile:
-    """A binary sink that hashes what passes through (the part's content hash without a re-read)."""
+class _ValueDigest:
+    """A hash of a part's values (not of its Parquet bytes, which carry the writer's version):
+    per column, one running hash of each canonical buffer (validity, values; a string's lengths
+    and bytes), so it is the same however the part's rows were sliced, by either engine and any
+    pyarrow. The part's hash: the columns' names, types and those hashes."""
 
-    def __init__(self, raw: Any) -> None:
-        self.raw, self.sha = raw, hashlib.sha256()
-        self.closed = False
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.columns = {f.name: [hashlib.sha256() for _ in range(3)] for f in schema}
 
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self.sha.update(view)
-        return self.raw.write(view)
+    def update(self, table: pa.Table) -> None:
+        for f in self.schema:
+            digests = self.columns[f.name]
+            for chunk in table.column(f.name).chunks:
+                for digest, data in zip(digests, _canonical(chunk), strict=False):
+                    digest.update(data)
 
-    def flush(self) -> None:
-        self.raw.flush()
+    def hexdigest(self) -> str:
+        total = hashlib.sha256()
+        for f in self.schema:
+            total.update(f"{f.name}:{f.type}\n".encode())
+            for digest in self.columns[f.name]:
+                total.update(digest.digest())
+        return total.hexdigest()
 
-    def close(self) -> None:
-        if not self.closed:
-            self.raw.close()
-            self.closed = True
 
-    def writable(self) -> bool:
-        return True
+def part_hash(table: pa.Table) -> str:
+    """A part's value hash (as :class:`_ValueDigest` gathers it while the part is written)."""
+    digest = _ValueDigest(table.schema)
+    digest.update(table)
+    return digest.hexdigest()
 
-    def seekable(self) -> bool:
-        return False
 
-    def readable(self) -> bool:
-        return False
+def dataset_hash(parts: list[tuple[str, str, int, str]]) -> str:
+    """meta.json's ``dataset_hash``: every part's name, rows and value hash, by name."""
+    total = hashlib.sha256()
+    for _split, relative, rows, values in sorted(parts, key=lambda part: part[1]):
+        total.update(f"{relative}:{rows}:{values}\n".encode())
+    return total.hexdigest()[:16]
+
+
+def _canonical(array: pa.Array) -> list:
+    """The bytes that stand for ``array``'s values: the validity as one byte a row, then the
+    values with nulls as zero (fixed width, NaN as one bit pattern), or a string's lengths and
+    its bytes; anything else as its text."""
+    if not len(array):
+        return []
+    valid = pc.fill_null(pc.is_valid(array), False).to_numpy(zero_copy_only=False).view(np.uint8)
+    t = array.type
+    if pa.types.is_dictionary(t):
+        array, t = array.dictionary_decode(), t.value_type
+    if pa.types.is_boolean(t):
+        return [valid, pc.fill_null(array, False).to_numpy(zero_copy_only=False).view(np.uint8)]
+    if pa.types.is_floating(t):
+        values = pc.fill_null(array.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        return [valid, np.where(np.isnan(values), np.nan, values)]
+    if (pa.types.is_integer(t) or pa.types.is_temporal(t)) and t.bit_width in (8, 16, 32, 64):
+        width = pa.int64() if t.bit_width == 64 else pa.int32()
+        return [valid, pc.fill_null(array.view(width) if t.bit_width in (32, 64) else array.cast(width), 0).to_numpy()]
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)):
+        return [valid, repr(array.to_pylist()).encode()]
+    binary = array.cast(pa.large_binary())
+    lengths = pc.fill_null(pc.binary_length(binary), -1).to_numpy().astype(np.int64)
+    offsets = np.frombuffer(binary.buffers()[1], dtype=np.int64)
+    data = binary.buffers()[2]
+    start, end = int(offsets[binary.offset]), int(offsets[binary.offset + len(binary)])
+    return [valid, lengths, memoryview(data)[start:end] if data is not None else b""]
 
 
 class _SplitWriter:
@@ -210,7 +249,9 @@ class _SplitWriter:
             if self.writer is None:
                 self._open()
             take = min(self.plan.part_rows - self.rows, table.num_rows - start)
-            self.writer.write_table(table.slice(start, take), row_group_size=max(take, 1))
+            piece = table.slice(start, take)
+            self.writer.write_table(piece, row_group_size=max(take, 1))
+            self.digest.update(piece)
             self.rows += take
             start += take
             if self.rows >= self.plan.part_rows:
@@ -219,7 +260,8 @@ class _SplitWriter:
     def _open(self) -> None:
         # a directory named like the flat layout's file: dvc.yaml's deps and monitor.current fit both
         self.relative = f"{self.split}.parquet/part-{self.index:05d}-{self.n:03d}.parquet"
-        self.sink = _HashingFile(urls.open_file(urls.join(self.plan.out, self.relative), "wb"))
+        self.sink = urls.open_file(urls.join(self.plan.out, self.relative), "wb")
+        self.digest = _ValueDigest(self.plan.schema)
         # dictionary pages for strings only: trying them on floats costs time and rarely pays
         strings = [f.name for f in self.plan.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         self.writer = pq.ParquetWriter(self.sink, self.plan.schema, compression="snappy", use_dictionary=strings)
@@ -229,7 +271,7 @@ class _SplitWriter:
             return
         self.writer.close()
         self.sink.close()
-        self.parts.append((self.split, self.relative, self.rows, self.sink.sha.hexdigest()))
+        self.parts.append((self.split, self.relative, self.rows, self.digest.hexdigest()))
         self.writer, self.sink, self.rows = None, None, 0
         self.n += 1
 

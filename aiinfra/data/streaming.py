@@ -26,7 +26,6 @@ swapped in at the end; on an object store the old ``meta.json`` and parts are de
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -288,7 +287,7 @@ def _prepare(cfg: Any, files: list, plan: Any, out: str, show: Callable, mapper:
 
     from aiinfra.data.contract import CONTRACT, PREPROCESS
     from aiinfra.data.features import infer_contract, infer_task, type_table
-    from aiinfra.data.stream_file import H2, FilePartial, bottom_k, prepare_file
+    from aiinfra.data.stream_file import H2, FilePartial, bottom_k, dataset_hash, prepare_file
     from aiinfra.data.stream_stats import (
         contract_from_stats,
         merge_stats,
@@ -350,16 +349,13 @@ def _prepare(cfg: Any, files: list, plan: Any, out: str, show: Callable, mapper:
     _write_table(reference, urls.join(work, "reference.parquet"))
     write_json(work, CONTRACT, contract.to_dict())
     write_json(work, PREPROCESS, transform.to_dict())
-    digest = hashlib.sha256()
-    for _split, rel, n, sha in total.parts:
-        digest.update(f"{rel}:{n}:{sha}\n".encode())
     meta = {
         "features": contract.features,
         "target": plan.target,
         "task": str(contract.task),
         "classes": [c.item() if hasattr(c, "item") else c for c in (contract.classes or [])],
         "encoded_features": transform.output_names,
-        "dataset_hash": digest.hexdigest()[:16],
+        "dataset_hash": dataset_hash(total.parts),
         "source": cfg.source.type,
         "source_config": lineage_config(cfg.source),  # redacted: no signature of a presigned URL
         "rows": counts | {"reference": ref_rows},

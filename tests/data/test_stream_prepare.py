@@ -65,6 +65,15 @@ def test_rerun_same_bytes_and_split_stable_under_an_added_file(project: Path, tm
     meta = json.loads((a / "meta.json").read_text())
     assert meta["layout"] == "partitioned" and sum(meta["rows"][s] for s in ("train", "val", "test")) == 2700
     assert 0.1 < meta["rows"]["test"] / 2700 < 0.2  # split.test=0.15 by hash
+    # the dataset hash is one of the values: the parts read back (any writer's bytes) give it again
+    from aiinfra.data.stream_file import dataset_hash, part_hash
+
+    parts = [
+        (s, rel, pq.read_metadata(a / rel).num_rows, part_hash(pq.read_table(a / rel)))
+        for s in meta["parts"]
+        for rel in meta["parts"][s]
+    ]
+    assert dataset_hash(parts) == meta["dataset_hash"]
 
     def splits(root: Path) -> dict[int, str]:
         data = PreparedData.open(root)

@@ -296,7 +296,14 @@ def open_batches(file: InputFile, kind: str, batch_rows: int, columns: list[str]
             read = pacsv.ReadOptions(block_size=32 << 20)
             try:
                 reader = pacsv.open_csv(fs.open_input_stream(inner), read_options=read, convert_options=convert)
+            except pa.ArrowKeyError as exc:  # a column of the first file missing here
+                raise DataValidationError(
+                    f"CSV file '{shown}': {exc} (the first file has it).",
+                    hint="every file of source.path needs the same columns: fix or move that file",
+                ) from None
             except pa.ArrowInvalid as exc:
+                if "conversion error" not in str(exc):
+                    raise
                 raise _csv_error(exc, file, fs, inner) from None
             return reader.schema, _guarded(reader, shown, lambda exc: _csv_error(exc, file, fs, inner))
         pf = pq.ParquetFile(fs.open_input_file(inner))
@@ -321,7 +328,7 @@ def _guarded(batches, shown: str, explain: Any = None):
     try:
         yield from batches
     except (pa.ArrowException, OSError) as exc:
-        if explain is not None and isinstance(exc, pa.ArrowInvalid):
+        if explain is not None and isinstance(exc, pa.ArrowInvalid) and "conversion error" in str(exc):
             raise explain(exc) from None
         raise DataValidationError(
             f"cannot read '{shown}': {exc}", hint="the file is damaged, or a value does not fit its column's type"
@@ -422,7 +429,7 @@ def key_hashes(column: pa.Array) -> np.ndarray:
         base = np.where(whole, splitmix64(ints.view(np.uint64)), splitmix64(floats.view(np.uint64) ^ _GOLDEN))
     else:
         text = pc.fill_null(column.cast(pa.string()), "").to_numpy(zero_copy_only=False)
-        base = pd.util.hash_array(np.asarray(text, dtype=object), categorize=False)
+        base = pd.util.hash_array(np.asarray(text, dtype=object))  # categorized first: the same hashes
     return np.where(valid, base, _NULL_KEY).astype(np.uint64)
 
 

@@ -376,6 +376,10 @@ def test_csv_later_files_widen_and_a_misfit_names_file_column_and_setting(projec
     proc = run_cli(project, "prepare", *csv, "paths.prepared=data/c")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "c.csv" in proc.stderr and "'width'" in proc.stderr and "source.columns={width: str}" in proc.stderr
+    mixed_frame(300, 3).drop(columns="width").to_csv(root / "c.csv", index=False)
+    proc = run_cli(project, "prepare", *csv, "paths.prepared=data/c")
+    assert proc.returncode == 2 and "c.csv" in proc.stderr and "width" in proc.stderr, proc.stderr[-2000:]
+    assert "same columns" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_csv_schema_honours_the_declared_types() -> None:

@@ -454,3 +454,32 @@ def test_a_run_sweeps_stale_temporary_dirs_only(tmp_path: Path) -> None:
     os.utime(stale, (old, old))
     work = _workdir(str(tmp_path / "p"))
     assert not stale.exists() and fresh.exists() and work.startswith(str(tmp_path / ".p.tmp-"))
+
+
+def test_presigned_source_redacted_in_meta_and_a_resigned_url_moves_no_row(project: Path, s3_server) -> None:
+    import boto3
+    from botocore.config import Config
+
+    s3_server.bucket("stream-presigned")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.ACCESS_KEY,
+        aws_secret_access_key=s3_server.SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(signature_version="s3v4"),
+    )
+    client.put_object(Bucket="stream-presigned", Key="raw/rows.csv", Body=mixed_frame(300, 4).to_csv(index=False))
+    params = {"Bucket": "stream-presigned", "Key": "raw/rows.csv"}
+    outputs = []
+    for expires in (600, 900):  # two signatures of the same file
+        signed = client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+        signature = signed.split("X-Amz-Signature=", 1)[1].split("&", 1)[0]
+        out = f"data/signed-{expires}"
+        args = ("source=csv", f"source.path='{signed}'", "source.target=label", f"paths.prepared={out}")
+        proc = run_cli(project, "prepare", "prepare.engine=stream", *args, **s3_server.env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        meta = (project / out / "meta.json").read_text()
+        assert signature not in meta and signed.split("?", 1)[0] in meta and signature not in proc.stderr
+        outputs.append(part_bytes(project / out))
+    assert outputs[0] == outputs[1]  # the rows' hash names the file by its path, not its query

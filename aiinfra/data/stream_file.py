@@ -168,20 +168,23 @@ def pruned(tables: list, k: int, slack: int = 2):
 
 class _ValueDigest:
     """A hash of a part's values (not of its Parquet bytes, which carry the writer's version):
-    per column, one running hash of each canonical buffer (validity, values; a string's lengths
-    and bytes), so it is the same however the part's rows were sliced, by either engine and any
-    pyarrow. The part's hash: the columns' names, types and those hashes."""
+    per column, one running hash of each canonical stream (the rows that are null, by their
+    position in the part; the values; a string's lengths and bytes), so it is the same however
+    the part's rows were sliced, by either engine and any pyarrow. The part's hash: the columns'
+    names, types and those hashes."""
 
     def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
+        self.schema, self.rows = schema, 0
         self.columns = {f.name: [hashlib.sha256() for _ in range(3)] for f in schema}
 
     def update(self, table: pa.Table) -> None:
         for f in self.schema:
-            digests = self.columns[f.name]
+            digests, at = self.columns[f.name], self.rows
             for chunk in table.column(f.name).chunks:
-                for digest, data in zip(digests, _canonical(chunk), strict=False):
+                for digest, data in zip(digests, _canonical(chunk, at), strict=False):
                     digest.update(data)
+                at += len(chunk)
+        self.rows += table.num_rows
 
     def hexdigest(self) -> str:
         total = hashlib.sha256()
@@ -207,32 +210,38 @@ def dataset_hash(parts: list[tuple[str, str, int, str]]) -> str:
     return total.hexdigest()[:16]
 
 
-def _canonical(array: pa.Array) -> list:
-    """The bytes that stand for ``array``'s values: the validity as one byte a row, then the
-    values with nulls as zero (fixed width, NaN as one bit pattern), or a string's lengths and
-    its bytes; anything else as its text."""
+def _canonical(array: pa.Array, at: int) -> list:
+    """What stands for ``array``'s values (rows ``at``... of its part): the positions of its
+    nulls, then the values with nulls as zero (fixed width, NaN as one bit pattern), or a
+    string's lengths and its bytes; anything else as its text."""
     if not len(array):
         return []
-    valid = pc.fill_null(pc.is_valid(array), False).to_numpy(zero_copy_only=False).view(np.uint8)
     t = array.type
     if pa.types.is_dictionary(t):
         array, t = array.dictionary_decode(), t.value_type
+    nulls = b""
+    if array.null_count:
+        valid = pc.is_valid(array).to_numpy(zero_copy_only=False)
+        nulls = np.flatnonzero(~valid).astype(np.int64) + at
     if pa.types.is_boolean(t):
-        return [valid, pc.fill_null(array, False).to_numpy(zero_copy_only=False).view(np.uint8)]
+        return [nulls, pc.fill_null(array, False).to_numpy(zero_copy_only=False).view(np.uint8)]
     if pa.types.is_floating(t):
         values = pc.fill_null(array.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        return [valid, np.where(np.isnan(values), np.nan, values)]
+        nan = np.isnan(values)
+        return [nulls, np.where(nan, np.nan, values) if nan.any() else values]
     if (pa.types.is_integer(t) or pa.types.is_temporal(t)) and t.bit_width in (8, 16, 32, 64):
         width = pa.int64() if t.bit_width == 64 else pa.int32()
-        return [valid, pc.fill_null(array.view(width) if t.bit_width in (32, 64) else array.cast(width), 0).to_numpy()]
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)):
-        return [valid, repr(array.to_pylist()).encode()]
-    binary = array.cast(pa.large_binary())
-    lengths = pc.fill_null(pc.binary_length(binary), -1).to_numpy().astype(np.int64)
-    offsets = np.frombuffer(binary.buffers()[1], dtype=np.int64)
-    data = binary.buffers()[2]
-    start, end = int(offsets[binary.offset]), int(offsets[binary.offset + len(binary)])
-    return [valid, lengths, memoryview(data)[start:end] if data is not None else b""]
+        ints = array.view(width) if t.bit_width in (32, 64) else array.cast(width)
+        return [nulls, pc.fill_null(ints, 0).to_numpy()]
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return [nulls, repr(array.to_pylist()).encode()]
+    if array.null_count:  # a null's slot may span bytes: the lengths and bytes of the values only
+        array = pc.fill_null(array, "")
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if pa.types.is_large_string(t) else np.int32)
+    offsets = offsets[array.offset : array.offset + len(array) + 1]
+    data = array.buffers()[2]
+    body = memoryview(data)[int(offsets[0]) : int(offsets[-1])] if data is not None else b""
+    return [nulls, np.diff(offsets).astype(np.int64), body]
 
 
 class _SplitWriter:

@@ -194,7 +194,27 @@ class PreparedData:
         """The Parquet files of a split, in order (one in the flat layout)."""
         if self.partitioned and split != REFERENCE:
             with urls.storage_errors(self.path(split), "paths.prepared"):
-                return [location(p) for p in urls.glob(self.path(split), "part-*.parquet")]
+                found = [str(p) for p in urls.glob(self.path(split), "part-*.parquet")]
+            listed = (self.meta.get("parts") or {}).get(split) if isinstance(self.meta.get("parts"), dict) else None
+            if listed is None:  # data prepared before meta.json listed its parts
+                return [location(p) for p in found]
+            expected = [str(urls.join(self.root, rel)) for rel in listed]
+            missing = sorted(set(expected) - set(found))
+            if missing:
+                shown = ", ".join(urls.redact(m) for m in missing[:3]) + (" ..." if len(missing) > 3 else "")
+                raise DataValidationError(
+                    f"the prepared {split} split lacks {len(missing)} of the {len(expected)} part files meta.json "
+                    f"lists: {shown}.",
+                    hint="run `aiinfra prepare` again (a copy or a sync of the prepared data was incomplete)",
+                )
+            extra = set(found) - set(expected)
+            if extra:
+                log.warning(
+                    "%d file(s) in %s are not parts of the prepared data (meta.json) and are not read",
+                    len(extra),
+                    urls.redact(self.path(split)),
+                )
+            return [location(p) for p in expected]
         return [self.path(split)]
 
     def read_table(self, split: str, columns: list[str] | None = None):

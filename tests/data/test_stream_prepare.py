@@ -483,3 +483,22 @@ def test_presigned_source_redacted_in_meta_and_a_resigned_url_moves_no_row(proje
         assert signature not in meta and signed.split("?", 1)[0] in meta and signature not in proc.stderr
         outputs.append(part_bytes(project / out))
     assert outputs[0] == outputs[1]  # the rows' hash names the file by its path, not its query
+
+
+def test_a_missing_part_is_an_error_naming_it_and_a_stray_file_is_not_read(project: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from aiinfra.errors import DataValidationError
+
+    source = write_parts(tmp_path / "in", [mixed_frame(900, s) for s in range(3)])
+    assert prepare(project, source, "data/p").returncode == 0
+    root = project / "data" / "p"
+    data = PreparedData.open(root)
+    rows = len(data.read("train"))
+    stray = root / "train.parquet" / "part-99999-000.parquet"
+    stray.write_bytes((root / "train.parquet" / "part-00000-000.parquet").read_bytes())
+    assert len(PreparedData.open(root).read("train")) == rows  # a file meta.json does not list is not read
+    stray.unlink()
+    (root / "train.parquet" / "part-00001-000.parquet").unlink()
+    with pytest.raises(DataValidationError, match=r"lacks 1 of the 3 part files .*part-00001-000\.parquet"):
+        PreparedData.open(root).read("train")

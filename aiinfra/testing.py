@@ -33,6 +33,7 @@ entry points exactly as after ``pip install``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -245,10 +246,8 @@ class S3Server:
     def bucket(self, name: str) -> str:
         """Create the bucket ``name`` (a no-op when it exists); returns ``s3://name``."""
         client = self.client()
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
         return f"s3://{name}"
 
 

@@ -137,25 +137,11 @@ def _check_locked(files: list[str], crypto: Any, server_cfg: Any) -> None:
     """Encrypted parts and no keys: one error naming the variable (not "unreadable file")."""
     if crypto is not None:
         return
-    from aiinfra.serving.log_crypto import locked_part_error
+    from aiinfra.serving.log_crypto import is_encrypted, locked_part_error
 
-    locked = next((f for f in files if _is_encrypted(f)), None)
+    locked = next((f for f in files if is_encrypted(f)), None)
     if locked is not None:
         raise locked_part_error(urls.redact(locked), server_cfg)
-
-
-def _is_encrypted(path: str) -> bool:
-    """Whether a Parquet file (local or on an object store) has an encrypted footer."""
-    from aiinfra.serving.log_crypto import ENCRYPTED_MAGIC, is_encrypted
-
-    if not urls.is_remote(path):
-        return is_encrypted(path)
-    try:
-        with urls.open_file(path) as f:
-            f.seek(-4, os.SEEK_END)
-            return f.read(4) == ENCRYPTED_MAGIC
-    except OSError:
-        return False
 
 
 def open_file(path: str | Path, server_cfg: Any = None) -> CurrentData:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from aiinfra.errors import AiinfraError, ConfigError
+from aiinfra.storage import urls
 
 #: the last 4 bytes of a Parquet file with an encrypted footer (a plaintext one ends in PAR1)
 ENCRYPTED_MAGIC = b"PARE"
@@ -250,9 +251,10 @@ def decryption_properties(server_cfg: Any) -> Any | None:
 
 
 def is_encrypted(path: str | Path) -> bool:
-    """Whether a Parquet file has an encrypted footer (ends in ``PARE``)."""
+    """Whether a Parquet file (local or on an object store) has an encrypted footer (ends in
+    ``PARE``)."""
     try:
-        with open(path, "rb") as f:
+        with urls.open_file(path, "rb") as f:
             f.seek(-4, os.SEEK_END)
             return f.read(4) == ENCRYPTED_MAGIC
     except OSError:

@@ -232,7 +232,9 @@ class S3Server:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def client(self) -> Any:
+    def client(self, config: Any = None) -> Any:
+        """A boto3 S3 client of this server (``config``: a ``botocore.config.Config``, e.g.
+        ``Config(signature_version="s3v4")`` for presigned URLs)."""
         import boto3
 
         return boto3.client(
@@ -241,6 +243,7 @@ class S3Server:
             aws_access_key_id=self.ACCESS_KEY,
             aws_secret_access_key=self.SECRET_KEY,
             region_name="us-east-1",
+            config=config,
         )
 
     def bucket(self, name: str) -> str:

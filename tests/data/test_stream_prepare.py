@@ -457,18 +457,10 @@ def test_a_run_sweeps_stale_temporary_dirs_only(tmp_path: Path) -> None:
 
 
 def test_presigned_source_redacted_in_meta_and_a_resigned_url_moves_no_row(project: Path, s3_server) -> None:
-    import boto3
     from botocore.config import Config
 
     s3_server.bucket("stream-presigned")
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.ACCESS_KEY,
-        aws_secret_access_key=s3_server.SECRET_KEY,
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4"),
-    )
+    client = s3_server.client(Config(signature_version="s3v4"))
     client.put_object(Bucket="stream-presigned", Key="raw/rows.csv", Body=mixed_frame(300, 4).to_csv(index=False))
     params = {"Bucket": "stream-presigned", "Key": "raw/rows.csv"}
     outputs = []

@@ -196,20 +196,12 @@ def _csv(rows: int = 60) -> bytes:
 
 
 def test_a_presigned_source_leaves_no_signature_in_lasting_records(project, s3_server):
-    import boto3
     from botocore.config import Config
 
     from project_helpers import run_cli
 
     s3_server.bucket("review-presigned")
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.ACCESS_KEY,
-        aws_secret_access_key=s3_server.SECRET_KEY,
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4"),
-    )
+    client = s3_server.client(Config(signature_version="s3v4"))
     client.put_object(Bucket="review-presigned", Key="raw/iris.csv", Body=_csv())
     signed = client.generate_presigned_url("get_object", Params={"Bucket": "review-presigned", "Key": "raw/iris.csv"})
     assert "X-Amz-Signature=" in signed

@@ -12,7 +12,6 @@ the built-in ones live beside their components (``aiinfra/data/schema.py``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -267,7 +266,9 @@ class RootConfig:
                     f"must be a local directory, got the URL {redact(str(value))}",
                     hint=f"settings that take a URL: {', '.join(URL_SETTINGS)}",
                 )
-        for key, value in _strings(self):
+        from aiinfra.config.typed import string_settings  # omegaconf: loaded by validation already
+
+        for key, value in string_settings(self):
             if key == "storage.endpoint_url" or "://" not in value or not is_remote(value):
                 continue
             scheme = value.split("://", 1)[0].lower()
@@ -300,23 +301,6 @@ URL_SETTINGS = (
     "monitor.feedback",
     "tracking.artifact_location",
 )
-
-
-def _strings(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(key, value) of every string setting under ``node`` (dataclasses, dicts, lists)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        for f in dataclasses.fields(node):
-            yield from _strings(getattr(node, f.name), f"{prefix}.{f.name}" if prefix else f.name)
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            yield from _strings(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(node, (list, tuple)):
-        for i, v in enumerate(node):
-            yield from _strings(v, f"{prefix}[{i}]")
-    elif isinstance(node, str):
-        yield prefix, node
 
 
 #: config groups that select a component: group name -> component kind

@@ -12,6 +12,7 @@ Hooks, MLflow params and the files aiinfra writes want a plain tree: :func:`to_d
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -49,3 +50,19 @@ def to_dict(node: Any) -> Any:
 def to_yaml(cfg: Any) -> str:
     """The config as YAML (the format of ``params.yaml``)."""
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
+
+
+def string_settings(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(full key, value) of every string setting under ``node`` (dataclasses, dicts, lists):
+    where validation and the storage preflight look for URLs."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for f in dataclasses.fields(node):
+            yield from string_settings(getattr(node, f.name), f"{prefix}.{f.name}" if prefix else f.name)
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from string_settings(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from string_settings(v, f"{prefix}[{i}]")
+    elif isinstance(node, str):
+        yield prefix, node

@@ -47,25 +47,13 @@ def endpoint() -> str:
 
 def config_urls(cfg: Any) -> dict[str, str]:
     """config key -> object-store URL, for every path setting of the config that is one."""
-    found: dict[str, str] = {}
+    from aiinfra.config.typed import string_settings
 
-    def visit(node: Any, prefix: str) -> None:
-        import dataclasses
-
-        if dataclasses.is_dataclass(node) and not isinstance(node, type):
-            for f in dataclasses.fields(node):
-                visit(getattr(node, f.name), f"{prefix}.{f.name}" if prefix else f.name)
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                visit(v, f"{prefix}.{k}")
-        elif isinstance(node, (list, tuple)):
-            for i, v in enumerate(node):
-                visit(v, f"{prefix}[{i}]")
-        elif isinstance(node, str) and "://" in node and is_remote(node) and scheme(node) in ("s3", "s3a"):
-            found[prefix] = node
-
-    visit(cfg, "")
-    return found
+    return {
+        key: value
+        for key, value in string_settings(cfg)
+        if "://" in value and is_remote(value) and scheme(value) in ("s3", "s3a")
+    }
 
 
 def _bucket(url: str) -> str:

@@ -270,7 +270,23 @@ def coerce_small(
     values = _plain_values(series)
     if values is None:
         return None
+    return coerce_plain(values, kind, column, strict)
+
+
+def coerce_plain(
+    values: list, kind: FeatureType, column: str, strict: bool = True
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`coerce_small` of a list of plain Python scalars (str, bool, int, float, None: a
+    request's column as parsed), with no Series built; None: this column needs :func:`coerce`."""
     isna = np.fromiter((_is_null(v) for v in values), dtype=bool, count=len(values))
+    if kind == FeatureType.numeric and all(v.__class__ is float or v.__class__ is int for v in values):
+        # a request's numbers (JSON ints and floats, no string, bool or null): no pandas parse
+        try:
+            out = np.array(values, dtype=np.float64)
+        except OverflowError:  # an int beyond float64's range: pandas decides
+            out = None
+        if out is not None:
+            return out, isna
     if kind == FeatureType.numeric:  # an object column: strings, mixed types
         raw = np.empty(len(values), dtype=object)
         raw[:] = [None if n else (v.strip() if v.__class__ is str else v) for v, n in zip(values, isna, strict=True)]
@@ -380,6 +396,33 @@ class DataContract:
             out[spec.name] = values
         # copy=False: every array here is fresh (coerce_small/coerce build new ones)
         return pd.DataFrame(out, index=range(len(frame)), copy=False)
+
+    def check_columns(self, columns: dict[str, list], n: int) -> dict[str, np.ndarray]:
+        """:meth:`check_frame` of a request's columns as parsed (column -> list of plain
+        Python scalars, ``n`` rows each), with no DataFrame built on the way: the same values
+        (``{name: frame[name].to_numpy()}`` of check_frame's frame) and the same errors. Building
+        the two frames took most of a raw row's serving time (1.5 ms a request here)."""
+        if not 0 < n <= SMALL_FRAME:
+            frame = pd.DataFrame({k: columns[k] for k in self.features if k in columns}, index=range(n))
+            checked = self.check_frame(frame)
+            return {c: checked[c].to_numpy() for c in checked.columns}
+        out: dict[str, np.ndarray] = {}
+        for spec in self.columns:
+            if spec.name not in columns:
+                raise self._no_column(spec, list(columns))
+            values = columns[spec.name]
+            fast = None
+            if all(v.__class__ in _PLAIN_TYPES for v in values):
+                fast = coerce_plain(values, spec.type, spec.name, strict=True)
+            if fast is None:  # what check_frame does with this column (a Series, then pandas)
+                series = pd.Series(values, index=range(n))
+                fast = coerce_small(series, spec.type, spec.name, strict=True)
+                if fast is None:
+                    fast = coerce(series, spec.type, spec.name, strict=True).to_numpy(), _nulls(series)
+            if not spec.nullable and fast[1].any():
+                raise self._never_missing(spec, pd.Series(values), fast[1])
+            out[spec.name] = fast[0]
+        return out
 
     def _no_column(self, spec: ColumnSpec, present: list[str]) -> ContractError:
         return ContractError(

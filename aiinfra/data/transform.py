@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,22 +199,50 @@ class FeatureTransform:
         """:meth:`transform_pandas` in plain Python/numpy for a few rows: one preallocated
         float32 matrix filled column by column (the same numbers)."""
         n = len(frame)
+
+        def coerced():  # lazily, column by column: a missing column fails where transform_pandas does
+            for enc in self.columns:
+                series = frame[enc.name]
+                fast = coerce_small(series, enc.type, enc.name, strict=False)
+                if fast is None:
+                    values = coerce(series.reset_index(drop=True), enc.type, enc.name, strict=False)
+                    yield values.to_numpy(), values.isna().to_numpy()
+                elif fast[0].dtype == object:
+                    yield fast[0], np.fromiter((v is None for v in fast[0]), dtype=bool, count=n)
+                else:
+                    yield fast[0], np.isnat(fast[0]) if fast[0].dtype.kind == "M" else np.isnan(fast[0])
+
+        return self._encode_small(n, coerced(), unseen)
+
+    def transform_checked(
+        self, columns: dict[str, np.ndarray], n: int, unseen: dict[str, int] | None = None
+    ) -> np.ndarray:
+        """:meth:`transform` of :meth:`DataContract.check_columns`' output (the values already
+        of their type: float64, datetime64[ns], str or None), with no DataFrame: a raw request's
+        encoding. The same matrix as ``transform(check_frame(...))``."""
+        if not 0 < n <= SMALL_FRAME:
+            return self.transform(pd.DataFrame(columns, index=range(n)), unseen)
+        coerced: list[tuple[np.ndarray, np.ndarray]] = []
+        for enc in self.columns:
+            values = columns[enc.name]
+            if values.dtype == object:
+                missing = pd.isna(values)  # None; a big request's pandas path may hold NaN
+                if missing.any():
+                    values = values.copy()
+                    values[missing] = None
+            else:
+                missing = np.isnat(values) if values.dtype.kind == "M" else np.isnan(values)
+            coerced.append((values, missing))
+        return self._encode_small(n, coerced, unseen)
+
+    def _encode_small(
+        self, n: int, coerced: Iterable[tuple[np.ndarray, np.ndarray]], unseen: dict[str, int] | None
+    ) -> np.ndarray:
+        """The matrix of the coerced (values, missing) of each encoded column, in order."""
         out = np.zeros((n, sum(enc.width() for enc in self.columns)), dtype=np.float32)
         rows = np.arange(n)
         at = 0
-        for enc in self.columns:
-            series = frame[enc.name]
-            fast = coerce_small(series, enc.type, enc.name, strict=False)
-            if fast is None:
-                coerced = coerce(series.reset_index(drop=True), enc.type, enc.name, strict=False)
-                missing = coerced.isna().to_numpy()
-                values = coerced.to_numpy()
-            else:
-                values = fast[0]
-                if values.dtype == object:
-                    missing = np.fromiter((v is None for v in values), dtype=bool, count=n)
-                else:
-                    missing = np.isnat(values) if values.dtype.kind == "M" else np.isnan(values)
+        for enc, (values, missing) in zip(self.columns, coerced, strict=True):
             if enc.type == FeatureType.categorical:
                 vocab = enc.vocabulary()
                 k = len(vocab)

@@ -38,6 +38,12 @@ from aiinfra.serving.protocol import RequestError, shown
 #: a JSON value a raw column may hold (anything else is a 422 naming the column and row)
 _SCALARS = (str, bool, int, float, type(None))
 _F32_MAX = float(np.finfo(np.float32).max)
+#: the dtype of an empty checked column (EncodedBatch of no rows), by type; str columns: object
+_EMPTY_DTYPES = {
+    FeatureType.numeric: np.float64,
+    FeatureType.boolean: np.float64,
+    FeatureType.datetime: "datetime64[ns]",
+}
 #: V2 datatypes of a per-column tensor, with their numpy dtype for the binary extension (BYTES: none)
 _V2_DATATYPES = {**protocol.NUMERIC_DATATYPES, "BYTES": None}
 
@@ -57,13 +63,16 @@ class RawBatch:
 
 
 class EncodedBatch:
-    """Rows checked against the contract (``frame``: one column per feature, coerced to its type)
-    and encoded (``matrix``: float32, the network's input); ``unseen``: unknown categories per column."""
+    """Rows checked against the contract (``columns``: feature -> numpy array of its coerced
+    values: float64 for numbers and booleans (1.0/0.0), datetime64[ns], str or None) and encoded
+    (``matrix``: float32, the network's input); ``unseen``: unknown categories per column."""
 
-    __slots__ = ("frame", "matrix", "unseen", "contract")
+    __slots__ = ("columns", "matrix", "unseen", "contract")
 
-    def __init__(self, frame: pd.DataFrame, matrix: np.ndarray, unseen: dict[str, int], contract: DataContract):
-        self.frame = frame
+    def __init__(
+        self, columns: dict[str, np.ndarray], matrix: np.ndarray, unseen: dict[str, int], contract: DataContract
+    ):
+        self.columns = columns
         self.matrix = matrix
         self.unseen = unseen
         self.contract = contract
@@ -73,26 +82,30 @@ class EncodedBatch:
 
     def __getitem__(self, index: np.ndarray) -> EncodedBatch:
         """The rows at integer positions ``index`` (the answered rows of a batch, for the log)."""
-        return EncodedBatch(
-            self.frame.iloc[index].reset_index(drop=True), self.matrix[index], self.unseen, self.contract
-        )
+        columns = {name: values[index] for name, values in self.columns.items()}
+        return EncodedBatch(columns, self.matrix[index], self.unseen, self.contract)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The checked rows as a DataFrame (as ``DataContract.check_frame`` returns them)."""
+        return pd.DataFrame(self.columns, index=range(len(self)))
 
     def to_arrow(self) -> pa.Table:
         """The rows as the prediction log stores them: one typed column per feature (numbers as
         double, booleans as bool, dates as timestamp[us], categories and text as string; gaps null)."""
-        return pa.table({c.name: _arrow_column(self.frame[c.name], c.type) for c in self.contract.columns})
+        return pa.table({c.name: _arrow_column(self.columns[c.name], c.type) for c in self.contract.columns})
 
 
-def _arrow_column(values: pd.Series, kind: FeatureType) -> pa.Array:
-    # check_frame's types: numeric and boolean float64 (boolean 1.0/0.0), datetime64[ns], str objects
+def _arrow_column(values: np.ndarray, kind: FeatureType) -> pa.Array:
+    # check_columns' types: numeric and boolean float64 (boolean 1.0/0.0), datetime64[ns], str objects
     if kind == FeatureType.numeric:
-        return pa.array(values.to_numpy(dtype=np.float64), pa.float64(), from_pandas=True)
+        return pa.array(values.astype(np.float64, copy=False), pa.float64(), from_pandas=True)
     if kind == FeatureType.boolean:
-        v = values.to_numpy(dtype=np.float64)
+        v = values.astype(np.float64, copy=False)
         return pa.array(v == 1.0, pa.bool_(), mask=np.isnan(v))
     if kind == FeatureType.datetime:
         return pa.array(values, pa.timestamp("ns"), from_pandas=True).cast(pa.timestamp("us"), safe=False)
-    return pa.array(values.tolist(), pa.string())
+    return pa.array(values, pa.string(), from_pandas=True)
 
 
 def arrow_type(kind: FeatureType) -> pa.DataType:
@@ -287,23 +300,28 @@ class RawRows:
                 good.append(part)
         return (self.encode(good) if good else self._empty()), refused
 
-    def check(self, parts: list[tuple[dict[str, list], int]]) -> pd.DataFrame:
-        """The rows as one frame held to the contract (``ContractError`` naming column and type)."""
+    def check(self, parts: list[tuple[dict[str, list], int]]) -> dict[str, np.ndarray]:
+        """The rows' columns held to the contract (``ContractError`` naming column and type), as
+        plain lists into ``contract.check_columns``: no DataFrame on the way."""
         if len(parts) == 1:
             columns, n = parts[0]
-            frame = pd.DataFrame({f: columns[f] for f in self.features}, index=range(n))
         else:
-            frame = pd.DataFrame({f: [v for cols, _ in parts for v in cols[f]] for f in self.features})
-        return self.check_frame(frame)
+            columns = {f: [v for cols, _ in parts for v in cols[f]] for f in self.features}
+            n = sum(rows for _, rows in parts)
+        return self._finite(self.contract.check_columns(columns, n))
 
     def check_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``contract.check_frame``, plus what the float32 network cannot take: an infinite number
-        (a CSV's ``inf``) or one beyond float32."""
+        """``contract.check_frame``, plus what the float32 network cannot take (batch scoring)."""
         checked = self.contract.check_frame(frame)
+        self._finite({c: checked[c].to_numpy() for c in checked.columns})
+        return checked
+
+    def _finite(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """An infinite number (a CSV's ``inf``) or one beyond float32 is refused, naming it."""
         for spec in self.contract.columns:
             if spec.type != FeatureType.numeric:
                 continue
-            v = checked[spec.name].to_numpy(dtype=np.float64)
+            v = checked[spec.name].astype(np.float64, copy=False)
             bad = np.abs(v) > _F32_MAX  # NaN (a gap the contract allowed) compares False
             if bad.any():
                 i = int(np.argmax(bad))
@@ -312,15 +330,20 @@ class RawRows:
 
     def encode(self, parts: list[tuple[dict[str, list], int]]) -> EncodedBatch:
         checked = self.check(parts)
-        return self.encode_frame(checked)
+        n = len(next(iter(checked.values()))) if checked else sum(rows for _, rows in parts)
+        unseen: dict[str, int] = {}
+        matrix = self.transform.transform_checked(checked, n, unseen=unseen)
+        return EncodedBatch(checked, np.ascontiguousarray(matrix, dtype=np.float32), unseen, self.contract)
 
     def encode_frame(self, checked: pd.DataFrame) -> EncodedBatch:
         unseen: dict[str, int] = {}
         matrix = self.transform.transform(checked, unseen=unseen)
-        return EncodedBatch(checked, np.ascontiguousarray(matrix, dtype=np.float32), unseen, self.contract)
+        columns = {c: checked[c].to_numpy() for c in checked.columns}
+        return EncodedBatch(columns, np.ascontiguousarray(matrix, dtype=np.float32), unseen, self.contract)
 
     def _empty(self) -> EncodedBatch:
-        return EncodedBatch(pd.DataFrame(), np.zeros((0, self.width), dtype=np.float32), {}, self.contract)
+        columns = {c.name: np.zeros(0, dtype=_EMPTY_DTYPES.get(c.type, object)) for c in self.contract.columns}
+        return EncodedBatch(columns, np.zeros((0, self.width), dtype=np.float32), {}, self.contract)
 
     def warmup_batch(self) -> EncodedBatch:
         """A row of the contract's train examples through the whole path (the first check and
@@ -329,7 +352,8 @@ class RawRows:
         try:
             return self.encode([(row, 1)])
         except Exception:  # noqa: BLE001 (an example may not round-trip; the forward pass still warms)
-            return EncodedBatch(pd.DataFrame(), np.zeros((1, self.width), dtype=np.float32), {}, self.contract)
+            empty = self._empty()
+            return EncodedBatch(empty.columns, np.zeros((1, self.width), dtype=np.float32), {}, self.contract)
 
 
 def _too_many(n: int, max_rows: int, what: str) -> None:

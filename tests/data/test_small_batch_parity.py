@@ -124,6 +124,20 @@ def frames(draw) -> pd.DataFrame:
     return frame
 
 
+@st.composite
+def requests(draw) -> tuple[dict[str, list], int]:
+    """A parsed request's columns (column -> plain JSON values), as RawRows hands them over."""
+    n = draw(st.integers(1, 64))
+    columns = {}
+    for name, _kind, _nullable in COLUMNS:
+        theme = draw(st.sampled_from(sorted(THEMED)))
+        mix = st.one_of(THEMED[theme], VALUE) if draw(st.booleans()) else THEMED[theme]
+        columns[name] = draw(st.lists(mix, min_size=n, max_size=n))
+    if draw(st.integers(0, 9)) == 0:  # a missing column
+        del columns[draw(st.sampled_from([c for c, _, _ in COLUMNS]))]
+    return columns, n
+
+
 def _outcome(call):
     try:
         return "ok", call()
@@ -262,3 +276,54 @@ def test_small_path_errors_name_column_value_and_row(column, value, message):
         CONTRACT.check_frame_pandas(frame)
     assert str(small.value) == str(reference.value)
     assert str(small.value).startswith(message)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(requests())
+def test_a_request_checked_from_its_lists_equals_the_frame_path(request):
+    """Serving checks a request's parsed lists (check_columns) and encodes the checked arrays
+    (transform_checked) with no DataFrame built: the same values, matrix, unseen counts and
+    errors as check_frame and transform of the frame the lists make."""
+    columns, n = request
+    frame = pd.DataFrame(columns, index=range(n))
+    lists = _outcome(lambda: CONTRACT.check_columns(columns, n))
+    reference = _outcome(lambda: CONTRACT.check_frame(frame))
+    assert lists[0] == reference[0], (lists, reference)
+    if lists[0] == "error":
+        assert lists[1] == reference[1]
+        return
+    checked, frame_checked = lists[1], reference[1]
+    assert list(checked) == list(frame_checked.columns)
+    pd.testing.assert_frame_equal(pd.DataFrame(checked, index=range(n)), frame_checked, check_exact=True)
+    unseen_lists: dict[str, int] = {}
+    unseen_ref: dict[str, int] = {}
+    _same(
+        _outcome(lambda: TRANSFORM.transform_checked(checked, n, unseen=unseen_lists)),
+        _outcome(lambda: TRANSFORM.transform(frame_checked, unseen=unseen_ref)),
+    )
+    assert unseen_lists == unseen_ref
+
+
+def test_a_request_beyond_the_small_path_limit_checks_and_encodes_alike():
+    """More than SMALL_FRAME rows: check_columns and transform_checked hand over to pandas, with
+    the same result as the frame path."""
+    n = SMALL_FRAME + 2  # a multiple of 3
+    columns = {
+        "num": [1.5, None, "2"] * (n // 3),
+        "num_full": [3] * n,
+        "cat": ["Oslo", None, "zz"] * (n // 3),
+        "cat_full": ["a"] * n,
+        "flag": ["yes", None, False] * (n // 3),
+        "flag_full": [0] * n,
+        "when": ["2020-01-31", None, "2021-03-04T10:30:00"] * (n // 3),
+        "when_full": ["2020-01-31"] * n,
+        "note": ["late fee", None, "x"] * (n // 3),
+    }
+    checked = CONTRACT.check_columns(columns, n)
+    frame_checked = CONTRACT.check_frame(pd.DataFrame(columns, index=range(n)))
+    pd.testing.assert_frame_equal(pd.DataFrame(checked, index=range(n)), frame_checked, check_exact=True)
+    unseen: dict[str, int] = {}
+    np.testing.assert_array_equal(
+        TRANSFORM.transform_checked(checked, n, unseen=unseen), TRANSFORM.transform(frame_checked)
+    )
+    assert unseen == {"cat": n // 3}

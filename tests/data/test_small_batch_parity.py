@@ -108,14 +108,20 @@ THEMED = {
 }
 
 
-@st.composite
-def frames(draw) -> pd.DataFrame:
-    n = draw(st.integers(1, 64))
+def _draw_columns(draw, n: int) -> dict[str, list]:
+    """Each column's ``n`` values: one theme most of the time, sometimes mixed with anything."""
     columns = {}
     for name, _kind, _nullable in COLUMNS:
         theme = draw(st.sampled_from(sorted(THEMED)))
         mix = st.one_of(THEMED[theme], VALUE) if draw(st.booleans()) else THEMED[theme]
         columns[name] = draw(st.lists(mix, min_size=n, max_size=n))
+    return columns
+
+
+@st.composite
+def frames(draw) -> pd.DataFrame:
+    n = draw(st.integers(1, 64))
+    columns = _draw_columns(draw, n)
     frame = pd.DataFrame(columns, index=range(n))
     if draw(st.booleans()):  # a request frame's index need not start at 0: rows are positions
         frame.index = frame.index + 7
@@ -128,11 +134,7 @@ def frames(draw) -> pd.DataFrame:
 def requests(draw) -> tuple[dict[str, list], int]:
     """A parsed request's columns (column -> plain JSON values), as RawRows hands them over."""
     n = draw(st.integers(1, 64))
-    columns = {}
-    for name, _kind, _nullable in COLUMNS:
-        theme = draw(st.sampled_from(sorted(THEMED)))
-        mix = st.one_of(THEMED[theme], VALUE) if draw(st.booleans()) else THEMED[theme]
-        columns[name] = draw(st.lists(mix, min_size=n, max_size=n))
+    columns = _draw_columns(draw, n)
     if draw(st.integers(0, 9)) == 0:  # a missing column
         del columns[draw(st.sampled_from([c for c, _, _ in COLUMNS]))]
     return columns, n

@@ -65,6 +65,22 @@ class Impute(StrEnum):
     zero = "zero"
 
 
+#: features.text_buckets=null: one bucket per this many train rows, within TEXT_BUCKETS_AUTO
+TEXT_ROWS_PER_BUCKET = 64
+TEXT_BUCKETS_AUTO = (4, 32)
+
+
+def text_buckets_for(configured: int | None, train_rows: int) -> int:
+    """A text column's hashed token buckets: ``features.text_buckets``, or with it unset one per
+    64 train rows, from 4 to 32. Each bucket is an input column of the network: with few rows and
+    many buckets it learns which rare token sits in which bucket (the bundled cars table's car
+    names: 278 train rows, R2 0.805 with 32 buckets, 0.876 with 4, 0.911 without the column)."""
+    if configured is not None:
+        return int(configured)
+    low, high = TEXT_BUCKETS_AUTO
+    return min(high, max(low, int(train_rows) // TEXT_ROWS_PER_BUCKET))
+
+
 @dataclass
 class FeaturesConfig:
     """The top-level ``features:`` section: column types, the task, the preprocessing that
@@ -83,8 +99,9 @@ class FeaturesConfig:
     missing_indicator: bool = True
     # the most frequent train categories kept per column; rarer and unseen ones are "unknown"
     max_categories: int = 50
-    # hashed token buckets of a text column
-    text_buckets: int = 32
+    # hashed token buckets of a text column; None: auto (text_buckets_for: one per 64 train rows,
+    # 4 to 32)
+    text_buckets: int | None = None
     # a string or integer column with at least this share of distinct values is an identifier
     # (a row id): dropped, with the reason in the type table
     identifier_share: float = 0.95

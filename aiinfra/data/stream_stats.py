@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from aiinfra.data.contract import ColumnSpec, DataContract, coerce
 from aiinfra.data.features import CONTRACT_CATEGORIES
-from aiinfra.data.schema import FeatureType, Impute
+from aiinfra.data.schema import FeatureType, Impute, text_buckets_for
 from aiinfra.data.transform import ColumnEncoding, FeatureTransform
 from aiinfra.storage import urls
 
@@ -290,7 +290,7 @@ def transform_from_stats(contract: DataContract, train: dict, sample: Any, cfg: 
         if spec.type == FeatureType.categorical:
             enc.categories = sorted(str(k) for k, _ in _ranked(t["counts"], cfg.max_categories))
         elif spec.type == FeatureType.text:
-            enc.buckets = cfg.text_buckets
+            enc.buckets = text_buckets_for(cfg.text_buckets, t["rows"])
         elif not known:
             enc.impute = 0.0
         elif spec.type == FeatureType.boolean:

@@ -31,7 +31,7 @@ from aiinfra.data.contract import (
     coerce_small,
     expected_text,
 )
-from aiinfra.data.schema import FeaturesConfig, FeatureType, Impute, Task
+from aiinfra.data.schema import FeaturesConfig, FeatureType, Impute, Task, text_buckets_for
 from aiinfra.errors import DataValidationError
 
 #: the category every value outside a column's vocabulary (and every gap) is encoded as
@@ -169,7 +169,7 @@ class FeatureTransform:
                 ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: cfg.max_categories]
                 enc.categories = sorted(k for k, _ in ranked)
             elif spec.type == FeatureType.text:
-                enc.buckets = cfg.text_buckets
+                enc.buckets = text_buckets_for(cfg.text_buckets, len(train))
             else:
                 enc.impute = _fill(spec.type, values, cfg.impute)
             columns.append(enc)

@@ -308,3 +308,20 @@ def test_unique_integers_are_an_identifier_only_when_a_sequence_or_named_so():
     contract = _contract(frame)
     assert "customer_id" in contract.dropped and contract.dropped["customer_id"].startswith("identifier")
     assert contract.column("reading").type == contract.column("paid").type == FeatureType.numeric
+
+
+@pytest.mark.parametrize(
+    ("train_rows", "configured", "buckets"), [(140, None, 4), (700, None, 10), (5000, None, 32), (140, 8, 8)]
+)
+def test_text_buckets_follow_the_train_rows_unless_set(train_rows, configured, buckets):
+    """features.text_buckets unset: one hashed token bucket per 64 train rows, from 4 to 32 (a
+    small table's rare tokens do not get a network input each); set: exactly that many."""
+    frame = _frame(int(train_rows / 0.7) + 1)
+    cfg = FeaturesConfig(text_buckets=configured)
+    contract = _contract(frame, cfg=cfg, columns={"note": "text"})
+    train = frame.iloc[:train_rows]
+    transform = FeatureTransform.fit(train, contract, cfg)
+    note = next(c for c in transform.columns if c.name == "note")
+    assert note.buckets == buckets
+    assert [n for n in transform.output_names if n.startswith("note__h")] == [f"note__h{i}" for i in range(buckets)]
+    assert transform.transform(train).shape[0] == train_rows

@@ -146,7 +146,8 @@ def _add_distinct(entry: dict, keys: np.ndarray, cap: int) -> None:
 def _known_floats(column: pa.ChunkedArray) -> np.ndarray:
     """A number column's known values as float64 (nulls and NaN left out)."""
     if pa.types.is_floating(column.type):
-        values = column.to_numpy()  # a float's null reads as NaN, a gap alike
+        # a float's null reads as NaN, a gap alike; float32 sums in float64, as every number
+        values = column.to_numpy().astype(np.float64, copy=False)
         nan = np.isnan(values)
         return values[~nan] if nan.any() else values
     if column.null_count:

@@ -84,14 +84,19 @@ class HashCache:
         except (OSError, ValueError):
             pass
 
+    def _cached(self, path: Path, st: os.stat_result) -> str | None:
+        """The cached hash of ``path`` if its size and mtime are unchanged, else None."""
+        entry = self.entries.get(str(path.resolve()))
+        return entry[2] if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns else None
+
     def file(self, path: Path, hashed: dict[Path, str] | None = None) -> str:
         st = path.stat()
         key = str(path.resolve())
         self.files += 1
-        entry = self.entries.get(key)
-        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+        cached = self._cached(path, st)
+        if cached is not None:
             self.hits += 1
-            return entry[2]
+            return cached
         self.read_bytes += st.st_size
         value = "sha256:" + (hashed[path] if hashed and path in hashed else sha256_file(path))
         if time.time() - st.st_mtime_ns / 1e9 > RACY_S:
@@ -117,11 +122,7 @@ class HashCache:
     def _hash_misses(self, paths: list[Path]) -> dict[Path, str]:
         """sha256 of the uncached files among ``paths``, on every core: hashlib lets go of the
         GIL while it hashes, and a partitioned source of 2 GB is 3 s on one core."""
-        misses = []
-        for path in paths:
-            st, entry = path.stat(), self.entries.get(str(path.resolve()))
-            if not (entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns):
-                misses.append(path)
+        misses = [path for path in paths if self._cached(path, path.stat()) is None]
         if len(misses) < 2:
             return {}
         from concurrent.futures import ThreadPoolExecutor

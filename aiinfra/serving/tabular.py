@@ -85,11 +85,6 @@ class EncodedBatch:
         columns = {name: values[index] for name, values in self.columns.items()}
         return EncodedBatch(columns, self.matrix[index], self.unseen, self.contract)
 
-    @property
-    def frame(self) -> pd.DataFrame:
-        """The checked rows as a DataFrame (as ``DataContract.check_frame`` returns them)."""
-        return pd.DataFrame(self.columns, index=range(len(self)))
-
     def to_arrow(self) -> pa.Table:
         """The rows as the prediction log stores them: one typed column per feature (numbers as
         double, booleans as bool, dates as timestamp[us], categories and text as string; gaps null)."""

@@ -277,44 +277,45 @@ def coerce_plain(
     values: list, kind: FeatureType, column: str, strict: bool = True
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`coerce_small` of a list of plain Python scalars (str, bool, int, float, None: a
-    request's column as parsed), with no Series built; None: this column needs :func:`coerce`."""
-    isna = np.fromiter((_is_null(v) for v in values), dtype=bool, count=len(values))
+    request's column as parsed), with no Series built; None: this column needs :func:`coerce`.
+    Plain Python loops and one array at the end: numpy costs about a microsecond an operation
+    whatever the size, and a request has a few rows."""
+    nulls = [_is_null(v) for v in values]
     if kind == FeatureType.numeric and all(v.__class__ is float or v.__class__ is int for v in values):
         # a request's numbers (JSON ints and floats, no string, bool or null): no pandas parse
         try:
-            out = np.array(values, dtype=np.float64)
+            return np.array(values, dtype=np.float64), np.array(nulls, dtype=bool)
         except OverflowError:  # an int beyond float64's range: pandas decides
-            out = None
-        if out is not None:
-            return out, isna
+            pass
+    isna = np.array(nulls, dtype=bool)
     if kind == FeatureType.numeric:  # an object column: strings, mixed types
         raw = np.empty(len(values), dtype=object)
-        raw[:] = [None if n else (v.strip() if v.__class__ is str else v) for v, n in zip(values, isna, strict=True)]
+        raw[:] = [None if n else (v.strip() if v.__class__ is str else v) for v, n in zip(values, nulls, strict=True)]
         out = np.asarray(pd.to_numeric(raw, errors="coerce")).astype(np.float64)
-        bad = np.isnan(out) & ~isna
+        bad = np.flatnonzero(np.isnan(out) & ~isna).tolist()
     elif kind == FeatureType.boolean:
-        out = np.array([np.nan if n else _to_bool(v) for v, n in zip(values, isna, strict=True)], dtype=np.float64)
-        bad = np.isnan(out) & ~isna
+        flags = [np.nan if n else _to_bool(v) for v, n in zip(values, nulls, strict=True)]
+        bad = [i for i, (f, n) in enumerate(zip(flags, nulls, strict=True)) if f != f and not n]
+        out = np.array(flags, dtype=np.float64)
     elif kind == FeatureType.datetime:
-        ns = np.empty(len(values), dtype=np.int64)
-        for i, (v, n) in enumerate(zip(values, isna, strict=True)):
+        ns = []
+        for v, n in zip(values, nulls, strict=True):
             if n or v.__class__ is not str:  # a number or a bool is no date (pandas: NaT)
-                ns[i] = _NAT
+                ns.append(_NAT)
                 continue
             stamp = _date_ns(v)
             if stamp is None:
                 return None
-            ns[i] = stamp
-        out = ns.view("datetime64[ns]")
-        bad = np.isnat(out) & ~isna
+            ns.append(stamp)
+        bad = [i for i, (t, n) in enumerate(zip(ns, nulls, strict=True)) if t == _NAT and not n]
+        out = np.array(ns, dtype=np.int64).view("datetime64[ns]")
     else:  # categorical, text: every plain value is a scalar
         out = np.empty(len(values), dtype=object)
-        out[:] = [None if n else category_key(v) for v, n in zip(values, isna, strict=True)]
+        out[:] = [None if n else category_key(v) for v, n in zip(values, nulls, strict=True)]
         return out, isna
-    if bad.any():
-        i = int(np.argmax(bad))
+    if bad:
         if strict:
-            raise ContractError(column, _EXPECTED[kind], values[i], i)
+            raise ContractError(column, _EXPECTED[kind], values[bad[0]], bad[0])
         out[bad] = np.datetime64("NaT") if kind == FeatureType.datetime else np.nan
     return out, isna
 

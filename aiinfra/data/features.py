@@ -28,12 +28,13 @@ from aiinfra.data.contract import (
     coerce,
 )
 from aiinfra.data.schema import COLUMN_FEATURE_TYPE, FeaturesConfig, FeatureType, Task
-from aiinfra.data.transform import UNKNOWN, FeatureTransform
+from aiinfra.data.transform import ROW_WISE, UNKNOWN, FeatureTransform
 from aiinfra.errors import DataValidationError, choices_text, did_you_mean
 
 __all__ = [
     "CONTRACT",
     "PREPROCESS",
+    "ROW_WISE",
     "UNKNOWN",
     "ColumnSpec",
     "ContractError",

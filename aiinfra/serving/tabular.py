@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from aiinfra.data.features import ContractError, DataContract, FeatureTransform, FeatureType
+from aiinfra.data.features import ROW_WISE, ContractError, DataContract, FeatureTransform, FeatureType
 from aiinfra.errors import DataValidationError
 from aiinfra.serving import protocol
 from aiinfra.serving.protocol import RequestError, shown
@@ -84,6 +84,20 @@ class EncodedBatch:
         """The rows at integer positions ``index`` (the answered rows of a batch, for the log)."""
         columns = {name: values[index] for name, values in self.columns.items()}
         return EncodedBatch(columns, self.matrix[index], self.unseen, self.contract)
+
+    @staticmethod
+    def concat(batches: list[EncodedBatch]) -> EncodedBatch:
+        """The rows of several batches of one contract, in order (the prediction log builds one
+        Arrow table per flush: a table per batch cost about 80 us each, more than the rows' copy)."""
+        if len(batches) == 1:
+            return batches[0]
+        first = batches[0]
+        columns = {name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns}
+        unseen: dict[str, int] = {}
+        for b in batches:
+            for name, k in b.unseen.items():
+                unseen[name] = unseen.get(name, 0) + k
+        return EncodedBatch(columns, np.concatenate([b.matrix for b in batches]), unseen, first.contract)
 
     def to_arrow(self) -> pa.Table:
         """The rows as the prediction log stores them: one typed column per feature (numbers as
@@ -316,11 +330,13 @@ class RawRows:
         for spec in self.contract.columns:
             if spec.type != FeatureType.numeric:
                 continue
-            v = checked[spec.name].astype(np.float64, copy=False)
-            bad = np.abs(v) > _F32_MAX  # NaN (a gap the contract allowed) compares False
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise ContractError(spec.name, "a finite number within float32 range", float(v[i]), i)
+            v = checked[spec.name]
+            if len(v) <= ROW_WISE:  # a request's few rows: a Python loop beats four numpy calls
+                bad = [i for i, x in enumerate(v.tolist()) if abs(x) > _F32_MAX]
+            else:
+                bad = np.flatnonzero(np.abs(v.astype(np.float64, copy=False)) > _F32_MAX).tolist()
+            if bad:  # NaN (a gap the contract allowed) compares False
+                raise ContractError(spec.name, "a finite number within float32 range", float(v[bad[0]]), bad[0])
         return checked
 
     def encode(self, parts: list[tuple[dict[str, list], int]]) -> EncodedBatch:

@@ -285,11 +285,12 @@ def test_small_path_errors_name_column_value_and_row(column, value, message):
 def test_a_request_checked_from_its_lists_equals_the_frame_path(request):
     """Serving checks a request's parsed lists (check_columns) and encodes the checked arrays
     (transform_checked) with no DataFrame built: the same values, matrix, unseen counts and
-    errors as check_frame and transform of the frame the lists make."""
+    errors as pandas' check and transform of the frame the lists make (the reference
+    implementations, not the small-frame path: that shares the row-by-row encoder)."""
     columns, n = request
     frame = pd.DataFrame(columns, index=range(n))
     lists = _outcome(lambda: CONTRACT.check_columns(columns, n))
-    reference = _outcome(lambda: CONTRACT.check_frame(frame))
+    reference = _outcome(lambda: CONTRACT.check_frame_pandas(frame))
     assert lists[0] == reference[0], (lists, reference)
     if lists[0] == "error":
         assert lists[1] == reference[1]
@@ -301,7 +302,7 @@ def test_a_request_checked_from_its_lists_equals_the_frame_path(request):
     unseen_ref: dict[str, int] = {}
     _same(
         _outcome(lambda: TRANSFORM.transform_checked(checked, n, unseen=unseen_lists)),
-        _outcome(lambda: TRANSFORM.transform(frame_checked, unseen=unseen_ref)),
+        _outcome(lambda: TRANSFORM.transform_pandas(frame_checked, unseen=unseen_ref)),
     )
     assert unseen_lists == unseen_ref
 

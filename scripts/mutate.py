@@ -146,6 +146,7 @@ def pytest_run(root: Path, env: dict[str, str], node_ids: list[str], stop_first:
         "-p",
         "no:randomly",
         f"--timeout={PYTEST_TIMEOUT_S}",
+        "--hypothesis-profile=mutations",  # no shrinking (tests/conftest.py)
     ]
     if stop_first:
         cmd.append("-x")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
 from aiinfra.runner import setup_environment
 from project_helpers import REPO, cli_env
@@ -17,6 +18,10 @@ from project_helpers import REPO, cli_env
 setup_environment()
 
 TEMPLATE_ENV = "AIINFRA_TEST_MLFLOW_TEMPLATE"
+
+# scripts/mutate.py runs with --hypothesis-profile=mutations: a mutant needs a failing example,
+# not the smallest one (shrinking took two minutes of a property test's three)
+settings.register_profile("mutations", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
 @pytest.fixture(scope="session")

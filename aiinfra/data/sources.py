@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sklearn.datasets
 
 from aiinfra.data.schema import BundledDataset, SklearnDataset
 from aiinfra.errors import DataValidationError
@@ -37,6 +36,8 @@ class SklearnSource(Source):
     """A dataset that ships inside scikit-learn: loads offline, no download."""
 
     def read(self) -> pd.DataFrame:
+        import sklearn.datasets  # here, not at the top: ~2.5 s that a CSV or Parquet source never needs
+
         bunch = getattr(sklearn.datasets, SKLEARN_LOADERS[self.cfg.dataset])(as_frame=True)
         frame = bunch.frame.copy()
         # column names that survive every tool on the way (Parquet, Evidently, JSON clients)
@@ -205,6 +206,8 @@ class SyntheticSource(Source):
     """``make_classification`` with a fixed seed: any size, for tests and benchmarks."""
 
     def read(self) -> pd.DataFrame:
+        import sklearn.datasets
+
         c = self.cfg
         x, y = sklearn.datasets.make_classification(
             n_samples=c.rows,

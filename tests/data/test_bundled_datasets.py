@@ -3,6 +3,8 @@ the types inferred for their named columns."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -86,3 +88,16 @@ def test_cars_target_gaps_are_dropped_and_penguins_features_keep_theirs():
     contract = infer_contract(penguins, source, FeaturesConfig(), penguins.index)
     assert contract.column("sex").nullable and contract.column("sex").null_share == pytest.approx(11 / 344, abs=1e-6)
     assert contract.column("island").categories == {"Biscoe": 168, "Dream": 124, "Torgersen": 52}
+
+
+def test_reading_a_bundled_table_imports_no_scikit_learn():
+    """Only the scikit-learn sources import scikit-learn (~2.5 s of every prepare of a CSV before)."""
+    code = (
+        "import sys; from types import SimpleNamespace; from aiinfra.data.schema import BundledDataset; "
+        "from aiinfra.data.sources import BundledSource; "
+        "BundledSource(SimpleNamespace(dataset=BundledDataset.cars)).read(); "
+        "print('sklearn' in sys.modules, 'scipy' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]

@@ -294,8 +294,9 @@ class FeatureTransform:
     ) -> np.ndarray:
         """:meth:`_encode_small` row by row in plain Python, for the few rows of a request: each
         numpy operation costs about a microsecond whatever its size, and the vectorised path
-        takes some forty of them (13 for a date alone), about 110 us for one row here; this takes
-        about 15. The same numbers (tests/data/test_small_batch_parity.py compares the two)."""
+        takes some forty of them (13 for a date alone). ``transform_checked`` of one row went from
+        111-121 us to 49-62 us here. The same numbers as :meth:`transform_pandas`
+        (tests/data/test_small_batch_parity.py holds both paths to it)."""
         width = sum(enc.width() for enc in self.columns)
         rows = [[0.0] * width for _ in range(n)]
         at = 0

@@ -84,16 +84,17 @@ class HashCache:
         except (OSError, ValueError):
             pass
 
-    def _cached(self, path: Path, st: os.stat_result) -> str | None:
-        """The cached hash of ``path`` if its size and mtime are unchanged, else None."""
-        entry = self.entries.get(str(path.resolve()))
+    def _cached(self, key: str, st: os.stat_result) -> str | None:
+        """The cached hash of the file at ``key`` (its resolved path) if its size and mtime are
+        unchanged, else None."""
+        entry = self.entries.get(key)
         return entry[2] if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns else None
 
     def file(self, path: Path, hashed: dict[Path, str] | None = None) -> str:
         st = path.stat()
         key = str(path.resolve())
         self.files += 1
-        cached = self._cached(path, st)
+        cached = self._cached(key, st)
         if cached is not None:
             self.hits += 1
             return cached
@@ -122,7 +123,7 @@ class HashCache:
     def _hash_misses(self, paths: list[Path]) -> dict[Path, str]:
         """sha256 of the uncached files among ``paths``, on every core: hashlib lets go of the
         GIL while it hashes, and a partitioned source of 2 GB is 3 s on one core."""
-        misses = [path for path in paths if self._cached(path, path.stat()) is None]
+        misses = [path for path in paths if self._cached(str(path.resolve()), path.stat()) is None]
         if len(misses) < 2:
             return {}
         from concurrent.futures import ThreadPoolExecutor

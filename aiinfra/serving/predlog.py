@@ -181,9 +181,9 @@ class PredictionLog:
     ) -> None:
         """Buffer the rows of ``x``: one request (``request_id`` a string) or a whole batch of them
         (``request_id`` a list, ``counts`` the rows of each, in the order of ``x``). ``x``: float32
-        rows, or raw rows (tabular.EncodedBatch: their typed columns are logged, one ``concat``
-        and ``to_arrow()`` per written part); ``scores`` None: a regression model (``labels`` are
-        the values)."""
+        rows, or raw rows (tabular.EncodedBatch: their typed columns are logged, one
+        ``EncodedBatch.arrow_of`` table per written part); ``scores`` None: a regression model
+        (``labels`` are the values)."""
         if isinstance(request_id, str):
             ids, counts = [request_id], [len(x)]
         else:
@@ -491,7 +491,7 @@ class PredictionLog:
             for j, name in enumerate(features):
                 cols[name] = pa.array(x[:, j], pa.float64())
         else:  # raw rows: their typed columns (aiinfra.serving.tabular.EncodedBatch; not imported here)
-            raw = type(group[0].x).concat([c.x for c in group]).to_arrow()
+            raw = type(group[0].x).arrow_of([c.x for c in group])
             for name in features:
                 cols[name] = raw.column(name)
         labels = np.concatenate([c.labels for c in group])

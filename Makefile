@@ -43,9 +43,13 @@ lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
+# The core tests run on one pytest-xdist worker per CPU (at most 4): each test module whole on one
+# worker, the Ray modules together on one (tests/conftest.py). TEST_WORKERS=0 runs them in this
+# process, e.g. to rerun a failure with its seed: make test-core TEST_WORKERS=0 TEST_SEED=N
+TEST_WORKERS ?= auto
 test-core: venv
 	@echo "test order: random, seed $(TEST_SEED) (make test TEST_SEED=$(TEST_SEED) repeats it)"
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 test-plugins: venv
 	@if [ -x plugins/run_tests.sh ]; then PATH="$(CURDIR)/$(BIN):$$PATH" plugins/run_tests.sh; \

@@ -24,6 +24,16 @@ TEMPLATE_ENV = "AIINFRA_TEST_MLFLOW_TEMPLATE"
 settings.register_profile("mutations", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: `make test` runs the tests on CPU workers
+def pytest_xdist_make_scheduler(config, log):
+    """Each module whole on one worker, and the Ray modules all on one (tests/worker_layout.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from worker_layout import RayModulesTogether
+
+    return RayModulesTogether(config, log)
+
+
 @pytest.fixture(scope="session")
 def mlflow_db_template(tmp_path_factory) -> Path:
     """A migrated, empty MLflow sqlite store, built once: a fresh one costs ~11 s of migrations.

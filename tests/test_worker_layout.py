@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from worker_layout import RAY_SCOPE, RayModulesTogether, ray_module
+
+from project_helpers import REPO
+from worker_layout import LONG_FIRST, RAY_SCOPE, RayModulesTogether, long_first, ray_module
 
 
 def test_every_test_on_ray_is_in_a_ray_module(request: pytest.FixtureRequest) -> None:
@@ -22,3 +24,16 @@ def test_the_scheduler_puts_the_ray_modules_in_one_scope_and_other_modules_in_th
     assert scope("tests/serving/test_load.py::test_a") == scope("tests/serving/test_load.py::test_b[1]")
     assert scope("tests/serving/test_load.py::test_a") == "tests/serving/test_load.py"
     assert scope("tests/serving/test_reload.py::test_a") != scope("tests/serving/test_load.py::test_a")
+
+
+def test_the_long_modules_exist_and_go_first_longest_first() -> None:
+    missing = [m for m in LONG_FIRST if m != RAY_SCOPE and not (REPO / m).is_file()]
+    assert missing == [], "tests/worker_layout.py's LONG_FIRST names modules that are gone"
+    queue = ["tests/test_a.py", "tests/test_pipeline.py", "tests/test_b.py", RAY_SCOPE, "tests/test_c.py"]
+    assert long_first(queue) == [
+        RAY_SCOPE,
+        "tests/test_pipeline.py",
+        "tests/test_a.py",
+        "tests/test_b.py",
+        "tests/test_c.py",
+    ]

@@ -44,8 +44,9 @@ lint: venv
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
 # The core tests run on one pytest-xdist worker per CPU (at most 4): each test module whole on one
-# worker, the Ray modules together on one (tests/conftest.py). TEST_WORKERS=0 runs them in this
-# process, e.g. to rerun a failure with its seed: make test-core TEST_WORKERS=0 TEST_SEED=N
+# worker, the Ray modules together on one, the long modules first (tests/worker_layout.py).
+# TEST_WORKERS=0 runs them in this process, e.g. to rerun a failure with its seed:
+#   make test-core TEST_WORKERS=0 TEST_SEED=N
 TEST_WORKERS ?= auto
 test-core: venv
 	@echo "test order: random, seed $(TEST_SEED) (make test TEST_SEED=$(TEST_SEED) repeats it)"

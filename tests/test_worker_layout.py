@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 from project_helpers import REPO
@@ -29,8 +31,10 @@ def test_the_scheduler_puts_the_ray_modules_in_one_scope_and_other_modules_in_th
 def test_the_long_modules_exist_and_go_first_longest_first() -> None:
     missing = [m for m in LONG_FIRST if m != RAY_SCOPE and not (REPO / m).is_file()]
     assert missing == [], "tests/worker_layout.py's LONG_FIRST names modules that are gone"
-    queue = ["tests/test_a.py", "tests/test_pipeline.py", "tests/test_b.py", RAY_SCOPE, "tests/test_c.py"]
-    assert long_first(queue) == [
+    scopes = ["tests/test_a.py", "tests/test_pipeline.py", "tests/test_b.py", RAY_SCOPE, "tests/test_c.py"]
+    queue = OrderedDict((scope, {}) for scope in scopes)
+    long_first(queue)
+    assert list(queue) == [
         RAY_SCOPE,
         "tests/test_pipeline.py",
         "tests/test_a.py",

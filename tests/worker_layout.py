@@ -5,11 +5,13 @@
   single Ray instance (``ray_local``: ~6 s and ~1 GiB each). test_worker_layout.py holds every test
   that uses Ray to that name.
 - The modules that take minutes are handed out first, longest first. xdist's own order (most tests
-  first) left them to the end, and one worker then ran a 3-minute module while the other idled.
+  first) hands out the 1-2-test end-to-end modules last, where one worker can run a 3-minute module
+  while the other idles.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import PurePosixPath
 
 from xdist.scheduler import LoadFileScheduling
@@ -42,10 +44,12 @@ def ray_module(nodeid: str) -> bool:
     return PurePosixPath(nodeid.split("::", 1)[0]).name.startswith(RAY_MODULE_PREFIX)
 
 
-def long_first(scopes: list[str]) -> list[str]:
-    """``scopes`` with those of ``LONG_FIRST`` moved to the front in its order; the rest keep theirs."""
-    rank = {scope: i for i, scope in enumerate(LONG_FIRST)}
-    return sorted(scopes, key=lambda scope: rank.get(scope, len(rank)))
+def long_first(queue: OrderedDict) -> None:
+    """Move the scopes of ``LONG_FIRST`` that ``queue`` holds to its front, in that order; the
+    other scopes keep theirs."""
+    for scope in reversed(LONG_FIRST):
+        if scope in queue:
+            queue.move_to_end(scope, last=False)
 
 
 class RayModulesTogether(LoadFileScheduling):
@@ -56,6 +60,5 @@ class RayModulesTogether(LoadFileScheduling):
 
     def _assign_work_unit(self, node) -> None:
         # the queue is only read here (it pops its first scope), so ordering it here is enough
-        for scope in reversed(long_first(list(self.workqueue))):
-            self.workqueue.move_to_end(scope, last=False)
+        long_first(self.workqueue)
         super()._assign_work_unit(node)
